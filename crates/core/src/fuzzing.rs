@@ -1,0 +1,13 @@
+//! Entry points for fuzz targets and their replay as ordinary tests. Not a stable API.
+
+use crate::Handle;
+
+/// Parses `data` as a session handle; must never panic.
+pub fn handle_from_bytes(data: &[u8]) {
+    if let Ok(s) = std::str::from_utf8(data) {
+        if let Ok(h) = s.parse::<Handle>() {
+            // A parsed handle must re-expose exactly its input.
+            assert_eq!(h.expose(), s, "handle parse is not canonical");
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! Tessera's core: the domain types of a session system, the injected [`Clock`], and the
+//! [`SessionStore`] contract that every backend implements.
+//!
+//! This crate does no I/O. Store crates depend on it alone; the engine (`tessera`) builds the
+//! session lifecycle on top of it.
+//!
+//! | feature   | what it adds |
+//! |-----------|--------------|
+//! | `testing` | [`testing`]: the store conformance suite every backend runs |
+//!
+//! # Security
+//!
+//! A [`Handle`] is the bearer secret a browser holds. It is never stored: the store is keyed
+//! by its SHA-256 digest ([`StoreKey`]), so a dump of the store hijacks nobody. Its `Debug`
+//! is redacted and it has no `Display`.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod handle;
+mod record;
+mod store;
+mod time;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+#[doc(hidden)]
+pub mod fuzzing;
+
+pub use error::{Error, Result};
+pub use handle::{HANDLE_LEN, Handle, SessionKind, StoreKey};
+pub use record::{RecordError, SessionRecord, User};
+pub use store::SessionStore;
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -1,0 +1,128 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{SessionKind, Timestamp};
+
+/// The longest user id accepted, in bytes.
+pub const MAX_USER_ID_LEN: usize = 255;
+
+/// The user an authenticated session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// The application's id for the user. Non-empty, at most 255 bytes, no control characters.
+    pub id: String,
+    /// A display name, if the application gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Where the identity comes from (an identity provider, a wiki farm scope...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+/// Why a record or one of its parts is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The user id is empty, too long or contains control characters.
+    #[error("user id must be 1 to {MAX_USER_ID_LEN} bytes without control characters")]
+    BadUserId,
+}
+
+impl User {
+    /// Checks that `id` can name a user in every backend's index.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError::BadUserId`] if it is empty, longer than 255 bytes or has a control
+    /// character.
+    pub fn validate_id(id: &str) -> Result<(), RecordError> {
+        if id.is_empty() || id.len() > MAX_USER_ID_LEN || id.chars().any(char::is_control) {
+            return Err(RecordError::BadUserId);
+        }
+        Ok(())
+    }
+}
+
+/// One session as the store keeps it.
+///
+/// The engine owns the lifecycle rules; a store only guarantees what
+/// [`SessionStore`](crate::SessionStore) promises about versions, expiry and tombstones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// Anonymous or authenticated. Matches the kind encoded in the handle.
+    pub kind: SessionKind,
+    /// The user, for authenticated sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
+    /// Custom claims to put in tokens (a rate-limit class, a scope...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, serde_json::Value>,
+    /// When the session was created. Compared with the user's revocation time.
+    pub created_at: Timestamp,
+    /// When the idle expiry was last pushed forward (renewal).
+    pub renewed_at: Timestamp,
+    /// The session dies at this time unless renewed.
+    pub idle_expires_at: Timestamp,
+    /// The session dies at this time whatever happens.
+    pub absolute_expires_at: Timestamp,
+    /// Remember-me: the cookie is persistent up to the absolute expiry.
+    #[serde(default)]
+    pub remember: bool,
+    /// The application's data, by key.
+    #[serde(default)]
+    pub data: BTreeMap<String, serde_json::Value>,
+    /// Compare-and-set version; 1 for a new record, one more at every save.
+    pub version: u64,
+}
+
+impl SessionRecord {
+    /// The moment the record stops being loadable: the earlier of idle and absolute expiry.
+    pub fn expires_at(&self) -> Timestamp {
+        self.idle_expires_at.min(self.absolute_expires_at)
+    }
+
+    /// Whether the record is dead at `now`. Expiry is inclusive: at `expires_at` it is dead.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        now >= self.expires_at()
+    }
+
+    /// The user id, for authenticated sessions.
+    pub fn user_id(&self) -> Option<&str> {
+        self.user.as_ref().map(|u| u.id.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_are_checked() {
+        assert!(User::validate_id("alice").is_ok());
+        assert!(User::validate_id("mw:CentralAuth::123").is_ok());
+        assert!(User::validate_id("").is_err());
+        assert!(User::validate_id("a\nb").is_err());
+        assert!(User::validate_id(&"x".repeat(256)).is_err());
+        assert!(User::validate_id(&"x".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn expiry_is_the_earlier_bound_and_inclusive() {
+        let r = SessionRecord {
+            kind: SessionKind::Anonymous,
+            user: None,
+            claims: BTreeMap::new(),
+            created_at: Timestamp::from_unix_secs(0),
+            renewed_at: Timestamp::from_unix_secs(0),
+            idle_expires_at: Timestamp::from_unix_secs(20),
+            absolute_expires_at: Timestamp::from_unix_secs(10),
+            remember: false,
+            data: BTreeMap::new(),
+            version: 1,
+        };
+        assert_eq!(r.expires_at(), Timestamp::from_unix_secs(10));
+        assert!(!r.is_expired(Timestamp::from_unix_millis(9_999)));
+        assert!(r.is_expired(Timestamp::from_unix_secs(10)));
+    }
+}

@@ -1,0 +1,188 @@
+//! An in-memory [`SessionStore`]: a real backend for tests, development and single-process
+//! deployments that can lose their sessions on restart. Nothing survives the process.
+//!
+//! ```
+//! use tessera_store_memory::MemoryStore;
+//! let store = MemoryStore::new();
+//! # let _ = store;
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use tessera_core::{Error, Result, SessionRecord, SessionStore, StoreKey, Timestamp};
+
+#[derive(Debug)]
+enum Entry {
+    Live(SessionRecord),
+    Tombstone { until: Timestamp },
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: HashMap<StoreKey, Entry>,
+    by_user: HashMap<String, BTreeSet<StoreKey>>,
+    revoked: HashMap<String, Timestamp>,
+}
+
+impl Inner {
+    fn is_live(&self, r: &SessionRecord, now: Timestamp) -> bool {
+        if r.is_expired(now) {
+            return false;
+        }
+        match r.user_id().and_then(|u| self.revoked.get(u)) {
+            Some(at) => r.created_at > *at,
+            None => true,
+        }
+    }
+
+    fn live(&self, key: &StoreKey, now: Timestamp) -> Option<&SessionRecord> {
+        match self.entries.get(key) {
+            Some(Entry::Live(r)) if self.is_live(r, now) => Some(r),
+            _ => None,
+        }
+    }
+
+    fn unindex(&mut self, key: &StoreKey, user: Option<&str>) {
+        if let Some(u) = user {
+            if let Some(set) = self.by_user.get_mut(u) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_user.remove(u);
+                }
+            }
+        }
+    }
+}
+
+/// Sessions in a mutex-guarded map. Operations never hold the lock across an `await`.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-applied edit (each operation
+        // mutates with single map calls), so a poisoned lock is safe to keep using.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn create(&self, key: &StoreKey, record: &SessionRecord) -> Result<()> {
+        let mut g = self.lock();
+        if g.entries.contains_key(key) {
+            return Err(Error::AlreadyExists);
+        }
+        if let Some(u) = record.user_id() {
+            g.by_user.entry(u.to_owned()).or_default().insert(*key);
+        }
+        g.entries.insert(*key, Entry::Live(record.clone()));
+        Ok(())
+    }
+
+    async fn load(&self, key: &StoreKey, now: Timestamp) -> Result<Option<SessionRecord>> {
+        Ok(self.lock().live(key, now).cloned())
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        expected: u64,
+        record: &SessionRecord,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut g = self.lock();
+        let current = g.live(key, now).ok_or(Error::NotFound)?;
+        if current.version != expected {
+            return Err(Error::Conflict);
+        }
+        let old_user = current.user_id().map(str::to_owned);
+        if old_user.as_deref() != record.user_id() {
+            g.unindex(key, old_user.as_deref());
+            if let Some(u) = record.user_id() {
+                g.by_user.entry(u.to_owned()).or_default().insert(*key);
+            }
+        }
+        g.entries.insert(*key, Entry::Live(record.clone()));
+        Ok(())
+    }
+
+    async fn delete(&self, key: &StoreKey, tombstone_until: Timestamp) -> Result<()> {
+        let mut g = self.lock();
+        let prev = g.entries.insert(
+            *key,
+            Entry::Tombstone {
+                until: tombstone_until,
+            },
+        );
+        match prev {
+            Some(Entry::Live(r)) => g.unindex(key, r.user_id()),
+            Some(Entry::Tombstone { until }) if until > tombstone_until => {
+                g.entries.insert(*key, Entry::Tombstone { until });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn list_user_sessions(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<(StoreKey, SessionRecord)>> {
+        let g = self.lock();
+        let Some(keys) = g.by_user.get(user_id) else {
+            return Ok(vec![]);
+        };
+        Ok(keys
+            .iter()
+            .filter_map(|k| g.live(k, now).map(|r| (*k, r.clone())))
+            .collect())
+    }
+
+    async fn revoke_user(&self, user_id: &str, at: Timestamp) -> Result<()> {
+        let mut g = self.lock();
+        let slot = g.revoked.entry(user_id.to_owned()).or_insert(at);
+        *slot = (*slot).max(at);
+        Ok(())
+    }
+
+    async fn user_revoked_at(&self, user_id: &str) -> Result<Option<Timestamp>> {
+        Ok(self.lock().revoked.get(user_id).copied())
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64> {
+        let mut g = self.lock();
+        let dead: Vec<(StoreKey, Option<String>)> = g
+            .entries
+            .iter()
+            .filter_map(|(k, e)| match e {
+                Entry::Live(r) if r.is_expired(now) => Some((*k, r.user_id().map(str::to_owned))),
+                Entry::Tombstone { until } if *until <= now => Some((*k, None)),
+                _ => None,
+            })
+            .collect();
+        for (k, user) in &dead {
+            g.entries.remove(k);
+            g.unindex(k, user.as_deref());
+        }
+        Ok(dead.len() as u64)
+    }
+}
