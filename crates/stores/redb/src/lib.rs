@@ -1,0 +1,657 @@
+//! Tessera's embedded session store: one [redb] file, durable across restarts and crashes.
+//! It is the default backend: nothing to run beside the server.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use tessera_core::{SessionStore, SystemClock};
+//! use tessera_store_redb::{RedbStore, spawn_purge};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let data_dir = dir.path();
+//! // Creates the file and its parent directories if they are absent.
+//! let store = Arc::new(RedbStore::open(data_dir.join("sessions.redb"))?);
+//! let purger = spawn_purge(store.clone(), Arc::new(SystemClock), Duration::from_secs(60));
+//! assert_eq!(store.backend(), "redb");
+//! # purger.abort();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Durability
+//!
+//! Every operation that writes commits its redb write transaction with
+//! [`Durability::Immediate`] (redb's default, set explicitly): the data is flushed to stable
+//! storage before the call returns. An acknowledged write therefore survives `kill -9`, a
+//! crash or a power cut; on the next [`RedbStore::open`] redb repairs whatever a torn commit
+//! left behind. A future dropped (cancelled) while its operation runs does not cancel the
+//! operation: it may still commit.
+//!
+//! # Atomicity and concurrency
+//!
+//! Each [`SessionStore`] operation is one redb transaction: writes are serialised by redb's
+//! single writer, reads see a consistent snapshot. redb is synchronous, so each operation
+//! runs on Tokio's blocking pool (`spawn_blocking`); outside a Tokio runtime it runs in
+//! place, blocking the caller. The file is locked by the process that opened it: a second
+//! process (or a second [`RedbStore::open`] of the same file) fails with [`Error::Open`].
+//!
+//! # Layout (on-disk version 1)
+//!
+//! | table           | key                          | value |
+//! |-----------------|------------------------------|-------|
+//! | `sessions`      | store key (32 bytes)         | a format byte, then the record as JSON (`1`) or a tombstone's `until` (`2`: 8 bytes, big-endian ms) |
+//! | `user_sessions` | (user id, store key)         | the session's expiry, ms since the epoch |
+//! | `expiries`      | (expiry or `until` in ms, store key) | nothing: the purge queue |
+//! | `revocations`   | user id                      | the user's revocation time, ms |
+//! | `meta`          | `"layout_version"`           | [`LAYOUT_VERSION`] |
+//!
+//! Every write keeps the three tables about a session (`sessions`, `user_sessions`,
+//! `expiries`) consistent in its transaction, so [`SessionStore::purge_expired`] reads only
+//! what is due instead of scanning every session. [`RedbStore::open`] refuses a file whose
+//! layout version it does not know ([`Error::UnsupportedLayout`]) and a redb file that is not
+//! a Tessera store ([`Error::NotAStore`]), rather than guess.
+//!
+//! # Security
+//!
+//! The file holds store keys (SHA-256 digests of the handles), never a handle, so a copy of it
+//! hijacks no session. It does hold user ids and session data in clear: on Unix a new file is
+//! created with mode `0600`. The file's integrity is checked on every open, so a damaged file
+//! is reported as [`Error::Open`] instead of being trusted.
+//!
+//! [redb]: https://docs.rs/redb
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod codec;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+    TableHandle, WriteTransaction,
+};
+use tessera_core::{Clock, SessionRecord, SessionStore, StoreKey, Timestamp};
+
+use crate::codec::Stored;
+
+/// The on-disk layout this build reads and writes. [`RedbStore::open`] refuses any other.
+pub const LAYOUT_VERSION: u64 = 1;
+
+const SESSIONS: TableDefinition<'static, &[u8; 32], &[u8]> = TableDefinition::new("sessions");
+const USER_SESSIONS: TableDefinition<'static, (&str, &[u8; 32]), i64> =
+    TableDefinition::new("user_sessions");
+const EXPIRIES: TableDefinition<'static, (i64, &[u8; 32]), ()> = TableDefinition::new("expiries");
+const REVOCATIONS: TableDefinition<'static, &str, i64> = TableDefinition::new("revocations");
+const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
+const LAYOUT_KEY: &str = "layout_version";
+
+const KEY_MIN: [u8; 32] = [0; 32];
+const KEY_MAX: [u8; 32] = [0xff; 32];
+
+/// Errors opening a store. Errors of the store's operations are [`tessera_core::Error`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file's parent directory could not be created.
+    #[error("could not create the directory {}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// redb could not open the file: I/O, a lock held by another process, a damaged file, or
+    /// a redb file format this version cannot read.
+    #[error("could not open the store file {}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: redb::DatabaseError,
+    },
+    /// Reading or initialising the store's metadata failed.
+    #[error("could not read or initialise the store's metadata")]
+    Storage(#[source] redb::Error),
+    /// The file was written with an on-disk layout this build does not know.
+    #[error("the store file has layout version {found}; this build reads version {supported}")]
+    UnsupportedLayout {
+        /// The version in the file.
+        found: u64,
+        /// The version this build reads ([`LAYOUT_VERSION`]).
+        supported: u64,
+    },
+    /// The file is a redb database, but not a Tessera session store.
+    #[error("the file is a redb database but not a Tessera session store")]
+    NotAStore,
+}
+
+impl Error {
+    /// A stable identifier for this error, for logs, metrics and runbooks.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::CreateDir { .. } => "redb.create_dir",
+            Self::Open { .. } => "redb.open",
+            Self::Storage(_) => "redb.storage",
+            Self::UnsupportedLayout { .. } => "redb.unsupported_layout",
+            Self::NotAStore => "redb.not_a_store",
+        }
+    }
+}
+
+/// The result of opening a store.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+type StoreResult<T> = tessera_core::Result<T>;
+
+fn backend(err: impl std::error::Error + Send + Sync + 'static) -> tessera_core::Error {
+    tessera_core::Error::backend(err)
+}
+
+fn storage(err: impl Into<redb::Error>) -> Error {
+    Error::Storage(err.into())
+}
+
+/// A [`SessionStore`] in one redb file. Cheap to share: hold it in an `Arc`.
+///
+/// See the [crate documentation](crate) for the layout and the durability promise.
+///
+/// # Errors
+///
+/// Its [`SessionStore`] operations report redb failures as [`tessera_core::Error::Backend`]
+/// with the redb error as the source, a record that cannot be encoded as
+/// [`tessera_core::Error::Encode`], and stored bytes that are not a valid entry as
+/// [`tessera_core::Error::Decode`], besides the typed outcomes of the trait.
+pub struct RedbStore {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedbStore {
+    /// Opens the store in the file at `path`, creating the file and its parent directories if
+    /// they are absent. Blocks: call it at startup, or from `spawn_blocking`.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::CreateDir`] if the parent directory cannot be created;
+    /// - [`Error::Open`] if redb cannot open the file (I/O, already open by another process or
+    ///   store, damaged, or an unreadable redb format);
+    /// - [`Error::UnsupportedLayout`] if the file has another layout version than
+    ///   [`LAYOUT_VERSION`];
+    /// - [`Error::NotAStore`] if it is some other redb database;
+    /// - [`Error::Storage`] if reading or writing the metadata fails.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| Error::CreateDir {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let open_err = |source| Error::Open {
+            path: path.clone(),
+            source,
+        };
+        create_private_file(&path).map_err(|e| open_err(e.into()))?;
+        let db = redb::Builder::new()
+            // A plain open trusts the file and may panic on one damaged outside redb; the check
+            // reads the whole file once per start and turns damage into an error.
+            .set_check_integrity_on_open(true)
+            .create(&path)
+            .map_err(open_err)?;
+        init_layout(&db)?;
+        Ok(Self {
+            db: Arc::new(db),
+            path,
+        })
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `op` on the blocking pool, or in place outside a Tokio runtime.
+    async fn run<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => rt.spawn_blocking(move || op(&db)).await.map_err(backend)?,
+            // No blocking pool to move to (another executor): block here rather than fail.
+            Err(_) => op(&db),
+        }
+    }
+}
+
+/// Creates `path` with mode 0600 if it does not exist, so session data is not world-readable.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Checks the layout version of an existing store, or writes it into a new one, and makes
+/// sure every table exists so that reads never meet a missing one.
+fn init_layout(db: &Database) -> Result<()> {
+    let txn = db.begin_write().map_err(storage)?;
+    let tables: Vec<String> = txn
+        .list_tables()
+        .map_err(storage)?
+        .map(|t| t.name().to_owned())
+        .collect();
+    {
+        let mut meta = txn.open_table(META).map_err(storage)?;
+        if tables.iter().any(|t| t == META.name()) {
+            let found = meta.get(LAYOUT_KEY).map_err(storage)?.map(|v| v.value());
+            match found {
+                Some(LAYOUT_VERSION) => {}
+                Some(found) => {
+                    return Err(Error::UnsupportedLayout {
+                        found,
+                        supported: LAYOUT_VERSION,
+                    });
+                }
+                None => return Err(Error::NotAStore),
+            }
+        } else if !tables.is_empty() {
+            return Err(Error::NotAStore);
+        } else {
+            meta.insert(LAYOUT_KEY, LAYOUT_VERSION).map_err(storage)?;
+        }
+        txn.open_table(SESSIONS).map_err(storage)?;
+        txn.open_table(USER_SESSIONS).map_err(storage)?;
+        txn.open_table(EXPIRIES).map_err(storage)?;
+        txn.open_table(REVOCATIONS).map_err(storage)?;
+    }
+    txn.commit().map_err(storage)
+}
+
+/// Runs `op` in one write transaction and commits it durably, or aborts it if `op` fails.
+fn write<T>(db: &Database, op: impl FnOnce(&WriteTransaction) -> StoreResult<T>) -> StoreResult<T> {
+    let mut txn = db.begin_write().map_err(backend)?;
+    // Immediate is redb's default; set it anyway so the durability promise does not rest on
+    // a default.
+    txn.set_durability(Durability::Immediate).map_err(backend)?;
+    match op(&txn) {
+        Ok(out) => {
+            txn.commit().map_err(backend)?;
+            Ok(out)
+        }
+        Err(e) => {
+            // The operation's error is the one to report; a failed abort is repaired by redb.
+            let _ = txn.abort();
+            Err(e)
+        }
+    }
+}
+
+/// Runs `op` in one read transaction (a consistent snapshot).
+fn read<T>(db: &Database, op: impl FnOnce(&ReadTransaction) -> StoreResult<T>) -> StoreResult<T> {
+    let txn = db.begin_read().map_err(backend)?;
+    op(&txn)
+}
+
+fn get_stored(
+    sessions: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+    key: &[u8; 32],
+) -> StoreResult<Option<Stored>> {
+    match sessions.get(key).map_err(backend)? {
+        Some(v) => codec::decode(v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn revoked_at(
+    revocations: &impl ReadableTable<&'static str, i64>,
+    user_id: &str,
+) -> StoreResult<Option<Timestamp>> {
+    Ok(revocations
+        .get(user_id)
+        .map_err(backend)?
+        .map(|v| Timestamp::from_unix_millis(v.value())))
+}
+
+/// Whether `r` may load at `now`, given its user's revocation time. As in the memory store:
+/// a session created at or before the revocation time is dead.
+fn is_live(r: &SessionRecord, now: Timestamp, revoked: Option<Timestamp>) -> bool {
+    !r.is_expired(now) && revoked.is_none_or(|at| r.created_at > at)
+}
+
+/// The live record under `key` at `now`, if any.
+fn live(
+    sessions: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+    revocations: &impl ReadableTable<&'static str, i64>,
+    key: &[u8; 32],
+    now: Timestamp,
+) -> StoreResult<Option<SessionRecord>> {
+    let Some(Stored::Live(r)) = get_stored(sessions, key)? else {
+        return Ok(None);
+    };
+    if r.is_expired(now) {
+        return Ok(None);
+    }
+    let revoked = match r.user_id() {
+        Some(u) => revoked_at(revocations, u)?,
+        None => None,
+    };
+    Ok(is_live(&r, now, revoked).then_some(r))
+}
+
+// === impl SessionStore ===
+
+#[async_trait]
+impl SessionStore for RedbStore {
+    fn backend(&self) -> &'static str {
+        "redb"
+    }
+
+    async fn create(&self, key: &StoreKey, record: &SessionRecord) -> StoreResult<()> {
+        let key = *key.as_bytes();
+        let bytes = codec::encode_record(record)?;
+        let user = record.user_id().map(str::to_owned);
+        let expires = record.expires_at().unix_millis();
+        self.run(move |db| {
+            write(db, |txn| {
+                let mut sessions = txn.open_table(SESSIONS).map_err(backend)?;
+                // Any entry blocks: live, expired but unpurged, or a tombstone.
+                if sessions.get(&key).map_err(backend)?.is_some() {
+                    return Err(tessera_core::Error::AlreadyExists);
+                }
+                sessions.insert(&key, bytes.as_slice()).map_err(backend)?;
+                let mut expiries = txn.open_table(EXPIRIES).map_err(backend)?;
+                expiries.insert((expires, &key), ()).map_err(backend)?;
+                if let Some(u) = &user {
+                    let mut users = txn.open_table(USER_SESSIONS).map_err(backend)?;
+                    users.insert((u.as_str(), &key), expires).map_err(backend)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn load(&self, key: &StoreKey, now: Timestamp) -> StoreResult<Option<SessionRecord>> {
+        let key = *key.as_bytes();
+        self.run(move |db| {
+            read(db, |txn| {
+                let sessions = txn.open_table(SESSIONS).map_err(backend)?;
+                let revocations = txn.open_table(REVOCATIONS).map_err(backend)?;
+                live(&sessions, &revocations, &key, now)
+            })
+        })
+        .await
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        expected: u64,
+        record: &SessionRecord,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let key = *key.as_bytes();
+        let bytes = codec::encode_record(record)?;
+        let new_user = record.user_id().map(str::to_owned);
+        let new_expires = record.expires_at().unix_millis();
+        self.run(move |db| {
+            write(db, |txn| {
+                let mut sessions = txn.open_table(SESSIONS).map_err(backend)?;
+                let revocations = txn.open_table(REVOCATIONS).map_err(backend)?;
+                // Dead or absent means NotFound and no write: a save racing a logout or an
+                // expiry must not bring the session back.
+                let current = live(&sessions, &revocations, &key, now)?
+                    .ok_or(tessera_core::Error::NotFound)?;
+                if current.version != expected {
+                    return Err(tessera_core::Error::Conflict);
+                }
+                sessions.insert(&key, bytes.as_slice()).map_err(backend)?;
+
+                let old_expires = current.expires_at().unix_millis();
+                if old_expires != new_expires {
+                    let mut expiries = txn.open_table(EXPIRIES).map_err(backend)?;
+                    expiries.remove((old_expires, &key)).map_err(backend)?;
+                    expiries.insert((new_expires, &key), ()).map_err(backend)?;
+                }
+                let mut users = txn.open_table(USER_SESSIONS).map_err(backend)?;
+                if let Some(u) = current.user_id() {
+                    users.remove((u, &key)).map_err(backend)?;
+                }
+                if let Some(u) = &new_user {
+                    users
+                        .insert((u.as_str(), &key), new_expires)
+                        .map_err(backend)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &StoreKey, tombstone_until: Timestamp) -> StoreResult<()> {
+        let key = *key.as_bytes();
+        self.run(move |db| {
+            write(db, |txn| {
+                let mut sessions = txn.open_table(SESSIONS).map_err(backend)?;
+                let mut expiries = txn.open_table(EXPIRIES).map_err(backend)?;
+                match get_stored(&sessions, &key)? {
+                    Some(Stored::Live(r)) => {
+                        expiries
+                            .remove((r.expires_at().unix_millis(), &key))
+                            .map_err(backend)?;
+                        if let Some(u) = r.user_id() {
+                            let mut users = txn.open_table(USER_SESSIONS).map_err(backend)?;
+                            users.remove((u, &key)).map_err(backend)?;
+                        }
+                    }
+                    // Deleting again never shortens a tombstone.
+                    Some(Stored::Tombstone { until }) if until >= tombstone_until => {
+                        return Ok(());
+                    }
+                    Some(Stored::Tombstone { until }) => {
+                        expiries
+                            .remove((until.unix_millis(), &key))
+                            .map_err(backend)?;
+                    }
+                    None => {}
+                }
+                let tombstone = codec::encode_tombstone(tombstone_until);
+                sessions
+                    .insert(&key, tombstone.as_slice())
+                    .map_err(backend)?;
+                expiries
+                    .insert((tombstone_until.unix_millis(), &key), ())
+                    .map_err(backend)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn list_user_sessions(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(StoreKey, SessionRecord)>> {
+        let user_id = user_id.to_owned();
+        self.run(move |db| {
+            read(db, |txn| {
+                let users = txn.open_table(USER_SESSIONS).map_err(backend)?;
+                let sessions = txn.open_table(SESSIONS).map_err(backend)?;
+                let revocations = txn.open_table(REVOCATIONS).map_err(backend)?;
+                let revoked = revoked_at(&revocations, &user_id)?;
+                let range = users
+                    .range::<(&str, &[u8; 32])>(
+                        (user_id.as_str(), &KEY_MIN)..=(user_id.as_str(), &KEY_MAX),
+                    )
+                    .map_err(backend)?;
+                let mut out = vec![];
+                for entry in range {
+                    let (k, expires) = entry.map_err(backend)?;
+                    if now.unix_millis() >= expires.value() {
+                        continue;
+                    }
+                    let key = *k.value().1;
+                    if let Some(Stored::Live(r)) = get_stored(&sessions, &key)?
+                        && r.user_id() == Some(user_id.as_str())
+                        && is_live(&r, now, revoked)
+                    {
+                        out.push((StoreKey::from_bytes(key), r));
+                    }
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    async fn revoke_user(&self, user_id: &str, at: Timestamp) -> StoreResult<()> {
+        let user_id = user_id.to_owned();
+        self.run(move |db| {
+            write(db, |txn| {
+                let mut revocations = txn.open_table(REVOCATIONS).map_err(backend)?;
+                // Only forward: an older "log out everywhere" must not revive anything.
+                let current = revoked_at(&revocations, &user_id)?;
+                if current.is_none_or(|c| at > c) {
+                    revocations
+                        .insert(user_id.as_str(), at.unix_millis())
+                        .map_err(backend)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn user_revoked_at(&self, user_id: &str) -> StoreResult<Option<Timestamp>> {
+        let user_id = user_id.to_owned();
+        self.run(move |db| {
+            read(db, |txn| {
+                let revocations = txn.open_table(REVOCATIONS).map_err(backend)?;
+                revoked_at(&revocations, &user_id)
+            })
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
+        self.run(move |db| write(db, |txn| purge_in(txn, now)))
+            .await
+    }
+}
+
+/// Removes everything due at `now` in one transaction. Reads only the due part of the
+/// `expiries` queue, never the whole store.
+fn purge_in(txn: &WriteTransaction, now: Timestamp) -> StoreResult<u64> {
+    let now_ms = now.unix_millis();
+    let mut expiries = txn.open_table(EXPIRIES).map_err(backend)?;
+    let mut sessions = txn.open_table(SESSIONS).map_err(backend)?;
+    let mut users = txn.open_table(USER_SESSIONS).map_err(backend)?;
+
+    let due = expiries
+        .range::<(i64, &[u8; 32])>(..=(now_ms, &KEY_MAX))
+        .map_err(backend)?
+        .map(|entry| entry.map(|(k, _)| (k.value().0, *k.value().1)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+
+    let mut purged = 0u64;
+    let mut undecodable = 0u64;
+    for (at, key) in due {
+        let stored = match get_stored(&sessions, &key) {
+            Ok(stored) => stored,
+            Err(tessera_core::Error::Decode(_)) => {
+                // Perhaps written by a newer build: keep it (and its queue entry), say so.
+                undecodable += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        expiries.remove((at, &key)).map_err(backend)?;
+        let Some(stored) = stored else { continue };
+        let deadline = stored.deadline().unix_millis();
+        if deadline > now_ms {
+            // A stale queue entry (cannot happen while every write keeps the tables in step);
+            // make sure the entry's real deadline is queued so it is purged in time.
+            expiries.insert((deadline, &key), ()).map_err(backend)?;
+            continue;
+        }
+        if deadline != at {
+            expiries.remove((deadline, &key)).map_err(backend)?;
+        }
+        sessions.remove(&key).map_err(backend)?;
+        if let Stored::Live(r) = &stored
+            && let Some(u) = r.user_id()
+        {
+            users.remove((u, &key)).map_err(backend)?;
+        }
+        purged += 1;
+    }
+    if undecodable > 0 {
+        tracing::warn!(
+            undecodable,
+            "purge kept expired session entries it could not decode"
+        );
+    }
+    Ok(purged)
+}
+
+/// Purges `store` in the background every `every` (and once at once), reading "now" from
+/// `clock`. A failed purge is logged with `tracing::warn!` and retried at the next tick; a
+/// purge that overruns delays the next one rather than piling up. Intervals shorter than a
+/// millisecond are raised to one. Abort the returned handle to stop.
+///
+/// # Panics
+///
+/// Like [`tokio::spawn`], if called outside a Tokio runtime.
+pub fn spawn_purge(
+    store: Arc<RedbStore>,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let every = every.max(Duration::from_millis(1));
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match store.purge_expired(clock.now()).await {
+                Ok(purged) => tracing::debug!(purged, "purged expired sessions"),
+                Err(e) => tracing::warn!(
+                    code = e.code(),
+                    error = &e as &(dyn std::error::Error + 'static),
+                    "purging expired sessions failed"
+                ),
+            }
+        }
+    })
+}
