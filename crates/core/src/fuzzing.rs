@@ -4,10 +4,11 @@ use crate::Handle;
 
 /// Parses `data` as a session handle; must never panic.
 pub fn handle_from_bytes(data: &[u8]) {
-    if let Ok(s) = std::str::from_utf8(data) {
-        if let Ok(h) = s.parse::<Handle>() {
-            // A parsed handle must re-expose exactly its input.
-            assert_eq!(h.expose(), s, "handle parse is not canonical");
-        }
+    if let Some(h) = std::str::from_utf8(data)
+        .ok()
+        .and_then(|s| s.parse::<Handle>().ok())
+    {
+        // A parsed handle must re-expose exactly its input.
+        assert_eq!(h.expose().as_bytes(), data, "handle parse is not canonical");
     }
 }

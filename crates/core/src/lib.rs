@@ -28,8 +28,8 @@ pub mod testing;
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use error::{Error, Result};
+pub use error::{BoxError, Error, Result};
 pub use handle::{HANDLE_LEN, Handle, SessionKind, StoreKey};
-pub use record::{RecordError, SessionRecord, User};
+pub use record::{MAX_USER_ID_LEN, RecordError, SessionRecord, User};
 pub use store::SessionStore;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -47,12 +47,12 @@ impl Inner {
     }
 
     fn unindex(&mut self, key: &StoreKey, user: Option<&str>) {
-        if let Some(u) = user {
-            if let Some(set) = self.by_user.get_mut(u) {
-                set.remove(key);
-                if set.is_empty() {
-                    self.by_user.remove(u);
-                }
+        if let Some(u) = user
+            && let Some(set) = self.by_user.get_mut(u)
+        {
+            set.remove(key);
+            if set.is_empty() {
+                self.by_user.remove(u);
             }
         }
     }

@@ -1,4 +1,6 @@
 //! Integration tests of the memory store: the conformance suite.
+// Test helpers outside #[test] functions: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 

@@ -1,0 +1,119 @@
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+/// Lifetimes and limits of sessions. The defaults and their reasons are in
+/// `docs/sessions.md`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// A session dies after this long without a renewal (default 30 min, OWASP's upper bound
+    /// for low-risk applications).
+    pub idle_timeout: Duration,
+    /// A session dies this long after login whatever its activity (default 12 h, ASVS L2).
+    pub absolute_timeout: Duration,
+    /// Idle timeout of a remember-me session (default 7 days).
+    pub remember_idle_timeout: Duration,
+    /// Absolute timeout of a remember-me session (default 30 days, NIST AAL1).
+    pub remember_absolute_timeout: Duration,
+    /// How long a logged-out session's tombstone stays (default 10 min).
+    pub tombstone_ttl: Duration,
+    /// The largest `data` of one session, as JSON bytes (default 64 KiB).
+    pub max_data_bytes: usize,
+    /// How long a CSRF token is accepted (default 12 h).
+    pub csrf_max_age: Duration,
+    /// How many compare-and-set conflicts one edit retries before giving up (default 100).
+    pub max_conflict_retries: u32,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 3600),
+            remember_idle_timeout: Duration::from_secs(7 * 86400),
+            remember_absolute_timeout: Duration::from_secs(30 * 86400),
+            tombstone_ttl: Duration::from_secs(10 * 60),
+            max_data_bytes: 64 * 1024,
+            csrf_max_age: Duration::from_secs(12 * 3600),
+            max_conflict_retries: 100,
+        }
+    }
+}
+
+/// Browsers cap cookie lifetimes at 400 days (RFC 6265bis §5.5).
+const MAX_LIFETIME: Duration = Duration::from_secs(400 * 86400);
+
+impl SessionConfig {
+    /// Checks that the values make sense together.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first inconsistent field.
+    pub fn validate(&self) -> Result<()> {
+        let second = Duration::from_secs(1);
+        let check = |ok: bool, msg: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::Config(msg.to_owned()))
+            }
+        };
+        check(
+            self.idle_timeout >= second,
+            "idle_timeout must be at least 1s",
+        )?;
+        check(
+            self.idle_timeout <= self.absolute_timeout,
+            "idle_timeout must not exceed absolute_timeout",
+        )?;
+        check(
+            self.remember_idle_timeout >= second,
+            "remember_idle_timeout must be at least 1s",
+        )?;
+        check(
+            self.remember_idle_timeout <= self.remember_absolute_timeout,
+            "remember_idle_timeout must not exceed remember_absolute_timeout",
+        )?;
+        check(
+            self.absolute_timeout <= MAX_LIFETIME && self.remember_absolute_timeout <= MAX_LIFETIME,
+            "absolute timeouts must not exceed 400 days (browsers cap cookie lifetimes there)",
+        )?;
+        check(
+            self.tombstone_ttl >= second,
+            "tombstone_ttl must be at least 1s",
+        )?;
+        check(
+            self.max_data_bytes >= 2,
+            "max_data_bytes must be at least 2",
+        )?;
+        check(
+            self.csrf_max_age >= second,
+            "csrf_max_age must be at least 1s",
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_are_named() {
+        SessionConfig::default().validate().unwrap();
+        let bad = SessionConfig {
+            idle_timeout: Duration::from_secs(13 * 3600),
+            ..SessionConfig::default()
+        };
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("idle_timeout must not exceed absolute_timeout"),
+            "{err}"
+        );
+        let bad = SessionConfig {
+            remember_absolute_timeout: Duration::from_secs(401 * 86400),
+            ..SessionConfig::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}

@@ -1,0 +1,196 @@
+//! CSRF tokens derived from the session, not stored: issuing one costs no write.
+//!
+//! A token is `base64url(t || HMAC-SHA256(k, "tessera-csrf-v1" || len(p) || p || key || t))`
+//! where `t` is the issue time in seconds (8 bytes, big-endian), `p` the purpose and `key` the
+//! session's store key. The store key changes with the handle, so tokens rotate at login and
+//! die with the session. This is OWASP's signed double-submit pattern, bound to the session.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use tessera_core::{StoreKey, Timestamp};
+use zeroize::Zeroizing;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const DOMAIN: &[u8] = b"tessera-csrf-v1";
+const TOKEN_BYTES: usize = 8 + 32;
+/// Length of a token's text form.
+pub const TOKEN_LEN: usize = 54;
+/// The longest purpose string, in bytes.
+pub const MAX_PURPOSE_LEN: usize = 128;
+/// How far in the future a token's time may be (clock skew between replicas).
+const FUTURE_SKEW: Duration = Duration::from_secs(60);
+
+/// The server secret CSRF tokens are keyed with.
+///
+/// # Security
+///
+/// Zeroized on drop; `Debug` is redacted.
+#[derive(Clone)]
+pub struct CsrfKey(Zeroizing<[u8; 32]>);
+
+impl CsrfKey {
+    /// A key from 32 secret bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// A fresh random key.
+    ///
+    /// # Errors
+    ///
+    /// Fails only if the OS random source fails.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut k = Zeroizing::new([0u8; 32]);
+        getrandom::fill(k.as_mut())?;
+        Ok(Self(k))
+    }
+
+    fn mac(&self, purpose: &str, session: &StoreKey, t: u64) -> [u8; 32] {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let Ok(mut m) = HmacSha256::new_from_slice(self.0.as_ref()) else {
+            return [0; 32];
+        };
+        m.update(DOMAIN);
+        m.update(
+            &u32::try_from(purpose.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
+        m.update(purpose.as_bytes());
+        m.update(session.as_bytes());
+        m.update(&t.to_be_bytes());
+        m.finalize().into_bytes().into()
+    }
+
+    /// A token for `purpose` bound to the session stored under `session`, issued at `now`.
+    pub fn issue(&self, purpose: &str, session: &StoreKey, now: Timestamp) -> String {
+        let t = u64::try_from(now.unix_secs()).unwrap_or(0);
+        let mut raw = [0u8; TOKEN_BYTES];
+        raw[..8].copy_from_slice(&t.to_be_bytes());
+        raw[8..].copy_from_slice(&self.mac(purpose, session, t));
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// Whether `token` was issued for `purpose` and `session` no longer than `max_age` ago.
+    /// The MAC is compared in constant time.
+    pub fn verify(
+        &self,
+        token: &str,
+        purpose: &str,
+        session: &StoreKey,
+        max_age: Duration,
+        now: Timestamp,
+    ) -> bool {
+        if token.len() != TOKEN_LEN {
+            return false;
+        }
+        let mut raw = [0u8; TOKEN_BYTES + 2];
+        let Ok(n) = URL_SAFE_NO_PAD.decode_slice(token, &mut raw) else {
+            return false;
+        };
+        if n != TOKEN_BYTES {
+            return false;
+        }
+        let (t_bytes, mac) = raw.split_at(8);
+        let Ok(t_arr) = <[u8; 8]>::try_from(t_bytes) else {
+            return false;
+        };
+        let t = u64::from_be_bytes(t_arr);
+        let Ok(t_signed) = i64::try_from(t) else {
+            return false;
+        };
+        let issued = Timestamp::from_unix_secs(t_signed);
+        if issued > now.saturating_add(FUTURE_SKEW) || now.duration_since(issued) > max_age {
+            return false;
+        }
+        let want = self.mac(purpose, session, t);
+        mac.get(..32).is_some_and(|m| m.ct_eq(&want).into())
+    }
+}
+
+impl fmt::Debug for CsrfKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CsrfKey(REDACTED)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_core::{Handle, SessionKind};
+
+    fn key() -> StoreKey {
+        Handle::generate(SessionKind::Anonymous)
+            .unwrap()
+            .store_key()
+    }
+
+    const NOW: Timestamp = Timestamp::from_unix_secs(1_800_000_000);
+    const AGE: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn issued_tokens_verify_for_their_session_and_purpose_only() {
+        let k = CsrfKey::generate().unwrap();
+        let s = key();
+        let t = k.issue("default", &s, NOW);
+        assert_eq!(t.len(), TOKEN_LEN);
+        assert!(k.verify(&t, "default", &s, AGE, NOW));
+        assert!(!k.verify(&t, "other", &s, AGE, NOW));
+        assert!(!k.verify(&t, "default", &key(), AGE, NOW));
+        assert!(
+            !CsrfKey::generate()
+                .unwrap()
+                .verify(&t, "default", &s, AGE, NOW)
+        );
+    }
+
+    #[test]
+    fn tokens_expire_and_future_tokens_are_refused() {
+        let k = CsrfKey::generate().unwrap();
+        let s = key();
+        let t = k.issue("p", &s, NOW);
+        assert!(k.verify(&t, "p", &s, AGE, NOW.saturating_add(AGE)));
+        assert!(!k.verify(
+            &t,
+            "p",
+            &s,
+            AGE,
+            NOW.saturating_add(AGE + Duration::from_secs(1))
+        ));
+        let future = k.issue("p", &s, NOW.saturating_add(Duration::from_secs(120)));
+        assert!(!k.verify(&future, "p", &s, AGE, NOW));
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        let k = CsrfKey::generate().unwrap();
+        let s = key();
+        let t = k.issue("p", &s, NOW);
+        let mut flipped = t.clone().into_bytes();
+        flipped[20] = if flipped[20] == b'A' { b'B' } else { b'A' };
+        for bad in [
+            String::new(),
+            "x".repeat(TOKEN_LEN),
+            format!("{}=", &t[..TOKEN_LEN - 1]),
+            String::from_utf8(flipped).unwrap(),
+            format!("{t}A"),
+        ] {
+            assert!(!k.verify(&bad, "p", &s, AGE, NOW), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        assert_eq!(
+            format!("{:?}", CsrfKey::from_bytes([7; 32])),
+            "CsrfKey(REDACTED)"
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! Tessera's session engine: the lifecycle of DESIGN §3 over any
+//! [`SessionStore`](tessera_core::SessionStore).
+//!
+//! - handles of 256 random bits that name their kind, parsed strictly; stores keyed by their
+//!   SHA-256;
+//! - compare-and-set edits per key with retry, so concurrent edits of different keys survive;
+//! - tombstones on logout; idle and absolute timeouts enforced by the server; renewal written
+//!   at most once per half idle lifetime;
+//! - login on a new handle with the anonymous data carried over; per-user list, revoke one,
+//!   revoke all through a revocation time;
+//! - CSRF tokens derived by HMAC, never stored;
+//! - `__Host-` cookies with `HttpOnly`, `Secure`, `SameSite=Lax`, `Path=/`, and removals that
+//!   match.
+//!
+//! ```
+//! # async fn demo() -> Result<(), tessera::Error> {
+//! use std::sync::Arc;
+//! use tessera::{Engine, Edits, Stores, SessionConfig, cookie::CookieConfig, csrf::CsrfKey, metrics::Metrics};
+//! use tessera_core::Timestamp;
+//!
+//! let store = Arc::new(tessera_store_memory::MemoryStore::new());
+//! let engine = Engine::try_new(
+//!     Stores::single(store),
+//!     SessionConfig::default(),
+//!     CookieConfig::default(),
+//!     CsrfKey::generate().map_err(tessera::Error::Random)?,
+//!     Metrics::default(),
+//! )?;
+//! let now = Timestamp::from_unix_secs(1_800_000_000);
+//! let mut edits = Edits::default();
+//! edits.set.insert("cart".into(), serde_json::json!([1, 2]));
+//! // No cookie yet: the edit creates an anonymous session and returns its cookie.
+//! let out = engine.update("", &edits, now).await?;
+//! assert!(out.set_cookie[0].starts_with("__Host-tessera="));
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod config;
+pub mod cookie;
+pub mod csrf;
+mod engine;
+mod error;
+pub mod metrics;
+
+pub use config::SessionConfig;
+pub use engine::{
+    Edits, Engine, Login, MAX_CLAIMS_BYTES, MAX_EDITS, MAX_JSON_DEPTH, MAX_KEY_LEN, Outcome,
+    Session, Status, Stores,
+};
+pub use error::{Error, Result};
+pub use tessera_core;

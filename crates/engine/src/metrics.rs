@@ -1,0 +1,85 @@
+//! Prometheus metrics of the engine. The families are registered into a caller's registry,
+//! so tests and several engines in one process never share global state.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+/// Labels of `tessera_store_operations_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreOpLabels {
+    /// `memory`, `redb`, ...
+    pub backend: &'static str,
+    /// `anonymous` or `authenticated`.
+    pub kind: &'static str,
+    /// `read`, `write` or `delete`.
+    pub op: &'static str,
+    /// `ok`, `miss`, `conflict`, `not_found`, `exists` or `error`.
+    pub outcome: &'static str,
+}
+
+/// Labels of `tessera_session_writes_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    /// `anonymous` or `authenticated`.
+    pub kind: &'static str,
+    /// Why the engine wrote: `create`, `update`, `renew`, `login`, `logout`, `revoke`.
+    pub reason: &'static str,
+}
+
+/// Labels of `tessera_session_operations_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    /// `resolve`, `update`, `login`, `logout`, `csrf_check`, `list`, `revoke`, `revoke_all`.
+    pub op: &'static str,
+    /// What happened, e.g. `loaded`, `renewed`, `created`, `none`, `ended`, or an error code.
+    pub outcome: &'static str,
+}
+
+/// The engine's counters.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    /// `tessera_store_operations_total{backend,kind,op,outcome}`.
+    pub store_operations: Family<StoreOpLabels, Counter>,
+    /// `tessera_session_writes_total{kind,reason}`.
+    pub session_writes: Family<WriteLabels, Counter>,
+    /// `tessera_session_operations_total{op,outcome}`.
+    pub session_operations: Family<OpLabels, Counter>,
+    /// `tessera_session_conflict_retries_total`.
+    pub conflict_retries: Counter,
+}
+
+impl Metrics {
+    /// Fresh counters, registered into `registry` under the `tessera` prefix.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        registry.register(
+            "tessera_store_operations",
+            "Store operations by backend, session kind, operation and outcome",
+            m.store_operations.clone(),
+        );
+        registry.register(
+            "tessera_session_writes",
+            "Session writes by session kind and reason",
+            m.session_writes.clone(),
+        );
+        registry.register(
+            "tessera_session_operations",
+            "Session API operations by operation and outcome",
+            m.session_operations.clone(),
+        );
+        registry.register(
+            "tessera_session_conflict_retries",
+            "Compare-and-set conflicts the engine retried",
+            m.conflict_retries.clone(),
+        );
+        m
+    }
+
+    pub(crate) fn op(&self, op: &'static str, outcome: &'static str) {
+        self.session_operations
+            .get_or_create(&OpLabels { op, outcome })
+            .inc();
+    }
+}

@@ -1,0 +1,1 @@
+//! Engine behaviour over the memory store.

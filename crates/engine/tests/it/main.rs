@@ -1,0 +1,4 @@
+//! Engine behaviour over the memory store, with a manual clock.
+// Test helpers outside #[test] functions: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod lifecycle;

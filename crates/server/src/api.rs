@@ -1,0 +1,506 @@
+//! The HTTP handlers and their request and response shapes (DESIGN §7; the OpenAPI document
+//! at `/openapi.json` is generated from these types).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tessera::csrf::MAX_PURPOSE_LEN;
+use tessera::{Edits, Login, Outcome, Session};
+use tessera_core::{Handle, SessionKind, User};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::problem::{ApiError, Problem};
+
+/// A JSON body whose rejections become problem responses.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Json(v) = Json::<Value>::from_request(req, state)
+            .await
+            .map_err(|r: JsonRejection| ApiError::from(r))?;
+        // serde's derived structs also accept arrays; the API takes objects only.
+        if !v.is_object() {
+            return Err(ApiError::invalid("the body must be a JSON object"));
+        }
+        serde_json::from_value(v)
+            .map(Self)
+            .map_err(|e| ApiError::invalid(crate::problem::redact(&e.to_string())))
+    }
+}
+
+/// The CSRF purpose used when a request names none.
+pub const DEFAULT_PURPOSE: &str = "default";
+
+/// `POST /v1/session/resolve`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// The browser's raw `Cookie` header (may be empty).
+    #[serde(default)]
+    pub cookie: String,
+    /// Create an anonymous session when there is no live one (one store write).
+    #[serde(default)]
+    pub create: bool,
+    /// The purpose the returned CSRF token is for (default `default`).
+    #[serde(default)]
+    pub csrf_purpose: Option<String>,
+}
+
+/// `POST /v1/session/update`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRequest {
+    /// The browser's raw `Cookie` header (may be empty: a new anonymous session is created).
+    #[serde(default)]
+    pub cookie: String,
+    /// Keys to set, with their JSON values.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub set: BTreeMap<String, Value>,
+    /// Keys to remove.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// The user `login` binds.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserInput {
+    /// The application's user id (1 to 255 bytes, no control characters).
+    pub id: String,
+    /// A display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The identity's provider or scope.
+    #[serde(default)]
+    pub provider: Option<String>,
+}
+
+/// `POST /v1/session/login`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The browser's raw `Cookie` header (may be empty).
+    #[serde(default)]
+    pub cookie: String,
+    /// The user to bind.
+    pub user: UserInput,
+    /// Custom claims for session tokens (e.g. a rate-limit class `rlc`).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub claims: BTreeMap<String, Value>,
+    /// Remember-me: a persistent cookie and the longer lifetimes.
+    #[serde(default)]
+    pub remember: bool,
+}
+
+/// `POST /v1/session/logout`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    /// The browser's raw `Cookie` header.
+    #[serde(default)]
+    pub cookie: String,
+}
+
+/// `POST /v1/session/csrf/check`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsrfCheckRequest {
+    /// The browser's raw `Cookie` header.
+    #[serde(default)]
+    pub cookie: String,
+    /// The token the browser sent in a header or form field.
+    pub token: String,
+    /// The purpose the token was issued for (default `default`).
+    #[serde(default)]
+    pub purpose: Option<String>,
+}
+
+/// The answer of `csrf/check`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CsrfCheckResponse {
+    /// Whether the token is valid for this live session and purpose.
+    pub valid: bool,
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// The user id.
+    pub id: String,
+    /// The display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+/// A live session as the API shows it. Times are Unix seconds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    /// The session's public reference (for the management API; not a credential).
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// `anonymous` or `authenticated`.
+    pub kind: &'static str,
+    /// The user, or `null` for an anonymous session.
+    pub user: Option<UserView>,
+    /// The application's data.
+    #[schema(value_type = Object)]
+    pub data: BTreeMap<String, Value>,
+    /// Custom token claims.
+    #[schema(value_type = Object)]
+    pub claims: BTreeMap<String, Value>,
+    /// When the session was created.
+    pub created_at: i64,
+    /// When it dies without activity.
+    pub idle_expires_at: i64,
+    /// When it dies whatever happens.
+    pub absolute_expires_at: i64,
+    /// Whether it is a remember-me session.
+    pub remember: bool,
+}
+
+impl From<&Session> for SessionView {
+    fn from(s: &Session) -> Self {
+        let r = &s.record;
+        Self {
+            reference: s.reference(),
+            kind: r.kind.as_str(),
+            user: r.user.as_ref().map(|u| UserView {
+                id: u.id.clone(),
+                name: u.name.clone(),
+                provider: u.provider.clone(),
+            }),
+            data: r.data.clone(),
+            claims: r.claims.clone(),
+            created_at: r.created_at.unix_secs(),
+            idle_expires_at: r.idle_expires_at.unix_secs(),
+            absolute_expires_at: r.absolute_expires_at.unix_secs(),
+            remember: r.remember,
+        }
+    }
+}
+
+/// The answer of every `/v1/session/*` operation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionResponse {
+    /// The live session after the operation, or `null`.
+    pub session: Option<SessionView>,
+    /// `Set-Cookie` values the application must send to the browser, in order.
+    pub set_cookie: Vec<String>,
+    /// What happened: `none`, `loaded`, `renewed`, `created`, `ended`, `updated`,
+    /// `unchanged`, `logged_in`, `logged_out`.
+    pub status: &'static str,
+    /// A CSRF token for the live session (purpose `default` unless asked otherwise).
+    pub csrf_token: Option<String>,
+    /// The session token's outcome code. Session tokens are not enabled in this version,
+    /// so it is always `disabled`.
+    pub token_status: &'static str,
+}
+
+impl AppState {
+    fn respond(&self, out: Outcome, purpose: &str) -> Json<SessionResponse> {
+        let now = self.clock().now();
+        let csrf_token = out
+            .session
+            .as_ref()
+            .map(|s| self.engine().csrf_token(s, purpose, now));
+        Json(SessionResponse {
+            session: out.session.as_ref().map(SessionView::from),
+            set_cookie: out.set_cookie,
+            status: out.status.as_str(),
+            csrf_token,
+            token_status: "disabled",
+        })
+    }
+
+    fn problem(&self, e: tessera::Error) -> ApiError {
+        ApiError::from_engine(e, &self.engine().cookie().remove())
+    }
+}
+
+fn purpose(p: Option<&str>) -> Result<&str, ApiError> {
+    let p = p.unwrap_or(DEFAULT_PURPOSE);
+    if p.is_empty() || p.len() > MAX_PURPOSE_LEN {
+        return Err(ApiError::invalid(format!(
+            "purpose must be 1 to {MAX_PURPOSE_LEN} bytes"
+        )));
+    }
+    Ok(p)
+}
+
+/// Reads the session named by the cookie, renewing it when due.
+#[utoipa::path(post, path = "/v1/session/resolve", request_body = ResolveRequest,
+    responses((status = 200, body = SessionResponse), (status = "4XX", body = Problem), (status = 503, body = Problem)),
+    security(("api_key" = [])), tag = "session")]
+pub async fn resolve(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<ResolveRequest>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let p = purpose(req.csrf_purpose.as_deref())?;
+    let out = s
+        .engine()
+        .resolve(&req.cookie, req.create, s.clock().now())
+        .await
+        .map_err(|e| s.problem(e))?;
+    Ok(s.respond(out, p))
+}
+
+/// Sets and removes keys of the session's data (creating an anonymous session if the cookie
+/// names none).
+#[utoipa::path(post, path = "/v1/session/update", request_body = UpdateRequest,
+    responses((status = 200, body = SessionResponse), (status = 404, body = Problem), (status = "4XX", body = Problem), (status = 503, body = Problem)),
+    security(("api_key" = [])), tag = "session")]
+pub async fn update(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<UpdateRequest>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let edits = Edits {
+        set: req.set,
+        remove: req.remove,
+    };
+    let out = s
+        .engine()
+        .update(&req.cookie, &edits, s.clock().now())
+        .await
+        .map_err(|e| s.problem(e))?;
+    Ok(s.respond(out, DEFAULT_PURPOSE))
+}
+
+/// Binds a user to a new session (new handle; anonymous data carried over).
+#[utoipa::path(post, path = "/v1/session/login", request_body = LoginRequest,
+    responses((status = 200, body = SessionResponse), (status = "4XX", body = Problem), (status = 503, body = Problem)),
+    security(("api_key" = [])), tag = "session")]
+pub async fn login(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let login = Login {
+        user: User {
+            id: req.user.id,
+            name: req.user.name,
+            provider: req.user.provider,
+        },
+        claims: req.claims,
+        remember: req.remember,
+    };
+    let out = s
+        .engine()
+        .login(&req.cookie, login, s.clock().now())
+        .await
+        .map_err(|e| s.problem(e))?;
+    Ok(s.respond(out, DEFAULT_PURPOSE))
+}
+
+/// Ends the session and returns the cookie removal.
+#[utoipa::path(post, path = "/v1/session/logout", request_body = LogoutRequest,
+    responses((status = 200, body = SessionResponse), (status = "4XX", body = Problem), (status = 503, body = Problem)),
+    security(("api_key" = [])), tag = "session")]
+pub async fn logout(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<LogoutRequest>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let out = s
+        .engine()
+        .logout(&req.cookie, s.clock().now())
+        .await
+        .map_err(|e| s.problem(e))?;
+    Ok(s.respond(out, DEFAULT_PURPOSE))
+}
+
+/// Checks a CSRF token against the live session named by the cookie.
+#[utoipa::path(post, path = "/v1/session/csrf/check", request_body = CsrfCheckRequest,
+    responses((status = 200, body = CsrfCheckResponse), (status = "4XX", body = Problem), (status = 503, body = Problem)),
+    security(("api_key" = [])), tag = "session")]
+pub async fn csrf_check(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<CsrfCheckRequest>,
+) -> Result<Json<CsrfCheckResponse>, ApiError> {
+    let p = purpose(req.purpose.as_deref())?;
+    let valid = s
+        .engine()
+        .check_csrf(&req.cookie, &req.token, p, s.clock().now())
+        .await
+        .map_err(|e| s.problem(e))?;
+    Ok(Json(CsrfCheckResponse { valid }))
+}
+
+/// A user's live sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    /// The sessions, without their data.
+    pub sessions: Vec<SessionSummary>,
+}
+
+/// One session in a user's list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionSummary {
+    /// The reference to revoke it with.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// When it was created (Unix seconds).
+    pub created_at: i64,
+    /// When it dies without activity.
+    pub idle_expires_at: i64,
+    /// When it dies whatever happens.
+    pub absolute_expires_at: i64,
+    /// Whether it is a remember-me session.
+    pub remember: bool,
+}
+
+/// The answer of "log out everywhere".
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokeAllResponse {
+    /// How many live sessions the user had.
+    pub revoked: usize,
+    /// The user's revocation time (Unix milliseconds): every session and token issued up to
+    /// it is dead.
+    pub revoked_at_ms: i64,
+}
+
+/// Lists a user's live sessions.
+#[utoipa::path(get, path = "/v1/users/{id}/sessions", params(("id" = String, Path, description = "user id")),
+    responses((status = 200, body = SessionList), (status = "4XX", body = Problem), (status = 503, body = Problem)),
+    security(("api_key" = [])), tag = "users")]
+pub async fn list_sessions(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionList>, ApiError> {
+    let list = s
+        .engine()
+        .list_user_sessions(&id, s.clock().now())
+        .await
+        .map_err(|e| s.problem(e))?;
+    Ok(Json(SessionList {
+        sessions: list
+            .iter()
+            .map(|x| SessionSummary {
+                reference: x.reference(),
+                created_at: x.record.created_at.unix_secs(),
+                idle_expires_at: x.record.idle_expires_at.unix_secs(),
+                absolute_expires_at: x.record.absolute_expires_at.unix_secs(),
+                remember: x.record.remember,
+            })
+            .collect(),
+    }))
+}
+
+/// Logs a user out everywhere.
+#[utoipa::path(delete, path = "/v1/users/{id}/sessions", params(("id" = String, Path, description = "user id")),
+    responses((status = 200, body = RevokeAllResponse), (status = "4XX", body = Problem), (status = 503, body = Problem)),
+    security(("api_key" = [])), tag = "users")]
+pub async fn revoke_all(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RevokeAllResponse>, ApiError> {
+    let now = s.clock().now();
+    let revoked = s
+        .engine()
+        .revoke_all(&id, now)
+        .await
+        .map_err(|e| s.problem(e))?;
+    Ok(Json(RevokeAllResponse {
+        revoked,
+        revoked_at_ms: now.unix_millis(),
+    }))
+}
+
+/// Ends one session of a user.
+#[utoipa::path(delete, path = "/v1/users/{id}/sessions/{ref}",
+    params(("id" = String, Path, description = "user id"), ("ref" = String, Path, description = "session reference")),
+    responses((status = 204), (status = 404, body = Problem), (status = "4XX", body = Problem), (status = 503, body = Problem)),
+    security(("api_key" = [])), tag = "users")]
+pub async fn revoke_one(
+    State(s): State<AppState>,
+    Path((id, reference)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let found = s
+        .engine()
+        .revoke_session(&id, &reference, s.clock().now())
+        .await
+        .map_err(|e| s.problem(e))?;
+    if found {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "session-not-found",
+            "No such session",
+            "this user has no live session with this reference",
+        ))
+    }
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "alive")), tag = "operations")]
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// How long `/readyz` waits for each store.
+const READY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Readiness: every configured store answers a read within a second.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready"), (status = 503, body = Problem)), tag = "operations")]
+pub async fn readyz(State(s): State<AppState>) -> Response {
+    let now = s.clock().now();
+    for kind in [SessionKind::Anonymous, SessionKind::Authenticated] {
+        let store = s.engine().stores().for_kind(kind).clone();
+        let Ok(probe) = Handle::generate(kind) else {
+            return ApiError::internal().into_response();
+        };
+        let key = probe.store_key();
+        match tokio::time::timeout(READY_TIMEOUT, store.load(&key, now)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    backend = store.backend(),
+                    code = e.code(),
+                    "store not ready"
+                );
+                return ApiError::store_unavailable().into_response();
+            }
+            Err(_) => {
+                tracing::warn!(
+                    backend = store.backend(),
+                    "store did not answer readiness probe"
+                );
+                return ApiError::store_unavailable().into_response();
+            }
+        }
+    }
+    "ready\n".into_response()
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")), tag = "operations")]
+pub async fn metrics(State(s): State<AppState>) -> Response {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, s.registry()).is_err() {
+        return ApiError::internal().into_response();
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}

@@ -1,0 +1,544 @@
+//! The service configuration: a TOML file, then `TESSERA_…` environment overrides, validated
+//! completely at start-up with errors that name the field.
+//!
+//! Every field has a default, so no file at all is a valid configuration: the embedded redb
+//! store in `./tessera-data`, on `127.0.0.1:7300`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tessera::SessionConfig;
+use tessera::cookie::{CookieConfig, SameSite};
+
+/// A store named by a URL (`memory:`, `redb:PATH`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// The in-memory store: nothing survives a restart.
+    Memory,
+    /// The embedded redb store at a path.
+    Redb(PathBuf),
+}
+
+impl StoreUrl {
+    /// Parses a store URL.
+    ///
+    /// # Errors
+    ///
+    /// A message saying which forms exist.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "memory:" || s == "memory" {
+            return Ok(Self::Memory);
+        }
+        if let Some(p) = s.strip_prefix("redb:") {
+            if p.is_empty() {
+                return Err(
+                    "redb: needs a file path, e.g. redb:./tessera-data/sessions.redb".into(),
+                );
+            }
+            return Ok(Self::Redb(PathBuf::from(p)));
+        }
+        if s.starts_with("redis://")
+            || s.starts_with("rediss://")
+            || s.starts_with("redis+cluster://")
+            || s.starts_with("postgres://")
+            || s.starts_with("postgresql://")
+        {
+            return Err(format!(
+                "{} stores are not part of this build yet; use memory: or redb:PATH",
+                s.split(':').next().unwrap_or(s)
+            ));
+        }
+        Err(format!(
+            "unknown store URL {s:?}; expected memory: or redb:PATH"
+        ))
+    }
+}
+
+/// The whole configuration, after defaults, file and environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Where generated keys and the default redb file live.
+    pub data_dir: PathBuf,
+    /// The store for authenticated sessions (and anonymous ones unless `anon_store` is set).
+    pub store: StoreUrl,
+    /// A separate store for anonymous sessions.
+    pub anon_store: Option<StoreUrl>,
+    /// Management API keys given in the file or `TESSERA_API_KEY`.
+    pub api_keys: Vec<String>,
+    /// A file holding one API key per line.
+    pub api_key_file: Option<PathBuf>,
+    /// Session lifetimes and limits.
+    pub session: SessionConfig,
+    /// The session cookie.
+    pub cookie: CookieConfig,
+    /// How often expired sessions are purged.
+    pub purge_interval: Duration,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+/// Bounds on what a request may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest request body, in bytes (default 64 KiB).
+    pub max_body_bytes: usize,
+    /// The largest total of request header names and values, in bytes (default 16 KiB).
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// A configuration error, naming where it came from.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema (unknown keys are errors too).
+    #[error("config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML error, with line and column.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field, as `section.key` or the environment variable.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    api_keys: Vec<String>,
+    api_key_file: Option<PathBuf>,
+    #[serde(default)]
+    store: FileStore,
+    #[serde(default)]
+    session: FileSession,
+    #[serde(default)]
+    cookie: FileCookie,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStore {
+    url: Option<String>,
+    #[serde(default)]
+    anonymous: Option<FileAnonStore>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAnonStore {
+    url: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSession {
+    idle_timeout: Option<String>,
+    absolute_timeout: Option<String>,
+    remember_idle_timeout: Option<String>,
+    remember_absolute_timeout: Option<String>,
+    tombstone_ttl: Option<String>,
+    csrf_max_age: Option<String>,
+    max_data_bytes: Option<usize>,
+    purge_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCookie {
+    name: Option<String>,
+    secure: Option<bool>,
+    same_site: Option<SameSite>,
+    development: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_body_bytes: Option<usize>,
+    max_header_bytes: Option<usize>,
+}
+
+/// Parses a duration like `90s`, `30m`, `12h`, `7d` (one integer and one unit).
+///
+/// # Errors
+///
+/// A message with the accepted forms.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{s:?} has no unit; use s, m, h or d, e.g. 30m"))?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} must start with a whole number, e.g. 30m"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{s:?} has unknown unit {unit:?}; use s, m, h or d")),
+    };
+    n.checked_mul(mult)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
+
+impl Config {
+    /// The configuration from an optional file and the environment (`env` looks a variable
+    /// up; pass `|k| std::env::var(k).ok()` in production).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for the first problem found.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let parsed = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Self::parse_file(&text).map_err(|source| ConfigError::Parse {
+                    path: path.to_owned(),
+                    source,
+                })?
+            }
+            None => File::default(),
+        };
+        Self::build(parsed, env)
+    }
+
+    /// The configuration from TOML text and the environment.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for the first problem found.
+    pub fn from_toml(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let parsed = Self::parse_file(text).map_err(|source| ConfigError::Parse {
+            path: PathBuf::from("<inline>"),
+            source,
+        })?;
+        Self::build(parsed, env)
+    }
+
+    fn parse_file(text: &str) -> Result<File, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    fn build(f: File, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let listen_s = env("TESSERA_LISTEN")
+            .map(|v| ("TESSERA_LISTEN", v))
+            .or(f.listen.map(|v| ("listen", v)))
+            .unwrap_or(("listen", "127.0.0.1:7300".to_owned()));
+        let listen: SocketAddr = listen_s.1.parse().map_err(|_| {
+            invalid(
+                listen_s.0,
+                format!(
+                    "{:?} is not an address:port such as 127.0.0.1:7300",
+                    listen_s.1
+                ),
+            )
+        })?;
+        let data_dir = env("TESSERA_DATA_DIR")
+            .map(PathBuf::from)
+            .or(f.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./tessera-data"));
+
+        let store = match (env("TESSERA_STORE"), f.store.url) {
+            (Some(u), _) => StoreUrl::parse(&u).map_err(|m| invalid("TESSERA_STORE", m))?,
+            (None, Some(u)) => StoreUrl::parse(&u).map_err(|m| invalid("store.url", m))?,
+            (None, None) => StoreUrl::Redb(data_dir.join("sessions.redb")),
+        };
+        let anon_store = match (env("TESSERA_ANON_STORE"), f.store.anonymous) {
+            (Some(u), _) => {
+                Some(StoreUrl::parse(&u).map_err(|m| invalid("TESSERA_ANON_STORE", m))?)
+            }
+            (None, Some(a)) => {
+                Some(StoreUrl::parse(&a.url).map_err(|m| invalid("store.anonymous.url", m))?)
+            }
+            (None, None) => None,
+        };
+        if let (StoreUrl::Redb(a), Some(StoreUrl::Redb(b))) = (&store, &anon_store)
+            && a == b
+        {
+            return Err(invalid(
+                "store.anonymous.url",
+                "must not be the same redb file as store.url (leave it unset to share one store)",
+            ));
+        }
+
+        let mut api_keys = f.api_keys;
+        if let Some(k) = env("TESSERA_API_KEY") {
+            api_keys.push(k);
+        }
+        for (i, k) in api_keys.iter().enumerate() {
+            check_api_key(k).map_err(|m| invalid(&format!("api_keys[{i}]"), m))?;
+        }
+        let api_key_file = env("TESSERA_API_KEY_FILE")
+            .map(PathBuf::from)
+            .or(f.api_key_file);
+
+        let d = SessionConfig::default();
+        let dur =
+            |field: &str, v: Option<String>, env_name: &str, default: Duration| match env(env_name)
+                .map(|v| (env_name.to_owned(), v))
+                .or(v.map(|v| (field.to_owned(), v)))
+            {
+                Some((name, v)) => parse_duration(&v).map_err(|m| invalid(&name, m)),
+                None => Ok(default),
+            };
+        let s = f.session;
+        let session = SessionConfig {
+            idle_timeout: dur(
+                "session.idle_timeout",
+                s.idle_timeout,
+                "TESSERA_IDLE_TIMEOUT",
+                d.idle_timeout,
+            )?,
+            absolute_timeout: dur(
+                "session.absolute_timeout",
+                s.absolute_timeout,
+                "TESSERA_ABSOLUTE_TIMEOUT",
+                d.absolute_timeout,
+            )?,
+            remember_idle_timeout: dur(
+                "session.remember_idle_timeout",
+                s.remember_idle_timeout,
+                "TESSERA_REMEMBER_IDLE_TIMEOUT",
+                d.remember_idle_timeout,
+            )?,
+            remember_absolute_timeout: dur(
+                "session.remember_absolute_timeout",
+                s.remember_absolute_timeout,
+                "TESSERA_REMEMBER_ABSOLUTE_TIMEOUT",
+                d.remember_absolute_timeout,
+            )?,
+            tombstone_ttl: dur(
+                "session.tombstone_ttl",
+                s.tombstone_ttl,
+                "TESSERA_TOMBSTONE_TTL",
+                d.tombstone_ttl,
+            )?,
+            max_data_bytes: s.max_data_bytes.unwrap_or(d.max_data_bytes),
+            csrf_max_age: dur(
+                "session.csrf_max_age",
+                s.csrf_max_age,
+                "TESSERA_CSRF_MAX_AGE",
+                d.csrf_max_age,
+            )?,
+            max_conflict_retries: d.max_conflict_retries,
+        };
+        session.validate().map_err(|e| {
+            invalid(
+                "session",
+                e.to_string().replace("invalid configuration: ", ""),
+            )
+        })?;
+        let purge_interval = dur(
+            "session.purge_interval",
+            s.purge_interval,
+            "TESSERA_PURGE_INTERVAL",
+            Duration::from_secs(300),
+        )?;
+        if purge_interval < Duration::from_secs(1) {
+            return Err(invalid("session.purge_interval", "must be at least 1s"));
+        }
+
+        let development = match env("TESSERA_COOKIE_DEVELOPMENT") {
+            Some(v) => parse_bool(&v).map_err(|m| invalid("TESSERA_COOKIE_DEVELOPMENT", m))?,
+            None => f.cookie.development.unwrap_or(false),
+        };
+        let cookie = if development {
+            if f.cookie.name.is_some() || f.cookie.secure.is_some() {
+                return Err(invalid(
+                    "cookie.development",
+                    "sets the name and Secure itself; remove cookie.name and cookie.secure",
+                ));
+            }
+            CookieConfig::development()
+        } else {
+            let base = CookieConfig::default();
+            CookieConfig::try_new(
+                f.cookie.name.unwrap_or_else(|| base.name().to_owned()),
+                f.cookie.secure.unwrap_or(true),
+                f.cookie.same_site.unwrap_or_default(),
+            )
+            .map_err(|e| invalid("cookie", e.to_string()))?
+        };
+
+        let dl = Limits::default();
+        let limits = Limits {
+            max_body_bytes: f.limits.max_body_bytes.unwrap_or(dl.max_body_bytes),
+            max_header_bytes: f.limits.max_header_bytes.unwrap_or(dl.max_header_bytes),
+        };
+        if !(1024..=16 * 1024 * 1024).contains(&limits.max_body_bytes) {
+            return Err(invalid(
+                "limits.max_body_bytes",
+                "must be between 1 KiB and 16 MiB",
+            ));
+        }
+        if !(1024..=1024 * 1024).contains(&limits.max_header_bytes) {
+            return Err(invalid(
+                "limits.max_header_bytes",
+                "must be between 1 KiB and 1 MiB",
+            ));
+        }
+        Ok(Self {
+            listen,
+            data_dir,
+            store,
+            anon_store,
+            api_keys,
+            api_key_file,
+            session,
+            cookie,
+            purge_interval,
+            limits,
+        })
+    }
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" | "" => Ok(false),
+        _ => Err(format!("{v:?} is not a boolean; use true or false")),
+    }
+}
+
+/// API keys must be long enough to resist guessing and printable so they survive headers.
+pub(crate) fn check_api_key(k: &str) -> Result<(), String> {
+    if k.len() < 32 {
+        return Err("an API key must be at least 32 characters".into());
+    }
+    if !k.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("an API key must be printable ASCII without spaces".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn empty_config_is_the_documented_default() {
+        let c = Config::from_toml("", no_env).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:7300".parse().unwrap());
+        assert_eq!(
+            c.store,
+            StoreUrl::Redb(PathBuf::from("./tessera-data/sessions.redb"))
+        );
+        assert_eq!(c.cookie, CookieConfig::default());
+        assert_eq!(c.session, SessionConfig::default());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = |k: &str| match k {
+            "TESSERA_LISTEN" => Some("127.0.0.1:9999".to_owned()),
+            "TESSERA_STORE" => Some("memory:".to_owned()),
+            "TESSERA_IDLE_TIMEOUT" => Some("5m".to_owned()),
+            _ => None,
+        };
+        let c = Config::from_toml(
+            "listen = \"127.0.0.1:1\"\n[store]\nurl = \"redb:/x\"\n[session]\nidle_timeout = \"1h\"\n",
+            env,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.store, StoreUrl::Memory);
+        assert_eq!(c.session.idle_timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            ("listen = \"nope\"", "listen"),
+            ("[store]\nurl = \"ftp://x\"", "store.url"),
+            ("[session]\nidle_timeout = \"30\"", "session.idle_timeout"),
+            (
+                "[session]\nidle_timeout = \"13h\"",
+                "idle_timeout must not exceed",
+            ),
+            ("[cookie]\nname = \"__Host-x\"\nsecure = false", "cookie"),
+            ("api_keys = [\"short\"]", "api_keys[0]"),
+            ("[limits]\nmax_body_bytes = 1", "limits.max_body_bytes"),
+            (
+                "[cookie]\ndevelopment = true\nname = \"x\"",
+                "cookie.development",
+            ),
+        ];
+        for (toml, want) in cases {
+            let err = Config::from_toml(toml, no_env).unwrap_err().to_string();
+            assert!(err.contains(want), "{toml:?} gave {err:?}");
+        }
+        let err = Config::from_toml("bogus = 1", no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field"), "{err}");
+        let env = |k: &str| (k == "TESSERA_STORE").then(|| "redis://127.0.0.1:6379".to_owned());
+        let err = Config::from_toml("", env).unwrap_err().to_string();
+        assert!(err.starts_with("TESSERA_STORE:"), "{err}");
+    }
+
+    #[test]
+    fn durations_parse_strictly() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
+        for bad in ["", "m", "5", "5x", "-5m", "1.5h", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

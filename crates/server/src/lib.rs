@@ -1,0 +1,107 @@
+//! Tessera's HTTP service as a library: [`app`] builds the router from an [`AppState`];
+//! [`startup`] turns a [`Config`](config::Config) into a running service. The `tessera` binary
+//! is a thin shell over both.
+//!
+//! Endpoints (DESIGN §7; `/openapi.json` is the reference):
+//!
+//! | method and path | auth | purpose |
+//! |---|---|---|
+//! | `POST /v1/session/resolve` | API key | read (and renew) the session named by a cookie |
+//! | `POST /v1/session/update` | API key | per-key set/remove |
+//! | `POST /v1/session/login` | API key | bind a user: new handle, cookies |
+//! | `POST /v1/session/logout` | API key | end the session, cookies to clear |
+//! | `POST /v1/session/csrf/check` | API key | check a CSRF token |
+//! | `GET`, `DELETE /v1/users/{id}/sessions` | API key | list, log out everywhere |
+//! | `DELETE /v1/users/{id}/sessions/{ref}` | API key | revoke one |
+//! | `GET /healthz`, `/readyz`, `/metrics`, `/openapi.json` | none | operations |
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod cli;
+pub mod config;
+mod http_metrics;
+mod openapi;
+pub mod problem;
+pub mod startup;
+mod state;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use openapi::ApiDoc;
+pub use state::{ApiKeys, AppState, Settings};
+
+use crate::problem::ApiError;
+
+/// The service's router. Session and management endpoints need the API key; health,
+/// metrics and the OpenAPI document do not.
+pub fn app(state: AppState) -> Router {
+    let limits = state.limits();
+    let protected = Router::new()
+        .route("/v1/session/resolve", post(api::resolve))
+        .route("/v1/session/update", post(api::update))
+        .route("/v1/session/login", post(api::login))
+        .route("/v1/session/logout", post(api::logout))
+        .route("/v1/session/csrf/check", post(api::csrf_check))
+        .route(
+            "/v1/users/{id}/sessions",
+            get(api::list_sessions).delete(api::revoke_all),
+        )
+        .route("/v1/users/{id}/sessions/{ref}", delete(api::revoke_one))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_api_key,
+        ));
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
+        .route("/openapi.json", get(openapi::serve))
+        .merge(protected)
+        .fallback(|| async { ApiError::no_route() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            http_metrics::track,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_headers))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal().into_response()
+        }))
+        .with_state(state)
+}
+
+async fn require_api_key(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(k) if s.api_keys().accepts(k.trim()) => next.run(req).await,
+        _ => {
+            tracing::info!(target: "security", path = req.uri().path(), "management request without a valid API key");
+            ApiError::unauthorized().into_response()
+        }
+    }
+}
+
+async fn limit_headers(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = s.limits().max_header_bytes;
+    let total: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if total > limit {
+        return ApiError::headers_too_large(limit).into_response();
+    }
+    next.run(req).await
+}

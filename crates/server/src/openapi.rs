@@ -1,0 +1,48 @@
+use axum::Json;
+use axum::response::IntoResponse;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::api;
+use crate::problem::Problem;
+
+/// The OpenAPI 3.1 document of the service, generated from the handlers and their types.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "Tessera", description = "Sessions for web applications: the HTTP API."),
+    paths(
+        api::resolve, api::update, api::login, api::logout, api::csrf_check,
+        api::list_sessions, api::revoke_all, api::revoke_one,
+        api::healthz, api::readyz, api::metrics
+    ),
+    components(schemas(Problem)),
+    modifiers(&ApiKeyScheme)
+)]
+pub struct ApiDoc;
+
+struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        if let Some(c) = doc.components.as_mut() {
+            c.add_security_scheme(
+                "api_key",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        }
+    }
+}
+
+pub(crate) async fn serve() -> impl IntoResponse {
+    let mut doc = ApiDoc::openapi();
+    doc.paths.paths.insert(
+        "/openapi.json".to_owned(),
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .summary(Some("This document"))
+                .response("200", utoipa::openapi::Response::new("OpenAPI 3.1 JSON")),
+        ),
+    );
+    Json(doc)
+}

@@ -1,0 +1,328 @@
+//! From a [`Config`] to a running service: the data directory, generated secrets, the
+//! stores, the background purge, and the listener.
+//!
+//! Secrets generated on a first run live in the data directory with mode 0600:
+//! `csrf.key` (the CSRF HMAC key) and, when no API key is configured, `api-key`. A key file
+//! that others can read is refused at start-up.
+
+use std::fs::{self, OpenOptions};
+use std::future::Future;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tessera::Stores;
+use tessera::csrf::CsrfKey;
+use tessera_core::{Clock, SessionStore};
+use tessera_store_memory::MemoryStore;
+use tessera_store_redb::RedbStore;
+use tokio::net::TcpListener;
+use zeroize::Zeroizing;
+
+use crate::config::{Config, StoreUrl, check_api_key};
+use crate::{ApiKeys, AppState, Settings, app};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key file could not be read or written.
+    #[error("key file {path}")]
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key file's content or permissions are wrong.
+    #[error("key file {path}: {message}")]
+    BadKeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The store could not be opened.
+    #[error("cannot open the {what} store")]
+    Store {
+        /// Which store.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: tessera_store_redb::Error,
+    },
+    /// The OS random source failed.
+    #[error("the OS random source failed")]
+    Random(#[source] getrandom::Error),
+    /// The engine refused the configuration.
+    #[error("invalid session configuration")]
+    Engine(#[source] tessera::Error),
+    /// The listener could not bind.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A service ready to serve: its state, the stores to purge, and what to tell the operator.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The application state.
+    pub state: AppState,
+    /// Lines for the operator (where data lives, where the API key is).
+    pub notes: Vec<String>,
+    stores: Vec<Arc<dyn SessionStore>>,
+}
+
+fn describe(url: &StoreUrl) -> String {
+    match url {
+        StoreUrl::Memory => "memory (nothing survives a restart)".to_owned(),
+        StoreUrl::Redb(p) => format!("redb {}", p.display()),
+    }
+}
+
+fn open_store(url: &StoreUrl, what: &'static str) -> Result<Arc<dyn SessionStore>, StartupError> {
+    Ok(match url {
+        StoreUrl::Memory => Arc::new(MemoryStore::new()),
+        StoreUrl::Redb(p) => {
+            Arc::new(RedbStore::open(p).map_err(|source| StartupError::Store { what, source })?)
+        }
+    })
+}
+
+/// Prepares the data directory, secrets and stores for `config`.
+///
+/// # Errors
+///
+/// [`StartupError`] naming the file or store at fault.
+pub fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared, StartupError> {
+    let mut notes = vec![];
+    create_private_dir(&config.data_dir)?;
+    let csrf_path = config.data_dir.join("csrf.key");
+    let (csrf_bytes, created) = secret_file(&csrf_path)?;
+    if created {
+        notes.push(format!("generated the CSRF key in {}", csrf_path.display()));
+    }
+    let mut csrf = [0u8; 32];
+    let n = URL_SAFE_NO_PAD
+        .decode_slice(csrf_bytes.trim(), &mut csrf)
+        .ok()
+        .filter(|n| *n == 32);
+    if n.is_none() {
+        return Err(StartupError::BadKeyFile {
+            path: csrf_path,
+            message: "must hold 32 bytes in unpadded base64url (delete it to generate a new one)"
+                .into(),
+        });
+    }
+    let csrf = CsrfKey::from_bytes(csrf);
+
+    let mut keys: Vec<Zeroizing<String>> = config
+        .api_keys
+        .iter()
+        .map(|k| Zeroizing::new(k.clone()))
+        .collect();
+    if let Some(f) = &config.api_key_file {
+        keys.extend(read_key_lines(f)?);
+    }
+    if keys.is_empty() {
+        let path = config.data_dir.join("api-key");
+        let (k, created) = secret_file(&path)?;
+        let verb = if created { "generated" } else { "using" };
+        notes.push(format!(
+            "{verb} the management API key in {} (mode 0600); send it as \
+             `Authorization: Bearer $(cat {})`, or set TESSERA_API_KEY",
+            path.display(),
+            path.display()
+        ));
+        keys.push(Zeroizing::new(k.trim().to_owned()));
+    }
+    let api_keys = ApiKeys::new(keys.iter().map(|k| k.as_str()));
+
+    let main = open_store(&config.store, "session")?;
+    notes.push(format!("session store: {}", describe(&config.store)));
+    let mut stores_to_purge = vec![main.clone()];
+    let stores = match &config.anon_store {
+        Some(url) => {
+            let anon = open_store(url, "anonymous session")?;
+            notes.push(format!("anonymous session store: {}", describe(url)));
+            stores_to_purge.push(anon.clone());
+            Stores::split(main, anon)
+        }
+        None => Stores::single(main),
+    };
+    if !config.cookie.secure() {
+        notes.push(format!(
+            "WARNING: development cookies ({}, not Secure): only for plain http://localhost",
+            config.cookie.name()
+        ));
+    }
+    let settings = Settings {
+        session: config.session.clone(),
+        cookie: config.cookie.clone(),
+        limits: config.limits,
+    };
+    let state =
+        AppState::new(stores, settings, csrf, api_keys, clock).map_err(StartupError::Engine)?;
+    Ok(Prepared {
+        state,
+        notes,
+        stores: stores_to_purge,
+    })
+}
+
+/// Serves `prepared` on `listener` until `shutdown` completes, purging expired sessions
+/// every `purge_interval` in the background.
+///
+/// # Errors
+///
+/// An I/O error from the listener.
+pub async fn serve(
+    listener: TcpListener,
+    prepared: Prepared,
+    purge_interval: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let Prepared { state, stores, .. } = prepared;
+    let purgers: Vec<_> = stores
+        .into_iter()
+        .map(|store| spawn_purge(store, state.clone(), purge_interval))
+        .collect();
+    let result = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    for p in purgers {
+        p.abort();
+    }
+    result
+}
+
+/// Binds `config.listen`.
+///
+/// # Errors
+///
+/// [`StartupError::Bind`].
+pub async fn bind(config: &Config) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartupError::Bind {
+            addr: config.listen,
+            source,
+        })
+}
+
+fn spawn_purge(
+    store: Arc<dyn SessionStore>,
+    state: AppState,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match store.purge_expired(state.clock().now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(
+                    backend = store.backend(),
+                    purged = n,
+                    "purged expired sessions"
+                ),
+                Err(e) => {
+                    tracing::warn!(backend = store.backend(), code = e.code(), error = ?e, "purge failed")
+                }
+            }
+        }
+    })
+}
+
+fn create_private_dir(path: &Path) -> Result<(), StartupError> {
+    let err = |source| StartupError::DataDir {
+        path: path.to_owned(),
+        source,
+    };
+    if !path.exists() {
+        fs::create_dir_all(path).map_err(err)?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Reads a secret file, or creates it with a fresh random value (mode 0600). Returns the
+/// text and whether it was created. A file that group or others can read is refused.
+fn secret_file(path: &Path) -> Result<(Zeroizing<String>, bool), StartupError> {
+    let io = |source| StartupError::KeyFile {
+        path: path.to_owned(),
+        source,
+    };
+    match fs::metadata(path) {
+        Ok(meta) => {
+            if meta.permissions().mode() & 0o077 != 0 {
+                return Err(StartupError::BadKeyFile {
+                    path: path.to_owned(),
+                    message: "group or others can read it; run `chmod 600` on it".into(),
+                });
+            }
+            let text = Zeroizing::new(fs::read_to_string(path).map_err(io)?);
+            Ok((text, false))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut raw = Zeroizing::new([0u8; 32]);
+            getrandom::fill(raw.as_mut()).map_err(StartupError::Random)?;
+            let text = Zeroizing::new(URL_SAFE_NO_PAD.encode(raw.as_ref()));
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(io)?;
+            f.write_all(text.as_bytes()).map_err(io)?;
+            f.write_all(b"\n").map_err(io)?;
+            f.sync_all().map_err(io)?;
+            Ok((text, true))
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+fn read_key_lines(path: &Path) -> Result<Vec<Zeroizing<String>>, StartupError> {
+    let (text, _) = match fs::metadata(path) {
+        Ok(_) => secret_file(path)?,
+        Err(source) => {
+            return Err(StartupError::KeyFile {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut keys = vec![];
+    for (i, line) in text.lines().map(str::trim).enumerate() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        check_api_key(line).map_err(|m| StartupError::BadKeyFile {
+            path: path.to_owned(),
+            message: format!("line {}: {m}", i + 1),
+        })?;
+        keys.push(Zeroizing::new(line.to_owned()));
+    }
+    Ok(keys)
+}

@@ -1,0 +1,164 @@
+use std::fmt;
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tessera::cookie::CookieConfig;
+use tessera::csrf::CsrfKey;
+use tessera::metrics::Metrics;
+use tessera::{Engine, SessionConfig, Stores};
+use tessera_core::Clock;
+
+use crate::config::Limits;
+use crate::http_metrics::HttpMetrics;
+
+/// The management API keys, kept as SHA-256 digests and compared in constant time, so
+/// neither the key's content nor its length leaks through timing.
+#[derive(Clone, Default)]
+pub struct ApiKeys(Vec<[u8; 32]>);
+
+impl ApiKeys {
+    /// Keys from their text.
+    pub fn new<S: AsRef<str>>(keys: impl IntoIterator<Item = S>) -> Self {
+        Self(
+            keys.into_iter()
+                .map(|k| Sha256::digest(k.as_ref().as_bytes()).into())
+                .collect(),
+        )
+    }
+
+    /// Whether `presented` is one of the keys. Every key is compared, always.
+    pub fn accepts(&self, presented: &str) -> bool {
+        let d: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let mut ok = subtle::Choice::from(0);
+        for k in &self.0 {
+            ok |= k.ct_eq(&d);
+        }
+        ok.into()
+    }
+
+    /// How many keys there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none (then every management request is refused).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKeys({} keys, REDACTED)", self.0.len())
+    }
+}
+
+/// Everything a request handler needs, shared by all requests.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    clock: Arc<dyn Clock>,
+    api_keys: ApiKeys,
+    limits: Limits,
+    registry: Registry,
+    http: HttpMetrics,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("engine", &self.engine)
+            .field("api_keys", &self.api_keys)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`AppState::new`] needs besides the stores.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Session lifetimes and limits.
+    pub session: SessionConfig,
+    /// The session cookie.
+    pub cookie: CookieConfig,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+impl AppState {
+    /// Builds the engine and the metrics registry.
+    ///
+    /// # Errors
+    ///
+    /// [`tessera::Error::Config`] if the session configuration is inconsistent.
+    pub fn new(
+        stores: Stores,
+        settings: Settings,
+        csrf: CsrfKey,
+        api_keys: ApiKeys,
+        clock: Arc<dyn Clock>,
+    ) -> tessera::Result<Self> {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let http = HttpMetrics::register(&mut registry);
+        let engine = Engine::try_new(stores, settings.session, settings.cookie, csrf, metrics)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                clock,
+                api_keys,
+                limits: settings.limits,
+                registry,
+                http,
+            }),
+        })
+    }
+
+    /// The session engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The clock requests read "now" from.
+    pub fn clock(&self) -> &dyn Clock {
+        self.inner.clock.as_ref()
+    }
+
+    pub(crate) fn api_keys(&self) -> &ApiKeys {
+        &self.inner.api_keys
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub(crate) fn http(&self) -> &HttpMetrics {
+        &self.inner.http
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_keys_match_exactly() {
+        let keys = ApiKeys::new(["k".repeat(32), "z".repeat(40)]);
+        assert!(keys.accepts(&"k".repeat(32)));
+        assert!(keys.accepts(&"z".repeat(40)));
+        assert!(!keys.accepts(&"k".repeat(31)));
+        assert!(!keys.accepts(""));
+        assert!(!ApiKeys::default().accepts(""));
+        assert!(!format!("{keys:?}").contains("kkkk"));
+    }
+}

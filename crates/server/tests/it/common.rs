@@ -1,0 +1,182 @@
+//! A test server on a real loopback socket with an injected clock.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tessera::Stores;
+use tessera::cookie::CookieConfig;
+use tessera::csrf::CsrfKey;
+use tessera_core::{ManualClock, SessionStore, Timestamp};
+use tessera_server::config::Limits;
+use tessera_server::{ApiKeys, AppState, Settings, app};
+use tessera_store_memory::MemoryStore;
+use tessera_store_redb::RedbStore;
+
+pub(crate) const KEY: &str = "test-api-key-0123456789abcdef0123456789";
+/// 2026-06-01T00:00:00Z.
+pub(crate) const START: Timestamp = Timestamp::from_unix_secs(1_780_272_000);
+
+pub(crate) struct TestServer {
+    pub(crate) base: String,
+    pub(crate) clock: ManualClock,
+    pub(crate) client: reqwest::Client,
+    task: tokio::task::JoinHandle<()>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    pub(crate) async fn memory() -> Self {
+        Self::start(Arc::new(MemoryStore::new()), Settings::default_for_tests()).await
+    }
+
+    pub(crate) async fn redb(path: &Path) -> Self {
+        Self::start(
+            Arc::new(RedbStore::open(path).unwrap()),
+            Settings::default_for_tests(),
+        )
+        .await
+    }
+
+    pub(crate) async fn start(store: Arc<dyn SessionStore>, settings: Settings) -> Self {
+        let clock = ManualClock::new(START);
+        let state = AppState::new(
+            Stores::single(store),
+            settings,
+            CsrfKey::generate().unwrap(),
+            ApiKeys::new([KEY]),
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app(state))
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            base,
+            clock,
+            client: reqwest::Client::new(),
+            task,
+            shutdown: Some(tx),
+        }
+    }
+
+    /// Stops the server and waits until every handle on the store is gone.
+    pub(crate) async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+    }
+
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub(crate) async fn ok(&self, path: &str, body: Value) -> Value {
+        let (s, v) = self.post(path, body).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+        v
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub(crate) async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub(crate) async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of one counter line in `/metrics`, 0 if absent.
+    pub(crate) async fn counter(&self, name_and_labels: &str) -> u64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Every session write so far, all kinds and reasons.
+    pub(crate) async fn writes(&self) -> u64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with("tessera_session_writes_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    pub(crate) async fn login(&self, cookie: &str, user: &str) -> (String, Value) {
+        let v = self
+            .ok(
+                "/v1/session/login",
+                json!({"cookie": cookie, "user": {"id": user}}),
+            )
+            .await;
+        (cookie_of(&v), v)
+    }
+}
+
+/// `name=value` of the first `Set-Cookie` in a response.
+pub(crate) fn cookie_of(v: &Value) -> String {
+    let sc = v["set_cookie"][0].as_str().expect("a Set-Cookie value");
+    sc.split(';').next().unwrap().to_owned()
+}
+
+pub(crate) trait TestSettings {
+    fn default_for_tests() -> Self;
+}
+
+impl TestSettings for Settings {
+    fn default_for_tests() -> Self {
+        Self {
+            session: tessera::SessionConfig::default(),
+            cookie: CookieConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests of the service over real HTTP on 127.0.0.1:0.
+// Test helpers outside #[test] functions: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod bad_input;
+mod binary;
+mod common;
+mod concurrency;
+mod expiry;
+mod operations;
+mod persistence;
+mod walkthrough;

@@ -1,0 +1,91 @@
+//! Health, readiness, metrics names, and the OpenAPI document.
+
+use serde_json::json;
+
+use crate::common::TestServer;
+
+#[tokio::test]
+async fn metrics_use_the_fixed_names_and_count_writes_by_reason() {
+    let s = TestServer::memory().await;
+    let v = s
+        .ok("/v1/session/update", json!({"cookie": "", "set": {"a": 1}}))
+        .await;
+    let anon = crate::common::cookie_of(&v);
+    s.login(&anon, "alice").await;
+    let m = s.metrics().await;
+    for line in [
+        "tessera_store_operations_total{backend=\"memory\",kind=\"anonymous\",op=\"write\",outcome=\"ok\"}",
+        "tessera_store_operations_total{backend=\"memory\",kind=\"anonymous\",op=\"delete\",outcome=\"ok\"}",
+        "tessera_store_operations_total{backend=\"memory\",kind=\"authenticated\",op=\"write\",outcome=\"ok\"}",
+        "tessera_session_writes_total{kind=\"anonymous\",reason=\"create\"} 1",
+        "tessera_session_writes_total{kind=\"authenticated\",reason=\"login\"} 1",
+        "tessera_session_operations_total{op=\"login\",outcome=\"logged_in\"} 1",
+        "tessera_http_requests_total{method=\"POST\",route=\"/v1/session/login\",status=\"200\"} 1",
+    ] {
+        assert!(m.contains(line), "missing {line} in\n{m}");
+    }
+    assert!(!m.contains(anon.split_once('=').unwrap().1));
+}
+
+#[tokio::test]
+async fn openapi_lists_every_endpoint_with_the_fixed_names() {
+    let s = TestServer::memory().await;
+    let (_, doc) = s.get("/openapi.json").await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/v1/session/resolve",
+        "/v1/session/update",
+        "/v1/session/login",
+        "/v1/session/logout",
+        "/v1/session/csrf/check",
+        "/v1/users/{id}/sessions",
+        "/v1/users/{id}/sessions/{ref}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing");
+    }
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [
+        ("ResolveRequest", "cookie"),
+        ("UpdateRequest", "set"),
+        ("UpdateRequest", "remove"),
+        ("LoginRequest", "user"),
+        ("LoginRequest", "claims"),
+        ("LoginRequest", "remember"),
+        ("CsrfCheckRequest", "token"),
+        ("SessionResponse", "set_cookie"),
+        ("SessionResponse", "session"),
+        ("SessionResponse", "csrf_token"),
+        ("SessionResponse", "token_status"),
+        ("CsrfCheckResponse", "valid"),
+    ] {
+        assert!(
+            schemas[schema]["properties"][field].is_object(),
+            "{schema}.{field} missing"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let s = TestServer::memory().await;
+    let r = s
+        .client
+        .get(format!("{}/healthz", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "ok\n");
+    let r = s
+        .client
+        .get(format!("{}/readyz", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
