@@ -105,3 +105,78 @@ fn first_run_generates_private_keys_in_the_data_dir() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("chmod 600"), "{stderr}");
 }
+
+/// The README's curl walkthrough, run as written against the real binary (on a free port),
+/// so the README cannot drift from the service.
+#[test]
+fn readme_curl_walkthrough_runs_as_written() {
+    assert!(
+        Command::new("curl").arg("--version").output().is_ok(),
+        "curl is needed for this test; scripts/test installs it"
+    );
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme
+        .find("K=$(cat tessera-data/api-key)")
+        .expect("walkthrough block");
+    let end = start + readme[start..].find("```").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = readme[start..end].replace("127.0.0.1:7300", &format!("127.0.0.1:{port}"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = tessera()
+        .arg("serve")
+        .env("TESSERA_LISTEN", format!("127.0.0.1:{port}"))
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        // A plain test waiting for a child process: nothing async to block.
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(up, "the service did not start");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lines.len(), 8, "{stdout}");
+    assert!(lines[0].contains("\"status\":\"none\""), "{}", lines[0]);
+    assert!(
+        lines[1].contains("\"status\":\"logged_in\""),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[2].contains("\"theme\":\"dark\""), "{}", lines[2]);
+    assert!(lines[3].contains("\"status\":\"loaded\""), "{}", lines[3]);
+    assert_eq!(lines[4], "{\"valid\":true}");
+    assert!(
+        lines[5].contains("\"status\":\"logged_out\"") && lines[5].contains("Max-Age=0"),
+        "{}",
+        lines[5]
+    );
+    assert!(lines[6].contains("\"sessions\":[{"), "{}", lines[6]);
+    assert!(lines[7].starts_with("{\"revoked\":1,"), "{}", lines[7]);
+}
