@@ -44,6 +44,9 @@ mod engine;
 mod error;
 pub mod metrics;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use config::SessionConfig;
 pub use engine::{
     Edits, Engine, Login, MAX_CLAIMS_BYTES, MAX_EDITS, MAX_JSON_DEPTH, MAX_KEY_LEN, Outcome,

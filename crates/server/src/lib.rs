@@ -20,6 +20,8 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http_metrics;
 mod openapi;
 pub mod problem;
