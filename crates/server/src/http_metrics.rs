@@ -21,12 +21,18 @@ pub(crate) struct RouteLabels {
     route: String,
 }
 
-/// HTTP request counts and latencies by route (the matched pattern, never the raw path,
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct BackendLabels {
+    backend: &'static str,
+}
+
+/// Service metrics: HTTP request counts and latencies by route (the matched pattern, never the raw path,
 /// so user ids and references do not become labels).
 #[derive(Debug, Clone)]
 pub(crate) struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
+    purged: Family<BackendLabels, Counter>,
 }
 
 impl HttpMetrics {
@@ -48,7 +54,23 @@ impl HttpMetrics {
             "HTTP request latency by route",
             latency.clone(),
         );
-        Self { requests, latency }
+        let purged = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "tessera_store_purged",
+            "Expired records and tombstones removed by the background purge, by backend",
+            purged.clone(),
+        );
+        Self {
+            requests,
+            latency,
+            purged,
+        }
+    }
+
+    pub(crate) fn purged(&self, backend: &'static str, n: u64) {
+        self.purged
+            .get_or_create(&BackendLabels { backend })
+            .inc_by(n);
     }
 }
 

@@ -241,11 +241,14 @@ fn spawn_purge(
             tick.tick().await;
             match store.purge_expired(state.clock().now()).await {
                 Ok(0) => {}
-                Ok(n) => tracing::debug!(
-                    backend = store.backend(),
-                    purged = n,
-                    "purged expired sessions"
-                ),
+                Ok(n) => {
+                    state.http().purged(store.backend(), n);
+                    tracing::debug!(
+                        backend = store.backend(),
+                        purged = n,
+                        "purged expired sessions"
+                    );
+                }
                 Err(e) => {
                     tracing::warn!(backend = store.backend(), code = e.code(), error = ?e, "purge failed")
                 }

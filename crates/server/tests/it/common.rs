@@ -33,11 +33,21 @@ impl TestServer {
     }
 
     pub(crate) async fn redb(path: &Path) -> Self {
-        Self::start(
-            Arc::new(RedbStore::open(path).unwrap()),
-            Settings::default_for_tests(),
-        )
-        .await
+        // A server that was just stopped releases the file when its last connection task
+        // ends, which can be a moment after `stop` returns.
+        let mut tries = 0;
+        let store = loop {
+            match RedbStore::open(path) {
+                Ok(s) => break s,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("cannot open {}: {e}", path.display()),
+            }
+        };
+        Self::start(Arc::new(store), Settings::default_for_tests()).await
     }
 
     pub(crate) async fn start(store: Arc<dyn SessionStore>, settings: Settings) -> Self {

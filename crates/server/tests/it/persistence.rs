@@ -161,3 +161,63 @@ async fn kill_9_during_a_write_load_loses_no_acknowledged_write() {
         &lost[..lost.len().min(5)]
     );
 }
+
+/// The real start-up path (`startup::prepare` and `startup::serve`) purges expired sessions
+/// in the background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_purge_removes_expired_sessions() {
+    use std::sync::Arc;
+    use tessera_core::ManualClock;
+    use tessera_server::config::Config;
+    use tessera_server::startup;
+
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "data_dir = \"{}\"\napi_keys = [\"{KEY}\"]\n[store]\nurl = \"memory:\"\n[session]\npurge_interval = \"1s\"\n",
+        dir.path().display()
+    );
+    let config = Config::from_toml(&toml, |_| None).unwrap();
+    let clock = ManualClock::new(crate::common::START);
+    let prepared = startup::prepare(&config, Arc::new(clock.clone())).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(startup::serve(
+        listener,
+        prepared,
+        config.purge_interval,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{base}/v1/session/login"))
+        .bearer_auth(KEY)
+        .json(&json!({"cookie": "", "user": {"id": "p"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    clock.advance(Duration::from_secs(13 * 3600));
+    let line = "tessera_store_purged_total{backend=\"memory\"} 1";
+    let mut seen = false;
+    for _ in 0..50 {
+        let m = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if m.contains(line) {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = tx.send(());
+    let _ = server.await;
+    assert!(seen, "the purge did not run within 5s");
+}
