@@ -1,0 +1,180 @@
+//! `bench-seed`: logs in N users on Tessera or on the tower-sessions peer and writes one
+//! cookie (`name=value`) a line, for the wrk scripts in `crates/bench/wrk/`.
+//!
+//! Before writing, it resolves the first session back and checks that it carries the user
+//! and data it was given, so that a benchmark never measures "no session" answers.
+//! Tessera's API key comes from `TESSERA_API_KEY` (not a flag: flags end up in `ps`).
+//!
+//! Run with: `cargo run --release -p tessera-bench --bin bench-seed -- --target tessera --url
+//! http://127.0.0.1:7300 --count 1000 --out cookies.txt`
+
+use std::error::Error;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use reqwest::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use serde_json::{Value, json};
+
+type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Target {
+    /// Tessera's `/v1/session/*` API (cookie in the JSON body).
+    Tessera,
+    /// The `peer-tower-sessions` application (cookie in the `Cookie` header).
+    Peer,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "create sessions for Tessera's HTTP benchmark")]
+struct Args {
+    #[arg(long, value_enum)]
+    target: Target,
+    /// Base URL of the server.
+    #[arg(long)]
+    url: String,
+    /// Sessions to create.
+    #[arg(long, default_value_t = 1000)]
+    count: usize,
+    /// File to write, one `name=value` cookie a line.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// The data map every session holds: the peer's login sets it, Tessera gets it by `update`.
+fn seed_data() -> Value {
+    json!({ "theme": "dark", "lang": "en", "k": 0 })
+}
+
+/// `name=value` of a `Set-Cookie` value.
+fn pair(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    api_key: String,
+}
+
+impl Client {
+    async fn tessera(&self, op: &str, body: Value) -> Result<Value> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/session/{op}", self.url))
+            .header(AUTHORIZATION, format!("Bearer {}", self.api_key))
+            .json(&body)
+            .send()
+            .await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            return Err(format!("{op}: {status}: {text}").into());
+        }
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// First `set_cookie` entry of a Tessera answer, as `name=value`.
+    fn tessera_cookie(answer: &Value) -> Option<String> {
+        answer["set_cookie"].as_array()?.first()?.as_str().map(pair)
+    }
+
+    async fn tessera_session(&self, i: usize) -> Result<String> {
+        let login = self
+            .tessera(
+                "login",
+                json!({ "cookie": "", "user": { "id": format!("bench-{i}") } }),
+            )
+            .await?;
+        let mut cookie = Self::tessera_cookie(&login).ok_or("login answered no set_cookie")?;
+        let update = self
+            .tessera("update", json!({ "cookie": cookie, "set": seed_data() }))
+            .await?;
+        if let Some(newer) = Self::tessera_cookie(&update) {
+            cookie = newer;
+        }
+        Ok(cookie)
+    }
+
+    async fn peer_session(&self, i: usize) -> Result<String> {
+        let resp = self
+            .http
+            .post(format!("{}/login", self.url))
+            .json(&json!({ "user": { "id": format!("bench-{i}") } }))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(format!("login: {}", resp.status()).into());
+        }
+        let set_cookie = resp
+            .headers()
+            .get(SET_COOKIE)
+            .ok_or("login set no cookie")?
+            .to_str()?;
+        Ok(pair(set_cookie))
+    }
+
+    async fn resolve(&self, target: Target, cookie: &str) -> Result<Value> {
+        match target {
+            Target::Tessera => self.tessera("resolve", json!({ "cookie": cookie })).await,
+            Target::Peer => {
+                let resp = self
+                    .http
+                    .post(format!("{}/resolve", self.url))
+                    .header(COOKIE, cookie)
+                    .send()
+                    .await?
+                    .error_for_status()?;
+                Ok(resp.json().await?)
+            }
+        }
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let api_key = match args.target {
+        Target::Tessera => {
+            std::env::var("TESSERA_API_KEY").map_err(|_| "TESSERA_API_KEY is not set")?
+        }
+        Target::Peer => String::new(),
+    };
+    let client = Client {
+        http: reqwest::Client::new(),
+        url: args.url.trim_end_matches('/').to_owned(),
+        api_key,
+    };
+    let mut cookies = Vec::with_capacity(args.count);
+    for i in 1..=args.count {
+        let cookie = match args.target {
+            Target::Tessera => client.tessera_session(i).await?,
+            Target::Peer => client.peer_session(i).await?,
+        };
+        if cookie.contains(['"', '\\', '\n']) || !cookie.contains('=') {
+            return Err(format!("unexpected cookie shape from login {i}").into());
+        }
+        cookies.push(cookie);
+    }
+    if let Some(first) = cookies.first() {
+        let answer = client.resolve(args.target, first).await?;
+        let session = &answer["session"];
+        if session["user"]["id"] != "bench-1" || session["data"]["theme"] != "dark" {
+            return Err(format!("resolving the first session gave {answer}").into());
+        }
+    }
+    let mut text = cookies.join("\n");
+    text.push('\n');
+    std::fs::write(&args.out, text)?;
+    eprintln!(
+        "bench-seed: {} sessions written to {}",
+        cookies.len(),
+        args.out.display()
+    );
+    Ok(())
+}
