@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -28,16 +29,108 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(v) = Json::<Value>::from_request(req, state)
-            .await
-            .map_err(|r: JsonRejection| ApiError::from(r))?;
-        // serde's derived structs also accept arrays; the API takes objects only.
-        if !v.is_object() {
-            return Err(ApiError::invalid("the body must be a JSON object"));
+        let is_json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                let m = m.trim();
+                m.eq_ignore_ascii_case("application/json")
+                    || (m.starts_with("application/") && m.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send the body as Content-Type: application/json",
+            ));
         }
-        serde_json::from_value(v)
-            .map(Self)
-            .map_err(|e| ApiError::invalid(crate::problem::redact(&e.to_string())))
+        // The body limit (DefaultBodyLimit) applies here.
+        let body = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body-too-large",
+                    "Request body too large",
+                    "the request body is over the configured limit",
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-json",
+                    "Invalid JSON",
+                    "the body could not be read",
+                )
+            }
+        })?;
+        // serde's derived structs also accept arrays; the API takes objects only. Checked on
+        // the bytes, so the body is parsed once.
+        match body.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => {}
+            Some(b'[') => return Err(ApiError::invalid("the body must be a JSON object")),
+            _ => {}
+        }
+        serde_json::from_slice(&body).map(Self).map_err(|e| {
+            let detail = crate::problem::redact(&e.to_string());
+            match e.classify() {
+                serde_json::error::Category::Data => ApiError::invalid(detail),
+                _ => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-json",
+                    "Invalid JSON",
+                    detail,
+                ),
+            }
+        })
+    }
+}
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        // Sized for a typical session answer (about 500 bytes), so it is written once instead
+        // of regrown from axum's 128-byte start.
+        let mut buf = Vec::with_capacity(1024);
+        match serde_json::to_writer(&mut buf, &self.0) {
+            Ok(()) => (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("application/json"),
+                )],
+                buf,
+            )
+                .into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialise a response");
+                ApiError::internal().into_response()
+            }
+        }
+    }
+}
+
+/// Proof that the request carried a valid management API key (`Authorization: Bearer`).
+/// An extractor rather than a middleware layer: it costs nothing on public routes and runs
+/// before the body is read.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiKey;
+
+impl FromRequestParts<AppState> for ApiKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
+        let presented = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match presented {
+            Some(k) if s.api_keys().accepts(k.trim()) => Ok(Self),
+            _ => {
+                tracing::info!(target: "security", path = parts.uri.path(), "management request without a valid API key");
+                Err(ApiError::unauthorized())
+            }
+        }
     }
 }
 
@@ -176,19 +269,20 @@ pub struct SessionView {
     pub remember: bool,
 }
 
-impl From<&Session> for SessionView {
-    fn from(s: &Session) -> Self {
-        let r = &s.record;
+impl From<Session> for SessionView {
+    fn from(s: Session) -> Self {
+        let reference = s.reference();
+        let r = s.record;
         Self {
-            reference: s.reference(),
+            reference,
             kind: r.kind.as_str(),
-            user: r.user.as_ref().map(|u| UserView {
-                id: u.id.clone(),
-                name: u.name.clone(),
-                provider: u.provider.clone(),
+            user: r.user.map(|u| UserView {
+                id: u.id,
+                name: u.name,
+                provider: u.provider,
             }),
-            data: r.data.clone(),
-            claims: r.claims.clone(),
+            data: r.data,
+            claims: r.claims,
             created_at: r.created_at.unix_secs(),
             idle_expires_at: r.idle_expires_at.unix_secs(),
             absolute_expires_at: r.absolute_expires_at.unix_secs(),
@@ -215,14 +309,14 @@ pub struct SessionResponse {
 }
 
 impl AppState {
-    fn respond(&self, out: Outcome, purpose: &str) -> Json<SessionResponse> {
+    fn respond(&self, out: Outcome, purpose: &str) -> ApiJson<SessionResponse> {
         let now = self.clock().now();
         let csrf_token = out
             .session
             .as_ref()
             .map(|s| self.engine().csrf_token(s, purpose, now));
-        Json(SessionResponse {
-            session: out.session.as_ref().map(SessionView::from),
+        ApiJson(SessionResponse {
+            session: out.session.map(SessionView::from),
             set_cookie: out.set_cookie,
             status: out.status.as_str(),
             csrf_token,
@@ -250,9 +344,10 @@ fn purpose(p: Option<&str>) -> Result<&str, ApiError> {
     responses((status = 200, body = SessionResponse), (status = "4XX", body = Problem), (status = 503, body = Problem)),
     security(("api_key" = [])), tag = "session")]
 pub async fn resolve(
+    _key: ApiKey,
     State(s): State<AppState>,
     ApiJson(req): ApiJson<ResolveRequest>,
-) -> Result<Json<SessionResponse>, ApiError> {
+) -> Result<ApiJson<SessionResponse>, ApiError> {
     let p = purpose(req.csrf_purpose.as_deref())?;
     let out = s
         .engine()
@@ -268,9 +363,10 @@ pub async fn resolve(
     responses((status = 200, body = SessionResponse), (status = 404, body = Problem), (status = "4XX", body = Problem), (status = 503, body = Problem)),
     security(("api_key" = [])), tag = "session")]
 pub async fn update(
+    _key: ApiKey,
     State(s): State<AppState>,
     ApiJson(req): ApiJson<UpdateRequest>,
-) -> Result<Json<SessionResponse>, ApiError> {
+) -> Result<ApiJson<SessionResponse>, ApiError> {
     let edits = Edits {
         set: req.set,
         remove: req.remove,
@@ -288,9 +384,10 @@ pub async fn update(
     responses((status = 200, body = SessionResponse), (status = "4XX", body = Problem), (status = 503, body = Problem)),
     security(("api_key" = [])), tag = "session")]
 pub async fn login(
+    _key: ApiKey,
     State(s): State<AppState>,
     ApiJson(req): ApiJson<LoginRequest>,
-) -> Result<Json<SessionResponse>, ApiError> {
+) -> Result<ApiJson<SessionResponse>, ApiError> {
     let login = Login {
         user: User {
             id: req.user.id,
@@ -313,9 +410,10 @@ pub async fn login(
     responses((status = 200, body = SessionResponse), (status = "4XX", body = Problem), (status = 503, body = Problem)),
     security(("api_key" = [])), tag = "session")]
 pub async fn logout(
+    _key: ApiKey,
     State(s): State<AppState>,
     ApiJson(req): ApiJson<LogoutRequest>,
-) -> Result<Json<SessionResponse>, ApiError> {
+) -> Result<ApiJson<SessionResponse>, ApiError> {
     let out = s
         .engine()
         .logout(&req.cookie, s.clock().now())
@@ -329,16 +427,17 @@ pub async fn logout(
     responses((status = 200, body = CsrfCheckResponse), (status = "4XX", body = Problem), (status = 503, body = Problem)),
     security(("api_key" = [])), tag = "session")]
 pub async fn csrf_check(
+    _key: ApiKey,
     State(s): State<AppState>,
     ApiJson(req): ApiJson<CsrfCheckRequest>,
-) -> Result<Json<CsrfCheckResponse>, ApiError> {
+) -> Result<ApiJson<CsrfCheckResponse>, ApiError> {
     let p = purpose(req.purpose.as_deref())?;
     let valid = s
         .engine()
         .check_csrf(&req.cookie, &req.token, p, s.clock().now())
         .await
         .map_err(|e| s.problem(e))?;
-    Ok(Json(CsrfCheckResponse { valid }))
+    Ok(ApiJson(CsrfCheckResponse { valid }))
 }
 
 /// A user's live sessions.
@@ -379,6 +478,7 @@ pub struct RevokeAllResponse {
     responses((status = 200, body = SessionList), (status = "4XX", body = Problem), (status = 503, body = Problem)),
     security(("api_key" = [])), tag = "users")]
 pub async fn list_sessions(
+    _key: ApiKey,
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<SessionList>, ApiError> {
@@ -406,6 +506,7 @@ pub async fn list_sessions(
     responses((status = 200, body = RevokeAllResponse), (status = "4XX", body = Problem), (status = 503, body = Problem)),
     security(("api_key" = [])), tag = "users")]
 pub async fn revoke_all(
+    _key: ApiKey,
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<RevokeAllResponse>, ApiError> {
@@ -427,6 +528,7 @@ pub async fn revoke_all(
     responses((status = 204), (status = 404, body = Problem), (status = "4XX", body = Problem), (status = 503, body = Problem)),
     security(("api_key" = [])), tag = "users")]
 pub async fn revoke_one(
+    _key: ApiKey,
     State(s): State<AppState>,
     Path((id, reference)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {

@@ -1,6 +1,6 @@
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -8,17 +8,18 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::AppState;
+use crate::problem::ApiError;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
-    method: String,
-    route: String,
+    method: &'static str,
+    route: &'static str,
     status: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RouteLabels {
-    route: String,
+    route: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -74,19 +75,49 @@ impl HttpMetrics {
     }
 }
 
+/// The label for a matched route: one of the router's patterns, so labels are static strings
+/// (no allocation per request) and user ids or references never become labels.
+fn route_label(req: &Request) -> &'static str {
+    let Some(m) = req.extensions().get::<MatchedPath>() else {
+        return "unmatched";
+    };
+    crate::ROUTES
+        .iter()
+        .find(|r| **r == m.as_str())
+        .copied()
+        .unwrap_or("other")
+}
+
+fn method_label(m: &axum::http::Method) -> &'static str {
+    match *m {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::HEAD => "HEAD",
+        _ => "other",
+    }
+}
+
+/// The outermost middleware: refuses oversized headers, then counts and times the request.
 pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let route = route_label(&req);
+    let method = method_label(req.method());
     let start = tokio::time::Instant::now();
-    let res = next.run(req).await;
+    let limit = state.limits().max_header_bytes;
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    let res = if header_bytes > limit {
+        ApiError::headers_too_large(limit).into_response()
+    } else {
+        next.run(req).await
+    };
     let m = state.http();
     m.latency
-        .get_or_create(&RouteLabels {
-            route: route.clone(),
-        })
+        .get_or_create(&RouteLabels { route })
         .observe(start.elapsed().as_secs_f64());
     m.requests
         .get_or_create(&RequestLabels {

@@ -10,6 +10,11 @@ use tessera_server::cli::{Cli, Command, ConfigCommand};
 use tessera_server::config::Config;
 use tessera_server::startup;
 
+// The service allocates a little on every request (JSON in and out); mimalloc's per-thread
+// caches cut the allocator's share of a `resolve` (about 9% of CPU with glibc's malloc).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")

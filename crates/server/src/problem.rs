@@ -5,7 +5,6 @@
 //! token, a key or a CSRF token: client-supplied strings are redacted from parser messages.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -185,33 +184,6 @@ impl ApiError {
             "Session store unavailable",
             "the session store failed or did not answer; retry later",
         )
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        let detail = redact(&r.body_text());
-        match r.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                "Request body too large",
-                "the request body is over the configured limit",
-            ),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "send the body as Content-Type: application/json",
-            ),
-            StatusCode::UNPROCESSABLE_ENTITY => Self::invalid(detail),
-            _ => Self::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-json",
-                "Invalid JSON",
-                detail,
-            ),
-        }
     }
 }
 
