@@ -1,6 +1,32 @@
 //! Entry points for fuzz targets and their replay as ordinary tests. Not a stable API.
 
+use std::path::Path;
+
 use crate::Handle;
+
+/// Every file of `fuzz/corpus/<target>/` at the workspace root, so tests replay what fuzzing
+/// found. `manifest_dir` is the calling crate's `CARGO_MANIFEST_DIR` (crates sit two levels
+/// below the root).
+///
+/// # Errors
+///
+/// The directory or a file cannot be read, or the corpus is empty.
+pub fn corpus(manifest_dir: &str, target: &str) -> std::io::Result<Vec<Vec<u8>>> {
+    let dir = Path::new(manifest_dir)
+        .join("../../fuzz/corpus")
+        .join(target);
+    let mut files = vec![];
+    for entry in std::fs::read_dir(&dir)? {
+        files.push(std::fs::read(entry?.path())?);
+    }
+    if files.is_empty() {
+        return Err(std::io::Error::other(format!(
+            "empty corpus {}",
+            dir.display()
+        )));
+    }
+    Ok(files)
+}
 
 /// Parses `data` as a session handle; must never panic.
 pub fn handle_from_bytes(data: &[u8]) {
@@ -17,20 +43,9 @@ pub fn handle_from_bytes(data: &[u8]) {
 mod tests {
     use proptest::prelude::*;
 
-    /// Every file of `fuzz/corpus/<target>/`, so CI replays what fuzzing found.
-    fn corpus(target: &str) -> Vec<Vec<u8>> {
-        let dir = format!("{}/../../fuzz/corpus/{target}", env!("CARGO_MANIFEST_DIR"));
-        let files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-            .collect();
-        assert!(!files.is_empty(), "empty corpus {dir}");
-        files
-    }
-
     #[test]
     fn handle_corpus_replays() {
-        for input in corpus("handle") {
+        for input in super::corpus(env!("CARGO_MANIFEST_DIR"), "handle").unwrap() {
             super::handle_from_bytes(&input);
         }
     }

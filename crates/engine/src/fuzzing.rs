@@ -45,23 +45,14 @@ pub fn csrf_token(data: &[u8]) {
 mod tests {
     use proptest::prelude::*;
 
-    /// Every file of `fuzz/corpus/<target>/`, so CI replays what fuzzing found.
-    fn corpus(target: &str) -> Vec<Vec<u8>> {
-        let dir = format!("{}/../../fuzz/corpus/{target}", env!("CARGO_MANIFEST_DIR"));
-        let files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-            .collect();
-        assert!(!files.is_empty(), "empty corpus {dir}");
-        files
-    }
+    use tessera_core::fuzzing::corpus;
 
     #[test]
     fn corpora_replay() {
-        for input in corpus("cookie_header") {
+        for input in corpus(env!("CARGO_MANIFEST_DIR"), "cookie_header").unwrap() {
             super::cookie_header(&input);
         }
-        for input in corpus("csrf_token") {
+        for input in corpus(env!("CARGO_MANIFEST_DIR"), "csrf_token").unwrap() {
             super::csrf_token(&input);
         }
     }

@@ -23,23 +23,14 @@ pub fn config_toml(data: &[u8]) {
 mod tests {
     use proptest::prelude::*;
 
-    /// Every file of `fuzz/corpus/<target>/`, so CI replays what fuzzing found.
-    fn corpus(target: &str) -> Vec<Vec<u8>> {
-        let dir = format!("{}/../../fuzz/corpus/{target}", env!("CARGO_MANIFEST_DIR"));
-        let files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-            .collect();
-        assert!(!files.is_empty(), "empty corpus {dir}");
-        files
-    }
+    use tessera_core::fuzzing::corpus;
 
     #[test]
     fn corpora_replay() {
-        for input in corpus("request_body") {
+        for input in corpus(env!("CARGO_MANIFEST_DIR"), "request_body").unwrap() {
             super::request_body(&input);
         }
-        for input in corpus("config_toml") {
+        for input in corpus(env!("CARGO_MANIFEST_DIR"), "config_toml").unwrap() {
             super::config_toml(&input);
         }
     }
