@@ -12,6 +12,10 @@
 //! - `__Host-` cookies with `HttpOnly`, `Secure`, `SameSite=Lax`, `Path=/`, and removals that
 //!   match.
 //!
+//! | feature | what it adds |
+//! |---------|--------------|
+//! | `tower` | [`tower`](crate::tower): a `SessionLayer` and axum extractors for in-process use |
+//!
 //! ```
 //! # async fn demo() -> Result<(), tessera::Error> {
 //! use std::sync::Arc;
@@ -46,6 +50,8 @@ pub mod metrics;
 
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 pub use config::SessionConfig;
 pub use engine::{

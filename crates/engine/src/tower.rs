@@ -1,0 +1,565 @@
+//! Tessera in-process: a tower [`SessionLayer`] and axum extractors, for Rust applications
+//! that link the engine instead of calling the service over HTTP.
+//!
+//! ```
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use axum::{Router, routing::get};
+//! use tessera::tower::{Session, SessionLayer};
+//! use tessera::{Engine, SessionConfig, Stores, cookie::CookieConfig, csrf::CsrfKey, metrics::Metrics};
+//!
+//! let engine = Engine::try_new(
+//!     Stores::single(Arc::new(tessera_store_memory::MemoryStore::new())),
+//!     SessionConfig::default(),
+//!     CookieConfig::default(),
+//!     CsrfKey::generate()?,
+//!     Metrics::default(),
+//! )?;
+//! async fn visits(session: Session) -> Result<String, tessera::Error> {
+//!     let n: u64 = session.get("visits").await?.unwrap_or(0);
+//!     session.set("visits", n + 1).await?;
+//!     Ok(format!("visit {}", n + 1))
+//! }
+//! let app: Router = Router::new()
+//!     .route("/", get(visits))
+//!     .layer(SessionLayer::new(Arc::new(engine), Arc::new(tessera_core::SystemClock)));
+//! # let _ = app; Ok(()) }
+//! ```
+//!
+//! # Behaviour
+//!
+//! - The layer reads the request's `Cookie` headers once and puts a [`Session`] handle in the
+//!   request's extensions. Nothing touches the store until a handler calls the handle.
+//! - Each operation is one call on the handle and goes through the same [`Engine`] as the HTTP
+//!   service: same stores, same keys, same rules (compare-and-set edits, renewal throttling,
+//!   fixation defence at login, tombstones at logout).
+//! - `Set-Cookie` is written on the response only when an operation changed the cookie (a new
+//!   session, a renewal, a login, a logout, a stale cookie cleared), and never on a 5xx
+//!   response. When several operations in one request change it, only the last value is sent:
+//!   one `Set-Cookie` per name.
+//! - A malformed or unknown cookie starts afresh: the handle acts as if there were no session
+//!   and the response clears the cookie; a warning goes to the `security` log target.
+//! - A handler that extracts [`Session`] without the layer gets a 500 that says so.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::header::{COOKIE, SET_COOKIE};
+use http::request::Parts;
+use http::{HeaderValue, Request, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tessera_core::{Clock, Timestamp, User};
+use tokio::sync::Mutex;
+
+use crate::{Edits, Engine, Error, Login, Outcome, Result};
+
+/// The CSRF purpose used by [`Session::csrf_token`] and [`Session::verify_csrf`] by default.
+pub const DEFAULT_PURPOSE: &str = "default";
+
+/// A tower layer that gives every request a [`Session`] handle.
+#[derive(Clone)]
+pub struct SessionLayer {
+    engine: Arc<Engine>,
+    clock: Arc<dyn Clock>,
+}
+
+impl SessionLayer {
+    /// A layer over `engine`, reading "now" from `clock` once per request.
+    pub fn new(engine: Arc<Engine>, clock: Arc<dyn Clock>) -> Self {
+        Self { engine, clock }
+    }
+}
+
+impl fmt::Debug for SessionLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionLayer").finish_non_exhaustive()
+    }
+}
+
+impl<S> tower::Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService {
+            inner,
+            engine: self.engine.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+/// The service [`SessionLayer`] wraps around an application.
+#[derive(Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    engine: Arc<Engine>,
+    clock: Arc<dyn Clock>,
+}
+
+impl<S> fmt::Debug for SessionService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionService").finish_non_exhaustive()
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+impl<S, B, R> tower::Service<Request<B>> for SessionService<S>
+where
+    S: tower::Service<Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+    R: Send + 'static,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = BoxFuture<std::result::Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // HTTP/2 may split cookies over several header lines; they mean one `Cookie` header.
+        let cookie = req
+            .headers()
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let session = Session::new(self.engine.clone(), cookie, self.clock.now());
+        req.extensions_mut().insert(session.clone());
+        // The service that was polled ready is the one to call (tower's clone pattern).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let mut res = inner.call(req).await?;
+            if !res.status().is_server_error()
+                && let Some(c) = session.take_set_cookie().await
+            {
+                match HeaderValue::from_str(&c) {
+                    Ok(v) => {
+                        res.headers_mut().append(SET_COOKIE, v);
+                    }
+                    Err(_) => tracing::error!("a Set-Cookie value is not a valid header"),
+                }
+            }
+            Ok(res)
+        })
+    }
+}
+
+/// The session of the current request: an extractor, and the handle every operation goes
+/// through. Cheap to clone; clones share state.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Arc<Engine>,
+    now: Timestamp,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The `Cookie` header as the engine should see it now (rewritten after an operation
+    /// issues or clears the session cookie).
+    cookie: String,
+    /// The session as last read or written in this request.
+    current: Option<Option<crate::Session>>,
+    /// The last `Set-Cookie` value an operation produced.
+    set_cookie: Option<String>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    fn new(engine: Arc<Engine>, cookie: String, now: Timestamp) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                engine,
+                now,
+                state: Mutex::new(State {
+                    cookie,
+                    ..State::default()
+                }),
+            }),
+        }
+    }
+
+    async fn take_set_cookie(&self) -> Option<String> {
+        self.inner.state.lock().await.set_cookie.take()
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Runs one engine operation with the current cookie and records its outcome. A
+    /// malformed cookie is dropped (and cleared in the response) and the operation retried
+    /// as if there were none.
+    async fn run<F, Fut>(&self, op: F) -> Result<Option<crate::Session>>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<Outcome>>,
+    {
+        let mut st = self.inner.state.lock().await;
+        let out = match op(st.cookie.clone()).await {
+            Err(Error::MalformedCookie) => {
+                st.cookie.clear();
+                st.set_cookie = Some(self.engine().cookie().remove());
+                op(String::new()).await?
+            }
+            other => other?,
+        };
+        if let Some(sc) = out.set_cookie.last() {
+            let pair = sc.split(';').next().unwrap_or_default();
+            let has_value = pair.split_once('=').is_some_and(|(_, v)| !v.is_empty());
+            st.cookie = if has_value {
+                pair.to_owned()
+            } else {
+                String::new()
+            };
+            st.set_cookie = Some(sc.clone());
+        }
+        st.current = Some(out.session.clone());
+        Ok(out.session)
+    }
+
+    /// The live session, read once per request (and renewed when due).
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn load(&self) -> Result<Option<crate::Session>> {
+        if let Some(current) = self.inner.state.lock().await.current.clone() {
+            return Ok(current);
+        }
+        let now = self.inner.now;
+        self.run(|c| async move { self.engine().resolve(&c, false, now).await })
+            .await
+    }
+
+    /// The logged-in user, if any.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn user(&self) -> Result<Option<User>> {
+        Ok(self.load().await?.and_then(|s| s.record.user))
+    }
+
+    /// The value under `key`, decoded as `T`; `None` if absent (or not a `T`).
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        Ok(self
+            .load()
+            .await?
+            .and_then(|s| s.record.data.get(key).cloned())
+            .and_then(|v| serde_json::from_value(v).ok()))
+    }
+
+    /// Applies per-key edits (creating an anonymous session if there is none).
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::update`].
+    pub async fn update(&self, edits: Edits) -> Result<()> {
+        let now = self.inner.now;
+        let edits = &edits;
+        self.run(|c| async move { self.engine().update(&c, edits, now).await })
+            .await
+            .map(drop)
+    }
+
+    /// Sets one key.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] if `value` does not serialise; as [`Engine::update`].
+    pub async fn set(&self, key: &str, value: impl Serialize) -> Result<()> {
+        let v = serde_json::to_value(value).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let mut edits = Edits::default();
+        edits.set.insert(key.to_owned(), v);
+        self.update(edits).await
+    }
+
+    /// Removes one key.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::update`].
+    pub async fn remove(&self, key: &str) -> Result<()> {
+        let edits = Edits {
+            remove: vec![key.to_owned()],
+            ..Edits::default()
+        };
+        self.update(edits).await
+    }
+
+    /// Logs `user` in: a new session under a new handle, the anonymous data carried over.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::login`].
+    pub async fn login(
+        &self,
+        user: User,
+        claims: BTreeMap<String, serde_json::Value>,
+        remember: bool,
+    ) -> Result<()> {
+        let now = self.inner.now;
+        let login = Login {
+            user,
+            claims,
+            remember,
+        };
+        let login = &login;
+        self.run(|c| async move { self.engine().login(&c, login.clone(), now).await })
+            .await
+            .map(drop)
+    }
+
+    /// Ends the session; the response clears the cookie.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::logout`].
+    pub async fn logout(&self) -> Result<()> {
+        let now = self.inner.now;
+        self.run(|c| async move { self.engine().logout(&c, now).await })
+            .await
+            .map(drop)
+    }
+
+    /// A CSRF token for `purpose`, bound to this session. Without a session, an anonymous one
+    /// is created first (a login form needs a token before anyone logs in).
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn csrf_token(&self, purpose: &str) -> Result<String> {
+        let now = self.inner.now;
+        let session = match self.load().await? {
+            Some(s) => s,
+            None => self
+                .run(|c| async move { self.engine().resolve(&c, true, now).await })
+                .await?
+                .ok_or(Error::SessionNotFound)?,
+        };
+        Ok(self.engine().csrf_token(&session, purpose, now))
+    }
+
+    /// Whether `token` is a CSRF token of this session for `purpose`.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn verify_csrf(&self, token: &str, purpose: &str) -> Result<bool> {
+        let cookie = self.inner.state.lock().await.cookie.clone();
+        match self
+            .engine()
+            .check_csrf(&cookie, token, purpose, self.inner.now)
+            .await
+        {
+            Err(Error::MalformedCookie) => Ok(false),
+            other => other,
+        }
+    }
+
+    /// The live sessions of the logged-in user (empty when anonymous).
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn sessions(&self) -> Result<Vec<crate::Session>> {
+        match self.user().await? {
+            Some(u) => {
+                self.engine()
+                    .list_user_sessions(&u.id, self.inner.now)
+                    .await
+            }
+            None => Ok(vec![]),
+        }
+    }
+
+    /// Ends one session of the logged-in user by reference; whether it existed.
+    ///
+    /// # Errors
+    ///
+    /// Store failures; [`Error::InvalidInput`] for a malformed reference.
+    pub async fn revoke(&self, reference: &str) -> Result<bool> {
+        match self.user().await? {
+            Some(u) => {
+                let own = self.load().await?.map(|s| s.reference());
+                let found = self
+                    .engine()
+                    .revoke_session(&u.id, reference, self.inner.now)
+                    .await?;
+                if found && own.as_deref() == Some(reference) {
+                    // Revoking the current session is a logout: clear the cookie too.
+                    self.logout().await?;
+                }
+                Ok(found)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Logs the user out everywhere (this session included); how many sessions ended.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn logout_everywhere(&self) -> Result<usize> {
+        match self.user().await? {
+            Some(u) => {
+                let n = self.engine().revoke_all(&u.id, self.inner.now).await?;
+                self.logout().await?;
+                Ok(n)
+            }
+            None => Ok(0),
+        }
+    }
+}
+
+/// Why a session extractor failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SessionRejection {
+    /// The router has no [`SessionLayer`].
+    MissingLayer,
+    /// Reading the session failed.
+    Engine(Error),
+}
+
+impl SessionRejection {
+    /// The HTTP status of this rejection.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Engine(e) => status_of(e),
+        }
+    }
+
+    /// The plain-text body of this rejection.
+    pub fn body_text(&self) -> String {
+        match self {
+            Self::MissingLayer => "Session extractor used without tessera::tower::SessionLayer: \
+                                   add the layer to the router"
+                .to_owned(),
+            Self::Engine(e) => body_of(e),
+        }
+    }
+}
+
+impl IntoResponse for SessionRejection {
+    fn into_response(self) -> Response {
+        if let Self::MissingLayer = self {
+            tracing::error!("tessera::tower::Session extracted without a SessionLayer");
+        }
+        (self.status(), self.body_text()).into_response()
+    }
+}
+
+fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::MalformedCookie | Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
+        Error::SessionNotFound => StatusCode::NOT_FOUND,
+        Error::DataTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::Contention => StatusCode::CONFLICT,
+        Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn body_of(e: &Error) -> String {
+    match e {
+        // 5xx bodies stay generic; the cause is logged.
+        Error::Store(_) => "the session store is unavailable; retry later".to_owned(),
+        e if status_of(e).is_server_error() => "internal error".to_owned(),
+        e => e.to_string(),
+    }
+}
+
+/// Engine errors in handlers become plain-text responses: client errors say what was wrong,
+/// server errors are generic and logged.
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = status_of(&self);
+        if status.is_server_error() {
+            tracing::error!(code = self.code(), error = ?self, "session operation failed");
+        }
+        (status, body_of(&self)).into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Self>()
+            .cloned()
+            .ok_or(SessionRejection::MissingLayer)
+    }
+}
+
+/// The live session, read eagerly: extracting it fails with 401 when there is none.
+/// `Option<LiveSession>` is the optional form: `None` when there is no live session, while a
+/// store failure still rejects (503) rather than looking like "logged out".
+#[derive(Debug, Clone)]
+pub struct LiveSession(pub crate::Session);
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for LiveSession {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> std::result::Result<Option<Self>, Self::Rejection> {
+        let handle = <Session as FromRequestParts<S>>::from_request_parts(parts, state).await?;
+        handle
+            .load()
+            .await
+            .map(|s| s.map(Self))
+            .map_err(SessionRejection::Engine)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for LiveSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        match <Self as OptionalFromRequestParts<S>>::from_request_parts(parts, state).await {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err((StatusCode::UNAUTHORIZED, "no live session").into_response()),
+            Err(r) => Err(r.into_response()),
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The tower layer and extractors, driven with `Router::oneshot`: cookie attributes, removal
+//! cookies, nothing on 5xx, malformed and bogus cookies, the missing layer, store errors.
+#![cfg(feature = "tower")]
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use tessera::cookie::CookieConfig;
+use tessera::csrf::CsrfKey;
+use tessera::metrics::Metrics;
+use tessera::tower::{LiveSession, Session, SessionLayer};
+use tessera::{Engine, SessionConfig, Stores};
+use tessera_core::{ManualClock, SessionRecord, SessionStore, StoreKey, Timestamp, User};
+use tessera_store_memory::MemoryStore;
+use tower::ServiceExt;
+
+const NOW: Timestamp = Timestamp::from_unix_secs(1_800_000_000);
+
+fn user(id: &str) -> User {
+    User {
+        id: id.to_owned(),
+        name: None,
+        provider: None,
+    }
+}
+
+async fn set_visit(session: Session) -> Result<String, tessera::Error> {
+    let n: u64 = session.get("n").await?.unwrap_or(0);
+    session.set("n", n + 1).await?;
+    Ok((n + 1).to_string())
+}
+
+async fn read(session: Session) -> Result<String, tessera::Error> {
+    Ok(session.get::<u64>("n").await?.unwrap_or(0).to_string())
+}
+
+async fn login(session: Session) -> Result<&'static str, tessera::Error> {
+    session
+        .login(user("alice"), Default::default(), false)
+        .await?;
+    Ok("in")
+}
+
+async fn remember(session: Session) -> Result<&'static str, tessera::Error> {
+    session
+        .login(user("alice"), Default::default(), true)
+        .await?;
+    Ok("in")
+}
+
+async fn logout(session: Session) -> Result<&'static str, tessera::Error> {
+    session.logout().await?;
+    Ok("out")
+}
+
+async fn fail(session: Session) -> impl IntoResponse {
+    let _ = session.set("n", 99).await;
+    (StatusCode::INTERNAL_SERVER_ERROR, "boom")
+}
+
+async fn many(session: Session) -> Result<&'static str, tessera::Error> {
+    session.set("a", 1).await?;
+    session
+        .login(user("bob"), Default::default(), false)
+        .await?;
+    session.set("b", 2).await?;
+    Ok("ok")
+}
+
+async fn whoami(s: Option<LiveSession>) -> String {
+    match s {
+        Some(LiveSession(s)) => s.record.user.map_or("anonymous".into(), |u| u.id),
+        None => "nobody".into(),
+    }
+}
+
+async fn must(LiveSession(s): LiveSession) -> String {
+    s.reference()
+}
+
+async fn csrf(session: Session) -> Result<String, tessera::Error> {
+    session.csrf_token("form").await
+}
+
+async fn check(session: Session, body: String) -> Result<String, tessera::Error> {
+    Ok(session.verify_csrf(&body, "form").await?.to_string())
+}
+
+fn engine_over(store: Arc<dyn SessionStore>) -> Arc<Engine> {
+    Arc::new(
+        Engine::try_new(
+            Stores::single(store),
+            SessionConfig::default(),
+            CookieConfig::default(),
+            CsrfKey::generate().unwrap(),
+            Metrics::default(),
+        )
+        .unwrap(),
+    )
+}
+
+fn routes() -> Router {
+    Router::new()
+        .route("/visit", post(set_visit))
+        .route("/read", get(read))
+        .route("/login", post(login))
+        .route("/remember", post(remember))
+        .route("/logout", post(logout))
+        .route("/fail", post(fail))
+        .route("/many", post(many))
+        .route("/whoami", get(whoami))
+        .route("/must", get(must))
+        .route("/csrf", get(csrf))
+        .route("/check", post(check))
+}
+
+fn app_over(store: Arc<dyn SessionStore>) -> Router {
+    routes().layer(SessionLayer::new(
+        engine_over(store),
+        Arc::new(ManualClock::new(NOW)),
+    ))
+}
+
+fn app() -> Router {
+    app_over(Arc::new(MemoryStore::new()))
+}
+
+async fn call(
+    app: &Router,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    body: &str,
+) -> (StatusCode, Vec<String>, String) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let cookies = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, cookies, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_new_session_sets_a_strict_cookie_and_reads_set_nothing() {
+    let app = app();
+    let (st, sc, body) = call(&app, "POST", "/visit", None, "").await;
+    assert_eq!((st, body.as_str()), (StatusCode::OK, "1"));
+    assert_eq!(sc.len(), 1, "{sc:?}");
+    let c = &sc[0];
+    assert!(c.starts_with("__Host-tessera=a"), "{c}");
+    for attr in ["; Path=/", "; Secure", "; HttpOnly", "; SameSite=Lax"] {
+        assert!(c.contains(attr), "{c} lacks {attr}");
+    }
+    assert!(!c.contains("Max-Age") && !c.contains("Domain"), "{c}");
+
+    let cookie = pair(c);
+    let (st, sc, body) = call(&app, "GET", "/read", Some(&cookie), "").await;
+    assert_eq!((st, body.as_str()), (StatusCode::OK, "1"));
+    assert!(sc.is_empty(), "a read changes no cookie: {sc:?}");
+    let (_, sc, body) = call(&app, "POST", "/visit", Some(&cookie), "").await;
+    assert_eq!(body, "2");
+    assert!(
+        sc.is_empty(),
+        "an edit of a live session changes no cookie: {sc:?}"
+    );
+}
+
+#[tokio::test]
+async fn remember_me_and_logout_cookies() {
+    let app = app();
+    let (_, sc, _) = call(&app, "POST", "/remember", None, "").await;
+    assert!(
+        sc[0].contains(&format!("; Max-Age={}", 7 * 86400)),
+        "{sc:?}"
+    );
+    let cookie = pair(&sc[0]);
+    let (_, sc, body) = call(&app, "POST", "/logout", Some(&cookie), "").await;
+    assert_eq!(body, "out");
+    assert_eq!(
+        sc,
+        vec!["__Host-tessera=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Secure; HttpOnly; SameSite=Lax".to_owned()]
+    );
+    // The old cookie is dead, and its next use clears it again.
+    let (_, sc, body) = call(&app, "GET", "/whoami", Some(&cookie), "").await;
+    assert_eq!(body, "nobody");
+    assert!(sc[0].contains("Max-Age=0"), "{sc:?}");
+}
+
+#[tokio::test]
+async fn nothing_is_set_on_a_5xx() {
+    let app = app();
+    let (st, sc, _) = call(&app, "POST", "/fail", None, "").await;
+    assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(sc.is_empty(), "{sc:?}");
+}
+
+#[tokio::test]
+async fn several_operations_send_one_cookie() {
+    let app = app();
+    let (_, sc, _) = call(&app, "POST", "/many", None, "").await;
+    assert_eq!(sc.len(), 1, "{sc:?}");
+    assert!(
+        sc[0].starts_with("__Host-tessera=u"),
+        "the last (login) value: {sc:?}"
+    );
+    let (_, _, body) = call(&app, "GET", "/whoami", Some(&pair(&sc[0])), "").await;
+    assert_eq!(body, "bob");
+}
+
+#[tokio::test]
+async fn malformed_and_bogus_cookies_start_afresh_and_are_cleared() {
+    let app = app();
+    let bogus = format!("__Host-tessera=u{}", "A".repeat(43));
+    for cookie in [
+        "__Host-tessera=garbage",
+        "__Host-tessera=1; __Host-tessera=2",
+        bogus.as_str(),
+    ] {
+        let (st, sc, body) = call(&app, "GET", "/whoami", Some(cookie), "").await;
+        assert_eq!((st, body.as_str()), (StatusCode::OK, "nobody"), "{cookie}");
+        assert_eq!(sc.len(), 1, "{cookie}: {sc:?}");
+        assert!(sc[0].contains("Max-Age=0"), "{cookie}: {sc:?}");
+        // An edit with such a cookie creates a new session: never adopts the bogus handle.
+        let (_, sc, body) = call(&app, "POST", "/visit", Some(cookie), "").await;
+        assert_eq!(body, "1");
+        assert!(sc[0].starts_with("__Host-tessera=a"), "{sc:?}");
+        assert_ne!(pair(&sc[0]), cookie);
+    }
+}
+
+#[tokio::test]
+async fn extractors_without_the_layer_say_so() {
+    let app = routes();
+    let (st, _, body) = call(&app, "GET", "/read", None, "").await;
+    assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("SessionLayer"), "{body}");
+    let (st, _, body) = call(&app, "GET", "/whoami", None, "").await;
+    assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("SessionLayer"), "{body}");
+}
+
+#[tokio::test]
+async fn live_session_extractors() {
+    let app = app();
+    let (st, _, _) = call(&app, "GET", "/must", None, "").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (_, sc, _) = call(&app, "POST", "/login", None, "").await;
+    let cookie = pair(&sc[0]);
+    let (st, _, body) = call(&app, "GET", "/must", Some(&cookie), "").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body.len(), 43, "a reference: {body}");
+    let (_, _, body) = call(&app, "GET", "/whoami", Some(&cookie), "").await;
+    assert_eq!(body, "alice");
+}
+
+#[tokio::test]
+async fn csrf_tokens_in_process() {
+    let app = app();
+    // A login form needs a token before login: one anonymous session is created for it.
+    let (_, sc, token) = call(&app, "GET", "/csrf", None, "").await;
+    assert_eq!(sc.len(), 1);
+    let cookie = pair(&sc[0]);
+    let (_, _, ok) = call(&app, "POST", "/check", Some(&cookie), &token).await;
+    assert_eq!(ok, "true");
+    let (_, _, forged) = call(&app, "POST", "/check", Some(&cookie), &"A".repeat(54)).await;
+    assert_eq!(forged, "false");
+    let (_, _, other) = call(&app, "POST", "/check", None, &token).await;
+    assert_eq!(other, "false", "a token needs its own session");
+}
+
+/// A store that is down.
+#[derive(Debug)]
+struct Down;
+
+#[async_trait]
+impl SessionStore for Down {
+    fn backend(&self) -> &'static str {
+        "down"
+    }
+    async fn create(&self, _: &StoreKey, _: &SessionRecord) -> tessera_core::Result<()> {
+        Err(tessera_core::Error::Timeout)
+    }
+    async fn load(
+        &self,
+        _: &StoreKey,
+        _: Timestamp,
+    ) -> tessera_core::Result<Option<SessionRecord>> {
+        Err(tessera_core::Error::Timeout)
+    }
+    async fn save(
+        &self,
+        _: &StoreKey,
+        _: u64,
+        _: &SessionRecord,
+        _: Timestamp,
+    ) -> tessera_core::Result<()> {
+        Err(tessera_core::Error::Timeout)
+    }
+    async fn delete(&self, _: &StoreKey, _: Timestamp) -> tessera_core::Result<()> {
+        Err(tessera_core::Error::Timeout)
+    }
+    async fn list_user_sessions(
+        &self,
+        _: &str,
+        _: Timestamp,
+    ) -> tessera_core::Result<Vec<(StoreKey, SessionRecord)>> {
+        Err(tessera_core::Error::Timeout)
+    }
+    async fn revoke_user(&self, _: &str, _: Timestamp) -> tessera_core::Result<()> {
+        Err(tessera_core::Error::Timeout)
+    }
+    async fn user_revoked_at(&self, _: &str) -> tessera_core::Result<Option<Timestamp>> {
+        Err(tessera_core::Error::Timeout)
+    }
+    async fn purge_expired(&self, _: Timestamp) -> tessera_core::Result<u64> {
+        Err(tessera_core::Error::Timeout)
+    }
+}
+
+#[tokio::test]
+async fn store_errors_are_not_mistaken_for_logged_out() {
+    let app = app_over(Arc::new(Down));
+    let cookie = format!("__Host-tessera=u{}", "A".repeat(43));
+    let (st, sc, body) = call(&app, "GET", "/whoami", Some(&cookie), "").await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(sc.is_empty());
+    assert!(!body.contains("Timeout"), "5xx bodies are generic: {body}");
+    let (st, sc, _) = call(&app, "POST", "/visit", Some(&cookie), "").await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(sc.is_empty());
+}
