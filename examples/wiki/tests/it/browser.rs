@@ -1,0 +1,105 @@
+//! The example wiki in headless Chromium: log in, edit with a valid CSRF token, see a forged
+//! token refused, log out, and see the old cookie refused.
+
+use std::sync::Arc;
+
+use tessera::cookie::CookieConfig;
+use tessera::csrf::CsrfKey;
+use tessera::metrics::Metrics;
+use tessera::{Engine, SessionConfig, Stores};
+use tessera_core::SystemClock;
+use tessera_store_memory::MemoryStore;
+
+use crate::webdriver::{Browser, Driver};
+
+async fn serve_wiki() -> String {
+    let engine = Engine::try_new(
+        Stores::single(Arc::new(MemoryStore::new())),
+        SessionConfig::default(),
+        CookieConfig::development(),
+        CsrfKey::generate().unwrap(),
+        Metrics::default(),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = example_wiki::app(Arc::new(engine), Arc::new(SystemClock));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_edit_forged_csrf_logout_in_chromium() {
+    let base = serve_wiki().await;
+    let driver = Driver::start().await;
+    let b = Browser::open(&driver).await;
+
+    // Anonymous visit: a login form with a CSRF token.
+    b.goto(&format!("{base}/")).await;
+    assert!(b.source().await.contains("Not logged in."));
+
+    // Log in.
+    b.type_into("#user", "alice").await;
+    b.type_into("#password", example_wiki::PASSWORD).await;
+    b.click("#login").await;
+    let page = b.source().await;
+    assert!(page.contains("Logged in as <b>alice</b>"), "{page}");
+    let cookie = b.cookie("tessera").await.expect("the session cookie");
+    assert_eq!(cookie["httpOnly"], true, "{cookie}");
+    assert_eq!(cookie["sameSite"], "Lax", "{cookie}");
+    let logged_in_value = cookie["value"].as_str().unwrap().to_owned();
+    assert!(
+        logged_in_value.starts_with('u'),
+        "an authenticated handle: {cookie}"
+    );
+
+    // Edit with the form's valid CSRF token.
+    b.type_into("#text", "Hello from Chromium").await;
+    b.click("#save").await;
+    let page = b.source().await;
+    assert!(
+        page.contains("<div id=\"page\">Hello from Chromium</div>"),
+        "{page}"
+    );
+
+    // A forged token is refused and changes nothing.
+    b.run_script(
+        "document.querySelector('form[action=\"/edit\"] input[name=csrf]').value = 'A'.repeat(54);",
+    )
+    .await;
+    b.type_into("#text", "Forged edit").await;
+    b.click("#save").await;
+    let page = b.source().await;
+    assert!(page.contains("CSRF token is not valid"), "{page}");
+    b.goto(&format!("{base}/")).await;
+    let page = b.source().await;
+    assert!(
+        page.contains("Hello from Chromium") && !page.contains("Forged edit"),
+        "{page}"
+    );
+
+    // Log out.
+    b.click("#logout").await;
+    let page = b.source().await;
+    assert!(page.contains("Not logged in."), "{page}");
+
+    // The old cookie is refused: put it back in the browser and reload.
+    b.set_cookie(serde_json::json!({
+        "name": "tessera", "value": logged_in_value, "path": "/", "httpOnly": true,
+    }))
+    .await;
+    b.goto(&format!("{base}/")).await;
+    let page = b.source().await;
+    assert!(
+        page.contains("Not logged in."),
+        "the old cookie still works: {page}"
+    );
+    // And the browser was told to drop it (a new anonymous session replaced it).
+    let now = b.cookie("tessera").await;
+    assert_ne!(
+        now.as_ref().and_then(|c| c["value"].as_str()),
+        Some(logged_in_value.as_str())
+    );
+
+    b.close().await;
+}
