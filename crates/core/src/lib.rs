@@ -18,6 +18,7 @@
 
 mod error;
 mod handle;
+mod kv;
 mod record;
 mod store;
 mod time;
@@ -30,6 +31,7 @@ pub mod fuzzing;
 
 pub use error::{BoxError, Error, Result};
 pub use handle::{HANDLE_LEN, Handle, SessionKind, StoreKey};
+pub use kv::{KvStore, MAX_KV_KEY_LEN};
 pub use record::{MAX_USER_ID_LEN, RecordError, SessionRecord, User};
 pub use store::SessionStore;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

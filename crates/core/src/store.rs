@@ -2,7 +2,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use crate::{Result, SessionRecord, StoreKey, Timestamp};
+use crate::{KvStore, Result, SessionRecord, StoreKey, Timestamp};
 
 /// The contract every session backend keeps. The conformance suite in
 /// `tessera_core::testing` checks it on each one.
@@ -32,6 +32,11 @@ use crate::{Result, SessionRecord, StoreKey, Timestamp};
 pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// A short name for metrics (`memory`, `redb`, `redis`, `postgres`).
     fn backend(&self) -> &'static str;
+
+    /// The backend's opaque key-value namespace (the Kask-compatible API), if it has one.
+    fn as_kv(&self) -> Option<&dyn KvStore> {
+        None
+    }
 
     /// Stores a new record under `key`, and indexes it under its user if it has one.
     async fn create(&self, key: &StoreKey, record: &SessionRecord) -> Result<()>;

@@ -119,18 +119,11 @@ impl FromRequestParts<AppState> for ApiKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
-        let presented = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match presented {
-            Some(k) if s.api_keys().accepts(k.trim()) => Ok(Self),
-            _ => {
-                tracing::info!(target: "security", path = parts.uri.path(), "management request without a valid API key");
-                Err(ApiError::unauthorized())
-            }
+        if s.bearer_ok(&parts.headers) {
+            return Ok(Self);
         }
+        tracing::info!(target: "security", path = parts.uri.path(), "management request without a valid API key");
+        Err(ApiError::unauthorized())
     }
 }
 

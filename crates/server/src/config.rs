@@ -79,6 +79,8 @@ pub struct Config {
     pub purge_interval: Duration,
     /// Request limits.
     pub limits: Limits,
+    /// The Kask-compatible API on `/sessions/v1/`.
+    pub kask: crate::kask::KaskSettings,
 }
 
 /// Bounds on what a request may be.
@@ -154,6 +156,16 @@ struct File {
     cookie: FileCookie,
     #[serde(default)]
     limits: FileLimits,
+    #[serde(default)]
+    kask: FileKask,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileKask {
+    ttl: Option<String>,
+    max_value_bytes: Option<usize>,
+    require_api_key: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -430,6 +442,21 @@ impl Config {
                 "must be between 1 KiB and 1 MiB",
             ));
         }
+        let dk = crate::kask::KaskSettings::default();
+        let kask = crate::kask::KaskSettings {
+            ttl: dur("kask.ttl", f.kask.ttl, "TESSERA_KASK_TTL", dk.ttl)?,
+            max_value_bytes: f.kask.max_value_bytes.unwrap_or(dk.max_value_bytes),
+            require_api_key: f.kask.require_api_key.unwrap_or(dk.require_api_key),
+        };
+        if kask.ttl < Duration::from_secs(1) {
+            return Err(invalid("kask.ttl", "must be at least 1s"));
+        }
+        if !(1..=64 * 1024 * 1024).contains(&kask.max_value_bytes) {
+            return Err(invalid(
+                "kask.max_value_bytes",
+                "must be between 1 byte and 64 MiB",
+            ));
+        }
         Ok(Self {
             listen,
             data_dir,
@@ -441,6 +468,7 @@ impl Config {
             cookie,
             purge_interval,
             limits,
+            kask,
         })
     }
 }

@@ -13,6 +13,7 @@
 //! | `POST /v1/session/csrf/check` | API key | check a CSRF token |
 //! | `GET`, `DELETE /v1/users/{id}/sessions` | API key | list, log out everywhere |
 //! | `DELETE /v1/users/{id}/sessions/{ref}` | API key | revoke one |
+//! | `GET`, `POST`, `DELETE /sessions/v1/{key}` | API key (configurable) | Kask-compatible key-value store |
 //! | `GET /healthz`, `/readyz`, `/metrics`, `/openapi.json` | none | operations |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -23,6 +24,7 @@ pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http_metrics;
+pub mod kask;
 mod openapi;
 pub mod problem;
 pub mod startup;
@@ -32,7 +34,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use openapi::ApiDoc;
@@ -53,6 +55,9 @@ pub(crate) const ROUTES: &[&str] = &[
     "/readyz",
     "/metrics",
     "/openapi.json",
+    "/sessions/v1",
+    "/sessions/v1/",
+    "/sessions/v1/{*key}",
 ];
 
 /// The service's router. Session and management endpoints need the API key (their handlers
@@ -75,6 +80,10 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
         .route("/openapi.json", get(openapi::serve))
+        // Kask answers 404/400 itself for empty keys and other methods: route them all there.
+        .route("/sessions/v1", any(kask::handle))
+        .route("/sessions/v1/", any(kask::handle))
+        .route("/sessions/v1/{*key}", any(kask::handle))
         .merge(protected)
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

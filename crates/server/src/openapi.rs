@@ -44,5 +44,54 @@ pub(crate) async fn serve() -> impl IntoResponse {
                 .response("200", utoipa::openapi::Response::new("OpenAPI 3.1 JSON")),
         ),
     );
+    let kask_op = |summary: &str, status: &str, what: &str| {
+        utoipa::openapi::path::OperationBuilder::new()
+            .summary(Some(summary))
+            .tag("kask")
+            .parameter(
+                utoipa::openapi::path::ParameterBuilder::new()
+                    .name("key")
+                    .parameter_in(utoipa::openapi::path::ParameterIn::Path)
+                    .required(utoipa::openapi::Required::True)
+                    .description(Some("the key, percent-encoded; no `/`")),
+            )
+            .response(status, utoipa::openapi::Response::new(what))
+            .response(
+                "400",
+                utoipa::openapi::Response::new("bad request (Kask problem JSON)"),
+            )
+            .response(
+                "401",
+                utoipa::openapi::Response::new("missing or wrong API key"),
+            )
+            .response(
+                "404",
+                utoipa::openapi::Response::new("no such key, or an empty key"),
+            )
+            .response(
+                "503",
+                utoipa::openapi::Response::new("the store is unavailable"),
+            )
+            .build()
+    };
+    let mut kask = utoipa::openapi::path::PathItem::default();
+    kask.get = Some(kask_op(
+        "Read a value (Kask-compatible)",
+        "200",
+        "the value, application/octet-stream",
+    ));
+    kask.post = Some(kask_op(
+        "Store a value with the server's TTL (Kask-compatible)",
+        "201",
+        "stored",
+    ));
+    kask.delete = Some(kask_op(
+        "Delete a value, idempotent (Kask-compatible)",
+        "204",
+        "deleted",
+    ));
+    doc.paths
+        .paths
+        .insert("/sessions/v1/{key}".to_owned(), kask);
     Json(doc)
 }

@@ -179,6 +179,7 @@ pub fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared, Start
         session: config.session.clone(),
         cookie: config.cookie.clone(),
         limits: config.limits,
+        kask: config.kask,
     };
     let state =
         AppState::new(stores, settings, csrf, api_keys, clock).map_err(StartupError::Engine)?;
@@ -239,7 +240,17 @@ fn spawn_purge(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match store.purge_expired(state.clock().now()).await {
+            let now = state.clock().now();
+            if let Some(kv) = store.as_kv() {
+                match kv.kv_purge_expired(now).await {
+                    Ok(0) => {}
+                    Ok(n) => state.http().purged(store.backend(), n),
+                    Err(e) => {
+                        tracing::warn!(backend = store.backend(), code = e.code(), error = ?e, "key-value purge failed")
+                    }
+                }
+            }
+            match store.purge_expired(now).await {
                 Ok(0) => {}
                 Ok(n) => {
                     state.http().purged(store.backend(), n);

@@ -12,6 +12,7 @@ use tessera_core::Clock;
 
 use crate::config::Limits;
 use crate::http_metrics::HttpMetrics;
+use crate::kask::KaskSettings;
 
 /// The management API keys, kept as SHA-256 digests and compared in constant time, so
 /// neither the key's content nor its length leaks through timing.
@@ -68,6 +69,7 @@ struct Inner {
     limits: Limits,
     registry: Registry,
     http: HttpMetrics,
+    kask: KaskSettings,
 }
 
 impl fmt::Debug for Inner {
@@ -89,6 +91,8 @@ pub struct Settings {
     pub cookie: CookieConfig,
     /// Request limits.
     pub limits: Limits,
+    /// The Kask-compatible API.
+    pub kask: KaskSettings,
 }
 
 impl AppState {
@@ -116,6 +120,7 @@ impl AppState {
                 limits: settings.limits,
                 registry,
                 http,
+                kask: settings.kask,
             }),
         })
     }
@@ -144,6 +149,19 @@ impl AppState {
 
     pub(crate) fn http(&self) -> &HttpMetrics {
         &self.inner.http
+    }
+
+    pub(crate) fn kask(&self) -> KaskSettings {
+        self.inner.kask
+    }
+
+    /// Whether the headers carry a valid management API key (`Authorization: Bearer`).
+    pub(crate) fn bearer_ok(&self, headers: &axum::http::HeaderMap) -> bool {
+        headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|k| self.api_keys().accepts(k.trim()))
     }
 }
 

@@ -187,6 +187,7 @@ impl TestSettings for Settings {
             session: tessera::SessionConfig::default(),
             cookie: CookieConfig::default(),
             limits: Limits::default(),
+            kask: tessera_server::kask::KaskSettings::default(),
         }
     }
 }

@@ -45,6 +45,7 @@ async fn openapi_lists_every_endpoint_with_the_fixed_names() {
         "/readyz",
         "/metrics",
         "/openapi.json",
+        "/sessions/v1/{key}",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }

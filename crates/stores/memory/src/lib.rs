@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use tessera_core::{Error, Result, SessionRecord, SessionStore, StoreKey, Timestamp};
+use tessera_core::{Error, KvStore, Result, SessionRecord, SessionStore, StoreKey, Timestamp};
 
 #[derive(Debug)]
 enum Entry {
@@ -26,6 +26,8 @@ struct Inner {
     entries: HashMap<StoreKey, Entry>,
     by_user: HashMap<String, BTreeSet<StoreKey>>,
     revoked: HashMap<String, Timestamp>,
+    /// The opaque key-value namespace: value and expiry.
+    kv: HashMap<Vec<u8>, (Vec<u8>, Timestamp)>,
 }
 
 impl Inner {
@@ -83,6 +85,10 @@ impl MemoryStore {
 impl SessionStore for MemoryStore {
     fn backend(&self) -> &'static str {
         "memory"
+    }
+
+    fn as_kv(&self) -> Option<&dyn KvStore> {
+        Some(self)
     }
 
     async fn create(&self, key: &StoreKey, record: &SessionRecord) -> Result<()> {
@@ -184,5 +190,34 @@ impl SessionStore for MemoryStore {
             g.unindex(k, user.as_deref());
         }
         Ok(dead.len() as u64)
+    }
+}
+
+#[async_trait]
+impl KvStore for MemoryStore {
+    async fn kv_get(&self, key: &[u8], now: Timestamp) -> Result<Option<Vec<u8>>> {
+        Ok(match self.lock().kv.get(key) {
+            Some((v, until)) if now < *until => Some(v.clone()),
+            _ => None,
+        })
+    }
+
+    async fn kv_put(&self, key: &[u8], value: &[u8], expires_at: Timestamp) -> Result<()> {
+        self.lock()
+            .kv
+            .insert(key.to_vec(), (value.to_vec(), expires_at));
+        Ok(())
+    }
+
+    async fn kv_delete(&self, key: &[u8]) -> Result<()> {
+        self.lock().kv.remove(key);
+        Ok(())
+    }
+
+    async fn kv_purge_expired(&self, now: Timestamp) -> Result<u64> {
+        let mut g = self.lock();
+        let before = g.kv.len();
+        g.kv.retain(|_, (_, until)| now < *until);
+        Ok((before - g.kv.len()) as u64)
     }
 }

@@ -5,7 +5,7 @@
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //!
-//! use tessera_core::{SessionStore, SystemClock};
+//! use tessera_core::{KvStore, SessionStore, SystemClock};
 //! use tessera_store_redb::{RedbStore, spawn_purge};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -80,7 +80,7 @@ use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
     TableHandle, WriteTransaction,
 };
-use tessera_core::{Clock, SessionRecord, SessionStore, StoreKey, Timestamp};
+use tessera_core::{Clock, KvStore, SessionRecord, SessionStore, StoreKey, Timestamp};
 
 use crate::codec::Stored;
 
@@ -93,6 +93,10 @@ const USER_SESSIONS: TableDefinition<'static, (&str, &[u8; 32]), i64> =
 const EXPIRIES: TableDefinition<'static, (i64, &[u8; 32]), ()> = TableDefinition::new("expiries");
 const REVOCATIONS: TableDefinition<'static, &str, i64> = TableDefinition::new("revocations");
 const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
+/// The opaque key-value namespace (Kask API): key → expiry (8 bytes, big-endian ms) + value.
+const KV: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("kv");
+/// Expiry queue of the key-value namespace: (expiry ms, key).
+const KV_EXPIRIES: TableDefinition<'static, (i64, &[u8]), ()> = TableDefinition::new("kv_expiries");
 const LAYOUT_KEY: &str = "layout_version";
 
 const KEY_MIN: [u8; 32] = [0; 32];
@@ -389,6 +393,9 @@ fn init_layout(db: &Database) -> Result<()> {
         txn.open_table(USER_SESSIONS).map_err(storage)?;
         txn.open_table(EXPIRIES).map_err(storage)?;
         txn.open_table(REVOCATIONS).map_err(storage)?;
+        // Added after layout 1 first shipped; additive, so older files gain them here.
+        txn.open_table(KV).map_err(storage)?;
+        txn.open_table(KV_EXPIRIES).map_err(storage)?;
     }
     txn.commit().map_err(storage)
 }
@@ -470,6 +477,10 @@ fn live(
 impl SessionStore for RedbStore {
     fn backend(&self) -> &'static str {
         "redb"
+    }
+
+    fn as_kv(&self) -> Option<&dyn KvStore> {
+        Some(self)
     }
 
     async fn create(&self, key: &StoreKey, record: &SessionRecord) -> StoreResult<()> {
@@ -764,4 +775,100 @@ pub fn spawn_purge(
             }
         }
     })
+}
+
+// === impl KvStore ===
+
+/// Splits a stored key-value entry into its expiry and value.
+fn kv_entry(bytes: &[u8]) -> StoreResult<(i64, &[u8])> {
+    let (until, value) = bytes.split_first_chunk::<8>().ok_or_else(|| {
+        tessera_core::Error::Decode("key-value entry shorter than its expiry".into())
+    })?;
+    Ok((i64::from_be_bytes(*until), value))
+}
+
+#[async_trait]
+impl KvStore for RedbStore {
+    async fn kv_get(&self, key: &[u8], now: Timestamp) -> StoreResult<Option<Vec<u8>>> {
+        self.run_read(|db| {
+            read(db, |txn| {
+                let kv = txn.open_table(KV).map_err(backend)?;
+                let Some(entry) = kv.get(key).map_err(backend)? else {
+                    return Ok(None);
+                };
+                let (until, value) = kv_entry(entry.value())?;
+                Ok((now.unix_millis() < until).then(|| value.to_vec()))
+            })
+        })
+    }
+
+    async fn kv_put(&self, key: &[u8], value: &[u8], expires_at: Timestamp) -> StoreResult<()> {
+        let key = key.to_vec();
+        let until = expires_at.unix_millis();
+        let mut entry = Vec::with_capacity(8 + value.len());
+        entry.extend_from_slice(&until.to_be_bytes());
+        entry.extend_from_slice(value);
+        self.run(move |db| {
+            write(db, |txn| {
+                let mut kv = txn.open_table(KV).map_err(backend)?;
+                let mut queue = txn.open_table(KV_EXPIRIES).map_err(backend)?;
+                let old = kv
+                    .get(key.as_slice())
+                    .map_err(backend)?
+                    .map(|e| kv_entry(e.value()).map(|(u, _)| u))
+                    .transpose()?;
+                if let Some(old) = old {
+                    queue.remove((old, key.as_slice())).map_err(backend)?;
+                }
+                kv.insert(key.as_slice(), entry.as_slice())
+                    .map_err(backend)?;
+                queue.insert((until, key.as_slice()), ()).map_err(backend)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn kv_delete(&self, key: &[u8]) -> StoreResult<()> {
+        let key = key.to_vec();
+        self.run(move |db| {
+            write(db, |txn| {
+                let mut kv = txn.open_table(KV).map_err(backend)?;
+                let mut queue = txn.open_table(KV_EXPIRIES).map_err(backend)?;
+                let old = kv
+                    .remove(key.as_slice())
+                    .map_err(backend)?
+                    .map(|e| kv_entry(e.value()).map(|(u, _)| u))
+                    .transpose()?;
+                if let Some(old) = old {
+                    queue.remove((old, key.as_slice())).map_err(backend)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn kv_purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
+        let now_ms = now.unix_millis();
+        self.run(move |db| {
+            write(db, |txn| {
+                let mut kv = txn.open_table(KV).map_err(backend)?;
+                let mut queue = txn.open_table(KV_EXPIRIES).map_err(backend)?;
+                // Everything with expiry <= now: (now + 1, "") is the first key after them.
+                let due = queue
+                    .range::<(i64, &[u8])>(..(now_ms.saturating_add(1), &[][..]))
+                    .map_err(backend)?
+                    .map(|e| e.map(|(k, _)| (k.value().0, k.value().1.to_vec())))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(backend)?;
+                for (until, key) in &due {
+                    queue.remove((*until, key.as_slice())).map_err(backend)?;
+                    kv.remove(key.as_slice()).map_err(backend)?;
+                }
+                Ok(due.len() as u64)
+            })
+        })
+        .await
+    }
 }

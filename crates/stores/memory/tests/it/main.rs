@@ -7,3 +7,5 @@ use std::sync::Arc;
 use tessera_store_memory::MemoryStore;
 
 tessera_core::conformance_tests!(async { Arc::new(MemoryStore::new()) });
+
+tessera_core::kv_conformance_tests!(async { Arc::new(MemoryStore::new()) });

@@ -1,0 +1,300 @@
+//! The Kask-compatible key-value API on `/sessions/v1/{key}`, so MediaWiki's `RESTBagOStuff`
+//! can keep its sessions in Tessera's store unchanged (`docs/kask.md`).
+//!
+//! It behaves as Kask does (`mediawiki-services-kask`, `http.go`):
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /sessions/v1/{key}` | 200 `application/octet-stream` with the value, or 404 |
+//! | `POST /sessions/v1/{key}` with a body | 201; an empty body is 400 |
+//! | `DELETE /sessions/v1/{key}` | 204, also when there was nothing to delete |
+//! | `PUT` or any other method | 400 |
+//! | any query string | 400 |
+//! | an empty key, or a `/` in the key | 404 |
+//!
+//! Errors are RFC 7807 documents with Kask's own `type` URIs
+//! (`https://www.mediawiki.org/wiki/Kask/errors/{bad_request|not_authorized|not_found|server_error}`),
+//! `Content-Type: application/json` and `X-Content-Type-Options: nosniff`, as Kask sends
+//! them. Every value gets the one server-side TTL of the configuration (clients cannot set
+//! one; MediaWiki ignores its own expiry argument with this backend). Keys arrive
+//! percent-encoded and are decoded once, so `wiki%3AMWSession%3Ax` and `wiki:MWSession:x`
+//! name the same key on every method.
+//!
+//! Unlike Kask, the API key can be required (`Authorization: Bearer`, which `RESTBagOStuff`
+//! sends through its `readHeaders`, `writeHeaders` and `deleteHeaders`), and it is by default.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tessera_core::{KvStore, MAX_KV_KEY_LEN, SessionKind};
+
+use crate::AppState;
+
+/// The path prefix of the API.
+pub const PREFIX: &str = "/sessions/v1/";
+
+/// How the Kask-compatible API behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KaskSettings {
+    /// The TTL of every value (default 1 day, Wikimedia's; it must cover MediaWiki's
+    /// `$wgObjectCacheSessionExpiry`).
+    pub ttl: Duration,
+    /// The largest value accepted, in bytes (default 256 KiB; Kask has no limit).
+    pub max_value_bytes: usize,
+    /// Whether requests need the management API key (default yes).
+    pub require_api_key: bool,
+}
+
+impl Default for KaskSettings {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(86_400),
+            max_value_bytes: 256 * 1024,
+            require_api_key: true,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct KaskProblem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    detail: &'a str,
+    instance: &'a str,
+}
+
+fn problem(status: StatusCode, kind: &str, title: &str, detail: &str, instance: &str) -> Response {
+    let body = KaskProblem {
+        kind: format!("https://www.mediawiki.org/wiki/Kask/errors/{kind}"),
+        title,
+        detail,
+        instance,
+    };
+    let mut res = (status, axum::Json(body)).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
+fn bad_request(detail: &str, instance: &str) -> Response {
+    problem(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "Bad request",
+        detail,
+        instance,
+    )
+}
+
+fn not_found(instance: &str) -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "Not found",
+        "Not found",
+        instance,
+    )
+}
+
+fn unavailable(instance: &str) -> Response {
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        "Server error",
+        "the store failed or did not answer; retry later",
+        instance,
+    )
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape.
+fn percent_decode(raw: &str) -> Option<Vec<u8>> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let s = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(s, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Why a path names no usable key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BadKey {
+    /// Empty, or with an extra segment: 404, as Kask's router answers.
+    NoSuchPath,
+    /// A 400 with this detail.
+    Invalid(&'static str),
+}
+
+impl BadKey {
+    fn response(self, path: &str) -> Response {
+        match self {
+            Self::NoSuchPath => not_found(path),
+            Self::Invalid(detail) => bad_request(detail, path),
+        }
+    }
+}
+
+/// The key named by a request path.
+fn key_of(path: &str) -> Result<Vec<u8>, BadKey> {
+    let raw = path.strip_prefix(PREFIX).unwrap_or_default();
+    if raw.is_empty() || raw.contains('/') {
+        return Err(BadKey::NoSuchPath);
+    }
+    let key =
+        percent_decode(raw).ok_or(BadKey::Invalid("malformed percent-encoding in the key"))?;
+    // Kask's router sees the decoded path: an encoded slash is an extra segment there too.
+    if key.contains(&b'/') {
+        return Err(BadKey::NoSuchPath);
+    }
+    if key.len() > MAX_KV_KEY_LEN {
+        return Err(BadKey::Invalid("the key is too long"));
+    }
+    Ok(key)
+}
+
+/// Every request under [`PREFIX`] (and the prefix itself) comes here.
+pub(crate) async fn handle(State(s): State<AppState>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    let settings = s.kask();
+    if settings.require_api_key && !s.bearer_ok(req.headers()) {
+        tracing::info!(target: "security", "Kask request without a valid API key");
+        let mut res = problem(
+            StatusCode::UNAUTHORIZED,
+            "not_authorized",
+            "Not authorized",
+            "this endpoint needs a valid API key as Authorization: Bearer <key>",
+            &path,
+        );
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return res;
+    }
+    if req.uri().query().is_some() {
+        return bad_request("query strings are not supported", &path);
+    }
+    let key = match key_of(&path) {
+        Ok(k) => k,
+        Err(bad) => return bad.response(&path),
+    };
+    let method = req.method().clone();
+    if !matches!(method, Method::GET | Method::POST | Method::DELETE) {
+        return bad_request("unsupported method", &path);
+    }
+    // The values live with the authenticated sessions' backend.
+    let store = s
+        .engine()
+        .stores()
+        .for_kind(SessionKind::Authenticated)
+        .clone();
+    let Some(kv) = store.as_kv() else {
+        return problem(
+            StatusCode::NOT_IMPLEMENTED,
+            "server_error",
+            "Not implemented",
+            "the configured store has no key-value namespace",
+            &path,
+        );
+    };
+    let now = s.clock().now();
+    match method {
+        Method::GET => get(kv, &key, now, &path).await,
+        Method::POST => {
+            let limit = settings.max_value_bytes;
+            let Ok(body) = axum::body::to_bytes(req.into_body(), limit).await else {
+                return problem(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "bad_request",
+                    "Value too large",
+                    &format!("values may be at most {limit} bytes"),
+                    &path,
+                );
+            };
+            post(kv, &key, body, now.saturating_add(settings.ttl), &path).await
+        }
+        _ => match kv.kv_delete(&key).await {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(e) => store_failed(&e, &path),
+        },
+    }
+}
+
+fn store_failed(e: &tessera_core::Error, path: &str) -> Response {
+    tracing::error!(code = e.code(), error = ?e, "Kask API store failure");
+    unavailable(path)
+}
+
+async fn get(kv: &dyn KvStore, key: &[u8], now: tessera_core::Timestamp, path: &str) -> Response {
+    match kv.kv_get(key, now).await {
+        Ok(Some(v)) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            )],
+            v,
+        )
+            .into_response(),
+        Ok(None) => not_found(path),
+        Err(e) => store_failed(&e, path),
+    }
+}
+
+async fn post(
+    kv: &dyn KvStore,
+    key: &[u8],
+    body: Bytes,
+    until: tessera_core::Timestamp,
+    path: &str,
+) -> Response {
+    if body.is_empty() {
+        return bad_request("the value is empty", path);
+    }
+    match kv.kv_put(key, &body, until).await {
+        Ok(()) => StatusCode::CREATED.into_response(),
+        Err(e) => store_failed(&e, path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_decode_once_and_refuse_slashes() {
+        assert_eq!(key_of("/sessions/v1/a%3Ab").unwrap(), b"a:b");
+        assert_eq!(key_of("/sessions/v1/a:b").unwrap(), b"a:b");
+        assert_eq!(key_of("/sessions/v1/%25").unwrap(), b"%");
+        for p in [
+            "/sessions/v1/",
+            "/sessions/v1",
+            "/sessions/v1/a/b",
+            "/sessions/v1/a%2Fb",
+        ] {
+            assert_eq!(key_of(p), Err(BadKey::NoSuchPath), "{p}");
+        }
+        for p in ["/sessions/v1/a%2", "/sessions/v1/a%zz"] {
+            assert!(matches!(key_of(p), Err(BadKey::Invalid(_))), "{p}");
+        }
+        let long = format!("/sessions/v1/{}", "k".repeat(MAX_KV_KEY_LEN + 1));
+        assert!(matches!(key_of(&long), Err(BadKey::Invalid(_))));
+    }
+}
