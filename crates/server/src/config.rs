@@ -67,6 +67,8 @@ pub struct Config {
     pub store: StoreUrl,
     /// A separate store for anonymous sessions.
     pub anon_store: Option<StoreUrl>,
+    /// The deadline of every store operation (default 1 s): past it the request answers 503.
+    pub store_timeout: Duration,
     /// Management API keys given in the file or `TESSERA_API_KEY`.
     pub api_keys: Vec<String>,
     /// A file holding one API key per line.
@@ -172,6 +174,7 @@ struct FileKask {
 #[serde(deny_unknown_fields)]
 struct FileStore {
     url: Option<String>,
+    timeout: Option<String>,
     #[serde(default)]
     anonymous: Option<FileAnonStore>,
 }
@@ -211,7 +214,7 @@ struct FileLimits {
     max_header_bytes: Option<usize>,
 }
 
-/// Parses a duration like `90s`, `30m`, `12h`, `7d` (one integer and one unit).
+/// Parses a duration like `500ms`, `90s`, `30m`, `12h`, `7d` (one integer and one unit).
 ///
 /// # Errors
 ///
@@ -220,17 +223,24 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{s:?} has no unit; use s, m, h or d, e.g. 30m"))?;
+        .ok_or_else(|| format!("{s:?} has no unit; use ms, s, m, h or d, e.g. 30m"))?;
     let (n, unit) = s.split_at(split);
     let n: u64 = n
         .parse()
         .map_err(|_| format!("{s:?} must start with a whole number, e.g. 30m"))?;
+    if unit == "ms" {
+        return Ok(Duration::from_millis(n));
+    }
     let mult = match unit {
         "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86400,
-        _ => return Err(format!("{s:?} has unknown unit {unit:?}; use s, m, h or d")),
+        _ => {
+            return Err(format!(
+                "{s:?} has unknown unit {unit:?}; use ms, s, m, h or d"
+            ));
+        }
     };
     n.checked_mul(mult)
         .map(Duration::from_secs)
@@ -442,6 +452,15 @@ impl Config {
                 "must be between 1 KiB and 1 MiB",
             ));
         }
+        let store_timeout = dur(
+            "store.timeout",
+            f.store.timeout,
+            "TESSERA_STORE_TIMEOUT",
+            Duration::from_secs(1),
+        )?;
+        if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&store_timeout) {
+            return Err(invalid("store.timeout", "must be between 10ms and 60s"));
+        }
         let dk = crate::kask::KaskSettings::default();
         let kask = crate::kask::KaskSettings {
             ttl: dur("kask.ttl", f.kask.ttl, "TESSERA_KASK_TTL", dk.ttl)?,
@@ -462,6 +481,7 @@ impl Config {
             data_dir,
             store,
             anon_store,
+            store_timeout,
             api_keys,
             api_key_file,
             session,
@@ -543,6 +563,8 @@ mod tests {
             ("[cookie]\nname = \"__Host-x\"\nsecure = false", "cookie"),
             ("api_keys = [\"short\"]", "api_keys[0]"),
             ("[limits]\nmax_body_bytes = 1", "limits.max_body_bytes"),
+            ("[store]\ntimeout = \"5ms\"", "store.timeout"),
+            ("[kask]\nttl = \"0s\"", "kask.ttl"),
             (
                 "[cookie]\ndevelopment = true\nname = \"x\"",
                 "cookie.development",
@@ -565,6 +587,7 @@ mod tests {
     fn durations_parse_strictly() {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         for bad in ["", "m", "5", "5x", "-5m", "1.5h", "99999999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tessera::Stores;
+use tessera::bounded::Bounded;
 use tessera::csrf::CsrfKey;
 use tessera_core::{Clock, SessionStore};
 use tessera_store_memory::MemoryStore;
@@ -99,13 +100,19 @@ fn describe(url: &StoreUrl) -> String {
     }
 }
 
-fn open_store(url: &StoreUrl, what: &'static str) -> Result<Arc<dyn SessionStore>, StartupError> {
-    Ok(match url {
+fn open_store(
+    url: &StoreUrl,
+    what: &'static str,
+    timeout: Duration,
+) -> Result<Arc<dyn SessionStore>, StartupError> {
+    let store: Arc<dyn SessionStore> = match url {
         StoreUrl::Memory => Arc::new(MemoryStore::new()),
         StoreUrl::Redb(p) => {
             Arc::new(RedbStore::open(p).map_err(|source| StartupError::Store { what, source })?)
         }
-    })
+    };
+    // Every operation gets a deadline: a hanging store costs a bounded wait and a 503.
+    Ok(Arc::new(Bounded::new(store, timeout)))
 }
 
 /// Prepares the data directory, secrets and stores for `config`.
@@ -157,12 +164,12 @@ pub fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared, Start
     }
     let api_keys = ApiKeys::new(keys.iter().map(|k| k.as_str()));
 
-    let main = open_store(&config.store, "session")?;
+    let main = open_store(&config.store, "session", config.store_timeout)?;
     notes.push(format!("session store: {}", describe(&config.store)));
     let mut stores_to_purge = vec![main.clone()];
     let stores = match &config.anon_store {
         Some(url) => {
-            let anon = open_store(url, "anonymous session")?;
+            let anon = open_store(url, "anonymous session", config.store_timeout)?;
             notes.push(format!("anonymous session store: {}", describe(url)));
             stores_to_purge.push(anon.clone());
             Stores::split(main, anon)

@@ -7,6 +7,7 @@ mod binary;
 mod common;
 mod concurrency;
 mod expiry;
+mod faults;
 mod kask;
 mod operations;
 mod persistence;

@@ -36,14 +36,17 @@ async fn login_edit_forged_csrf_logout_in_chromium() {
 
     // Anonymous visit: a login form with a CSRF token.
     b.goto(&format!("{base}/")).await;
-    assert!(b.source().await.contains("Not logged in."));
+    b.wait_for("the login form", |p| p.contains("Not logged in."))
+        .await;
 
     // Log in.
     b.type_into("#user", "alice").await;
     b.type_into("#password", example_wiki::PASSWORD).await;
     b.click("#login").await;
-    let page = b.source().await;
-    assert!(page.contains("Logged in as <b>alice</b>"), "{page}");
+    b.wait_for("the logged-in page", |p| {
+        p.contains("Logged in as <b>alice</b>")
+    })
+    .await;
     let cookie = b.cookie("tessera").await.expect("the session cookie");
     assert_eq!(cookie["httpOnly"], true, "{cookie}");
     assert_eq!(cookie["sameSite"], "Lax", "{cookie}");
@@ -56,11 +59,10 @@ async fn login_edit_forged_csrf_logout_in_chromium() {
     // Edit with the form's valid CSRF token.
     b.type_into("#text", "Hello from Chromium").await;
     b.click("#save").await;
-    let page = b.source().await;
-    assert!(
-        page.contains("<div id=\"page\">Hello from Chromium</div>"),
-        "{page}"
-    );
+    b.wait_for("the edited page", |p| {
+        p.contains("<div id=\"page\">Hello from Chromium</div>")
+    })
+    .await;
 
     // A forged token is refused and changes nothing.
     b.run_script(
@@ -69,10 +71,17 @@ async fn login_edit_forged_csrf_logout_in_chromium() {
     .await;
     b.type_into("#text", "Forged edit").await;
     b.click("#save").await;
-    let page = b.source().await;
+    // Either the refusal or (a failure) the page with the forged text.
+    let page = b
+        .wait_for("the answer to the forged edit", |p| {
+            p.contains("CSRF token is not valid") || p.contains("Forged edit</div>")
+        })
+        .await;
     assert!(page.contains("CSRF token is not valid"), "{page}");
     b.goto(&format!("{base}/")).await;
-    let page = b.source().await;
+    let page = b
+        .wait_for("the page", |p| p.contains("<div id=\"page\">"))
+        .await;
     assert!(
         page.contains("Hello from Chromium") && !page.contains("Forged edit"),
         "{page}"
@@ -80,8 +89,8 @@ async fn login_edit_forged_csrf_logout_in_chromium() {
 
     // Log out.
     b.click("#logout").await;
-    let page = b.source().await;
-    assert!(page.contains("Not logged in."), "{page}");
+    b.wait_for("the logged-out page", |p| p.contains("Not logged in."))
+        .await;
 
     // The old cookie is refused: put it back in the browser and reload.
     b.set_cookie(serde_json::json!({

@@ -121,6 +121,20 @@ impl Browser {
             .to_owned()
     }
 
+    /// Waits (up to 10 s) until the page source satisfies `ready`, and returns it: a click
+    /// that submits a form returns before the next page has loaded.
+    pub(crate) async fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        for _ in 0..200 {
+            last = self.source().await;
+            if ready(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}; the page is:\n{last}");
+    }
+
     pub(crate) async fn find(&self, css: &str) -> String {
         let v = self
             .cmd(
