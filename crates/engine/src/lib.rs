@@ -14,7 +14,7 @@
 //!
 //! | feature | what it adds |
 //! |---------|--------------|
-//! | `tower` | [`tower`](crate::tower): a `SessionLayer` and axum extractors for in-process use |
+//! | `tower` | [`tower`]: a `SessionLayer` and axum extractors for in-process use |
 //!
 //! ```
 //! # async fn demo() -> Result<(), tessera::Error> {
