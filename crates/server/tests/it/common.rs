@@ -51,9 +51,13 @@ impl TestServer {
     }
 
     pub(crate) async fn start(store: Arc<dyn SessionStore>, settings: Settings) -> Self {
+        Self::start_with(Stores::single(store), settings).await
+    }
+
+    pub(crate) async fn start_with(stores: Stores, settings: Settings) -> Self {
         let clock = ManualClock::new(START);
         let state = AppState::new(
-            Stores::single(store),
+            stores,
             settings,
             CsrfKey::generate().unwrap(),
             ApiKeys::new([KEY]),

@@ -90,3 +90,60 @@ async fn health_and_readiness() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// With `[store.anonymous]`, the kind in the handle sends every operation to one backend, and
+/// the store metrics say which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_and_authenticated_sessions_in_different_backends() {
+    use std::sync::Arc;
+    use tessera::Stores;
+    use tessera_server::Settings;
+
+    use crate::common::TestSettings;
+
+    let dir = tempfile::tempdir().unwrap();
+    let auth = Arc::new(tessera_store_redb::RedbStore::open(dir.path().join("a.redb")).unwrap());
+    let anon = Arc::new(tessera_store_memory::MemoryStore::new());
+    let s = TestServer::start_with(Stores::split(auth, anon), Settings::default_for_tests()).await;
+    let v = s
+        .ok("/v1/session/update", json!({"cookie": "", "set": {"a": 1}}))
+        .await;
+    let anon_cookie = crate::common::cookie_of(&v);
+    s.ok("/v1/session/resolve", json!({"cookie": anon_cookie}))
+        .await;
+    let (user_cookie, _) = s.login(&anon_cookie, "alice").await;
+    s.ok("/v1/session/resolve", json!({"cookie": user_cookie}))
+        .await;
+
+    let m = s.metrics().await;
+    let count = |labels: &str| -> u64 {
+        let prefix = format!("tessera_store_operations_total{{{labels}}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+            .unwrap_or(0)
+    };
+    // Anonymous: create and read in memory only; the login retires it there.
+    assert_eq!(
+        count("backend=\"memory\",kind=\"anonymous\",op=\"write\",outcome=\"ok\""),
+        2
+    );
+    assert!(count("backend=\"memory\",kind=\"anonymous\",op=\"read\",outcome=\"ok\"") >= 2);
+    assert_eq!(
+        count("backend=\"memory\",kind=\"anonymous\",op=\"delete\",outcome=\"ok\""),
+        1
+    );
+    // Authenticated: in redb only.
+    assert_eq!(
+        count("backend=\"redb\",kind=\"authenticated\",op=\"write\",outcome=\"ok\""),
+        1
+    );
+    assert_eq!(
+        count("backend=\"redb\",kind=\"authenticated\",op=\"read\",outcome=\"ok\""),
+        1
+    );
+    assert!(!m.contains("backend=\"redb\",kind=\"anonymous\""), "{m}");
+    assert!(
+        !m.contains("backend=\"memory\",kind=\"authenticated\""),
+        "{m}"
+    );
+}
