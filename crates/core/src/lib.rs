@@ -20,6 +20,7 @@ mod error;
 mod handle;
 mod kv;
 mod record;
+mod revocation;
 mod store;
 mod time;
 
@@ -33,5 +34,6 @@ pub use error::{BoxError, Error, Result};
 pub use handle::{HANDLE_LEN, Handle, SessionKind, StoreKey};
 pub use kv::{KvStore, MAX_KV_KEY_LEN};
 pub use record::{MAX_USER_ID_LEN, RecordError, SessionRecord, User};
+pub use revocation::{Revocation, RevocationLog, RevokedSubject};
 pub use store::SessionStore;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -2,7 +2,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use crate::{KvStore, Result, SessionRecord, StoreKey, Timestamp};
+use crate::{KvStore, Result, RevocationLog, SessionRecord, StoreKey, Timestamp};
 
 /// The contract every session backend keeps. The conformance suite in
 /// `tessera_core::testing` checks it on each one.
@@ -35,6 +35,11 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 
     /// The backend's opaque key-value namespace (the Kask-compatible API), if it has one.
     fn as_kv(&self) -> Option<&dyn KvStore> {
+        None
+    }
+
+    /// The backend's revocation log (the source of the revocation feed), if it has one.
+    fn as_revocation_log(&self) -> Option<&dyn RevocationLog> {
         None
     }
 

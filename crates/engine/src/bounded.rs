@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tessera_core::{KvStore, Result, SessionRecord, SessionStore, StoreKey, Timestamp};
+use tessera_core::{
+    KvStore, Result, Revocation, RevocationLog, SessionRecord, SessionStore, StoreKey, Timestamp,
+};
 
 /// Wraps a store so each operation fails with `Timeout` after `limit`.
 ///
@@ -42,6 +44,12 @@ impl SessionStore for Bounded {
 
     fn as_kv(&self) -> Option<&dyn KvStore> {
         self.inner.as_kv().map(|_| self as &dyn KvStore)
+    }
+
+    fn as_revocation_log(&self) -> Option<&dyn RevocationLog> {
+        self.inner
+            .as_revocation_log()
+            .map(|_| self as &dyn RevocationLog)
     }
 
     async fn create(&self, key: &StoreKey, record: &SessionRecord) -> Result<()> {
@@ -126,6 +134,38 @@ impl KvStore for Bounded {
             Some(kv) => kv.kv_purge_expired(now).await,
             None => Err(tessera_core::Error::Unreachable(
                 "kv purge on a store without one",
+            )),
+        }
+    }
+}
+
+/// Only reachable through [`SessionStore::as_revocation_log`], which exists only when the
+/// inner store has a log.
+#[async_trait]
+impl RevocationLog for Bounded {
+    async fn log_revocation(&self, r: &Revocation) -> Result<u64> {
+        match self.inner.as_revocation_log() {
+            Some(log) => self.within(log.log_revocation(r)).await,
+            None => Err(tessera_core::Error::Unreachable(
+                "log_revocation without a log",
+            )),
+        }
+    }
+
+    async fn revocations_since(&self, after: u64, limit: usize) -> Result<Vec<(u64, Revocation)>> {
+        match self.inner.as_revocation_log() {
+            Some(log) => self.within(log.revocations_since(after, limit)).await,
+            None => Err(tessera_core::Error::Unreachable(
+                "revocations_since without a log",
+            )),
+        }
+    }
+
+    async fn purge_revocations(&self, before: Timestamp) -> Result<u64> {
+        match self.inner.as_revocation_log() {
+            Some(log) => log.purge_revocations(before).await,
+            None => Err(tessera_core::Error::Unreachable(
+                "purge_revocations without a log",
             )),
         }
     }

@@ -69,6 +69,20 @@ impl CsrfKey {
         m.finalize().into_bytes().into()
     }
 
+    /// The session's `sid`: a short keyed digest of its store key (16 bytes of
+    /// HMAC-SHA256 under a label of its own, base64url, 22 characters). Tokens carry it and
+    /// the revocation feed lists it, so a verifier can refuse a logged-out session's tokens
+    /// without learning its store key.
+    pub fn sid(&self, session: &StoreKey) -> String {
+        let Ok(mut m) = HmacSha256::new_from_slice(self.0.as_ref()) else {
+            return String::new();
+        };
+        m.update(b"tessera-sid-v1");
+        m.update(session.as_bytes());
+        let mac: [u8; 32] = m.finalize().into_bytes().into();
+        URL_SAFE_NO_PAD.encode(&mac[..16])
+    }
+
     /// A token for `purpose` bound to the session stored under `session`, issued at `now`.
     pub fn issue(&self, purpose: &str, session: &StoreKey, now: Timestamp) -> String {
         let t = u64::try_from(now.unix_secs()).unwrap_or(0);
@@ -184,6 +198,16 @@ mod tests {
         ] {
             assert!(!k.verify(&bad, "p", &s, AGE, NOW), "{bad}");
         }
+    }
+
+    #[test]
+    fn sids_are_short_stable_and_per_session() {
+        let k = CsrfKey::from_bytes([1; 32]);
+        let (a, b) = (key(), key());
+        assert_eq!(k.sid(&a).len(), 22);
+        assert_eq!(k.sid(&a), k.sid(&a));
+        assert_ne!(k.sid(&a), k.sid(&b));
+        assert_ne!(k.sid(&a), CsrfKey::from_bytes([2; 32]).sid(&a));
     }
 
     #[test]

@@ -3,7 +3,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tessera_core::{Handle, SessionKind, SessionRecord, SessionStore, StoreKey, Timestamp, User};
+use tessera_core::{
+    Handle, Revocation, RevokedSubject, SessionKind, SessionRecord, SessionStore, StoreKey,
+    Timestamp, User,
+};
 
 use crate::cookie::{self, CookieConfig, Lookup};
 use crate::csrf::{self, CsrfKey};
@@ -427,11 +430,17 @@ impl Engine {
         if let Some(h) = handle {
             let key = h.store_key();
             // Only a session that exists gets a tombstone: a never-issued handle costs no write.
-            if self.load(h.kind(), &key, now).await?.is_some() {
+            if let Some(record) = self.load(h.kind(), &key, now).await? {
                 self.delete(h.kind(), &key, now, "logout").await?;
+                self.log_session_end(&key, &record, now).await?;
             }
         }
         Ok(self.outcome(None, vec![self.cookie.remove()], Status::LoggedOut))
+    }
+
+    /// The session's `sid` (see [`CsrfKey::sid`]).
+    pub fn sid(&self, session: &Session) -> String {
+        self.csrf.sid(&session.key)
     }
 
     /// A CSRF token for the session, for `purpose`. Costs no write.
@@ -517,6 +526,7 @@ impl Engine {
         let found = match self.load(kind, &key, now).await? {
             Some(r) if r.user_id() == Some(user_id) => {
                 self.delete(kind, &key, now, "revoke").await?;
+                self.log_session_end(&key, &r, now).await?;
                 true
             }
             _ => false,
@@ -541,6 +551,14 @@ impl Engine {
         let r = store.revoke_user(user_id, now).await;
         self.store_op(store.backend(), kind, "write", outcome_of(&r));
         r?;
+        self.log(
+            kind,
+            Revocation {
+                subject: RevokedSubject::User(user_id.to_owned()),
+                at: now,
+            },
+        )
+        .await?;
         self.metrics
             .session_writes
             .get_or_create(&WriteLabels {
@@ -711,6 +729,7 @@ impl Engine {
             {
                 Ok(()) => {
                     self.delete(kind, &key, now, "login").await?;
+                    self.log_session_end(&key, &record, now).await?;
                     return Ok(Some(record));
                 }
                 Err(Error::Store(tessera_core::Error::Conflict)) => {
@@ -775,6 +794,35 @@ impl Engine {
         self.store_op(store.backend(), kind, "delete", outcome_of(&r));
         r?;
         self.write(kind, reason);
+        Ok(())
+    }
+
+    /// Records in the revocation log that an authenticated session ended, so verifiers
+    /// refuse its tokens before they expire. Anonymous sessions have no tokens.
+    async fn log_session_end(
+        &self,
+        key: &StoreKey,
+        record: &SessionRecord,
+        now: Timestamp,
+    ) -> Result<()> {
+        if record.kind != SessionKind::Authenticated {
+            return Ok(());
+        }
+        let r = Revocation {
+            subject: RevokedSubject::Session(self.csrf.sid(key)),
+            at: now,
+        };
+        self.log(record.kind, r).await
+    }
+
+    async fn log(&self, kind: SessionKind, r: Revocation) -> Result<()> {
+        let store = self.stores.for_kind(kind);
+        let Some(log) = store.as_revocation_log() else {
+            return Ok(());
+        };
+        let res = log.log_revocation(&r).await;
+        self.store_op(store.backend(), kind, "write", outcome_of(&res));
+        res?;
         Ok(())
     }
 

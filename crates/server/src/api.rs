@@ -242,6 +242,8 @@ pub struct SessionView {
     /// The session's public reference (for the management API; not a credential).
     #[serde(rename = "ref")]
     pub reference: String,
+    /// The session's `sid`: what its tokens and the revocation feed name it by.
+    pub sid: String,
     /// `anonymous` or `authenticated`.
     pub kind: &'static str,
     /// The user, or `null` for an anonymous session.
@@ -262,12 +264,13 @@ pub struct SessionView {
     pub remember: bool,
 }
 
-impl From<Session> for SessionView {
-    fn from(s: Session) -> Self {
+impl SessionView {
+    fn new(s: Session, sid: String) -> Self {
         let reference = s.reference();
         let r = s.record;
         Self {
             reference,
+            sid,
             kind: r.kind.as_str(),
             user: r.user.map(|u| UserView {
                 id: u.id,
@@ -309,7 +312,10 @@ impl AppState {
             .as_ref()
             .map(|s| self.engine().csrf_token(s, purpose, now));
         ApiJson(SessionResponse {
-            session: out.session.map(SessionView::from),
+            session: out.session.map(|x| {
+                let sid = self.engine().sid(&x);
+                SessionView::new(x, sid)
+            }),
             set_cookie: out.set_cookie,
             status: out.status.as_str(),
             csrf_token,

@@ -83,6 +83,8 @@ pub struct Config {
     pub limits: Limits,
     /// The Kask-compatible API on `/sessions/v1/`.
     pub kask: crate::kask::KaskSettings,
+    /// How long revocations stay in the feed (default 4 h 5 min).
+    pub revocation_keep: Duration,
 }
 
 /// Bounds on what a request may be.
@@ -160,6 +162,14 @@ struct File {
     limits: FileLimits,
     #[serde(default)]
     kask: FileKask,
+    #[serde(default)]
+    revocations: FileRevocations,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRevocations {
+    keep: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -461,6 +471,18 @@ impl Config {
         if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&store_timeout) {
             return Err(invalid("store.timeout", "must be between 10ms and 60s"));
         }
+        let revocation_keep = dur(
+            "revocations.keep",
+            f.revocations.keep,
+            "TESSERA_REVOCATIONS_KEEP",
+            crate::revocations::DEFAULT_KEEP,
+        )?;
+        if revocation_keep < Duration::from_secs(60) {
+            return Err(invalid(
+                "revocations.keep",
+                "must be at least 1m (the longest token lifetime plus skew)",
+            ));
+        }
         let dk = crate::kask::KaskSettings::default();
         let kask = crate::kask::KaskSettings {
             ttl: dur("kask.ttl", f.kask.ttl, "TESSERA_KASK_TTL", dk.ttl)?,
@@ -489,6 +511,7 @@ impl Config {
             purge_interval,
             limits,
             kask,
+            revocation_keep,
         })
     }
 }

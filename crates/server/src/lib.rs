@@ -14,6 +14,7 @@
 //! | `GET`, `DELETE /v1/users/{id}/sessions` | API key | list, log out everywhere |
 //! | `DELETE /v1/users/{id}/sessions/{ref}` | API key | revoke one |
 //! | `GET`, `POST`, `DELETE /sessions/v1/{key}` | API key (configurable) | Kask-compatible key-value store |
+//! | `GET /v1/revocations` | none | the revocation feed for edge verifiers |
 //! | `GET /healthz`, `/readyz`, `/metrics`, `/openapi.json` | none | operations |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -27,6 +28,7 @@ mod http_metrics;
 pub mod kask;
 mod openapi;
 pub mod problem;
+pub mod revocations;
 pub mod startup;
 mod state;
 
@@ -55,6 +57,7 @@ pub(crate) const ROUTES: &[&str] = &[
     "/readyz",
     "/metrics",
     "/openapi.json",
+    "/v1/revocations",
     "/sessions/v1",
     "/sessions/v1/",
     "/sessions/v1/{*key}",
@@ -80,6 +83,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
         .route("/openapi.json", get(openapi::serve))
+        .route("/v1/revocations", get(revocations::feed))
         // Kask answers 404/400 itself for empty keys and other methods: route them all there.
         .route("/sessions/v1", any(kask::handle))
         .route("/sessions/v1/", any(kask::handle))

@@ -13,7 +13,7 @@ use crate::problem::Problem;
     paths(
         api::resolve, api::update, api::login, api::logout, api::csrf_check,
         api::list_sessions, api::revoke_all, api::revoke_one,
-        api::healthz, api::readyz, api::metrics
+        api::healthz, api::readyz, api::metrics, crate::revocations::feed
     ),
     components(schemas(Problem)),
     modifiers(&ApiKeyScheme)

@@ -187,6 +187,7 @@ pub fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared, Start
         cookie: config.cookie.clone(),
         limits: config.limits,
         kask: config.kask,
+        revocation_keep: config.revocation_keep,
     };
     let state =
         AppState::new(stores, settings, csrf, api_keys, clock).map_err(StartupError::Engine)?;
@@ -255,6 +256,12 @@ fn spawn_purge(
                     Err(e) => {
                         tracing::warn!(backend = store.backend(), code = e.code(), error = ?e, "key-value purge failed")
                     }
+                }
+            }
+            if let Some(log) = store.as_revocation_log() {
+                let before = now.saturating_sub(state.revocation_keep());
+                if let Err(e) = log.purge_revocations(before).await {
+                    tracing::warn!(backend = store.backend(), code = e.code(), error = ?e, "revocation log purge failed");
                 }
             }
             match store.purge_expired(now).await {

@@ -70,6 +70,7 @@ struct Inner {
     registry: Registry,
     http: HttpMetrics,
     kask: KaskSettings,
+    revocation_keep: std::time::Duration,
 }
 
 impl fmt::Debug for Inner {
@@ -93,6 +94,8 @@ pub struct Settings {
     pub limits: Limits,
     /// The Kask-compatible API.
     pub kask: KaskSettings,
+    /// How long revocations stay in the feed: the longest token lifetime plus skew.
+    pub revocation_keep: std::time::Duration,
 }
 
 impl AppState {
@@ -121,6 +124,7 @@ impl AppState {
                 registry,
                 http,
                 kask: settings.kask,
+                revocation_keep: settings.revocation_keep,
             }),
         })
     }
@@ -149,6 +153,10 @@ impl AppState {
 
     pub(crate) fn http(&self) -> &HttpMetrics {
         &self.inner.http
+    }
+
+    pub(crate) fn revocation_keep(&self) -> std::time::Duration {
+        self.inner.revocation_keep
     }
 
     pub(crate) fn kask(&self) -> KaskSettings {

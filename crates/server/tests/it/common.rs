@@ -192,6 +192,7 @@ impl TestSettings for Settings {
             cookie: CookieConfig::default(),
             limits: Limits::default(),
             kask: tessera_server::kask::KaskSettings::default(),
+            revocation_keep: tessera_server::revocations::DEFAULT_KEEP,
         }
     }
 }

@@ -11,4 +11,5 @@ mod faults;
 mod kask;
 mod operations;
 mod persistence;
+mod revocations;
 mod walkthrough;

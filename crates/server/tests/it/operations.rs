@@ -46,6 +46,7 @@ async fn openapi_lists_every_endpoint_with_the_fixed_names() {
         "/metrics",
         "/openapi.json",
         "/sessions/v1/{key}",
+        "/v1/revocations",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }

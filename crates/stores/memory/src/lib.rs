@@ -13,7 +13,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use tessera_core::{Error, KvStore, Result, SessionRecord, SessionStore, StoreKey, Timestamp};
+use tessera_core::{
+    Error, KvStore, Result, Revocation, RevocationLog, SessionRecord, SessionStore, StoreKey,
+    Timestamp,
+};
 
 #[derive(Debug)]
 enum Entry {
@@ -28,6 +31,8 @@ struct Inner {
     revoked: HashMap<String, Timestamp>,
     /// The opaque key-value namespace: value and expiry.
     kv: HashMap<Vec<u8>, (Vec<u8>, Timestamp)>,
+    /// The revocation log, in sequence order.
+    revocation_log: Vec<(u64, Revocation)>,
 }
 
 impl Inner {
@@ -88,6 +93,10 @@ impl SessionStore for MemoryStore {
     }
 
     fn as_kv(&self) -> Option<&dyn KvStore> {
+        Some(self)
+    }
+
+    fn as_revocation_log(&self) -> Option<&dyn RevocationLog> {
         Some(self)
     }
 
@@ -219,5 +228,33 @@ impl KvStore for MemoryStore {
         let before = g.kv.len();
         g.kv.retain(|_, (_, until)| now < *until);
         Ok((before - g.kv.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl RevocationLog for MemoryStore {
+    async fn log_revocation(&self, r: &Revocation) -> Result<u64> {
+        let mut g = self.lock();
+        let seq = g.revocation_log.last().map_or(1, |(n, _)| n + 1);
+        g.revocation_log.push((seq, r.clone()));
+        Ok(seq)
+    }
+
+    async fn revocations_since(&self, after: u64, limit: usize) -> Result<Vec<(u64, Revocation)>> {
+        let g = self.lock();
+        let start = g.revocation_log.partition_point(|(n, _)| *n <= after);
+        Ok(g.revocation_log
+            .iter()
+            .skip(start)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn purge_revocations(&self, before: Timestamp) -> Result<u64> {
+        let mut g = self.lock();
+        let n = g.revocation_log.len();
+        g.revocation_log.retain(|(_, r)| r.at >= before);
+        Ok((n - g.revocation_log.len()) as u64)
     }
 }

@@ -80,7 +80,9 @@ use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
     TableHandle, WriteTransaction,
 };
-use tessera_core::{Clock, KvStore, SessionRecord, SessionStore, StoreKey, Timestamp};
+use tessera_core::{
+    Clock, KvStore, Revocation, RevocationLog, SessionRecord, SessionStore, StoreKey, Timestamp,
+};
 
 use crate::codec::Stored;
 
@@ -95,6 +97,8 @@ const REVOCATIONS: TableDefinition<'static, &str, i64> = TableDefinition::new("r
 const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
 /// The opaque key-value namespace (Kask API): key → expiry (8 bytes, big-endian ms) + value.
 const KV: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("kv");
+/// The revocation log: sequence number → the entry as JSON.
+const REVOCATION_LOG: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("revocation_log");
 /// Expiry queue of the key-value namespace: (expiry ms, key).
 const KV_EXPIRIES: TableDefinition<'static, (i64, &[u8]), ()> = TableDefinition::new("kv_expiries");
 const LAYOUT_KEY: &str = "layout_version";
@@ -396,6 +400,7 @@ fn init_layout(db: &Database) -> Result<()> {
         // Added after layout 1 first shipped; additive, so older files gain them here.
         txn.open_table(KV).map_err(storage)?;
         txn.open_table(KV_EXPIRIES).map_err(storage)?;
+        txn.open_table(REVOCATION_LOG).map_err(storage)?;
     }
     txn.commit().map_err(storage)
 }
@@ -480,6 +485,10 @@ impl SessionStore for RedbStore {
     }
 
     fn as_kv(&self) -> Option<&dyn KvStore> {
+        Some(self)
+    }
+
+    fn as_revocation_log(&self) -> Option<&dyn RevocationLog> {
         Some(self)
     }
 
@@ -867,6 +876,76 @@ impl KvStore for RedbStore {
                     kv.remove(key.as_slice()).map_err(backend)?;
                 }
                 Ok(due.len() as u64)
+            })
+        })
+        .await
+    }
+}
+
+// === impl RevocationLog ===
+
+#[async_trait]
+impl RevocationLog for RedbStore {
+    async fn log_revocation(&self, r: &Revocation) -> StoreResult<u64> {
+        let bytes = serde_json::to_vec(r).map_err(|e| tessera_core::Error::Encode(Box::new(e)))?;
+        self.run(move |db| {
+            write(db, |txn| {
+                let mut log = txn.open_table(REVOCATION_LOG).map_err(backend)?;
+                // redb has one writer: reading the last number and appending is atomic.
+                let seq = log
+                    .last()
+                    .map_err(backend)?
+                    .map_or(1, |(k, _)| k.value().saturating_add(1));
+                log.insert(seq, bytes.as_slice()).map_err(backend)?;
+                Ok(seq)
+            })
+        })
+        .await
+    }
+
+    async fn revocations_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, Revocation)>> {
+        self.run(move |db| {
+            read(db, |txn| {
+                let log = txn.open_table(REVOCATION_LOG).map_err(backend)?;
+                let mut out = vec![];
+                for entry in log
+                    .range(after.saturating_add(1)..)
+                    .map_err(backend)?
+                    .take(limit)
+                {
+                    let (k, v) = entry.map_err(backend)?;
+                    let r: Revocation = serde_json::from_slice(v.value())
+                        .map_err(|e| tessera_core::Error::Decode(Box::new(e)))?;
+                    out.push((k.value(), r));
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    async fn purge_revocations(&self, before: Timestamp) -> StoreResult<u64> {
+        self.run(move |db| {
+            write(db, |txn| {
+                let mut log = txn.open_table(REVOCATION_LOG).map_err(backend)?;
+                // The log is bounded by the longest token lifetime: a full scan is small.
+                let mut old = vec![];
+                for entry in log.iter().map_err(backend)? {
+                    let (k, v) = entry.map_err(backend)?;
+                    let r: Revocation = serde_json::from_slice(v.value())
+                        .map_err(|e| tessera_core::Error::Decode(Box::new(e)))?;
+                    if r.at < before {
+                        old.push(k.value());
+                    }
+                }
+                for k in &old {
+                    log.remove(*k).map_err(backend)?;
+                }
+                Ok(old.len() as u64)
             })
         })
         .await

@@ -9,3 +9,4 @@ use tessera_store_memory::MemoryStore;
 tessera_core::conformance_tests!(async { Arc::new(MemoryStore::new()) });
 
 tessera_core::kv_conformance_tests!(async { Arc::new(MemoryStore::new()) });
+tessera_core::revocation_conformance_tests!(async { Arc::new(MemoryStore::new()) });

@@ -86,3 +86,20 @@ impl tessera_core::KvStore for TempStore {
         self.store.kv_purge_expired(now).await
     }
 }
+
+#[async_trait]
+impl tessera_core::RevocationLog for TempStore {
+    async fn log_revocation(&self, r: &tessera_core::Revocation) -> Result<u64> {
+        self.store.log_revocation(r).await
+    }
+    async fn revocations_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, tessera_core::Revocation)>> {
+        self.store.revocations_since(after, limit).await
+    }
+    async fn purge_revocations(&self, before: Timestamp) -> Result<u64> {
+        self.store.purge_revocations(before).await
+    }
+}

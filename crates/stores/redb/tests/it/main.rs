@@ -10,6 +10,7 @@ use common::TempStore;
 
 tessera_core::conformance_tests!(async { std::sync::Arc::new(TempStore::new()) });
 tessera_core::kv_conformance_tests!(async { std::sync::Arc::new(TempStore::new()) });
+tessera_core::revocation_conformance_tests!(async { std::sync::Arc::new(TempStore::new()) });
 
 /// The read cache never serves what a later write changed: each write below follows a load
 /// that filled the cache.
