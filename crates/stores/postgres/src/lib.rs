@@ -1,0 +1,713 @@
+//! Tessera's session store on PostgreSQL.
+//!
+//! ```no_run
+//! use tessera_core::SessionStore;
+//! use tessera_store_postgres::PostgresStore;
+//!
+//! # async fn run() -> Result<(), tessera_store_postgres::Error> {
+//! // Connects a pool and brings the schema up to date (idempotent, safe to race).
+//! let store = PostgresStore::open("postgres://tessera:secret@db.internal/sessions").await?;
+//! assert_eq!(store.backend(), "postgres");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Tables (schema version 1)
+//!
+//! | table | key | holds |
+//! |-------|-----|-------|
+//! | `tessera_sessions` | `key` (32-byte store key) | `record` (JSON; `NULL` for a tombstone), `version`, `user_id` (the user index; `NULL` for anonymous sessions and tombstones), `created_at`, `dead_at` (a record's expiry or a tombstone's end, ms since the epoch) |
+//! | `tessera_user_revocations` | `user_id` | `revoked_at` (ms) |
+//! | `tessera_schema_version` | `version` | one row per migration applied, with `applied_at` |
+//!
+//! Indexes: `tessera_sessions (user_id) WHERE user_id IS NOT NULL` (the user index, always
+//! consistent with the records since it is a column of them) and `tessera_sessions (dead_at)`
+//! (the expiry index that purge reads). Tables are created in the connection's `search_path`;
+//! to keep them in a schema of their own, add `?options=-c%20search_path%3Dtessera` to the
+//! URL.
+//!
+//! # Migrations
+//!
+//! [`PostgresStore::connect`] applies the migrations this build knows, in one transaction
+//! under a transaction-scoped advisory lock, recording each in `tessera_schema_version`:
+//! running it again is a no-op, several servers starting at once apply each migration once,
+//! and a database with a later schema than this build knows is refused
+//! ([`Error::UnsupportedSchema`]) rather than misread.
+//!
+//! # Atomicity
+//!
+//! Every operation is one SQL statement (at `READ COMMITTED`), so each is atomic:
+//!
+//! - `create` is `INSERT … ON CONFLICT DO NOTHING`: any row, live, expired or tombstone,
+//!   keeps the key taken.
+//! - `save` is an `UPDATE … WHERE version = $expected` that also requires a live record (not
+//!   a tombstone, not expired, not revoked). A concurrent writer holds the row lock; Postgres
+//!   re-checks the `WHERE` clause on the row it committed, so of many saves from one version
+//!   exactly one wins. Only when nothing was written does a second query tell
+//!   [`Conflict`](tessera_core::Error::Conflict) from
+//!   [`NotFound`](tessera_core::Error::NotFound).
+//! - `delete` is an upsert to a tombstone that keeps an existing later end.
+//! - `load` and `list_user_sessions` join the revocation table, so they see a record and its
+//!   user's revocation time in one snapshot.
+//! - `purge_expired` deletes due rows in batches (`FOR UPDATE SKIP LOCKED`), so it never
+//!   waits for, nor blocks, a session being written.
+//!
+//! # Durability
+//!
+//! An acknowledged write is committed by Postgres, with whatever durability the server is
+//! configured for (`synchronous_commit`, replication). Times are the engine's clock, passed in
+//! by the caller; Postgres's clock is never used.
+//!
+//! # Security
+//!
+//! The database holds store keys (SHA-256 digests of handles), never a handle; it does hold
+//! user ids and session data in clear. Passwords in URLs are never printed: `Debug` and
+//! [`PostgresConfig::redacted`] replace them with `***`. This build connects without TLS
+//! (`sslmode=disable` or `prefer`); a URL asking for `sslmode=require` is refused rather than
+//! silently sent in clear, so reach a remote database over a private network or a TLS tunnel.
+//!
+//! | feature | what it adds |
+//! |---------|--------------|
+//! | `testing` | [`testing`]: a throwaway PostgreSQL cluster for tests |
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tessera_core::{SessionRecord, SessionStore, StoreKey, Timestamp};
+use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
+
+pub use schema::SCHEMA_VERSION;
+
+/// How long one store operation may take, unless [`PostgresConfig::with_timeout`] says
+/// otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The most connections in the pool, unless [`PostgresConfig::with_pool_size`] says
+/// otherwise.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+
+/// Rows deleted per statement by `purge_expired`.
+const PURGE_BATCH: i64 = 5_000;
+
+/// Errors connecting to Postgres or preparing its schema. Errors of the store's operations
+/// are [`tessera_core::Error`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL is not a `postgres://` or `postgresql://` URL that tokio-postgres accepts.
+    #[error("invalid Postgres URL {url}")]
+    InvalidUrl {
+        /// The URL, password hidden.
+        url: String,
+        /// tokio-postgres' error, if it refused the URL.
+        #[source]
+        source: Option<tokio_postgres::Error>,
+    },
+    /// The URL asks for TLS (`sslmode=require`), which this build does not do.
+    #[error("{url} asks for TLS (sslmode=require), which this build does not support")]
+    TlsUnsupported {
+        /// The URL, password hidden.
+        url: String,
+    },
+    /// The connection pool could not be built.
+    #[error("cannot build the connection pool")]
+    Pool(#[source] deadpool_postgres::BuildError),
+    /// The first connection failed.
+    #[error("cannot connect to Postgres at {url}")]
+    Connect {
+        /// The URL, password hidden.
+        url: String,
+        /// Why.
+        #[source]
+        source: PoolError,
+    },
+    /// A migration, or reading the schema version, failed.
+    #[error("cannot migrate the schema")]
+    Migrate(#[source] tokio_postgres::Error),
+    /// The database's schema is newer than this build.
+    #[error("the database has schema version {found}; this build knows up to {supported}")]
+    UnsupportedSchema {
+        /// The version found.
+        found: i32,
+        /// [`SCHEMA_VERSION`].
+        supported: i32,
+    },
+    /// Connecting and migrating took longer than three times the configured timeout.
+    #[error("Postgres at {url} did not answer in time")]
+    ConnectTimeout {
+        /// The URL, password hidden.
+        url: String,
+    },
+}
+
+impl Error {
+    /// A stable identifier for this error, for logs, metrics and runbooks.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidUrl { .. } => "postgres.invalid_url",
+            Self::TlsUnsupported { .. } => "postgres.tls_unsupported",
+            Self::Pool(_) => "postgres.pool",
+            Self::Connect { .. } => "postgres.connect",
+            Self::Migrate(_) => "postgres.migrate",
+            Self::UnsupportedSchema { .. } => "postgres.unsupported_schema",
+            Self::ConnectTimeout { .. } => "postgres.connect_timeout",
+        }
+    }
+}
+
+type StoreResult<T> = tessera_core::Result<T>;
+
+/// How to reach Postgres: a `postgres://` or `postgresql://` URL (any parameter
+/// tokio-postgres knows, e.g. `?connect_timeout=5&options=-c%20search_path%3Dtessera`) plus
+/// pool settings. `Debug` never shows the password.
+///
+/// # Examples
+///
+/// ```
+/// use tessera_store_postgres::PostgresConfig;
+///
+/// let c = PostgresConfig::from_url("postgres://app:hunter2@db:5432/sessions")?;
+/// assert_eq!(c.redacted(), "postgres://app:***@db:5432/sessions");
+/// # Ok::<(), tessera_store_postgres::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct PostgresConfig {
+    pg: tokio_postgres::Config,
+    pool_size: usize,
+    timeout: Duration,
+    redacted: String,
+}
+
+impl fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &self.redacted)
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl PostgresConfig {
+    /// Parses a `postgres://` or `postgresql://` URL.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`] if it is not one; [`Error::TlsUnsupported`] if it requires TLS.
+    pub fn from_url(url: &str) -> Result<Self, Error> {
+        let redacted = redact_url(url);
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::InvalidUrl {
+                url: redacted,
+                source: None,
+            });
+        }
+        let mut pg: tokio_postgres::Config = url.parse().map_err(|e| Error::InvalidUrl {
+            url: redacted.clone(),
+            source: Some(e),
+        })?;
+        if !matches!(pg.get_ssl_mode(), SslMode::Disable | SslMode::Prefer) {
+            return Err(Error::TlsUnsupported { url: redacted });
+        }
+        if pg.get_application_name().is_none() {
+            pg.application_name("tessera");
+        }
+        Ok(Self {
+            pg,
+            pool_size: DEFAULT_POOL_SIZE,
+            timeout: DEFAULT_TIMEOUT,
+            redacted,
+        })
+    }
+
+    /// The most connections the pool opens (default [`DEFAULT_POOL_SIZE`], at least 1).
+    pub fn with_pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// Bounds every store operation, including the wait for a pooled connection (default
+    /// [`DEFAULT_TIMEOUT`]); past it the operation fails with
+    /// [`tessera_core::Error::Timeout`]. Also the connection timeout, unless the URL sets
+    /// `connect_timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The URL with its password replaced by `***`, for logs.
+    pub fn redacted(&self) -> &str {
+        &self.redacted
+    }
+}
+
+/// `url` with its password replaced by `***`, in the user info (`postgres://user:***@host`)
+/// and in a `password=` query parameter. Anything without `://` is hidden whole.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rfind('@') {
+        Some(at) => {
+            let (userinfo, hosts) = (&authority[..at], &authority[at + 1..]);
+            match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{user}:***@{hosts}"),
+                None => authority.to_owned(),
+            }
+        }
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// A [`SessionStore`] on PostgreSQL, over a connection pool. Cheap to share: hold it in an
+/// `Arc`.
+///
+/// See the [crate documentation](crate) for the tables, migrations and atomicity.
+///
+/// # Errors
+///
+/// Its [`SessionStore`] operations report Postgres failures as
+/// [`tessera_core::Error::Backend`] with the tokio-postgres or pool error as the source, an
+/// operation (or a wait for a connection) slower than the configured timeout as
+/// [`tessera_core::Error::Timeout`], and stored JSON that is not a record as
+/// [`tessera_core::Error::Decode`], besides the typed outcomes of the trait.
+pub struct PostgresStore {
+    pool: Pool,
+    timeout: Duration,
+    redacted: String,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("url", &self.redacted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects with the defaults and brings the schema up to date.
+    ///
+    /// # Errors
+    ///
+    /// As [`PostgresConfig::from_url`] and [`PostgresStore::connect`].
+    pub async fn open(url: &str) -> Result<Self, Error> {
+        Self::connect(PostgresConfig::from_url(url)?).await
+    }
+
+    /// Builds the pool, opens a first connection and applies the migrations (see the crate
+    /// documentation).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Connect`] if the database cannot be reached or refuses the credentials,
+    /// [`Error::Migrate`] or [`Error::UnsupportedSchema`] from the migrations, and
+    /// [`Error::ConnectTimeout`] if all that takes more than three times the timeout.
+    pub async fn connect(config: PostgresConfig) -> Result<Self, Error> {
+        let PostgresConfig {
+            mut pg,
+            pool_size,
+            timeout,
+            redacted,
+        } = config;
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(timeout);
+        }
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .build()
+            .map_err(Error::Pool)?;
+        let store = Self {
+            pool,
+            timeout,
+            redacted,
+        };
+        tokio::time::timeout(timeout.saturating_mul(3), store.migrate())
+            .await
+            .map_err(|_| Error::ConnectTimeout {
+                url: store.redacted.clone(),
+            })??;
+        Ok(store)
+    }
+
+    /// Applies the migrations this database lacks; returns the versions applied (none when it
+    /// is up to date). [`PostgresStore::connect`] calls it; calling it again is harmless.
+    ///
+    /// # Errors
+    ///
+    /// As [`PostgresStore::connect`].
+    pub async fn migrate(&self) -> Result<Vec<i32>, Error> {
+        let mut client = self.pool.get().await.map_err(|source| Error::Connect {
+            url: self.redacted.clone(),
+            source,
+        })?;
+        schema::migrate(&mut client).await
+    }
+
+    /// Runs `op` on a pooled connection within the timeout.
+    async fn with_client<T, F, Fut>(&self, op: F) -> StoreResult<T>
+    where
+        F: FnOnce(deadpool_postgres::Object) -> Fut,
+        Fut: Future<Output = StoreResult<T>>,
+    {
+        let work = async {
+            let client = self.pool.get().await.map_err(pool_error)?;
+            op(client).await
+        };
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(tessera_core::Error::Timeout),
+        }
+    }
+}
+
+fn pool_error(e: PoolError) -> tessera_core::Error {
+    match e {
+        PoolError::Timeout(_) => tessera_core::Error::Timeout,
+        e => tessera_core::Error::backend(e),
+    }
+}
+
+fn pg_error(e: tokio_postgres::Error) -> tessera_core::Error {
+    tessera_core::Error::backend(e)
+}
+
+fn encode(record: &SessionRecord) -> StoreResult<(String, i64)> {
+    let json =
+        serde_json::to_string(record).map_err(|e| tessera_core::Error::Encode(Box::new(e)))?;
+    let version =
+        i64::try_from(record.version).map_err(|e| tessera_core::Error::Encode(Box::new(e)))?;
+    Ok((json, version))
+}
+
+fn decode(json: &str) -> StoreResult<SessionRecord> {
+    serde_json::from_str(json).map_err(|e| tessera_core::Error::Decode(Box::new(e)))
+}
+
+/// Whether `r` may load at `now` given its user's revocation time.
+fn is_live(r: &SessionRecord, now: Timestamp, revoked: Option<i64>) -> bool {
+    !r.is_expired(now) && revoked.is_none_or(|at| r.created_at.unix_millis() > at)
+}
+
+const CREATE: &str = "
+INSERT INTO tessera_sessions (key, version, user_id, created_at, dead_at, record)
+VALUES ($1, $2, $3, $4, $5, $6::text::json)
+ON CONFLICT (key) DO NOTHING";
+
+const LOAD: &str = "
+SELECT s.record::text, r.revoked_at
+FROM tessera_sessions s
+LEFT JOIN tessera_user_revocations r ON r.user_id = s.user_id
+WHERE s.key = $1 AND s.record IS NOT NULL AND s.dead_at > $2";
+
+/// The live-record condition on `s`, shared by `SAVE` and `IS_LIVE`.
+macro_rules! live_condition {
+    ($now:literal) => {
+        concat!(
+            "s.record IS NOT NULL AND s.dead_at > ",
+            $now,
+            " AND NOT EXISTS (SELECT 1 FROM tessera_user_revocations r",
+            " WHERE r.user_id = s.user_id AND r.revoked_at >= s.created_at)"
+        )
+    };
+}
+
+const SAVE: &str = concat!(
+    "UPDATE tessera_sessions s
+SET version = $3, user_id = $4, created_at = $5, dead_at = $6, record = $7::text::json
+WHERE s.key = $1 AND s.version = $2 AND ",
+    live_condition!("$8")
+);
+
+const IS_LIVE: &str = concat!(
+    "SELECT 1 FROM tessera_sessions s WHERE s.key = $1 AND ",
+    live_condition!("$2")
+);
+
+const DELETE: &str = "
+INSERT INTO tessera_sessions (key, version, user_id, created_at, dead_at, record)
+VALUES ($1, NULL, NULL, NULL, $2, NULL)
+ON CONFLICT (key) DO UPDATE SET
+    version = NULL, user_id = NULL, created_at = NULL, record = NULL,
+    dead_at = CASE WHEN tessera_sessions.record IS NULL
+                   THEN GREATEST(tessera_sessions.dead_at, EXCLUDED.dead_at)
+                   ELSE EXCLUDED.dead_at END";
+
+const LIST: &str = "
+SELECT s.key, s.record::text
+FROM tessera_sessions s
+LEFT JOIN tessera_user_revocations r ON r.user_id = s.user_id
+WHERE s.user_id = $1 AND s.record IS NOT NULL AND s.dead_at > $2
+  AND (r.revoked_at IS NULL OR s.created_at > r.revoked_at)
+ORDER BY s.created_at, s.key";
+
+const REVOKE: &str = "
+INSERT INTO tessera_user_revocations (user_id, revoked_at) VALUES ($1, $2)
+ON CONFLICT (user_id) DO UPDATE
+SET revoked_at = GREATEST(tessera_user_revocations.revoked_at, EXCLUDED.revoked_at)";
+
+const REVOKED_AT: &str = "SELECT revoked_at FROM tessera_user_revocations WHERE user_id = $1";
+
+const PURGE: &str = "
+DELETE FROM tessera_sessions WHERE key IN (
+    SELECT key FROM tessera_sessions WHERE dead_at <= $1
+    ORDER BY dead_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn create(&self, key: &StoreKey, record: &SessionRecord) -> StoreResult<()> {
+        let (json, version) = encode(record)?;
+        let inserted = self
+            .with_client(|c| async move {
+                let st = c.prepare_cached(CREATE).await.map_err(pg_error)?;
+                c.execute(
+                    &st,
+                    &[
+                        &key.as_bytes().as_slice(),
+                        &version,
+                        &record.user_id(),
+                        &record.created_at.unix_millis(),
+                        &record.expires_at().unix_millis(),
+                        &json,
+                    ],
+                )
+                .await
+                .map_err(pg_error)
+            })
+            .await?;
+        match inserted {
+            1 => Ok(()),
+            _ => Err(tessera_core::Error::AlreadyExists),
+        }
+    }
+
+    async fn load(&self, key: &StoreKey, now: Timestamp) -> StoreResult<Option<SessionRecord>> {
+        let row = self
+            .with_client(|c| async move {
+                let st = c.prepare_cached(LOAD).await.map_err(pg_error)?;
+                c.query_opt(&st, &[&key.as_bytes().as_slice(), &now.unix_millis()])
+                    .await
+                    .map_err(pg_error)
+            })
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let json: String = row.try_get(0).map_err(pg_error)?;
+        let revoked: Option<i64> = row.try_get(1).map_err(pg_error)?;
+        let record = decode(&json)?;
+        Ok(is_live(&record, now, revoked).then_some(record))
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        expected: u64,
+        record: &SessionRecord,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let (json, version) = encode(record)?;
+        // A version past i64::MAX cannot be stored, so nothing stored has it: a conflict.
+        let expected = i64::try_from(expected).map_err(|_| tessera_core::Error::Conflict)?;
+        self.with_client(|c| async move {
+            let key = key.as_bytes().as_slice();
+            let st = c.prepare_cached(SAVE).await.map_err(pg_error)?;
+            let updated = c
+                .execute(
+                    &st,
+                    &[
+                        &key,
+                        &expected,
+                        &version,
+                        &record.user_id(),
+                        &record.created_at.unix_millis(),
+                        &record.expires_at().unix_millis(),
+                        &json,
+                        &now.unix_millis(),
+                    ],
+                )
+                .await
+                .map_err(pg_error)?;
+            if updated == 1 {
+                return Ok(());
+            }
+            // Nothing written: say why. A live record means another version won.
+            let st = c.prepare_cached(IS_LIVE).await.map_err(pg_error)?;
+            let live = c
+                .query_opt(&st, &[&key, &now.unix_millis()])
+                .await
+                .map_err(pg_error)?;
+            Err(match live {
+                Some(_) => tessera_core::Error::Conflict,
+                None => tessera_core::Error::NotFound,
+            })
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &StoreKey, tombstone_until: Timestamp) -> StoreResult<()> {
+        self.with_client(|c| async move {
+            let st = c.prepare_cached(DELETE).await.map_err(pg_error)?;
+            c.execute(
+                &st,
+                &[&key.as_bytes().as_slice(), &tombstone_until.unix_millis()],
+            )
+            .await
+            .map_err(pg_error)
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn list_user_sessions(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(StoreKey, SessionRecord)>> {
+        let rows = self
+            .with_client(|c| async move {
+                let st = c.prepare_cached(LIST).await.map_err(pg_error)?;
+                c.query(&st, &[&user_id, &now.unix_millis()])
+                    .await
+                    .map_err(pg_error)
+            })
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let key: &[u8] = row.try_get(0).map_err(pg_error)?;
+            let key: [u8; 32] = key
+                .try_into()
+                .map_err(|e| tessera_core::Error::Decode(Box::new(e)))?;
+            let json: String = row.try_get(1).map_err(pg_error)?;
+            let record = decode(&json)?;
+            // The query applied expiry and revocation; the record's own fields decide too.
+            if !record.is_expired(now) && record.user_id() == Some(user_id) {
+                out.push((StoreKey::from_bytes(key), record));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn revoke_user(&self, user_id: &str, at: Timestamp) -> StoreResult<()> {
+        self.with_client(|c| async move {
+            let st = c.prepare_cached(REVOKE).await.map_err(pg_error)?;
+            c.execute(&st, &[&user_id, &at.unix_millis()])
+                .await
+                .map_err(pg_error)
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn user_revoked_at(&self, user_id: &str) -> StoreResult<Option<Timestamp>> {
+        let row = self
+            .with_client(|c| async move {
+                let st = c.prepare_cached(REVOKED_AT).await.map_err(pg_error)?;
+                c.query_opt(&st, &[&user_id]).await.map_err(pg_error)
+            })
+            .await?;
+        row.map(|r| r.try_get::<_, i64>(0).map(Timestamp::from_unix_millis))
+            .transpose()
+            .map_err(pg_error)
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
+        let mut purged = 0;
+        loop {
+            let n = self
+                .with_client(|c| async move {
+                    let st = c.prepare_cached(PURGE).await.map_err(pg_error)?;
+                    c.execute(&st, &[&now.unix_millis(), &PURGE_BATCH])
+                        .await
+                        .map_err(pg_error)
+                })
+                .await?;
+            purged += n;
+            if n < PURGE_BATCH.unsigned_abs() {
+                return Ok(purged);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_and_passwords_never_show() {
+        for (url, want) in [
+            ("postgres://u:pw@h:5432/db", "postgres://u:***@h:5432/db"),
+            ("postgresql://u@h/db", "postgresql://u@h/db"),
+            (
+                "postgres://h/db?user=u&password=pw&sslmode=disable",
+                "postgres://h/db?user=u&password=***&sslmode=disable",
+            ),
+            ("postgres://:pw@h", "postgres://:***@h"),
+            ("nonsense", "***"),
+        ] {
+            assert_eq!(redact_url(url), want);
+        }
+        let c = PostgresConfig::from_url("postgres://u:pw@h:5432/db").unwrap();
+        assert!(!format!("{c:?}").contains("pw@"));
+        for bad in [
+            "mysql://u:pw@h/db",
+            "postgres://u:pw@h:notaport/db",
+            "postgres://u:pw@h/db?sslmode=nonsense",
+        ] {
+            let e = PostgresConfig::from_url(bad).unwrap_err();
+            let mut shown = format!("{e} {e:?}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                shown.push_str(&format!(" {s} {s:?}"));
+                source = s.source();
+            }
+            assert!(!shown.contains(":pw@"), "{shown}");
+            assert_eq!(e.code(), "postgres.invalid_url");
+        }
+        let e = PostgresConfig::from_url("postgres://u:pw@h/db?sslmode=require").unwrap_err();
+        assert_eq!(e.code(), "postgres.tls_unsupported");
+        assert!(!e.to_string().contains("pw@"), "{e}");
+    }
+}

@@ -1,0 +1,281 @@
+//! A throwaway PostgreSQL cluster for tests (feature `testing`).
+//!
+//! [`PostgresServer::shared`] gives every test of a process one server: the one named by
+//! `TESSERA_TEST_POSTGRES_URL` if that is set, otherwise a fresh cluster made with `initdb`
+//! in a temporary directory and started with `pg_ctl` on a free loopback port (Unix socket
+//! in the same directory, `fsync=off`). As root, which `initdb` refuses, both run as the
+//! `postgres` user through `runuser`. The binaries are looked up in
+//! `/usr/lib/postgresql/<version>/bin` (Debian's layout), then on `PATH`.
+//!
+//! Each test process works in a schema of its own ([`PostgresServer::fresh_schema_url`]), so
+//! a shared external server is not cluttered with tables in `public` and processes do not see
+//! each other's migrations.
+//!
+//! # Clean-up
+//!
+//! Rust never drops statics, so the server is stopped by a *watchdog*: a `sh` process in its
+//! own process group blocked reading a pipe whose only writer is the test process. When the
+//! test process ends, however it ends, the pipe closes and the watchdog runs
+//! `pg_ctl stop -m immediate` and removes the directory.
+//!
+//! # Missing binaries
+//!
+//! If `initdb` cannot be found and `TESSERA_TEST_POSTGRES_URL` is not set, the helpers panic
+//! with a message naming the Debian package (`postgresql`), rather than let a test pass
+//! untested.
+#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
+
+use std::fmt;
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tokio::sync::OnceCell;
+
+/// The environment variable naming an existing server to test against instead.
+pub const URL_ENV: &str = "TESSERA_TEST_POSTGRES_URL";
+
+const ATTEMPTS: usize = 5;
+
+/// A PostgreSQL server for tests.
+pub struct PostgresServer {
+    url: String,
+    _guard: Option<Watchdog>,
+}
+
+impl fmt::Debug for PostgresServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresServer")
+            .field("url", &crate::redact_url(&self.url))
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresServer {
+    /// The server this test process shares: `TESSERA_TEST_POSTGRES_URL`, or a cluster started
+    /// on first use.
+    pub async fn shared() -> &'static Self {
+        static SHARED: OnceCell<PostgresServer> = OnceCell::const_new();
+        SHARED
+            .get_or_init(|| async {
+                match std::env::var(URL_ENV) {
+                    Ok(url) if !url.is_empty() => Self { url, _guard: None },
+                    _ => Self::start().await,
+                }
+            })
+            .await
+    }
+
+    /// A URL in a schema that only this test process uses, on the shared server. The same
+    /// URL every time within a process.
+    pub async fn shared_schema_url() -> &'static str {
+        static URL: OnceCell<String> = OnceCell::const_new();
+        URL.get_or_init(|| async { Self::shared().await.fresh_schema_url().await })
+            .await
+    }
+
+    /// A new cluster of its own, stopped when dropped.
+    ///
+    /// # Panics
+    ///
+    /// If the PostgreSQL binaries are missing or the cluster does not start.
+    pub async fn start() -> Self {
+        let bin = find_bin_dir();
+        let as_root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        let mut last = String::new();
+        for _ in 0..ATTEMPTS {
+            let dir = temp_dir();
+            if as_root {
+                run(Command::new("chown").arg("postgres:").arg(&dir)).await;
+            }
+            let data = dir.join("data");
+            let pg = |tool: &str| {
+                let mut c = if as_root {
+                    let mut c = Command::new("runuser");
+                    c.args(["-u", "postgres", "--"]).arg(bin.join(tool));
+                    c
+                } else {
+                    Command::new(bin.join(tool))
+                };
+                c.current_dir(&dir);
+                c
+            };
+            run(pg("initdb")
+                .arg("-D")
+                .arg(&data)
+                .args(["-A", "trust", "-U", "postgres", "--no-sync"])
+                .args(["-E", "UTF8", "--locale=C"]))
+            .await;
+            let port = free_port();
+            let stop = format!(
+                "{} -D '{}' -m immediate -w stop >/dev/null 2>&1",
+                if as_root {
+                    format!("runuser -u postgres -- '{}'", bin.join("pg_ctl").display())
+                } else {
+                    format!("'{}'", bin.join("pg_ctl").display())
+                },
+                data.display()
+            );
+            let guard = Watchdog::spawn(&dir, &stop);
+            let mut start = pg("pg_ctl");
+            start
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(dir.join("log"))
+                .args(["-w", "-t", "30", "-o"])
+                .arg(format!(
+                    "-p {port} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=off \
+                     -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+                    dir.display()
+                ))
+                .arg("start")
+                .stdin(Stdio::null());
+            let out = tokio::process::Command::from(start)
+                .output()
+                .await
+                .expect("run pg_ctl");
+            if out.status.success() {
+                return Self {
+                    url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+                    _guard: Some(guard),
+                };
+            }
+            last = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+            );
+        }
+        panic!("PostgreSQL did not start after {ATTEMPTS} attempts: {last}");
+    }
+
+    /// The server's URL (database `postgres`, user `postgres`, no password).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Creates a new empty schema and returns a URL whose `search_path` is that schema, so
+    /// a store opened on it starts from nothing.
+    ///
+    /// # Panics
+    ///
+    /// If the server refuses.
+    pub async fn fresh_schema_url(&self) -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let schema = format!(
+            "tessera_test_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            free_port()
+        );
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect to the test server: {e}"));
+        let task = tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .expect("create a schema");
+        drop(client);
+        let _ = task.await;
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-c%20search_path%3D{schema}", self.url)
+    }
+}
+
+async fn run(cmd: &mut Command) {
+    let shown = format!("{cmd:?}");
+    cmd.stdin(Stdio::null());
+    let out = tokio::process::Command::from(std::mem::replace(cmd, Command::new("true")))
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    assert!(
+        out.status.success(),
+        "{shown} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Debian's `/usr/lib/postgresql/<newest>/bin`, or the directory of `initdb` on `PATH`.
+fn find_bin_dir() -> PathBuf {
+    let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    debian.sort();
+    if let Some((_, bin)) = debian.pop() {
+        return bin;
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "PostgreSQL's initdb was not found (in /usr/lib/postgresql/*/bin or on PATH): the \
+                 Postgres tests need it. Install the Debian package `postgresql` \
+                 (`apt-get install postgresql`; scripts/test does this), or set {URL_ENV} to a \
+                 server to test against"
+            )
+        })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+fn temp_dir() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tessera-postgres-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
+
+/// Runs `cleanup` and removes a directory when the test process ends (or when dropped).
+struct Watchdog {
+    child: Child,
+}
+
+impl Watchdog {
+    fn spawn(dir: &Path, cleanup: &str) -> Self {
+        let script = format!("trap '' INT TERM HUP; read -r _; {cleanup}; rm -rf \"$0\"");
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("spawn the watchdog shell");
+        Self { child }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}

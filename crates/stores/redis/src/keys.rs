@@ -1,0 +1,170 @@
+//! Key names. See the crate documentation for the layout and why it suits a Cluster.
+
+use tessera_core::StoreKey;
+
+/// Builds every key name from one prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// `prefix` has been checked: no `{` or `}`, so it never changes a key's hash tag.
+    pub(crate) fn new(prefix: String) -> Self {
+        Self { prefix }
+    }
+
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `<prefix>s:{<hex store key>}`: one session's record or tombstone, in its own slot.
+    pub(crate) fn session(&self, key: &StoreKey) -> String {
+        self.session_hex(&key.to_hex())
+    }
+
+    pub(crate) fn session_hex(&self, hex: &str) -> String {
+        format!("{}s:{{{hex}}}", self.prefix)
+    }
+
+    /// `<prefix>u:{<user id>}:i`: the user's index (a sorted set of hex store keys, scored by
+    /// expiry), in the user's slot.
+    pub(crate) fn user_index(&self, user: &str) -> String {
+        format!("{}u:{{{user}}}:i", self.prefix)
+    }
+
+    /// `<prefix>u:{<user id>}:r`: the user's revocation time (ms), in the user's slot.
+    pub(crate) fn user_revoked(&self, user: &str) -> String {
+        format!("{}u:{{{user}}}:r", self.prefix)
+    }
+
+    /// What [`scripts::LOAD_STANDALONE`](crate::scripts::LOAD_STANDALONE) puts before a user
+    /// id to name its revocation key.
+    pub(crate) fn user_key_start(&self) -> String {
+        format!("{}u:{{", self.prefix)
+    }
+
+    /// The hex store key inside a session key name, if it is one of ours.
+    pub(crate) fn hex_of_session<'a>(&self, name: &'a str) -> Option<&'a str> {
+        let hex = name
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("s:{")?
+            .strip_suffix('}')?;
+        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+    }
+
+    /// A `SCAN MATCH` pattern for every session key.
+    pub(crate) fn session_pattern(&self) -> String {
+        format!("{}s:{{*}}", glob_escape(&self.prefix))
+    }
+
+    /// A `SCAN MATCH` pattern for every user index.
+    pub(crate) fn user_index_pattern(&self) -> String {
+        format!("{}u:{{*}}:i", glob_escape(&self.prefix))
+    }
+}
+
+/// Parses the lowercase hex of a store key (as written by [`StoreKey::to_hex`]).
+pub(crate) fn store_key_from_hex(hex: &str) -> Option<StoreKey> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+        let s = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(StoreKey::from_bytes(out))
+}
+
+/// Escapes the characters Redis glob patterns treat specially.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The Redis Cluster hash slot of a key name (CRC16/XMODEM of its hash tag, mod 16384).
+/// Used by the tests to check the layout.
+pub fn hash_slot(key: &[u8]) -> u16 {
+    let tagged = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = key.get(open + 1..)?;
+            let close = rest.iter().position(|&b| b == b'}')?;
+            // An empty tag `{}` does not count: the whole key is hashed.
+            (close > 0).then(|| rest.get(..close)).flatten()
+        })
+        .unwrap_or(key);
+    crc16_xmodem(tagged) % 16384
+}
+
+fn crc16_xmodem(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in data {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_match_the_redis_cluster_specification() {
+        // Examples from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(crc16_xmodem(b"123456789"), 0x31C3);
+        assert_eq!(hash_slot(b"foo"), 12182);
+        assert_eq!(hash_slot(b"{user1000}.following"), hash_slot(b"user1000"));
+        assert_eq!(hash_slot(b"foo{}{bar}"), hash_slot(b"foo{}{bar}"));
+        assert_ne!(hash_slot(b"foo{}{bar}"), hash_slot(b"bar"));
+        assert_eq!(hash_slot(b"foo{{bar}}zap"), hash_slot(b"{bar"));
+    }
+
+    #[test]
+    fn a_users_keys_share_a_slot_whatever_the_id() {
+        let k = Keys::new("tessera:".into());
+        for user in ["alice", "a}b", "a{b", "{}", "mw:CentralAuth::123", "ünï"] {
+            assert_eq!(
+                hash_slot(k.user_index(user).as_bytes()),
+                hash_slot(k.user_revoked(user).as_bytes()),
+                "{user}"
+            );
+        }
+    }
+
+    #[test]
+    fn session_names_round_trip() {
+        let k = Keys::new("t:".into());
+        let key = StoreKey::from_bytes([0xab; 32]);
+        let name = k.session(&key);
+        assert_eq!(name, format!("t:s:{{{}}}", "ab".repeat(32)));
+        assert_eq!(k.hex_of_session(&name), Some("ab".repeat(32).as_str()));
+        assert_eq!(k.hex_of_session("t:s:{zz}"), None);
+        assert_eq!(k.hex_of_session("x:s:{ab}"), None);
+        assert_eq!(store_key_from_hex(&key.to_hex()), Some(key));
+        assert_eq!(store_key_from_hex("zz"), None);
+        assert_eq!(store_key_from_hex(&"g".repeat(64)), None);
+    }
+
+    #[test]
+    fn patterns_escape_the_prefix() {
+        let k = Keys::new("a*b?[c]\\:".into());
+        assert_eq!(k.session_pattern(), "a\\*b\\?\\[c\\]\\\\:s:{*}");
+        assert_eq!(k.user_index_pattern(), "a\\*b\\?\\[c\\]\\\\:u:{*}:i");
+    }
+}

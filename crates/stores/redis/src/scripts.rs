@@ -1,0 +1,188 @@
+//! The Lua scripts that make each step atomic. Every script touches the keys of one hash slot
+//! only (one session key, or one user's two keys), so each runs unchanged on a standalone
+//! server and on a Cluster. The one exception, [`LOAD_STANDALONE`], is used only when the
+//! server is not a Cluster.
+//!
+//! A session key is a hash with these fields:
+//!
+//! | field | record | tombstone |
+//! |-------|--------|-----------|
+//! | `r`   | the record, JSON | — |
+//! | `v`   | its version | — |
+//! | `e`   | its expiry (earlier of idle and absolute), ms since the epoch | — |
+//! | `c`   | its creation time, ms | — |
+//! | `u`   | its user id (authenticated sessions only) | — |
+//! | `t`   | — | the tombstone's end, ms |
+//!
+//! Times are the engine's ("logical") clock, passed in by the caller, never Redis's clock;
+//! timestamps in milliseconds are exact in Lua's doubles (below 2^53).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Creates a record unless anything (record or tombstone) is under the key.
+///
+/// KEYS: session. ARGV: record JSON, version, expiry, created, user (`''` for none), TTL ms.
+/// Returns 1 if created, 0 if the key was taken.
+pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'r', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'c', ARGV[4])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'u', ARGV[5]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return 1
+",
+    )
+});
+
+/// Compare-and-set of a live record.
+///
+/// KEYS: session. ARGV: expected version, now, the user the caller believes owns the record
+/// (`''` for none), that user's revocation time (`''` for none), then the new record: JSON,
+/// version, expiry, created, user (`''` for none), TTL ms.
+///
+/// Returns `{'ok'}`, `{'missing'}` (no live record: absent, tombstone, expired, or revoked),
+/// `{'conflict'}`, or `{'user', <stored user>}` when the caller guessed the owner wrong and
+/// must fetch that user's revocation time and call again.
+pub(crate) static SAVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local h = redis.call('HMGET', KEYS[1], 'v', 'e', 'c', 'u')
+if not h[1] then return {'missing'} end
+if tonumber(h[2]) <= tonumber(ARGV[2]) then return {'missing'} end
+local user = h[4] or ''
+if user ~= ARGV[3] then return {'user', user} end
+if user ~= '' and ARGV[4] ~= '' and tonumber(h[3]) <= tonumber(ARGV[4]) then
+  return {'missing'}
+end
+if h[1] ~= ARGV[1] then return {'conflict'} end
+redis.call('HSET', KEYS[1], 'r', ARGV[5], 'v', ARGV[6], 'e', ARGV[7], 'c', ARGV[8])
+if ARGV[9] == '' then
+  redis.call('HDEL', KEYS[1], 'u')
+else
+  redis.call('HSET', KEYS[1], 'u', ARGV[9])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[10])
+return {'ok'}
+",
+    )
+});
+
+/// Replaces whatever is under the key with a tombstone until `ARGV[1]`; an existing later
+/// tombstone is kept.
+///
+/// Redis expires keys on its own clock, while `until` is on the engine's clock, so the
+/// tombstone's TTL is measured from an estimate of the engine's "now": a record written with
+/// the TTL `expiry - now` has `PTTL` left, so "now" is about `expiry - PTTL`. With no record to
+/// measure from, the TTL is `until` minus Redis's clock, and at least `ARGV[2]` ms.
+///
+/// KEYS: session. ARGV: until, minimum TTL ms, maximum TTL ms.
+/// Returns the user id of the record it replaced, if that record had one, else nil.
+pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local h = redis.call('HMGET', KEYS[1], 'e', 'u', 't')
+local untl = tonumber(ARGV[1])
+local pttl = redis.call('PTTL', KEYS[1])
+local ttl
+if h[3] then
+  local old = tonumber(h[3])
+  if old >= untl then return false end
+  if pttl > 0 then ttl = pttl + (untl - old) end
+elseif h[1] and pttl > 0 then
+  ttl = untl - (tonumber(h[1]) - pttl)
+end
+if not ttl then
+  local t = redis.call('TIME')
+  ttl = untl - (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+end
+ttl = math.floor(math.max(ttl, tonumber(ARGV[2])))
+ttl = math.min(ttl, tonumber(ARGV[3]))
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 't', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl))
+if h[1] and h[2] then return h[2] end
+return false
+",
+    )
+});
+
+/// Removes the key if its record expired or its tombstone ended at `now`.
+///
+/// KEYS: session. ARGV: now. Returns nil when nothing was due, else the removed record's user
+/// id (`''` for none or for a tombstone).
+pub(crate) static PURGE_ONE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local h = redis.call('HMGET', KEYS[1], 'e', 't', 'u')
+local now = tonumber(ARGV[1])
+local due = (h[1] and tonumber(h[1]) <= now) or (h[2] and tonumber(h[2]) <= now)
+if not due then return false end
+redis.call('DEL', KEYS[1])
+if h[1] and h[3] then return h[3] end
+return ''
+",
+    )
+});
+
+/// Indexes a session under its user (raising its score, never lowering it), stretches the
+/// index's TTL to cover it, and returns the user's revocation time.
+///
+/// KEYS: user index, user revocation (one slot: both are tagged with the user id).
+/// ARGV: store key (hex), the session's expiry, TTL ms.
+pub(crate) static TOUCH_USER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+local ttl = tonumber(ARGV[3])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return redis.call('GET', KEYS[2])
+",
+    )
+});
+
+/// Sets a user's revocation time unless it is already later.
+///
+/// KEYS: user revocation. ARGV: time.
+pub(crate) static REVOKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local c = redis.call('GET', KEYS[1])
+if (not c) or tonumber(c) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+",
+    )
+});
+
+/// Standalone servers only: reads a record and its user's revocation time in one round trip.
+/// It reads a key it was not given in `KEYS` (the user's, known only once the record is
+/// read), which a Cluster does not allow; there, `load` takes two round trips instead.
+///
+/// KEYS: session. ARGV: the user-key prefix (`<prefix>u:{`).
+/// Returns nil (no record) or `{record, revocation time}`, the time nil when the record
+/// has no user or the user was never revoked.
+pub(crate) static LOAD_STANDALONE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local h = redis.call('HMGET', KEYS[1], 'r', 'u')
+if not h[1] then return false end
+if not h[2] then return {h[1], false} end
+return {h[1], redis.call('GET', ARGV[1] .. h[2] .. '}:r')}
+",
+    )
+});
+
+/// Every script, to load them all at connection time.
+pub(crate) fn all() -> [&'static Script; 7] {
+    [
+        &CREATE,
+        &SAVE,
+        &DELETE,
+        &PURGE_ONE,
+        &TOUCH_USER,
+        &REVOKE,
+        &LOAD_STANDALONE,
+    ]
+}

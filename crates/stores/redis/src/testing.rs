@@ -1,0 +1,500 @@
+//! Throwaway Redis servers and Clusters for tests (feature `testing`).
+//!
+//! Each one runs `redis-server` from `PATH` on free loopback ports, with no persistence, in a
+//! temporary directory. [`RedisServer::shared`] and [`RedisCluster::shared`] start one per
+//! test process, on first use, for every test of the process to share (the conformance suite
+//! uses random keys, so tests do not see each other).
+//!
+//! # Clean-up
+//!
+//! A shared server lives in a `static`, and Rust never drops statics, so clean-up cannot rest
+//! on `Drop`. Each server gets a *watchdog*: a small `sh` process in its own process group
+//! that blocks reading a pipe whose only writer is the test process. When the test process
+//! ends, however it ends (success, panic, `SIGKILL`, a runner's timeout), the kernel closes the
+//! pipe, the watchdog wakes up, kills the servers and removes their directory. No
+//! `redis-server` outlives the tests. A server that is not shared is cleaned up the same way
+//! when it is dropped.
+//!
+//! # Missing binaries
+//!
+//! If `redis-server` or `redis-cli` is missing, the helpers panic with a message saying which
+//! Debian package to install (`redis-server`), rather than letting a test pass untested.
+#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
+
+use std::fmt;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+
+/// How long a server gets to start answering before it counts as failed.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Attempts at starting, each on fresh ports (another process may take a free port first).
+const ATTEMPTS: usize = 5;
+
+/// A `redis-server` on a free loopback port, without persistence.
+pub struct RedisServer {
+    port: u16,
+    _guard: Watchdog,
+}
+
+impl fmt::Debug for RedisServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisServer")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisServer {
+    /// The server this test process shares, started on first use.
+    pub async fn shared() -> &'static Self {
+        static SHARED: OnceCell<RedisServer> = OnceCell::const_new();
+        SHARED.get_or_init(Self::start).await
+    }
+
+    /// A new server of its own, stopped when dropped.
+    ///
+    /// # Panics
+    ///
+    /// If `redis-server` is not installed or does not start.
+    pub async fn start() -> Self {
+        Self::start_inner(false).await.0
+    }
+
+    /// A new server that speaks only TLS, with a certificate for `127.0.0.1` signed by a
+    /// fresh CA; returns the server and the CA certificate (PEM) to trust. Its URL is
+    /// [`RedisServer::tls_url`].
+    ///
+    /// # Panics
+    ///
+    /// If `redis-server` (built with TLS, as Debian's is) or `openssl` is missing, or the
+    /// server does not start.
+    pub async fn start_tls() -> (Self, Vec<u8>) {
+        let (server, ca) = Self::start_inner(true).await;
+        (server, ca.unwrap_or_default())
+    }
+
+    async fn start_inner(tls: bool) -> (Self, Option<Vec<u8>>) {
+        let bin = find_binary("redis-server");
+        let mut last = String::new();
+        for _ in 0..ATTEMPTS {
+            let dir = temp_dir("redis");
+            let [port] = free_ports::<1>();
+            let mut cmd = Command::new(&bin);
+            let mut ca = None;
+            if tls {
+                ca = Some(make_certificates(&dir).await);
+                cmd.args(["--port", "0", "--tls-port", &port.to_string()])
+                    .args(["--tls-auth-clients", "no"])
+                    .arg("--tls-cert-file")
+                    .arg(dir.join("server.crt"))
+                    .arg("--tls-key-file")
+                    .arg(dir.join("server.key"))
+                    .arg("--tls-ca-cert-file")
+                    .arg(dir.join("ca.crt"));
+            } else {
+                cmd.args(["--port", &port.to_string()]);
+            }
+            cmd.args(base_args(&dir));
+            let child = spawn_server(cmd, &dir);
+            let guard = Watchdog::spawn(&[child.id()], &dir, &[]);
+            match wait_until_up(child, port, &dir, tls).await {
+                Ok(()) => {
+                    let server = Self {
+                        port,
+                        _guard: guard,
+                    };
+                    return (server, ca);
+                }
+                Err(why) => last = why,
+            }
+        }
+        panic!("redis-server did not start after {ATTEMPTS} attempts: {last}");
+    }
+
+    /// `rediss://127.0.0.1:<port>`, for a server from [`RedisServer::start_tls`].
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.port)
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A Redis Cluster of three masters (no replicas) on free loopback ports.
+pub struct RedisCluster {
+    ports: [u16; 3],
+    _guard: Watchdog,
+}
+
+impl fmt::Debug for RedisCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCluster")
+            .field("ports", &self.ports)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisCluster {
+    /// The Cluster this test process shares, started on first use.
+    pub async fn shared() -> &'static Self {
+        static SHARED: OnceCell<RedisCluster> = OnceCell::const_new();
+        SHARED.get_or_init(Self::start).await
+    }
+
+    /// A new Cluster of its own, stopped when dropped: three `redis-server --cluster-enabled
+    /// yes`, joined by `redis-cli --cluster create`, ready once every node says
+    /// `cluster_state:ok`.
+    ///
+    /// # Panics
+    ///
+    /// If `redis-server` or `redis-cli` is not installed, or the Cluster does not form.
+    pub async fn start() -> Self {
+        let bin = find_binary("redis-server");
+        let cli = find_binary("redis-cli");
+        let mut last = String::new();
+        'attempt: for _ in 0..ATTEMPTS {
+            let dir = temp_dir("redis-cluster");
+            // Three client ports and three bus ports: the default bus port (port + 10000)
+            // can fall outside the port range, so each is given explicitly.
+            let all = free_ports::<6>();
+            let ports = [all[0], all[1], all[2]];
+            let mut children = vec![];
+            for (i, port) in ports.iter().enumerate() {
+                let node_dir = dir.join(format!("n{i}"));
+                std::fs::create_dir_all(&node_dir).expect("create a node directory");
+                let mut cmd = Command::new(&bin);
+                cmd.args(["--port", &port.to_string()])
+                    .args(base_args(&node_dir))
+                    .args(["--cluster-enabled", "yes"])
+                    .args(["--cluster-port", &all[i + 3].to_string()])
+                    .args(["--cluster-config-file"])
+                    .arg(node_dir.join("nodes.conf"))
+                    .args(["--cluster-node-timeout", "5000"]);
+                children.push(spawn_server(cmd, &node_dir));
+            }
+            let pids: Vec<u32> = children.iter().map(Child::id).collect();
+            let guard = Watchdog::spawn(&pids, &dir, &[]);
+            for ((child, port), i) in children.into_iter().zip(ports).zip(0..) {
+                if let Err(why) =
+                    wait_until_up(child, port, &dir.join(format!("n{i}")), false).await
+                {
+                    last = why;
+                    continue 'attempt;
+                }
+            }
+            let mut create = tokio::process::Command::new(&cli);
+            create
+                .arg("--cluster")
+                .arg("create")
+                .args(ports.iter().map(|p| format!("127.0.0.1:{p}")))
+                .args(["--cluster-replicas", "0", "--cluster-yes"])
+                .stdin(Stdio::null())
+                .kill_on_drop(true);
+            let out = tokio::time::timeout(Duration::from_secs(60), create.output())
+                .await
+                .expect("redis-cli --cluster create did not finish in 60s")
+                .expect("run redis-cli");
+            if !out.status.success() {
+                last = format!(
+                    "redis-cli --cluster create failed: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                continue;
+            }
+            match wait_for_cluster(&ports).await {
+                Ok(()) => {
+                    return Self {
+                        ports,
+                        _guard: guard,
+                    };
+                }
+                Err(why) => last = why,
+            }
+        }
+        panic!("the Redis Cluster did not form after {ATTEMPTS} attempts: {last}");
+    }
+
+    /// The three masters' ports on 127.0.0.1.
+    pub fn ports(&self) -> [u16; 3] {
+        self.ports
+    }
+
+    /// `redis+cluster://127.0.0.1:<p1>,127.0.0.1:<p2>,127.0.0.1:<p3>`.
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1 (P-256 keys) in `dir`; returns the CA's PEM.
+async fn make_certificates(dir: &Path) -> Vec<u8> {
+    let openssl = find_binary_in("openssl", "openssl");
+    let run = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(&openssl);
+        cmd.args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: Vec<Vec<&str>> = vec![
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.crt"],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec,
+            &["-keyout", "server.key", "-out", "server.csr"],
+        ]
+        .concat(),
+    ];
+    let subjects = ["/CN=tessera test CA", "/CN=127.0.0.1"];
+    for (step, subject) in steps.iter().zip(subjects) {
+        let out = run(step)
+            .args(["-subj", subject, "-days", "2"])
+            .output()
+            .await
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .expect("write san.ext");
+    let out = run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ])
+    .output()
+    .await
+    .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(dir.join("ca.crt")).expect("read ca.crt")
+}
+
+/// Settings common to every test server: loopback only, no persistence, logs in `dir`.
+fn base_args(dir: &Path) -> Vec<String> {
+    vec![
+        "--bind".into(),
+        "127.0.0.1".into(),
+        "--save".into(),
+        String::new(),
+        "--appendonly".into(),
+        "no".into(),
+        "--daemonize".into(),
+        "no".into(),
+        "--dir".into(),
+        dir.display().to_string(),
+        "--logfile".into(),
+        dir.join("redis.log").display().to_string(),
+    ]
+}
+
+fn spawn_server(mut cmd: Command, dir: &Path) -> Child {
+    cmd.current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: a Ctrl-C at the terminal goes to the test process, whose
+        // exit the watchdog sees.
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()))
+}
+
+/// Waits until the server on `port` answers and is the one running in `dir` (not another
+/// process that took the port first).
+async fn wait_until_up(mut child: Child, port: u16, dir: &Path, tls: bool) -> Result<(), String> {
+    let log = || std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("redis-server exited ({status}): {}", log()));
+        }
+        if tls {
+            // The TLS handshake needs the test's CA; a listening socket is enough here.
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+        } else if let Ok(reply) = query(port, redis::cmd("CONFIG").arg("GET").arg("dir")).await {
+            let reply: Vec<String> = redis::from_redis_value(reply).unwrap_or_default();
+            let ours = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+            if reply.get(1).map(PathBuf::from) == Some(ours) {
+                return Ok(());
+            }
+            return Err(format!("port {port} is served by another Redis"));
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("no answer on port {port}: {}", log()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_for_cluster(ports: &[u16]) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    loop {
+        let mut ok = true;
+        for port in ports {
+            let info = query(*port, redis::cmd("CLUSTER").arg("INFO"))
+                .await
+                .ok()
+                .and_then(|v| redis::from_redis_value::<String>(v).ok())
+                .unwrap_or_default();
+            ok &= info.contains("cluster_state:ok")
+                && info.contains("cluster_slots_assigned:16384")
+                && info.contains(&format!("cluster_known_nodes:{}", ports.len()));
+        }
+        if ok {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err("the Cluster never reported cluster_state:ok on every node".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One command on a fresh connection to 127.0.0.1:`port`.
+async fn query(port: u16, cmd: &mut redis::Cmd) -> redis::RedisResult<redis::Value> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    cmd.query_async(&mut conn).await
+}
+
+/// `N` distinct ports that were free a moment ago.
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    let mut out = [0; N];
+    for (slot, l) in out.iter_mut().zip(&listeners) {
+        *slot = l.local_addr().expect("a bound address").port();
+    }
+    out
+}
+
+/// A fresh directory under the system's temporary directory.
+fn temp_dir(what: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "tessera-{what}-{}-{n}-{}",
+        std::process::id(),
+        free_ports::<1>()[0]
+    ));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
+
+/// The path of `name` on `PATH`.
+///
+/// # Panics
+///
+/// If it is not there, naming the Debian package to install.
+fn find_binary(name: &str) -> PathBuf {
+    find_binary_in(name, "redis-server")
+}
+
+fn find_binary_in(name: &str, package: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{name}` is not on PATH: the Redis tests need it. Install the Debian package \
+                 `{package}` (`apt-get install {package}`; scripts/test does this)"
+            )
+        })
+}
+
+/// Kills processes and removes a directory when the test process ends (or when dropped).
+pub(crate) struct Watchdog {
+    child: Child,
+}
+
+impl Watchdog {
+    /// Watches over `pids` and `dir`; `extra` are shell commands to run first at clean-up.
+    pub(crate) fn spawn(pids: &[u32], dir: &Path, extra: &[&str]) -> Self {
+        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+        let script = format!(
+            "trap '' INT TERM HUP; read -r _; {} kill -9 {} 2>/dev/null; rm -rf \"$0\"",
+            extra.iter().map(|c| format!("{c};")).collect::<String>(),
+            pids.join(" "),
+        );
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("spawn the watchdog shell");
+        Self { child }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // Closing the pipe is the signal; wait so the servers are gone when drop returns.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,156 @@
+//! What the store writes into Redis: the documented key layout, native TTLs measured from the
+//! engine's clock, and hash slots.
+
+use std::time::Duration;
+
+use redis::AsyncCommands as _;
+use tessera_core::testing::{T0, fresh_key, fresh_user, record};
+use tessera_core::{SessionKind, SessionStore};
+use tessera_store_redis::{RedisConfig, RedisStore, hash_slot};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// The TTL of `key` in milliseconds.
+async fn pttl(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
+    redis::cmd("PTTL").arg(key).query_async(conn).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_indexes_and_revocations_have_the_documented_keys_and_ttls() {
+    let s = crate::standalone().await;
+    let mut raw = crate::raw().await;
+    let user = fresh_user();
+    let k = fresh_key(SessionKind::Authenticated);
+    let hex = k.to_hex();
+    let r = record(Some(&user), T0);
+    s.create(&k, &r).await.unwrap();
+
+    let name = format!("tessera:s:{{{hex}}}");
+    let fields: std::collections::BTreeMap<String, String> = raw.hgetall(&name).await.unwrap();
+    let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["c", "e", "r", "u", "v"]);
+    assert_eq!(fields["e"], r.expires_at().unix_millis().to_string());
+    assert_eq!(fields["c"], T0.unix_millis().to_string());
+    assert_eq!(fields["u"], user);
+    assert_eq!(fields["v"], "1");
+    // T0 is months before Redis's clock: the TTL is the record's lifetime (one hour from its
+    // creation), not "until T0 + 1h", which Redis would consider past.
+    let ttl = pttl(&mut raw, &name).await;
+    assert!((3_590_000..=3_600_000).contains(&ttl), "{ttl}");
+
+    let index = format!("tessera:u:{{{user}}}:i");
+    let score: f64 = raw.zscore(&index, &hex).await.unwrap();
+    assert_eq!(score as i64, r.expires_at().unix_millis());
+    assert!(pttl(&mut raw, &index).await > 3_590_000);
+
+    // A renewal at T0 + 30 min to T0 + 2 h: an hour and a half left, in Redis too.
+    let mut renewed = r.clone();
+    renewed.version = 2;
+    renewed.idle_expires_at = T0.saturating_add(2 * HOUR);
+    let now = T0.saturating_add(HOUR / 2);
+    s.save(&k, 1, &renewed, now).await.unwrap();
+    let ttl = pttl(&mut raw, &name).await;
+    assert!((5_390_000..=5_400_000).contains(&ttl), "{ttl}");
+    let score: f64 = raw.zscore(&index, &hex).await.unwrap();
+    assert_eq!(score as i64, renewed.expires_at().unix_millis());
+
+    s.revoke_user(&user, T0).await.unwrap();
+    let revoked: i64 = raw.get(format!("tessera:u:{{{user}}}:r")).await.unwrap();
+    assert_eq!(revoked, T0.unix_millis());
+
+    // A tombstone for ten minutes after "now" (T0 + 30 min): ten minutes in Redis.
+    s.delete(&k, now.saturating_add(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let fields: std::collections::BTreeMap<String, String> = raw.hgetall(&name).await.unwrap();
+    let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["t"]);
+    let ttl = pttl(&mut raw, &name).await;
+    assert!((590_000..=600_000).contains(&ttl), "{ttl}");
+    let gone: Option<f64> = raw.zscore(&index, &hex).await.unwrap();
+    assert_eq!(gone, None, "delete un-indexes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_records_have_no_user_keys() {
+    let s = crate::standalone().await;
+    let mut raw = crate::raw().await;
+    let k = fresh_key(SessionKind::Anonymous);
+    s.create(&k, &record(None, T0)).await.unwrap();
+    let fields: Vec<String> = raw
+        .hkeys(format!("tessera:s:{{{}}}", k.to_hex()))
+        .await
+        .unwrap();
+    assert!(!fields.contains(&"u".to_owned()), "{fields:?}");
+}
+
+/// On a Cluster, the server agrees with `hash_slot`, a user's two keys share a slot, and
+/// sessions spread over the masters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_keys_share_a_slot_on_the_cluster() {
+    let cluster = tessera_store_redis::testing::RedisCluster::shared().await;
+    let mut node = redis::Client::open(format!("redis://127.0.0.1:{}", cluster.ports()[0]))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let slot = |key: String| {
+        let mut node = node.clone();
+        async move {
+            let server: u16 = redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(&key)
+                .query_async(&mut node)
+                .await
+                .unwrap();
+            assert_eq!(server, hash_slot(key.as_bytes()), "{key}");
+            server
+        }
+    };
+    for user in [fresh_user(), "a}b".to_owned(), "{weird}".to_owned()] {
+        assert_eq!(
+            slot(format!("tessera:u:{{{user}}}:i")).await,
+            slot(format!("tessera:u:{{{user}}}:r")).await,
+            "{user}"
+        );
+    }
+    let mut slots = std::collections::BTreeSet::new();
+    for _ in 0..32 {
+        let hex = fresh_key(SessionKind::Authenticated).to_hex();
+        slots.insert(slot(format!("tessera:s:{{{hex}}}")).await / 5462);
+    }
+    assert_eq!(slots.len(), 3, "32 sessions all on one third of the slots");
+    let _: () = redis::cmd("PING").query_async(&mut node).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_prefixes_keep_deployments_apart() {
+    let url = tessera_store_redis::testing::RedisServer::shared()
+        .await
+        .url();
+    let open = |prefix: &'static str| {
+        let url = url.clone();
+        async move {
+            let c = RedisConfig::from_url(&url)
+                .unwrap()
+                .with_key_prefix(prefix)
+                .unwrap();
+            RedisStore::connect(c).await.unwrap()
+        }
+    };
+    let (a, b) = (open("app-a:").await, open("app-b:").await);
+    let k = fresh_key(SessionKind::Authenticated);
+    let user = fresh_user();
+    a.create(&k, &record(Some(&user), T0)).await.unwrap();
+    assert_eq!(b.load(&k, T0).await.unwrap(), None);
+    assert!(b.list_user_sessions(&user, T0).await.unwrap().is_empty());
+    b.create(&k, &record(Some(&user), T0)).await.unwrap();
+    b.revoke_user(&user, T0).await.unwrap();
+    assert!(a.load(&k, T0).await.unwrap().is_some());
+    let mut raw = crate::raw().await;
+    let exists: bool = raw
+        .exists(format!("app-a:s:{{{}}}", k.to_hex()))
+        .await
+        .unwrap();
+    assert!(exists);
+}
