@@ -26,6 +26,24 @@ pub(crate) fn decode(text: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn bytes_round_trip(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let text = encode(&bytes);
+            prop_assert!(!text.contains('='));
+            prop_assert_eq!(decode(text.as_bytes()), Some(bytes));
+        }
+
+        /// Whatever decodes re-encodes to exactly its input: one spelling per byte string.
+        #[test]
+        fn accepted_text_is_canonical(text in "[A-Za-z0-9_=+/ -]{0,64}") {
+            if let Some(bytes) = decode(text.as_bytes()) {
+                prop_assert_eq!(encode(&bytes), text);
+            }
+        }
+    }
 
     #[test]
     fn strict() {
