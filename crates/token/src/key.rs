@@ -249,11 +249,16 @@ impl PublicKey {
                 reason: "non-canonical Ed25519 point encoding",
             });
         }
+        Ok(Self::ed25519_checked(vk))
+    }
+
+    /// `vk` must already be known canonical and not weak.
+    fn ed25519_checked(vk: ed25519_dalek::VerifyingKey) -> Self {
         let x = b64::encode(vk.as_bytes());
-        Ok(Self::with_thumbprint(
+        Self::with_thumbprint(
             format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#),
             PublicInner::Ed25519(vk),
-        ))
+        )
     }
 
     /// A P-256 public key from its uncompressed SEC1 encoding (`0x04 || x || y`, 65 bytes).
@@ -623,17 +628,9 @@ impl SigningKey {
     pub fn ed25519_from_seed(seed: &[u8; 32]) -> Self {
         let sk = ed25519_dalek::SigningKey::from_bytes(seed);
         // A key derived from a seed is a clamped multiple of the base point: never weak,
-        // never non-canonical, so this cannot fail.
-        let vk = sk.verifying_key();
-        let public = PublicKey::with_thumbprint(
-            format!(
-                r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
-                b64::encode(vk.as_bytes())
-            ),
-            PublicInner::Ed25519(vk),
-        );
+        // never non-canonical, so it skips the import checks.
         Self {
-            public,
+            public: PublicKey::ed25519_checked(sk.verifying_key()),
             inner: SecretInner::Ed25519(sk),
         }
     }
