@@ -1,0 +1,289 @@
+//! The keyring on disk: a directory with `manifest.json` and one PKCS#8 file per private key.
+//!
+//! ```text
+//! keys/                 mode 0700
+//!   manifest.json       {"format":1,"keys":[{"kid","alg","state","valid_from",
+//!                         "retired_at"?,"revoked_at"?,"jwk"}]}   public facts only
+//!   <kid>.pk8           DER PKCS#8 private key, mode 0600, for next and active keys only
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::key::{Algorithm, JwsAlgorithm, PublicKey, SigningKey};
+use crate::keyring::{Entry, KeySource, KeyState, Keyring, RotationPolicy};
+use crate::{Error, Result, json};
+
+/// The manifest's file name inside the keyring directory.
+pub const MANIFEST: &str = "manifest.json";
+const FORMAT: u32 = 1;
+/// Manifests and key files larger than this are refused before they are parsed.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    format: u32,
+    keys: Vec<ManifestKey>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestKey {
+    kid: String,
+    alg: Algorithm,
+    state: KeyState,
+    valid_from: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retired_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<i64>,
+    jwk: Value,
+}
+
+fn key_file(dir: &Path, kid: &str) -> PathBuf {
+    dir.join(format!("{kid}.pk8"))
+}
+
+fn manifest_error(
+    path: &Path,
+    reason: impl Into<String>,
+    source: Option<serde_json::Error>,
+) -> Error {
+    Error::Manifest {
+        path: path.to_owned(),
+        reason: reason.into(),
+        source,
+    }
+}
+
+/// Reads a whole file through one open handle, after checking its size (and, for private
+/// keys, its mode) on that same handle, so the checked file is the file read.
+fn read_file(path: &Path, private: bool) -> Result<Zeroizing<Vec<u8>>> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not a regular file of sane size",
+            ),
+        ));
+    }
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(Error::InsecureKeyFile {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut buf = Zeroizing::new(Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0)));
+    file.read_to_end(&mut buf).map_err(|e| Error::io(path, e))?;
+    Ok(buf)
+}
+
+/// Writes `bytes` to `path` atomically: a fresh temporary file (mode 0600 for private keys),
+/// fsync, rename.
+fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    // A temporary file left by a crash is ours to replace.
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&tmp, e)),
+    }
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(if private { 0o600 } else { 0o644 });
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut file = opts.open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    file.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+    file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+impl Keyring {
+    /// Loads the keyring saved in `dir` by [`Keyring::save`].
+    ///
+    /// Every public key is validated as on JWKS import ([`PublicKey::from_jwk`]: weak
+    /// Ed25519 keys refused) and must match its `kid` and `alg`; every `next` and `active`
+    /// key must have its private-key file, whose key must match too.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InsecureKeyFile`] for a private-key file readable by group or others;
+    /// - [`Error::Io`] for unreadable files (a missing private key included);
+    /// - [`Error::Manifest`] for a manifest that is not valid or does not match the keys;
+    /// - [`Error::InvalidKey`] / [`Error::WeakKey`] for bad key material.
+    pub fn load(dir: &Path, policy: RotationPolicy) -> Result<Self> {
+        let path = dir.join(MANIFEST);
+        let bytes = read_file(&path, false)?;
+        let map = json::parse_object(&bytes).ok_or_else(|| {
+            manifest_error(&path, "not one JSON object without duplicate members", None)
+        })?;
+        let manifest: Manifest = serde_json::from_value(Value::Object(map))
+            .map_err(|e| manifest_error(&path, "unexpected shape", Some(e)))?;
+        if manifest.format != FORMAT {
+            return Err(manifest_error(
+                &path,
+                format!("unknown format {}", manifest.format),
+                None,
+            ));
+        }
+        let mut entries = Vec::with_capacity(manifest.keys.len());
+        for k in manifest.keys {
+            let Value::Object(jwk) = &k.jwk else {
+                return Err(manifest_error(&path, "jwk is not an object", None));
+            };
+            let public = PublicKey::from_jwk_map(jwk)?;
+            if public.kid().as_str() != k.kid || public.algorithm() != k.alg {
+                return Err(manifest_error(
+                    &path,
+                    format!("key {} does not match its jwk", k.kid),
+                    None,
+                ));
+            }
+            let secret = match k.state {
+                KeyState::Next | KeyState::Active => {
+                    let file = key_file(dir, &k.kid);
+                    let der = read_file(&file, true)?;
+                    let sk = SigningKey::from_pkcs8_der(k.alg, &der)?;
+                    if sk.kid() != public.kid() {
+                        return Err(manifest_error(
+                            &path,
+                            format!("private key file of {} holds another key", k.kid),
+                            None,
+                        ));
+                    }
+                    Some(sk)
+                }
+                KeyState::Retired | KeyState::Revoked => None,
+            };
+            entries.push(Entry {
+                public,
+                secret,
+                state: k.state,
+                valid_from: k.valid_from,
+                retired_at: k.retired_at,
+                revoked_at: k.revoked_at,
+            });
+        }
+        Self::from_entries(entries, policy)
+    }
+
+    /// Saves the keyring to `dir` (created with mode 0700 if missing): new private keys
+    /// first (mode 0600), then the manifest, atomically, then the private-key files of keys
+    /// that are no longer `next` or `active` are deleted. A crash at any point leaves a
+    /// directory that loads.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`].
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        create_dir(dir)?;
+        let mut keep = Vec::new();
+        for e in self.entries() {
+            if let Some(sk) = &e.secret {
+                let file = key_file(dir, sk.kid().as_str());
+                keep.push(file.clone());
+                // The file name is the key id, derived from the key: an existing file
+                // either holds this key or fails `load`'s match check.
+                if !file.exists() {
+                    write_atomic(&file, &sk.to_pkcs8_der()?, true)?;
+                }
+            }
+        }
+        let manifest = Manifest {
+            format: FORMAT,
+            keys: self
+                .entries()
+                .iter()
+                .map(|e| ManifestKey {
+                    kid: e.public.kid().to_string(),
+                    alg: e.public.algorithm(),
+                    state: e.state,
+                    valid_from: e.valid_from,
+                    retired_at: e.retired_at,
+                    revoked_at: e.revoked_at,
+                    jwk: serde_json::to_value(e.public.jwk(JwsAlgorithm::EdDsa))
+                        .unwrap_or(Value::Null),
+                })
+                .collect(),
+        };
+        let mut text = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| manifest_error(&dir.join(MANIFEST), "cannot encode", Some(e)))?;
+        text.push(b'\n');
+        write_atomic(&dir.join(MANIFEST), &text, false)?;
+        sync_dir(dir)?;
+        // Discard private halves that are no longer needed.
+        let listing = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+        for item in listing {
+            let path = item.map_err(|e| Error::io(dir, e))?.path();
+            let stale_key = path.extension().is_some_and(|x| x == "pk8") && !keep.contains(&path);
+            let stale_tmp = path.extension().is_some_and(|x| x == "tmp");
+            if stale_key || stale_tmp {
+                fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        sync_dir(dir)
+    }
+
+    /// Loads the keyring in `dir`, or, if `dir` has no manifest, generates one with
+    /// [`Keyring::generate_at`] and saves it. The flag says whether it was generated.
+    ///
+    /// # Errors
+    ///
+    /// As [`Keyring::load`], [`Keyring::generate_at`] and [`Keyring::save`].
+    pub fn load_or_generate_at(
+        dir: &Path,
+        policy: RotationPolicy,
+        now: i64,
+        keys: &mut dyn KeySource,
+    ) -> Result<(Self, bool)> {
+        if dir.join(MANIFEST).exists() {
+            return Ok((Self::load(dir, policy)?, false));
+        }
+        let ring = Self::generate_at(now, policy, keys)?;
+        ring.save(dir)?;
+        Ok((ring, true))
+    }
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        b.mode(0o700);
+    }
+    b.create(dir).map_err(|e| Error::io(dir, e))
+}

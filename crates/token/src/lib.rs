@@ -1,0 +1,105 @@
+//! Tessera's session tokens: a keyring with rotation and a JWKS, and a strict codec for
+//! compact JWS tokens (DESIGN §5).
+//!
+//! A session token is a small signed JWT that any edge proxy can verify offline with the
+//! JWKS. This crate stands alone (no store, no engine, no clock: every function that needs
+//! the time takes `now` in Unix seconds), so an edge verifier can use it without the rest.
+//!
+//! - [`Keyring`]: Ed25519 (default), ES256 and RS256 keys with states `next` → `active` →
+//!   `retired` (or `revoked`), `valid_from`, scheduled rotation ([`Keyring::rotate_at`]),
+//!   a deterministic JWKS ([`Keyring::jwks`]) and a directory on disk
+//!   ([`Keyring::load`], [`Keyring::save`]).
+//! - [`Keyring::sign_at`] and [`Keyring::verify_at`]: header `alg`, `kid`, `typ`; claims
+//!   `iss`, `sub`, `iat`, `exp`, `sxp`, `jti`, `sid`, optional `aud`/`nbf`, custom claims
+//!   ([`Claims`]); validation in a fixed order with one stable code per outcome
+//!   ([`Error::code`], [`Verified::code`]) and a coarse [`Error::kind`] to branch on.
+//!
+//! ```
+//! use tessera_token::{Claims, Config, ErrorKind, Keyring, OsKeySource, RevocationList, RotationPolicy, Status};
+//!
+//! let now = 1_800_000_000;
+//! let ring = Keyring::generate_at(now, RotationPolicy::default(), &mut OsKeySource::default())?;
+//! let config = Config::new("https://wiki.example");
+//!
+//! let mut claims = Claims::new("https://wiki.example", "mw:CentralAuth::123", "sid-1", "jti-1",
+//!                              now, now + 3600, now + 4 * 3600);
+//! claims.custom.insert("rlc".into(), "bot".into());
+//! let token = ring.sign_at(&config, &claims, now)?;
+//!
+//! let mut revoked = RevocationList::default();
+//! let ok = ring.verify_at(&config, &token, now + 10, &revoked)?;
+//! assert_eq!((ok.status, ok.code()), (Status::Fresh, "ok"));
+//! assert_eq!(ring.verify_at(&config, &token, now + 3600, &revoked)?.code(), "soft_expired");
+//! assert_eq!(ring.verify_at(&config, &token, now + 5 * 3600, &revoked).unwrap_err().kind(), ErrorKind::Expired);
+//!
+//! revoked.revoke_session("sid-1");
+//! let err = ring.verify_at(&config, &token, now + 10, &revoked).unwrap_err();
+//! assert_eq!((err.kind(), err.code()), (ErrorKind::Revoked, "revoked"));
+//!
+//! let jwks = ring.jwks(&config);
+//! assert!(jwks.starts_with(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","#));
+//! # Ok::<(), tessera_token::Error>(())
+//! ```
+//!
+//! This crate has no features.
+//!
+//! # Key ids
+//!
+//! A key id is the first 16 characters ([`KEY_ID_LEN`]) of the base64url (no padding)
+//! SHA-256 JWK thumbprint of the public key (RFC 7638): 96 bits, derived from public material
+//! only, the same for every party. **This derivation is fixed forever.**
+//!
+//! # Security
+//!
+//! - No `unsafe` (`#![forbid(unsafe_code)]`); no panics on any input (fuzzed, see
+//!   `fuzz/fuzz_targets/token_verify.rs`).
+//! - `none` and HMAC algorithms do not exist here; the header `alg` must be in the
+//!   allow-list *and* equal the algorithm of the key named by `kid`; keys come only from
+//!   the keyring (`jku`, `x5u`, `jwk`, `x5c` are ignored); `crit`, `b64`, `cty` and JWE are
+//!   refused.
+//! - Ed25519 uses ed25519-dalek's `verify_strict`, and weak (small-order) or non-canonical
+//!   public keys are refused when loaded. ES256 uses p256 (RFC 6979 deterministic nonces;
+//!   `r` and `s` must be in `[1, n-1]`, so CVE-2022-21449 "psychic signatures" fail). RS256
+//!   uses AWS-LC (aws-lc-rs) for signing and verifying, never the `rsa` crate
+//!   (RUSTSEC-2023-0071); moduli are 2048 to 8192 bits with exponent 65537.
+//! - Base64url is strict and canonical; header and claims JSON reject duplicate members at
+//!   any depth and wrong types (a string `exp` is refused, never ignored).
+//! - Private keys are [`SigningKey`]s: zeroized on drop, `Debug` shows only kid and
+//!   algorithm, no `Serialize`, no `Clone`. Their files are mode 0600 and refused at load
+//!   when group- or world-readable. Public keys are a distinct type, [`PublicKey`].
+//! - Errors never carry token contents; log the [`Error::code`], never the token.
+//!
+//! `docs/tokens.md` has the rotation model, the validation order and a threat model of past
+//! JWT vulnerability classes.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+// Parsers of untrusted input: no indexing that could panic (STYLE.md).
+#![deny(clippy::indexing_slicing)]
+#![warn(clippy::print_stdout)]
+
+mod b64;
+mod claims;
+mod codec;
+mod dir;
+mod error;
+mod json;
+mod key;
+mod keyring;
+
+#[doc(hidden)]
+pub mod fuzzing;
+
+pub use claims::{Claims, REGISTERED_CLAIMS};
+pub use codec::{
+    Config, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TYP, MAX_LEEWAY, NoRevocations, RevocationList,
+    Revocations, Status, Verified,
+};
+pub use dir::MANIFEST;
+pub use error::{Error, ErrorKind, Part, Result};
+pub use key::{
+    Algorithm, JwsAlgorithm, KEY_ID_LEN, KeyId, PublicKey, RSA_MAX_BITS, RSA_MIN_BITS, RsaBits,
+    SigningKey,
+};
+pub use keyring::{
+    KeyInfo, KeySource, KeyState, Keyring, KeyringBuilder, OsKeySource, Rotation, RotationPolicy,
+};

@@ -1,0 +1,16 @@
+//! tessera-token behaviour through its public API: known answers, Wycheproof, every
+//! validation branch, rotation and the keyring directory, property tests.
+// Test helpers outside #[test] functions: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+mod keyring;
+mod negative;
+mod props;
+mod vectors;
+mod wycheproof_vectors;
