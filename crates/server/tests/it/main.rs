@@ -9,4 +9,5 @@ mod concurrency;
 mod expiry;
 mod operations;
 mod persistence;
+mod stores;
 mod walkthrough;
