@@ -4,6 +4,7 @@
 //! Every field has a default, so no file at all is a valid configuration: the embedded redb
 //! store in `./tessera-data`, on `127.0.0.1:7300`.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,21 +13,76 @@ use serde::Deserialize;
 use tessera::SessionConfig;
 use tessera::cookie::{CookieConfig, SameSite};
 
-/// A store named by a URL (`memory:`, `redb:PATH`).
+/// A store named by a URL: `memory:`, `redb:PATH`, `redis://HOST:PORT[/DB]`,
+/// `rediss://…`, `redis+cluster://HOST:PORT,HOST:PORT,…` (`rediss+cluster://` for TLS), or
+/// `postgres://…` / `postgresql://…`.
+///
+/// `Debug` and `Display` hide passwords (`postgres://user:***@host/db`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     /// The in-memory store: nothing survives a restart.
     Memory,
     /// The embedded redb store at a path.
     Redb(PathBuf),
+    /// Redis, one server or a Cluster.
+    Redis(RemoteUrl),
+    /// PostgreSQL.
+    Postgres(RemoteUrl),
 }
 
+/// The URL of a networked store, which may hold a password. `Debug` and `Display` show it
+/// with the password replaced by `***`; [`RemoteUrl::expose`] gives it whole, to connect.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RemoteUrl {
+    url: String,
+    redacted: String,
+}
+
+impl RemoteUrl {
+    /// The URL as configured, password included. Only for connecting: never log it.
+    pub fn expose(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL with its password hidden.
+    pub fn redacted(&self) -> &str {
+        &self.redacted
+    }
+}
+
+impl fmt::Debug for RemoteUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.redacted, f)
+    }
+}
+
+impl fmt::Display for RemoteUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+impl fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory:"),
+            Self::Redb(p) => write!(f, "redb:{}", p.display()),
+            Self::Redis(u) | Self::Postgres(u) => fmt::Display::fmt(u, f),
+        }
+    }
+}
+
+const STORE_FORMS: &str = "memory:, redb:PATH, redis://HOST:PORT[/DB], rediss://HOST:PORT[/DB], \
+                           redis+cluster://HOST:PORT,HOST:PORT,... or postgres://...";
+
 impl StoreUrl {
-    /// Parses a store URL.
+    /// Parses a store URL, checking Redis and Postgres URLs with their store's own parser
+    /// (without connecting).
     ///
     /// # Errors
     ///
-    /// A message saying which forms exist.
+    /// A message saying which forms exist, or what is wrong with the URL; it never holds
+    /// the URL's password.
     pub fn parse(s: &str) -> Result<Self, String> {
         if s == "memory:" || s == "memory" {
             return Ok(Self::Memory);
@@ -39,19 +95,34 @@ impl StoreUrl {
             }
             return Ok(Self::Redb(PathBuf::from(p)));
         }
-        if s.starts_with("redis://")
-            || s.starts_with("rediss://")
-            || s.starts_with("redis+cluster://")
-            || s.starts_with("postgres://")
-            || s.starts_with("postgresql://")
+        if [
+            "redis://",
+            "rediss://",
+            "redis+cluster://",
+            "rediss+cluster://",
+        ]
+        .iter()
+        .any(|p| s.starts_with(p))
         {
-            return Err(format!(
-                "{} stores are not part of this build yet; use memory: or redb:PATH",
-                s.split(':').next().unwrap_or(s)
-            ));
+            let config =
+                tessera_store_redis::RedisConfig::from_url(s).map_err(|e| e.to_string())?;
+            return Ok(Self::Redis(RemoteUrl {
+                url: s.to_owned(),
+                redacted: config.redacted().to_owned(),
+            }));
         }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            let config =
+                tessera_store_postgres::PostgresConfig::from_url(s).map_err(|e| e.to_string())?;
+            return Ok(Self::Postgres(RemoteUrl {
+                url: s.to_owned(),
+                redacted: config.redacted().to_owned(),
+            }));
+        }
+        // Whatever it is, it may hold a secret: show only its scheme.
+        let scheme = s.split_once(':').map_or("", |(scheme, _)| scheme);
         Err(format!(
-            "unknown store URL {s:?}; expected memory: or redb:PATH"
+            "unknown store URL (scheme {scheme:?}); expected {STORE_FORMS}"
         ))
     }
 }
@@ -601,9 +672,89 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown field"), "{err}");
-        let env = |k: &str| (k == "TESSERA_STORE").then(|| "redis://127.0.0.1:6379".to_owned());
+        let env = |k: &str| (k == "TESSERA_STORE").then(|| "redis+cluster://a:1/3".to_owned());
         let err = Config::from_toml("", env).unwrap_err().to_string();
         assert!(err.starts_with("TESSERA_STORE:"), "{err}");
+        let env = |k: &str| {
+            (k == "TESSERA_ANON_STORE").then(|| "postgres://h/db?sslmode=require".to_owned())
+        };
+        let err = Config::from_toml("", env).unwrap_err().to_string();
+        assert!(err.starts_with("TESSERA_ANON_STORE:"), "{err}");
+    }
+
+    #[test]
+    fn every_store_url_form_parses() {
+        let redis = |s: &str| match StoreUrl::parse(s) {
+            Ok(StoreUrl::Redis(u)) => u,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(
+            redis("redis://127.0.0.1:6379").expose(),
+            "redis://127.0.0.1:6379"
+        );
+        redis("redis://127.0.0.1:6379/2");
+        redis("rediss://cache.internal:6380");
+        redis("redis+cluster://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000");
+        redis("rediss+cluster://10.0.0.1:7000,10.0.0.2:7000");
+        for s in [
+            "postgres://u:p@db/sessions",
+            "postgresql://db:5433/sessions?user=u",
+        ] {
+            assert!(
+                matches!(StoreUrl::parse(s), Ok(StoreUrl::Postgres(_))),
+                "{s}"
+            );
+        }
+        for bad in [
+            "redis+cluster://a:1,,b:2",
+            "redis+cluster://a:1/3",
+            "redis://h:notaport",
+            "postgres://h/db?sslmode=require",
+            "mysql://u:p@h/db",
+        ] {
+            assert!(StoreUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn store_passwords_never_show() {
+        let env = |k: &str| match k {
+            "TESSERA_STORE" => Some("postgres://app:hunter2@db:5432/sessions".to_owned()),
+            "TESSERA_ANON_STORE" => Some("redis://:hunter2@cache:6379/1".to_owned()),
+            _ => None,
+        };
+        let c = Config::from_toml("", env).unwrap();
+        let shown = format!(
+            "{:?} {} {:?} {}",
+            c.store,
+            c.store,
+            c.anon_store,
+            c.anon_store.as_ref().unwrap()
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("postgres://app:***@db:5432/sessions"),
+            "{shown}"
+        );
+        assert!(shown.contains("redis://:***@cache:6379/1"), "{shown}");
+        match &c.store {
+            StoreUrl::Postgres(u) => assert!(u.expose().contains("hunter2")),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            "redis+cluster://:hunter2@a:1/3",
+            "postgres://u:hunter2@h/db?sslmode=require",
+            "ftp://u:hunter2@h",
+            "redis://:hunter2@h:port",
+        ] {
+            let err = StoreUrl::parse(bad).unwrap_err();
+            assert!(!err.contains("hunter2"), "{bad}: {err}");
+        }
+        let file = "[store]\nurl = \"redis+cluster://:hunter2@a:1,b:2\"\n\
+                    [store.anonymous]\nurl = \"rediss://:hunter2@c:1\"\n";
+        let c = Config::from_toml(file, no_env).unwrap();
+        assert!(matches!(c.store, StoreUrl::Redis(_)));
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 
     #[test]

@@ -53,9 +53,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("configuration is valid");
             println!("  listen:     {}", c.listen);
             println!("  data dir:   {}", c.data_dir.display());
-            println!("  store:      {:?}", c.store);
+            // Display hides passwords in store URLs.
+            println!("  store:      {}", c.store);
             if let Some(a) = &c.anon_store {
-                println!("  anon store: {a:?}");
+                println!("  anon store: {a}");
             }
             println!(
                 "  cookie:     {} (secure: {})",
@@ -76,7 +77,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()
                 .context("cannot start the async runtime")?;
             runtime.block_on(async {
-                let prepared = startup::prepare(&config, Arc::new(SystemClock))?;
+                let prepared = startup::prepare(&config, Arc::new(SystemClock)).await?;
                 let listener = startup::bind(&config).await?;
                 let addr = listener.local_addr()?;
                 for note in &prepared.notes {

@@ -20,7 +20,9 @@ use tessera::bounded::Bounded;
 use tessera::csrf::CsrfKey;
 use tessera_core::{Clock, SessionStore};
 use tessera_store_memory::MemoryStore;
+use tessera_store_postgres::PostgresStore;
 use tessera_store_redb::RedbStore;
+use tessera_store_redis::RedisStore;
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
@@ -57,14 +59,16 @@ pub enum StartupError {
         /// What is wrong and how to fix it.
         message: String,
     },
-    /// The store could not be opened.
-    #[error("cannot open the {what} store")]
+    /// The store could not be opened (or, for Postgres, migrated).
+    #[error("cannot open the {what} store {url}")]
     Store {
         /// Which store.
         what: &'static str,
-        /// Why.
+        /// Its URL, password hidden.
+        url: String,
+        /// Why: the store crate's error.
         #[source]
-        source: tessera_store_redb::Error,
+        source: tessera_core::BoxError,
     },
     /// The OS random source failed.
     #[error("the OS random source failed")]
@@ -93,34 +97,55 @@ pub struct Prepared {
     stores: Vec<Arc<dyn SessionStore>>,
 }
 
+/// What the operator is told about a store. Passwords are hidden.
 fn describe(url: &StoreUrl) -> String {
     match url {
         StoreUrl::Memory => "memory (nothing survives a restart)".to_owned(),
         StoreUrl::Redb(p) => format!("redb {}", p.display()),
+        StoreUrl::Redis(u) => {
+            format!("redis {u} (sessions are as durable as this Redis' persistence settings)")
+        }
+        StoreUrl::Postgres(u) => format!("postgres {u}"),
     }
 }
 
-fn open_store(
+/// Opens (connects to) a store, with a deadline on every operation: a hanging store costs a
+/// bounded wait and a 503. Networked stores are reached, and Postgres migrated, before the
+/// service starts, so a wrong URL or password fails at start-up.
+async fn open_store(
     url: &StoreUrl,
     what: &'static str,
     timeout: Duration,
 ) -> Result<Arc<dyn SessionStore>, StartupError> {
+    let fail = |source: tessera_core::BoxError| StartupError::Store {
+        what,
+        url: url.to_string(),
+        source,
+    };
     let store: Arc<dyn SessionStore> = match url {
         StoreUrl::Memory => Arc::new(MemoryStore::new()),
-        StoreUrl::Redb(p) => {
-            Arc::new(RedbStore::open(p).map_err(|source| StartupError::Store { what, source })?)
-        }
+        StoreUrl::Redb(p) => Arc::new(RedbStore::open(p).map_err(|e| fail(Box::new(e)))?),
+        StoreUrl::Redis(u) => Arc::new(
+            RedisStore::open(u.expose())
+                .await
+                .map_err(|e| fail(Box::new(e)))?,
+        ),
+        StoreUrl::Postgres(u) => Arc::new(
+            PostgresStore::open(u.expose())
+                .await
+                .map_err(|e| fail(Box::new(e)))?,
+        ),
     };
-    // Every operation gets a deadline: a hanging store costs a bounded wait and a 503.
     Ok(Arc::new(Bounded::new(store, timeout)))
 }
 
-/// Prepares the data directory, secrets and stores for `config`.
+/// Prepares the data directory, secrets and stores for `config`. Async because opening a
+/// Redis or Postgres store connects to it.
 ///
 /// # Errors
 ///
 /// [`StartupError`] naming the file or store at fault.
-pub fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared, StartupError> {
+pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared, StartupError> {
     let mut notes = vec![];
     create_private_dir(&config.data_dir)?;
     let csrf_path = config.data_dir.join("csrf.key");
@@ -164,12 +189,12 @@ pub fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared, Start
     }
     let api_keys = ApiKeys::new(keys.iter().map(|k| k.as_str()));
 
-    let main = open_store(&config.store, "session", config.store_timeout)?;
+    let main = open_store(&config.store, "session", config.store_timeout).await?;
     notes.push(format!("session store: {}", describe(&config.store)));
     let mut stores_to_purge = vec![main.clone()];
     let stores = match &config.anon_store {
         Some(url) => {
-            let anon = open_store(url, "anonymous session", config.store_timeout)?;
+            let anon = open_store(url, "anonymous session", config.store_timeout).await?;
             notes.push(format!("anonymous session store: {}", describe(url)));
             stores_to_purge.push(anon.clone());
             Stores::split(main, anon)

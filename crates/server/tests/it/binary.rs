@@ -180,3 +180,32 @@ fn readme_curl_walkthrough_runs_as_written() {
     assert!(lines[6].contains("\"sessions\":[{"), "{}", lines[6]);
     assert!(lines[7].starts_with("{\"revoked\":1,"), "{}", lines[7]);
 }
+
+/// `config check` shows networked store URLs with their passwords hidden.
+#[test]
+fn config_check_hides_store_passwords() {
+    let out = tessera()
+        .args(["config", "check"])
+        .env("TESSERA_STORE", "postgres://app:hunter2@db:5432/sessions")
+        .env(
+            "TESSERA_ANON_STORE",
+            "redis+cluster://:hunter2@10.0.0.1:7000,10.0.0.2:7000",
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stdout.contains("hunter2") && !stderr.contains("hunter2"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stdout.contains("postgres://app:***@db:5432/sessions"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("redis+cluster://:***@10.0.0.1:7000,10.0.0.2:7000"),
+        "{stdout}"
+    );
+}

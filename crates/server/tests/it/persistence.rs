@@ -178,7 +178,9 @@ async fn the_background_purge_removes_expired_sessions() {
     );
     let config = Config::from_toml(&toml, |_| None).unwrap();
     let clock = ManualClock::new(crate::common::START);
-    let prepared = startup::prepare(&config, Arc::new(clock.clone())).unwrap();
+    let prepared = startup::prepare(&config, Arc::new(clock.clone()))
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

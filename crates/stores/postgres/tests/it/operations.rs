@@ -245,3 +245,17 @@ async fn an_absent_server_fails_at_connect_without_showing_the_password() {
     }
     assert!(!shown.contains("hunter2"), "{shown}");
 }
+
+/// Session data is stored as exact JSON text: a NUL character (which `jsonb` refuses), big
+/// numbers and key order survive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_round_trips_exactly() {
+    let s = crate::store().await;
+    let k = fresh_key(SessionKind::Anonymous);
+    let mut r = record(None, T0);
+    r.data.insert("nul".into(), serde_json::json!("a\u{0}b"));
+    r.data.insert("big".into(), serde_json::json!(u64::MAX));
+    r.data.insert("float".into(), serde_json::json!(1.5e300));
+    s.create(&k, &r).await.unwrap();
+    assert_eq!(s.load(&k, T0).await.unwrap(), Some(r));
+}

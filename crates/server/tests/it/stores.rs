@@ -1,0 +1,321 @@
+//! The README flow (login, update, resolve, logout, log out everywhere) through the real
+//! start-up path (`Config` → `startup::prepare` → `startup::serve`) on the networked stores:
+//! Redis, a Redis Cluster (for anonymous sessions) and Postgres, each started by the tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tessera_core::ManualClock;
+use tessera_server::config::Config;
+use tessera_server::startup;
+use tessera_store_postgres::testing::PostgresServer;
+use tessera_store_redis::testing::{RedisCluster, RedisServer};
+
+use crate::common::{KEY, START, cookie_of};
+
+struct Service {
+    base: String,
+    client: reqwest::Client,
+    clock: ManualClock,
+    notes: Vec<String>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Service {
+    /// The service configured by `toml` (plus a data directory and the test API key) and
+    /// the environment `env`.
+    async fn start(toml: &str, env: &[(&str, String)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            "data_dir = \"{}\"\napi_keys = [\"{KEY}\"]\n{toml}",
+            dir.path().display()
+        );
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        let config = Config::from_toml(&toml, |k| {
+            env.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+        })
+        .unwrap();
+        let clock = ManualClock::new(START);
+        let prepared = startup::prepare(&config, Arc::new(clock.clone()))
+            .await
+            .unwrap();
+        let notes = prepared.notes.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(startup::serve(
+            listener,
+            prepared,
+            Duration::from_secs(3600),
+            async {
+                let _ = rx.await;
+            },
+        ));
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            clock,
+            notes,
+            shutdown: Some(tx),
+            task,
+            _dir: dir,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut r = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(KEY);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn ok(&self, path: &str, body: Value) -> Value {
+        let (s, v) = self.call(reqwest::Method::POST, path, Some(body)).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+        v
+    }
+
+    async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+    }
+}
+
+/// The README walkthrough, on whatever stores `service` was started with. `anon_backend` and
+/// `user_backend` are the metric labels the two kinds of session must show.
+async fn readme_flow(service: &Service, anon_backend: &str, user_backend: &str) {
+    let s = service;
+    let (status, _) = s.call(reqwest::Method::GET, "/readyz", None).await;
+    assert_eq!(status, StatusCode::OK, "every store answers");
+    // A user of its own: the servers are shared by the tests of this process.
+    let alice = format!("alice-{}", tessera_core::testing::fresh_user());
+
+    // An anonymous session holding login-form state.
+    let v = s
+        .ok(
+            "/v1/session/update",
+            json!({"cookie": "", "set": {"return_to": "/wiki/Main"}}),
+        )
+        .await;
+    assert_eq!(v["status"], "created");
+    let anon = cookie_of(&v);
+
+    // Login: a new handle, the anonymous data carried over, the old handle dead.
+    let v = s
+        .ok(
+            "/v1/session/login",
+            json!({"cookie": anon, "user": {"id": alice, "name": "Alice"}}),
+        )
+        .await;
+    assert_eq!(v["status"], "logged_in");
+    assert_eq!(v["session"]["data"]["return_to"], "/wiki/Main");
+    let user = cookie_of(&v);
+    let v = s.ok("/v1/session/resolve", json!({"cookie": anon})).await;
+    assert_eq!(v["session"], Value::Null);
+
+    // Update and resolve.
+    let v = s
+        .ok(
+            "/v1/session/update",
+            json!({"cookie": user, "set": {"theme": "dark", "cart": [1, 2]}, "remove": ["return_to"]}),
+        )
+        .await;
+    assert_eq!(v["status"], "updated");
+    let v = s.ok("/v1/session/resolve", json!({"cookie": user})).await;
+    assert_eq!(v["status"], "loaded");
+    assert_eq!(v["session"]["user"]["id"], alice.as_str());
+    assert_eq!(
+        v["session"]["data"],
+        json!({"theme": "dark", "cart": [1, 2]})
+    );
+    let csrf = v["csrf_token"].as_str().unwrap().to_owned();
+    let v = s
+        .ok(
+            "/v1/session/csrf/check",
+            json!({"cookie": user, "token": csrf}),
+        )
+        .await;
+    assert_eq!(v, json!({"valid": true}));
+
+    // 40 minutes later, past the 30-minute idle timeout, it still loads: the resolve at 20
+    // minutes renewed it, and the renewal was stored.
+    s.clock.advance(Duration::from_secs(20 * 60));
+    let v = s.ok("/v1/session/resolve", json!({"cookie": user})).await;
+    assert_eq!(v["status"], "renewed", "{v}");
+    s.clock.advance(Duration::from_secs(20 * 60));
+    let v = s.ok("/v1/session/resolve", json!({"cookie": user})).await;
+    assert_eq!(v["session"]["data"]["theme"], "dark", "{v}");
+
+    // Logout ends it; a racing update cannot bring it back.
+    let v = s.ok("/v1/session/logout", json!({"cookie": user})).await;
+    assert_eq!(v["status"], "logged_out");
+    let v = s.ok("/v1/session/resolve", json!({"cookie": user})).await;
+    assert_eq!(v["session"], Value::Null);
+    let (st, _) = s
+        .call(
+            reqwest::Method::POST,
+            "/v1/session/update",
+            Some(json!({"cookie": user, "set": {"x": 1}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // Log out everywhere.
+    let mut cookies = vec![];
+    for _ in 0..2 {
+        let v = s
+            .ok(
+                "/v1/session/login",
+                json!({"cookie": "", "user": {"id": alice}}),
+            )
+            .await;
+        cookies.push(cookie_of(&v));
+    }
+    let (st, list) = s
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/users/{alice}/sessions"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 2, "{list}");
+    let (st, v) = s
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/users/{alice}/sessions"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["revoked"], 2);
+    for c in &cookies {
+        let v = s.ok("/v1/session/resolve", json!({"cookie": c})).await;
+        assert_eq!(v["session"], Value::Null);
+    }
+
+    let metrics = s.metrics().await;
+    for (kind, backend) in [("anonymous", anon_backend), ("authenticated", user_backend)] {
+        let label = format!("backend=\"{backend}\",kind=\"{kind}\"");
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("tessera_store_operations_total{") && l.contains(&label)),
+            "no store operations with {label}:\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_flow_on_redis() {
+    let url = RedisServer::shared().await.url();
+    // TESSERA_STORE, as an operator would set it.
+    let s = Service::start("", &[("TESSERA_STORE", url.clone())]).await;
+    assert!(
+        s.notes
+            .iter()
+            .any(|n| n.contains(&format!("session store: redis {url}"))),
+        "{:?}",
+        s.notes
+    );
+    readme_flow(&s, "redis", "redis").await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_flow_on_postgres_with_anonymous_sessions_on_a_redis_cluster() {
+    let pg = PostgresServer::shared_schema_url().await;
+    let cluster = RedisCluster::shared().await.url();
+    let toml = format!("[store]\nurl = \"{pg}\"\n[store.anonymous]\nurl = \"{cluster}\"\n");
+    let s = Service::start(&toml, &[]).await;
+    assert!(
+        s.notes
+            .iter()
+            .any(|n| n.starts_with("session store: postgres postgres://")),
+        "{:?}",
+        s.notes
+    );
+    assert!(
+        s.notes
+            .iter()
+            .any(|n| n.starts_with("anonymous session store: redis redis+cluster://")),
+        "{:?}",
+        s.notes
+    );
+    readme_flow(&s, "redis", "postgres").await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_flow_on_postgres() {
+    let pg = PostgresServer::shared_schema_url().await;
+    let s = Service::start("", &[("TESSERA_STORE", pg.to_owned())]).await;
+    readme_flow(&s, "postgres", "postgres").await;
+    s.stop().await;
+}
+
+/// A store that cannot be reached fails the start-up, naming it without its password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_store_fails_start_up_without_showing_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for url in [
+        format!("redis://:hunter2@127.0.0.1:{port}"),
+        format!("postgres://u:hunter2@127.0.0.1:{port}/db?connect_timeout=2"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            "data_dir = \"{}\"\napi_keys = [\"{KEY}\"]\n[store]\nurl = \"{url}\"\n",
+            dir.path().display()
+        );
+        let config = Config::from_toml(&toml, |_| None).unwrap();
+        let err = startup::prepare(&config, Arc::new(ManualClock::new(START)))
+            .await
+            .unwrap_err();
+        let mut shown = format!("{err} {err:?}");
+        let mut source = std::error::Error::source(&err);
+        while let Some(e) = source {
+            shown.push_str(&format!(" {e} {e:?}"));
+            source = e.source();
+        }
+        assert!(shown.contains("cannot open the session store"), "{shown}");
+        assert!(shown.contains(":***@127.0.0.1"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}
