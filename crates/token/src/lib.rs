@@ -41,6 +41,9 @@
 //! # Ok::<(), tessera_token::Error>(())
 //! ```
 //!
+//! [`seal`]: sealed values (XChaCha20-Poly1305 under rotatable keys) for state a client
+//! carries, such as write-free anonymous sessions.
+//!
 //! This crate has no features.
 //!
 //! # Key ids
@@ -85,6 +88,7 @@ mod error;
 mod json;
 mod key;
 mod keyring;
+pub mod seal;
 
 #[doc(hidden)]
 pub mod fuzzing;

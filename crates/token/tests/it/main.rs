@@ -12,5 +12,6 @@ mod common;
 mod keyring;
 mod negative;
 mod props;
+mod seal_vectors;
 mod vectors;
 mod wycheproof_vectors;
