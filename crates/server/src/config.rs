@@ -85,6 +85,39 @@ pub struct Config {
     pub kask: crate::kask::KaskSettings,
     /// How long revocations stay in the feed (default 4 h 5 min).
     pub revocation_keep: Duration,
+    /// Session tokens (`[tokens]`).
+    pub tokens: TokensConfig,
+    /// `[verify] mode = "required"`: `GET /v1/verify` answers 401 without a valid token
+    /// (default `optional`: 200 with `X-Tessera-Subject: anon`).
+    pub verify_required: bool,
+}
+
+/// The `[tokens]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokensConfig {
+    /// Whether authenticated sessions get a token cookie (default true).
+    pub enabled: bool,
+    /// The `iss` of every token (default `tessera`).
+    pub issuer: String,
+    /// The hard lifetime (default 4 h).
+    pub exp: Duration,
+    /// The soft lifetime (default 1 h).
+    pub sxp: Duration,
+    /// The token cookie's name (default `__Host-tessera-token`, or the development session
+    /// cookie's name plus `-token`).
+    pub cookie_name: Option<String>,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            issuer: "tessera".to_owned(),
+            exp: tessera::token::DEFAULT_TOKEN_LIFETIME,
+            sxp: tessera::token::DEFAULT_TOKEN_SOFT_LIFETIME,
+            cookie_name: None,
+        }
+    }
 }
 
 /// Bounds on what a request may be.
@@ -164,6 +197,26 @@ struct File {
     kask: FileKask,
     #[serde(default)]
     revocations: FileRevocations,
+    #[serde(default)]
+    tokens: FileTokens,
+    #[serde(default)]
+    verify: FileVerify,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTokens {
+    enabled: Option<bool>,
+    issuer: Option<String>,
+    exp: Option<String>,
+    sxp: Option<String>,
+    cookie_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileVerify {
+    mode: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -498,6 +551,43 @@ impl Config {
                 "must be between 1 byte and 64 MiB",
             ));
         }
+        let dt = TokensConfig::default();
+        let ft = f.tokens;
+        let tokens = TokensConfig {
+            enabled: ft.enabled.unwrap_or(dt.enabled),
+            issuer: ft.issuer.unwrap_or(dt.issuer),
+            exp: dur("tokens.exp", ft.exp, "TESSERA_TOKEN_EXP", dt.exp)?,
+            sxp: dur("tokens.sxp", ft.sxp, "TESSERA_TOKEN_SXP", dt.sxp)?,
+            cookie_name: ft.cookie_name,
+        };
+        if tokens.issuer.is_empty() {
+            return Err(invalid("tokens.issuer", "must not be empty"));
+        }
+        if tokens.exp < Duration::from_secs(60) || tokens.exp > Duration::from_secs(24 * 3600) {
+            return Err(invalid("tokens.exp", "must be between 1m and 24h"));
+        }
+        if tokens.sxp.is_zero() || tokens.sxp > tokens.exp {
+            return Err(invalid(
+                "tokens.sxp",
+                "must be positive and at most tokens.exp",
+            ));
+        }
+        if tokens.enabled && tokens.exp > revocation_keep {
+            return Err(invalid(
+                "revocations.keep",
+                "must be at least tokens.exp, or the feed forgets revocations of live tokens",
+            ));
+        }
+        let verify_required = match f.verify.mode.as_deref() {
+            None | Some("optional") => false,
+            Some("required") => true,
+            Some(m) => {
+                return Err(invalid(
+                    "verify.mode",
+                    format!("{m:?} is not \"optional\" or \"required\""),
+                ));
+            }
+        };
         Ok(Self {
             listen,
             data_dir,
@@ -512,6 +602,8 @@ impl Config {
             limits,
             kask,
             revocation_keep,
+            tokens,
+            verify_required,
         })
     }
 }
@@ -592,6 +684,11 @@ mod tests {
                 "[cookie]\ndevelopment = true\nname = \"x\"",
                 "cookie.development",
             ),
+            ("[tokens]\nsxp = \"5h\"", "tokens.sxp"),
+            ("[tokens]\nexp = \"30s\"", "tokens.exp"),
+            ("[tokens]\nissuer = \"\"", "tokens.issuer"),
+            ("[tokens]\nexp = \"8h\"", "revocations.keep"),
+            ("[verify]\nmode = \"maybe\"", "verify.mode"),
         ];
         for (toml, want) in cases {
             let err = Config::from_toml(toml, no_env).unwrap_err().to_string();
@@ -604,6 +701,23 @@ mod tests {
         let env = |k: &str| (k == "TESSERA_STORE").then(|| "redis://127.0.0.1:6379".to_owned());
         let err = Config::from_toml("", env).unwrap_err().to_string();
         assert!(err.starts_with("TESSERA_STORE:"), "{err}");
+    }
+
+    #[test]
+    fn token_sections_parse() {
+        let c = Config::from_toml("", no_env).unwrap();
+        assert_eq!(c.tokens, TokensConfig::default());
+        assert!(c.tokens.enabled && !c.verify_required);
+        let c = Config::from_toml(
+            "[tokens]\nenabled = false\nissuer = \"https://wiki.example\"\nexp = \"2h\"\nsxp = \"30m\"\ncookie_name = \"__Host-jwt\"\n[verify]\nmode = \"required\"\n",
+            no_env,
+        )
+        .unwrap();
+        assert!(!c.tokens.enabled && c.verify_required);
+        assert_eq!(c.tokens.issuer, "https://wiki.example");
+        assert_eq!(c.tokens.exp, Duration::from_secs(7200));
+        assert_eq!(c.tokens.sxp, Duration::from_secs(1800));
+        assert_eq!(c.tokens.cookie_name.as_deref(), Some("__Host-jwt"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -18,9 +18,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tessera::Stores;
 use tessera::bounded::Bounded;
 use tessera::csrf::CsrfKey;
+use tessera::token::TokenSettings;
 use tessera_core::{Clock, SessionStore};
 use tessera_store_memory::MemoryStore;
 use tessera_store_redb::RedbStore;
+use tessera_token::{Keyring, OsKeySource, RotationPolicy};
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
@@ -72,6 +74,15 @@ pub enum StartupError {
     /// The engine refused the configuration.
     #[error("invalid session configuration")]
     Engine(#[source] tessera::Error),
+    /// The token keyring could not be loaded or generated.
+    #[error("cannot load or generate the token keys in {path}")]
+    Keys {
+        /// The key directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: tessera_token::Error,
+    },
     /// The listener could not bind.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -182,12 +193,20 @@ pub fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared, Start
             config.cookie.name()
         ));
     }
+    let tokens = if config.tokens.enabled {
+        Some(token_settings(config, clock.as_ref(), &mut notes)?)
+    } else {
+        notes.push("session tokens are disabled ([tokens] enabled = false)".to_owned());
+        None
+    };
     let settings = Settings {
         session: config.session.clone(),
         cookie: config.cookie.clone(),
         limits: config.limits,
         kask: config.kask,
         revocation_keep: config.revocation_keep,
+        tokens,
+        verify_required: config.verify_required,
     };
     let state =
         AppState::new(stores, settings, csrf, api_keys, clock).map_err(StartupError::Engine)?;
@@ -196,6 +215,44 @@ pub fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared, Start
         notes,
         stores: stores_to_purge,
     })
+}
+
+/// The keyring in `data_dir/keys` (generated on a first run) and the token settings.
+fn token_settings(
+    config: &Config,
+    clock: &dyn Clock,
+    notes: &mut Vec<String>,
+) -> Result<TokenSettings, StartupError> {
+    let t = &config.tokens;
+    let dir = config.data_dir.join("keys");
+    let keys_err = |source| StartupError::Keys {
+        path: dir.clone(),
+        source,
+    };
+    let policy = RotationPolicy::default().with_max_token_lifetime(t.exp);
+    let (ring, created) = Keyring::load_or_generate_at(
+        &dir,
+        policy,
+        clock.now().unix_secs(),
+        &mut OsKeySource::default(),
+    )
+    .map_err(keys_err)?;
+    let verb = if created { "generated" } else { "using" };
+    notes.push(format!(
+        "{verb} the token signing keys in {}",
+        dir.display()
+    ));
+    let codec = tessera_token::Config::new(t.issuer.clone()).with_max_lifetime(t.exp);
+    let mut settings = TokenSettings::new(codec, Arc::new(RwLock::new(ring)), &config.cookie)
+        .map_err(StartupError::Engine)?;
+    if let Some(name) = &t.cookie_name {
+        settings.cookie = config.cookie.with_name(name.clone()).map_err(|e| {
+            StartupError::Engine(tessera::Error::Config(format!("tokens.cookie_name: {e}")))
+        })?;
+    }
+    settings.lifetime = t.exp;
+    settings.soft_lifetime = t.sxp;
+    Ok(settings)
 }
 
 /// Serves `prepared` on `listener` until `shutdown` completes, purging expired sessions

@@ -71,6 +71,15 @@ struct Inner {
     http: HttpMetrics,
     kask: KaskSettings,
     revocation_keep: std::time::Duration,
+    verify_required: bool,
+    revocations: tokio::sync::Mutex<RevocationCache>,
+}
+
+/// The revocation log as the verifier sees it, brought up to date incrementally.
+#[derive(Debug, Default)]
+pub(crate) struct RevocationCache {
+    pub(crate) list: tessera_token::RevocationList,
+    pub(crate) next: u64,
 }
 
 impl fmt::Debug for Inner {
@@ -96,6 +105,10 @@ pub struct Settings {
     pub kask: KaskSettings,
     /// How long revocations stay in the feed: the longest token lifetime plus skew.
     pub revocation_keep: std::time::Duration,
+    /// Session tokens, if on.
+    pub tokens: Option<tessera::token::TokenSettings>,
+    /// Whether `GET /v1/verify` answers 401 without a valid token.
+    pub verify_required: bool,
 }
 
 impl AppState {
@@ -114,7 +127,10 @@ impl AppState {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
         let http = HttpMetrics::register(&mut registry);
-        let engine = Engine::try_new(stores, settings.session, settings.cookie, csrf, metrics)?;
+        let mut engine = Engine::try_new(stores, settings.session, settings.cookie, csrf, metrics)?;
+        if let Some(t) = settings.tokens {
+            engine = engine.with_tokens(t)?;
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
@@ -125,6 +141,8 @@ impl AppState {
                 http,
                 kask: settings.kask,
                 revocation_keep: settings.revocation_keep,
+                verify_required: settings.verify_required,
+                revocations: tokio::sync::Mutex::new(RevocationCache::default()),
             }),
         })
     }
@@ -157,6 +175,14 @@ impl AppState {
 
     pub(crate) fn revocation_keep(&self) -> std::time::Duration {
         self.inner.revocation_keep
+    }
+
+    pub(crate) fn verify_required(&self) -> bool {
+        self.inner.verify_required
+    }
+
+    pub(crate) fn revocation_cache(&self) -> &tokio::sync::Mutex<RevocationCache> {
+        &self.inner.revocations
     }
 
     pub(crate) fn kask(&self) -> KaskSettings {

@@ -12,4 +12,5 @@ mod kask;
 mod operations;
 mod persistence;
 mod revocations;
+mod tokens;
 mod walkthrough;
