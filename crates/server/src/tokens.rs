@@ -241,8 +241,10 @@ async fn refresh(
             cache.next = cache.next.max(seq);
             match r.subject {
                 RevokedSubject::User(u) => {
-                    // Round up: tokens issued earlier in the same second are caught.
-                    let at = r.at.unix_millis().saturating_add(999).div_euclid(1000);
+                    // `iat` has whole seconds and the list revokes `iat < at`: the next
+                    // whole second catches every token issued in the revocation's second
+                    // (also one issued just after it, in that second: the safe side).
+                    let at = r.at.unix_millis().div_euclid(1000).saturating_add(1);
                     cache.list.revoke_user_before(t.subject.subject(&u), at);
                 }
                 RevokedSubject::Session(sid) => cache.list.revoke_session(sid),

@@ -360,3 +360,49 @@ async fn without_tokens_everything_is_as_before() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn log_out_everywhere_revokes_the_users_tokens_at_the_verifier() {
+    let s = server(false).await;
+    let (_, v) = s.login("", "alice").await;
+    let alice = token_cookie(&v);
+    let (_, v) = s.login("", "bob").await;
+    let bob = token_cookie(&v);
+    let (st, _) = s.delete("/v1/users/alice/sessions").await;
+    assert_eq!(st, StatusCode::OK);
+
+    let r = verify(&s, Some(("cookie", alice))).await;
+    assert_eq!(header(&r, "x-tessera-subject"), "anon");
+    assert_eq!(header(&r, "x-tessera-token-status"), "revoked");
+    let r = verify(&s, Some(("cookie", bob))).await;
+    assert_eq!(header(&r, "x-tessera-subject"), "bob");
+
+    // A login after the revocation gets a token the verifier accepts.
+    s.clock.advance(Duration::from_secs(1));
+    let (_, v) = s.login("", "alice").await;
+    let r = verify(&s, Some(("cookie", token_cookie(&v)))).await;
+    assert_eq!(header(&r, "x-tessera-subject"), "alice");
+    assert_eq!(header(&r, "x-tessera-token-status"), "ok");
+}
+
+#[tokio::test]
+async fn custom_claims_of_the_session_travel_in_its_token() {
+    let s = server(false).await;
+    let v = s
+        .ok(
+            "/v1/session/login",
+            json!({"cookie": "", "user": {"id": "alice"}, "claims": {"rlc": "bot"}}),
+        )
+        .await;
+    let cookie = token_cookie(&v);
+    let payload = token_value(&cookie).split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(claims["rlc"], "bot");
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["iss"], "tessera-test");
+    assert_eq!(claims["sid"], v["session"]["sid"]);
+    let iat = claims["iat"].as_i64().unwrap();
+    assert_eq!(claims["sxp"].as_i64().unwrap() - iat, 600);
+    assert_eq!(claims["exp"].as_i64().unwrap() - iat, 4 * 3600);
+    assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 22));
+}
