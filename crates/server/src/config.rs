@@ -90,6 +90,9 @@ pub struct Config {
     /// `[verify] mode = "required"`: `GET /v1/verify` answers 401 without a valid token
     /// (default `optional`: 200 with `X-Tessera-Subject: anon`).
     pub verify_required: bool,
+    /// `[verify] refresh`: how long the verifier reuses its copy of the revocation log
+    /// (default 2 s, at most 1 min; `0s` reads new entries on every request).
+    pub verify_refresh: Duration,
 }
 
 /// The `[tokens]` section.
@@ -217,6 +220,7 @@ struct FileTokens {
 #[serde(deny_unknown_fields)]
 struct FileVerify {
     mode: Option<String>,
+    refresh: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -588,6 +592,15 @@ impl Config {
                 ));
             }
         };
+        let verify_refresh = dur(
+            "verify.refresh",
+            f.verify.refresh,
+            "TESSERA_VERIFY_REFRESH",
+            Duration::from_secs(2),
+        )?;
+        if verify_refresh > Duration::from_secs(60) {
+            return Err(invalid("verify.refresh", "must be at most 1m"));
+        }
         Ok(Self {
             listen,
             data_dir,
@@ -604,6 +617,7 @@ impl Config {
             revocation_keep,
             tokens,
             verify_required,
+            verify_refresh,
         })
     }
 }
@@ -689,6 +703,7 @@ mod tests {
             ("[tokens]\nissuer = \"\"", "tokens.issuer"),
             ("[tokens]\nexp = \"8h\"", "revocations.keep"),
             ("[verify]\nmode = \"maybe\"", "verify.mode"),
+            ("[verify]\nrefresh = \"2m\"", "verify.refresh"),
         ];
         for (toml, want) in cases {
             let err = Config::from_toml(toml, no_env).unwrap_err().to_string();

@@ -207,6 +207,7 @@ pub fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared, Start
         revocation_keep: config.revocation_keep,
         tokens,
         verify_required: config.verify_required,
+        verify_refresh: config.verify_refresh,
     };
     let state =
         AppState::new(stores, settings, csrf, api_keys, clock).map_err(StartupError::Engine)?;

@@ -72,6 +72,7 @@ struct Inner {
     kask: KaskSettings,
     revocation_keep: std::time::Duration,
     verify_required: bool,
+    verify_refresh: std::time::Duration,
     revocations: tokio::sync::Mutex<RevocationCache>,
 }
 
@@ -80,6 +81,8 @@ struct Inner {
 pub(crate) struct RevocationCache {
     pub(crate) list: tessera_token::RevocationList,
     pub(crate) next: u64,
+    /// When the log was last read (monotonic time, not the service's clock).
+    pub(crate) fetched: Option<std::time::Instant>,
 }
 
 impl fmt::Debug for Inner {
@@ -109,6 +112,9 @@ pub struct Settings {
     pub tokens: Option<tessera::token::TokenSettings>,
     /// Whether `GET /v1/verify` answers 401 without a valid token.
     pub verify_required: bool,
+    /// How long `GET /v1/verify` reuses its copy of the revocation log before reading the
+    /// new entries (zero: on every request).
+    pub verify_refresh: std::time::Duration,
 }
 
 impl AppState {
@@ -142,6 +148,7 @@ impl AppState {
                 kask: settings.kask,
                 revocation_keep: settings.revocation_keep,
                 verify_required: settings.verify_required,
+                verify_refresh: settings.verify_refresh,
                 revocations: tokio::sync::Mutex::new(RevocationCache::default()),
             }),
         })
@@ -179,6 +186,10 @@ impl AppState {
 
     pub(crate) fn verify_required(&self) -> bool {
         self.inner.verify_required
+    }
+
+    pub(crate) fn verify_refresh(&self) -> std::time::Duration {
+        self.inner.verify_refresh
     }
 
     pub(crate) fn revocation_cache(&self) -> &tokio::sync::Mutex<RevocationCache> {

@@ -198,7 +198,13 @@ async fn check(
     };
     let now = s.clock().now().unix_secs();
     let mut cache = s.revocation_cache().lock().await;
-    refresh(s, &mut cache).await?;
+    if cache
+        .fetched
+        .is_none_or(|t| t.elapsed() >= s.verify_refresh())
+    {
+        refresh(s, &mut cache).await?;
+        cache.fetched = Some(std::time::Instant::now());
+    }
     let verified = t
         .keyring
         .read()

@@ -195,6 +195,7 @@ impl TestSettings for Settings {
             revocation_keep: tessera_server::revocations::DEFAULT_KEEP,
             tokens: None,
             verify_required: false,
+            verify_refresh: Duration::ZERO,
         }
     }
 }

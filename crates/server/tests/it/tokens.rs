@@ -406,3 +406,19 @@ async fn custom_claims_of_the_session_travel_in_its_token() {
     assert_eq!(claims["exp"].as_i64().unwrap() - iat, 4 * 3600);
     assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 22));
 }
+
+#[tokio::test]
+async fn the_verifier_reuses_its_revocation_copy_for_the_refresh_interval() {
+    let mut settings = token_settings(false);
+    settings.verify_refresh = Duration::from_secs(3600);
+    let s = TestServer::start(Arc::new(MemoryStore::new()), settings).await;
+    let (session, v) = s.login("", "alice").await;
+    let token = token_cookie(&v);
+    let r = verify(&s, Some(("cookie", token.clone()))).await;
+    assert_eq!(header(&r, "x-tessera-token-status"), "ok");
+    s.ok("/v1/session/logout", json!({"cookie": session})).await;
+    // Within the interval the copy read before the logout stands: the documented lag,
+    // like an edge verifier polling the feed.
+    let r = verify(&s, Some(("cookie", token))).await;
+    assert_eq!(header(&r, "x-tessera-subject"), "alice");
+}
