@@ -115,8 +115,11 @@ pub async fn verify(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let code = match check(&s, &headers).await {
         Ok((sub, sid, code)) => {
             count(&s, code);
-            let (Ok(sub), Ok(sid)) = (HeaderValue::from_str(&sub), HeaderValue::from_str(&sid))
-            else {
+            // Raw bytes: a UTF-8 subject passes as obs-text, as proxies forward it.
+            let (Ok(sub), Ok(sid)) = (
+                HeaderValue::from_bytes(sub.as_bytes()),
+                HeaderValue::from_bytes(sid.as_bytes()),
+            ) else {
                 return ApiError::internal().into_response();
             };
             return (

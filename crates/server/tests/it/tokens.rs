@@ -258,6 +258,22 @@ async fn minted_tokens_verify_without_a_store_write() {
     );
     assert_eq!(header(&r, "x-tessera-token-status"), "ok");
 
+    // A UTF-8 subject reaches the header as its bytes.
+    let (_, v) = s.post("/v1/tokens", json!({"sub": "bjørn"})).await;
+    let r = verify(
+        &s,
+        Some((
+            "authorization",
+            format!("Bearer {}", v["token"].as_str().unwrap()),
+        )),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["x-tessera-subject"].as_bytes(),
+        "bjørn".as_bytes()
+    );
+
     // The API key is required; reserved claims are refused.
     let r = s
         .client
