@@ -621,10 +621,13 @@ impl Engine {
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
         let token = self.sign(t, &c, secs)?;
-        // A session cookie, like the session's own unless remembered: the browser drops it
-        // by `exp` at the latest.
-        let max_age = Duration::from_secs(u64::try_from(c.exp.saturating_sub(secs)).unwrap_or(0));
-        Ok(t.cookie.set(&token, Some(max_age)))
+        // Like the session cookie: a browser-session cookie unless remembered, so closing
+        // the browser drops both; a remembered session's token cookie lasts until `exp`.
+        let max_age = session
+            .record
+            .remember
+            .then(|| Duration::from_secs(u64::try_from(c.exp.saturating_sub(secs)).unwrap_or(0)));
+        Ok(t.cookie.set(&token, max_age))
     }
 
     fn sign(&self, t: &TokenSettings, c: &tessera_token::Claims, secs: i64) -> Result<String> {

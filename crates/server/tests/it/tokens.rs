@@ -77,17 +77,21 @@ async fn login_sets_both_cookies_and_resolve_checks_the_token() {
     assert!(sc[0].starts_with("__Host-tessera="));
     let t = sc[1];
     assert!(t.starts_with(&format!("{TOKEN}=")), "{t}");
-    for attr in [
-        "; Path=/",
-        "; Max-Age=14400",
-        "; Secure",
-        "; HttpOnly",
-        "; SameSite=Lax",
-    ] {
+    // Like the session cookie: no Max-Age unless remembered.
+    assert!(!t.contains("Max-Age"), "{t}");
+    for attr in ["; Path=/", "; Secure", "; HttpOnly", "; SameSite=Lax"] {
         assert!(t.contains(attr), "{attr} missing in {t}");
     }
     assert!(!t.contains("Domain"), "{t}");
     let token = token_cookie(&v);
+    let remembered = s
+        .ok(
+            "/v1/session/login",
+            json!({"cookie": "", "user": {"id": "carol"}, "remember": true}),
+        )
+        .await;
+    let t = token_set_cookie(&remembered).unwrap();
+    assert!(t.contains("; Max-Age=14400;"), "{t}");
 
     // The session and its token: ok, nothing to set.
     let r = resolve(&s, &format!("{session}; {token}")).await;
@@ -112,7 +116,7 @@ async fn login_sets_both_cookies_and_resolve_checks_the_token() {
         "{m}"
     );
     assert!(
-        m.contains("tessera_tokens_issued_total{alg=\"Ed25519\"} 2"),
+        m.contains("tessera_tokens_issued_total{alg=\"Ed25519\"} 3"),
         "{m}"
     );
 }
