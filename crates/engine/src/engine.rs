@@ -247,7 +247,10 @@ impl Engine {
         if let Ok(o) = &mut r
             && let Err(e) = self.check_token(cookie, o, now)
         {
-            r = Err(e);
+            // The session (and a renewal already written) stands without a token rather
+            // than failing the request.
+            tracing::error!(code = e.code(), error = ?e, "cannot issue a session token");
+            self.token_outcome(o, e.code());
         }
         self.count("resolve", &r);
         r

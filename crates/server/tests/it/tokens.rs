@@ -442,3 +442,55 @@ async fn the_verifier_reuses_its_revocation_copy_for_the_refresh_interval() {
     let r = verify(&s, Some(("cookie", token))).await;
     assert_eq!(header(&r, "x-tessera-subject"), "alice");
 }
+
+#[tokio::test]
+async fn a_revoked_key_is_swapped_under_the_running_service() {
+    let settings = token_settings(false);
+    let ring = settings.tokens.as_ref().unwrap().keyring.clone();
+    let s = TestServer::start(Arc::new(MemoryStore::new()), settings).await;
+    let (session, v) = s.login("", "alice").await;
+    let token = token_cookie(&v);
+    let kid = ring
+        .read()
+        .unwrap()
+        .signing_key_at(crate::common::START.unix_secs())
+        .unwrap()
+        .kid()
+        .clone();
+
+    // Revoked with a working key source: a new key signs at once.
+    ring.write()
+        .unwrap()
+        .revoke_at(
+            &kid,
+            crate::common::START.unix_secs(),
+            &mut tessera_token::OsKeySource::default(),
+        )
+        .unwrap();
+    let r = resolve(&s, &format!("{session}; {token}")).await;
+    assert_eq!(r["token_status"], "key_revoked", "{r}");
+    let fresh = token_cookie(&r);
+    let r = resolve(&s, &format!("{session}; {fresh}")).await;
+    assert_eq!(r["token_status"], "ok", "{r}");
+
+    // No key can sign: the session still resolves, without a token.
+    let kid = ring
+        .read()
+        .unwrap()
+        .signing_key_at(crate::common::START.unix_secs())
+        .unwrap()
+        .kid()
+        .clone();
+    let mut failing =
+        |_: tessera_token::Algorithm| -> tessera_token::Result<tessera_token::SigningKey> {
+            Err(tessera_token::Error::BadEncoding)
+        };
+    let _ = ring
+        .write()
+        .unwrap()
+        .revoke_at(&kid, crate::common::START.unix_secs(), &mut failing);
+    let r = resolve(&s, &session).await;
+    assert_eq!(r["status"], "loaded", "{r}");
+    assert_eq!(r["token_status"], "token_failed", "{r}");
+    assert!(token_set_cookie(&r).is_none());
+}
