@@ -126,6 +126,16 @@ impl CookieConfig {
         self.secure
     }
 
+    /// The same attributes under another name (e.g. the token cookie beside the session
+    /// cookie).
+    ///
+    /// # Errors
+    ///
+    /// [`CookieConfigError`] if the name is not valid for these attributes.
+    pub fn with_name(&self, name: impl Into<String>) -> Result<Self, CookieConfigError> {
+        Self::try_new(name, self.secure, self.same_site)
+    }
+
     /// A `Set-Cookie` value that stores `value`; with `max_age` the cookie is persistent,
     /// without it it lasts until the browser closes.
     pub fn set(&self, value: &str, max_age: Option<Duration>) -> String {

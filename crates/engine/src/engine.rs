@@ -10,7 +10,8 @@ use tessera_core::{
 
 use crate::cookie::{self, CookieConfig, Lookup};
 use crate::csrf::{self, CsrfKey};
-use crate::metrics::{Metrics, StoreOpLabels, WriteLabels};
+use crate::metrics::{AlgLabels, Metrics, StoreOpLabels, TokenOutcomeLabels, WriteLabels};
+use crate::token::TokenSettings;
 use crate::{Error, Result, SessionConfig};
 
 /// The stores sessions live in. The kind encoded in a handle picks exactly one of them, so a
@@ -115,6 +116,10 @@ pub struct Outcome {
     pub set_cookie: Vec<String>,
     /// What happened.
     pub status: Status,
+    /// What the token check found (DESIGN §5 codes; on `resolve`), `issued` when a token
+    /// was issued on login, `none` when no token applies, `disabled` without the token
+    /// component.
+    pub token_status: &'static str,
 }
 
 /// Per-key edits of a session's data.
@@ -161,6 +166,7 @@ pub struct Engine {
     cookie: CookieConfig,
     csrf: CsrfKey,
     metrics: Metrics,
+    tokens: Option<TokenSettings>,
 }
 
 impl Engine {
@@ -183,7 +189,24 @@ impl Engine {
             cookie,
             csrf,
             metrics,
+            tokens: None,
         })
+    }
+
+    /// Turns on session tokens (DESIGN §5): authenticated sessions get a token cookie.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the token settings are inconsistent.
+    pub fn with_tokens(mut self, tokens: TokenSettings) -> Result<Self> {
+        tokens.validate(&self.cookie)?;
+        self.tokens = Some(tokens);
+        Ok(self)
+    }
+
+    /// The token settings, if tokens are on.
+    pub fn tokens(&self) -> Option<&TokenSettings> {
+        self.tokens.as_ref()
     }
 
     /// The session configuration.
@@ -214,8 +237,21 @@ impl Engine {
     /// # Errors
     ///
     /// [`Error::MalformedCookie`] if the cookie is not a handle; store errors.
+    ///
+    /// With tokens on, the token cookie is checked against the live session: re-issued when
+    /// missing, invalid or past its soft expiry (never a store write), cleared when it
+    /// belongs to another user or session or when there is no authenticated session;
+    /// [`Outcome::token_status`] says which.
     pub async fn resolve(&self, cookie: &str, create: bool, now: Timestamp) -> Result<Outcome> {
-        let r = self.resolve_inner(cookie, create, now).await;
+        let mut r = self.resolve_inner(cookie, create, now).await;
+        if let Ok(o) = &mut r
+            && let Err(e) = self.check_token(cookie, o, now)
+        {
+            // The session (and a renewal already written) stands without a token rather
+            // than failing the request.
+            tracing::error!(code = e.code(), error = ?e, "cannot issue a session token");
+            self.token_outcome(o, e.code());
+        }
         self.count("resolve", &r);
         r
     }
@@ -403,7 +439,15 @@ impl Engine {
         };
         let (handle, key) = self.create_record(&record, "login").await?;
         let set = vec![self.set_cookie(&handle, &record, now)];
-        Ok(self.outcome(Some(Session { key, record }), set, Status::LoggedIn))
+        let mut o = self.outcome(Some(Session { key, record }), set, Status::LoggedIn);
+        if let Some(t) = &self.tokens
+            && let Some(session) = &o.session
+        {
+            let value = self.issue(t, session, now)?;
+            o.set_cookie.push(value);
+            o.token_status = "issued";
+        }
+        Ok(o)
     }
 
     /// Ends the session named by the cookie (a tombstone keeps racing requests from
@@ -423,7 +467,7 @@ impl Engine {
             Lookup::Absent => None,
             // A logout must always clear the browser's cookie, even a corrupted one.
             Lookup::Invalid => {
-                return Ok(self.outcome(None, vec![self.cookie.remove()], Status::LoggedOut));
+                return Ok(self.outcome(None, self.logout_cookies(), Status::LoggedOut));
             }
             Lookup::Found(v) => v.parse::<Handle>().ok(),
         };
@@ -435,7 +479,172 @@ impl Engine {
                 self.log_session_end(&key, &record, now).await?;
             }
         }
-        Ok(self.outcome(None, vec![self.cookie.remove()], Status::LoggedOut))
+        Ok(self.outcome(None, self.logout_cookies(), Status::LoggedOut))
+    }
+
+    fn logout_cookies(&self) -> Vec<String> {
+        let mut v = vec![self.cookie.remove()];
+        if let Some(t) = &self.tokens {
+            v.push(t.cookie.remove());
+        }
+        v
+    }
+
+    /// A token for a session that is not stored (an API client): `sub` as given, a random
+    /// `sid`, the custom `claims`. Writes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if tokens are off; [`Error::InvalidInput`] for a bad `sub` or
+    /// claims; [`Error::Token`] if signing fails.
+    pub fn mint(
+        &self,
+        sub: &str,
+        claims: &BTreeMap<String, Value>,
+        now: Timestamp,
+    ) -> Result<String> {
+        let t = self
+            .tokens
+            .as_ref()
+            .ok_or_else(|| Error::Config("tokens are disabled".to_owned()))?;
+        if sub.is_empty() || sub.len() > MAX_KEY_LEN || sub.chars().any(char::is_control) {
+            return Err(Error::InvalidInput(format!(
+                "sub must be 1 to {MAX_KEY_LEN} bytes without control characters"
+            )));
+        }
+        validate_claims(claims)?;
+        let secs = now.unix_secs();
+        let mut c = t.claims(sub.to_owned(), crate::token::random_id()?, secs, i64::MAX)?;
+        c.custom
+            .extend(claims.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.sign(t, &c, secs)
+    }
+
+    /// Checks the token cookie of the request against the session `o` ended with, adding
+    /// the `Set-Cookie` value that re-issues or clears it.
+    fn check_token(&self, cookie: &str, o: &mut Outcome, now: Timestamp) -> Result<()> {
+        let Some(t) = &self.tokens else {
+            return Ok(());
+        };
+        let presented = match cookie::find(cookie, t.cookie.name()) {
+            Lookup::Absent | Lookup::Found("") => None,
+            Lookup::Found(v) => Some(v),
+            // Oversized or duplicated: nothing to verify, and it must go.
+            Lookup::Invalid => Some(""),
+        };
+        let user = o
+            .session
+            .as_ref()
+            .filter(|s| s.record.kind == SessionKind::Authenticated)
+            .and_then(|s| s.record.user_id().map(|u| (s, u)));
+        let Some((session, user_id)) = user else {
+            if presented.is_some() {
+                o.set_cookie.push(t.cookie.remove());
+                self.token_outcome(o, "anon_session_with_token");
+                return Ok(());
+            }
+            o.token_status = "none";
+            return Ok(());
+        };
+        let Some(token) = presented else {
+            let value = self.issue(t, session, now)?;
+            o.set_cookie.push(value);
+            self.token_outcome(o, "user_session_without_token");
+            return Ok(());
+        };
+        let secs = now.unix_secs();
+        let verified = {
+            let ring = t
+                .keyring
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            ring.verify_at(&t.config, token, secs, &tessera_token::NoRevocations)
+        };
+        let code = match verified {
+            Err(e) => {
+                tracing::info!(target: "security", code = e.code(), issuer = t.config.issuer(), "session token refused; issuing a new one");
+                let value = self.issue(t, session, now)?;
+                o.set_cookie.push(value);
+                e.code()
+            }
+            Ok(v) => {
+                let subject = t.subject.subject(user_id);
+                let code = if v.claims.sub != subject {
+                    "wrong_user"
+                } else if v.claims.sid != self.sid(session) {
+                    "wrong_session"
+                } else {
+                    v.code()
+                };
+                match code {
+                    "wrong_user" | "wrong_session" => {
+                        tracing::warn!(target: "security", code, issuer = t.config.issuer(), subject = %v.claims.sub, kid = %v.kid, "session token does not match its session; cleared");
+                        o.set_cookie.push(t.cookie.remove());
+                    }
+                    "soft_expired" => {
+                        tracing::debug!(code, issuer = t.config.issuer(), subject = %v.claims.sub, kid = %v.kid, "session token soft-expired; issuing a new one");
+                        let value = self.issue(t, session, now)?;
+                        o.set_cookie.push(value);
+                    }
+                    _ => {}
+                }
+                code
+            }
+        };
+        self.token_outcome(o, code);
+        Ok(())
+    }
+
+    fn token_outcome(&self, o: &mut Outcome, code: &'static str) {
+        o.token_status = code;
+        self.metrics
+            .token_validations
+            .get_or_create(&TokenOutcomeLabels { outcome: code })
+            .inc();
+    }
+
+    /// A `Set-Cookie` value carrying a new token for `session`. A pure function of the
+    /// record and the key: no store access.
+    fn issue(&self, t: &TokenSettings, session: &Session, now: Timestamp) -> Result<String> {
+        let user_id = session.record.user_id().ok_or(Error::Config(
+            "only authenticated sessions get tokens".to_owned(),
+        ))?;
+        let secs = now.unix_secs();
+        let mut c = t.claims(
+            t.subject.subject(user_id),
+            self.sid(session),
+            secs,
+            session.record.absolute_expires_at.unix_secs(),
+        )?;
+        c.custom.extend(
+            session
+                .record
+                .claims
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let token = self.sign(t, &c, secs)?;
+        // Like the session cookie: a browser-session cookie unless remembered, so closing
+        // the browser drops both; a remembered session's token cookie lasts until `exp`.
+        let max_age = session
+            .record
+            .remember
+            .then(|| Duration::from_secs(u64::try_from(c.exp.saturating_sub(secs)).unwrap_or(0)));
+        Ok(t.cookie.set(&token, max_age))
+    }
+
+    fn sign(&self, t: &TokenSettings, c: &tessera_token::Claims, secs: i64) -> Result<String> {
+        let ring = t
+            .keyring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let alg = ring.signing_key_at(secs).map_err(Error::Token)?.algorithm();
+        let token = ring.sign_at(&t.config, c, secs).map_err(Error::Token)?;
+        self.metrics
+            .tokens_issued
+            .get_or_create(&AlgLabels { alg: alg.name() })
+            .inc();
+        Ok(token)
     }
 
     /// The session's `sid` (see [`CsrfKey::sid`]).
@@ -587,6 +796,11 @@ impl Engine {
             session,
             set_cookie,
             status,
+            token_status: if self.tokens.is_some() {
+                "none"
+            } else {
+                "disabled"
+            },
         }
     }
 

@@ -36,6 +36,9 @@ pub enum Error {
     /// The store failed.
     #[error("the session store failed")]
     Store(#[from] tessera_core::Error),
+    /// A session token could not be issued (no signing key, bad claims, signing failed).
+    #[error("cannot issue a session token")]
+    Token(#[source] tessera_token::Error),
 }
 
 impl Error {
@@ -49,6 +52,7 @@ impl Error {
             Self::Contention => "contention",
             Self::Config(_) => "invalid_config",
             Self::Random(_) => "random_failed",
+            Self::Token(_) => "token_failed",
             Self::Store(e) => match e {
                 tessera_core::Error::Timeout => "store_timeout",
                 _ => "store_failed",
@@ -75,6 +79,7 @@ mod tests {
             Error::Config(String::new()),
             Error::Store(tessera_core::Error::Timeout),
             Error::Store(tessera_core::Error::Conflict),
+            Error::Token(tessera_token::Error::BadEncoding),
         ];
         let mut codes: Vec<_> = all.iter().map(Error::code).collect();
         codes.sort_unstable();

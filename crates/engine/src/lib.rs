@@ -48,6 +48,7 @@ pub mod csrf;
 mod engine;
 mod error;
 pub mod metrics;
+pub mod token;
 
 #[doc(hidden)]
 pub mod fuzzing;
@@ -61,3 +62,4 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use tessera_core;
+pub use tessera_token;

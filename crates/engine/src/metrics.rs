@@ -37,6 +37,20 @@ pub struct OpLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of `tessera_token_validations_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenOutcomeLabels {
+    /// The outcome code of DESIGN §5 (`ok`, `soft_expired`, `bad_signature`, ...).
+    pub outcome: &'static str,
+}
+
+/// Labels of `tessera_tokens_issued_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlgLabels {
+    /// The signing key's algorithm.
+    pub alg: &'static str,
+}
+
 /// The engine's counters.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
@@ -48,6 +62,10 @@ pub struct Metrics {
     pub session_operations: Family<OpLabels, Counter>,
     /// `tessera_session_conflict_retries_total`.
     pub conflict_retries: Counter,
+    /// `tessera_token_validations_total{outcome}`.
+    pub token_validations: Family<TokenOutcomeLabels, Counter>,
+    /// `tessera_tokens_issued_total{alg}`.
+    pub tokens_issued: Family<AlgLabels, Counter>,
 }
 
 impl Metrics {
@@ -73,6 +91,16 @@ impl Metrics {
             "tessera_session_conflict_retries",
             "Compare-and-set conflicts the engine retried",
             m.conflict_retries.clone(),
+        );
+        registry.register(
+            "tessera_token_validations",
+            "Session token checks by outcome code",
+            m.token_validations.clone(),
+        );
+        registry.register(
+            "tessera_tokens_issued",
+            "Session tokens issued by algorithm",
+            m.tokens_issued.clone(),
         );
         m
     }

@@ -319,7 +319,7 @@ impl AppState {
             set_cookie: out.set_cookie,
             status: out.status.as_str(),
             csrf_token,
-            token_status: "disabled",
+            token_status: out.token_status,
         })
     }
 

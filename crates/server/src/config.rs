@@ -156,6 +156,42 @@ pub struct Config {
     pub kask: crate::kask::KaskSettings,
     /// How long revocations stay in the feed (default 4 h 5 min).
     pub revocation_keep: Duration,
+    /// Session tokens (`[tokens]`).
+    pub tokens: TokensConfig,
+    /// `[verify] mode = "required"`: `GET /v1/verify` answers 401 without a valid token
+    /// (default `optional`: 200 with `X-Tessera-Subject: anon`).
+    pub verify_required: bool,
+    /// `[verify] refresh`: how long the verifier reuses its copy of the revocation log
+    /// (default 2 s, at most 1 min; `0s` reads new entries on every request).
+    pub verify_refresh: Duration,
+}
+
+/// The `[tokens]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokensConfig {
+    /// Whether authenticated sessions get a token cookie (default true).
+    pub enabled: bool,
+    /// The `iss` of every token (default `tessera`).
+    pub issuer: String,
+    /// The hard lifetime (default 4 h).
+    pub exp: Duration,
+    /// The soft lifetime (default 1 h).
+    pub sxp: Duration,
+    /// The token cookie's name (default `__Host-tessera-token`, or the development session
+    /// cookie's name plus `-token`).
+    pub cookie_name: Option<String>,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            issuer: "tessera".to_owned(),
+            exp: tessera::token::DEFAULT_TOKEN_LIFETIME,
+            sxp: tessera::token::DEFAULT_TOKEN_SOFT_LIFETIME,
+            cookie_name: None,
+        }
+    }
 }
 
 /// Bounds on what a request may be.
@@ -235,6 +271,27 @@ struct File {
     kask: FileKask,
     #[serde(default)]
     revocations: FileRevocations,
+    #[serde(default)]
+    tokens: FileTokens,
+    #[serde(default)]
+    verify: FileVerify,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTokens {
+    enabled: Option<bool>,
+    issuer: Option<String>,
+    exp: Option<String>,
+    sxp: Option<String>,
+    cookie_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileVerify {
+    mode: Option<String>,
+    refresh: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -569,6 +626,52 @@ impl Config {
                 "must be between 1 byte and 64 MiB",
             ));
         }
+        let dt = TokensConfig::default();
+        let ft = f.tokens;
+        let tokens = TokensConfig {
+            enabled: ft.enabled.unwrap_or(dt.enabled),
+            issuer: ft.issuer.unwrap_or(dt.issuer),
+            exp: dur("tokens.exp", ft.exp, "TESSERA_TOKEN_EXP", dt.exp)?,
+            sxp: dur("tokens.sxp", ft.sxp, "TESSERA_TOKEN_SXP", dt.sxp)?,
+            cookie_name: ft.cookie_name,
+        };
+        if tokens.issuer.is_empty() {
+            return Err(invalid("tokens.issuer", "must not be empty"));
+        }
+        if tokens.exp < Duration::from_secs(60) || tokens.exp > Duration::from_secs(24 * 3600) {
+            return Err(invalid("tokens.exp", "must be between 1m and 24h"));
+        }
+        if tokens.sxp.is_zero() || tokens.sxp > tokens.exp {
+            return Err(invalid(
+                "tokens.sxp",
+                "must be positive and at most tokens.exp",
+            ));
+        }
+        if tokens.enabled && tokens.exp > revocation_keep {
+            return Err(invalid(
+                "revocations.keep",
+                "must be at least tokens.exp, or the feed forgets revocations of live tokens",
+            ));
+        }
+        let verify_required = match f.verify.mode.as_deref() {
+            None | Some("optional") => false,
+            Some("required") => true,
+            Some(m) => {
+                return Err(invalid(
+                    "verify.mode",
+                    format!("{m:?} is not \"optional\" or \"required\""),
+                ));
+            }
+        };
+        let verify_refresh = dur(
+            "verify.refresh",
+            f.verify.refresh,
+            "TESSERA_VERIFY_REFRESH",
+            Duration::from_secs(2),
+        )?;
+        if verify_refresh > Duration::from_secs(60) {
+            return Err(invalid("verify.refresh", "must be at most 1m"));
+        }
         Ok(Self {
             listen,
             data_dir,
@@ -583,6 +686,9 @@ impl Config {
             limits,
             kask,
             revocation_keep,
+            tokens,
+            verify_required,
+            verify_refresh,
         })
     }
 }
@@ -663,6 +769,12 @@ mod tests {
                 "[cookie]\ndevelopment = true\nname = \"x\"",
                 "cookie.development",
             ),
+            ("[tokens]\nsxp = \"5h\"", "tokens.sxp"),
+            ("[tokens]\nexp = \"30s\"", "tokens.exp"),
+            ("[tokens]\nissuer = \"\"", "tokens.issuer"),
+            ("[tokens]\nexp = \"8h\"", "revocations.keep"),
+            ("[verify]\nmode = \"maybe\"", "verify.mode"),
+            ("[verify]\nrefresh = \"2m\"", "verify.refresh"),
         ];
         for (toml, want) in cases {
             let err = Config::from_toml(toml, no_env).unwrap_err().to_string();
@@ -755,6 +867,23 @@ mod tests {
         let c = Config::from_toml(file, no_env).unwrap();
         assert!(matches!(c.store, StoreUrl::Redis(_)));
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn token_sections_parse() {
+        let c = Config::from_toml("", no_env).unwrap();
+        assert_eq!(c.tokens, TokensConfig::default());
+        assert!(c.tokens.enabled && !c.verify_required);
+        let c = Config::from_toml(
+            "[tokens]\nenabled = false\nissuer = \"https://wiki.example\"\nexp = \"2h\"\nsxp = \"30m\"\ncookie_name = \"__Host-jwt\"\n[verify]\nmode = \"required\"\n",
+            no_env,
+        )
+        .unwrap();
+        assert!(!c.tokens.enabled && c.verify_required);
+        assert_eq!(c.tokens.issuer, "https://wiki.example");
+        assert_eq!(c.tokens.exp, Duration::from_secs(7200));
+        assert_eq!(c.tokens.sxp, Duration::from_secs(1800));
+        assert_eq!(c.tokens.cookie_name.as_deref(), Some("__Host-jwt"));
     }
 
     #[test]

@@ -14,6 +14,9 @@
 //! | `GET`, `DELETE /v1/users/{id}/sessions` | API key | list, log out everywhere |
 //! | `DELETE /v1/users/{id}/sessions/{ref}` | API key | revoke one |
 //! | `GET`, `POST`, `DELETE /sessions/v1/{key}` | API key (configurable) | Kask-compatible key-value store |
+//! | `POST /v1/tokens` | API key | mint a token for a session that is not stored |
+//! | `GET /v1/verify` | none | the edge verifier (`auth_request`, ForwardAuth, `ext_authz`) |
+//! | `GET /.well-known/jwks.json` | none | the public keys of session tokens |
 //! | `GET /v1/revocations` | none | the revocation feed for edge verifiers |
 //! | `GET /healthz`, `/readyz`, `/metrics`, `/openapi.json` | none | operations |
 #![forbid(unsafe_code)]
@@ -31,6 +34,7 @@ pub mod problem;
 pub mod revocations;
 pub mod startup;
 mod state;
+pub mod tokens;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -58,6 +62,9 @@ pub(crate) const ROUTES: &[&str] = &[
     "/metrics",
     "/openapi.json",
     "/v1/revocations",
+    "/v1/tokens",
+    "/v1/verify",
+    "/.well-known/jwks.json",
     "/sessions/v1",
     "/sessions/v1/",
     "/sessions/v1/{*key}",
@@ -77,13 +84,16 @@ pub fn app(state: AppState) -> Router {
             "/v1/users/{id}/sessions",
             get(api::list_sessions).delete(api::revoke_all),
         )
-        .route("/v1/users/{id}/sessions/{ref}", delete(api::revoke_one));
+        .route("/v1/users/{id}/sessions/{ref}", delete(api::revoke_one))
+        .route("/v1/tokens", post(tokens::mint));
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
         .route("/openapi.json", get(openapi::serve))
         .route("/v1/revocations", get(revocations::feed))
+        .route("/v1/verify", get(tokens::verify))
+        .route("/.well-known/jwks.json", get(tokens::jwks))
         // Kask answers 404/400 itself for empty keys and other methods: route them all there.
         .route("/sessions/v1", any(kask::handle))
         .route("/sessions/v1/", any(kask::handle))

@@ -13,7 +13,8 @@ use crate::problem::Problem;
     paths(
         api::resolve, api::update, api::login, api::logout, api::csrf_check,
         api::list_sessions, api::revoke_all, api::revoke_one,
-        api::healthz, api::readyz, api::metrics, crate::revocations::feed
+        api::healthz, api::readyz, api::metrics, crate::revocations::feed,
+        crate::tokens::jwks, crate::tokens::mint, crate::tokens::verify
     ),
     components(schemas(Problem)),
     modifiers(&ApiKeyScheme)

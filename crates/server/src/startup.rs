@@ -10,7 +10,7 @@ use std::future::Future;
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -18,11 +18,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tessera::Stores;
 use tessera::bounded::Bounded;
 use tessera::csrf::CsrfKey;
+use tessera::token::TokenSettings;
 use tessera_core::{Clock, SessionStore};
 use tessera_store_memory::MemoryStore;
 use tessera_store_postgres::PostgresStore;
 use tessera_store_redb::RedbStore;
 use tessera_store_redis::RedisStore;
+use tessera_token::{Keyring, OsKeySource, RotationPolicy};
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
@@ -76,6 +78,15 @@ pub enum StartupError {
     /// The engine refused the configuration.
     #[error("invalid session configuration")]
     Engine(#[source] tessera::Error),
+    /// The token keyring could not be loaded or generated.
+    #[error("cannot load or generate the token keys in {path}")]
+    Keys {
+        /// The key directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: tessera_token::Error,
+    },
     /// The listener could not bind.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -95,6 +106,8 @@ pub struct Prepared {
     /// Lines for the operator (where data lives, where the API key is).
     pub notes: Vec<String>,
     stores: Vec<Arc<dyn SessionStore>>,
+    /// The token keyring and its directory, rotated on a schedule while serving.
+    keys: Option<(Arc<RwLock<Keyring>>, PathBuf)>,
 }
 
 /// What the operator is told about a store. Passwords are hidden.
@@ -207,20 +220,72 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
             config.cookie.name()
         ));
     }
+    let tokens = if config.tokens.enabled {
+        Some(token_settings(config, clock.as_ref(), &mut notes)?)
+    } else {
+        notes.push("session tokens are disabled ([tokens] enabled = false)".to_owned());
+        None
+    };
     let settings = Settings {
         session: config.session.clone(),
         cookie: config.cookie.clone(),
         limits: config.limits,
         kask: config.kask,
         revocation_keep: config.revocation_keep,
+        tokens,
+        verify_required: config.verify_required,
+        verify_refresh: config.verify_refresh,
     };
     let state =
         AppState::new(stores, settings, csrf, api_keys, clock).map_err(StartupError::Engine)?;
+    let keys = state
+        .engine()
+        .tokens()
+        .map(|t| (t.keyring.clone(), config.data_dir.join("keys")));
     Ok(Prepared {
         state,
         notes,
         stores: stores_to_purge,
+        keys,
     })
+}
+
+/// The keyring in `data_dir/keys` (generated on a first run) and the token settings.
+fn token_settings(
+    config: &Config,
+    clock: &dyn Clock,
+    notes: &mut Vec<String>,
+) -> Result<TokenSettings, StartupError> {
+    let t = &config.tokens;
+    let dir = config.data_dir.join("keys");
+    let keys_err = |source| StartupError::Keys {
+        path: dir.clone(),
+        source,
+    };
+    let policy = RotationPolicy::default().with_max_token_lifetime(t.exp);
+    let (ring, created) = Keyring::load_or_generate_at(
+        &dir,
+        policy,
+        clock.now().unix_secs(),
+        &mut OsKeySource::default(),
+    )
+    .map_err(keys_err)?;
+    let verb = if created { "generated" } else { "using" };
+    notes.push(format!(
+        "{verb} the token signing keys in {}",
+        dir.display()
+    ));
+    let codec = tessera_token::Config::new(t.issuer.clone()).with_max_lifetime(t.exp);
+    let mut settings = TokenSettings::new(codec, Arc::new(RwLock::new(ring)), &config.cookie)
+        .map_err(StartupError::Engine)?;
+    if let Some(name) = &t.cookie_name {
+        settings.cookie = config.cookie.with_name(name.clone()).map_err(|e| {
+            StartupError::Engine(tessera::Error::Config(format!("tokens.cookie_name: {e}")))
+        })?;
+    }
+    settings.lifetime = t.exp;
+    settings.soft_lifetime = t.sxp;
+    Ok(settings)
 }
 
 /// Serves `prepared` on `listener` until `shutdown` completes, purging expired sessions
@@ -235,11 +300,19 @@ pub async fn serve(
     purge_interval: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let Prepared { state, stores, .. } = prepared;
-    let purgers: Vec<_> = stores
+    let Prepared {
+        state,
+        stores,
+        keys,
+        ..
+    } = prepared;
+    let mut purgers: Vec<_> = stores
         .into_iter()
         .map(|store| spawn_purge(store, state.clone(), purge_interval))
         .collect();
+    if let Some((ring, dir)) = keys {
+        purgers.push(spawn_rotation(ring, dir, state.clone()));
+    }
     let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;
@@ -261,6 +334,53 @@ pub async fn bind(config: &Config) -> Result<TcpListener, StartupError> {
             addr: config.listen,
             source,
         })
+}
+
+/// How often the keyring's schedule is checked (rotation itself follows its policy: a new
+/// key is published a day before it signs).
+const ROTATION_CHECK: Duration = Duration::from_secs(60);
+
+fn spawn_rotation(
+    ring: Arc<RwLock<Keyring>>,
+    dir: PathBuf,
+    state: AppState,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(ROTATION_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = state.clock().now().unix_secs();
+            // Key generation and the files are blocking work (RSA keys take a while).
+            let (ring, dir) = (ring.clone(), dir.clone());
+            match tokio::task::spawn_blocking(move || rotate_keys(&ring, &dir, now)).await {
+                Ok(Ok(r)) if r.changed() => {
+                    tracing::info!(promoted = ?r.promoted.as_ref().map(ToString::to_string), generated = ?r.generated.as_ref().map(ToString::to_string), "rotated the token keys");
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(code = e.code(), error = %e, "token key rotation failed")
+                }
+                Err(e) => tracing::warn!(error = %e, "token key rotation task failed"),
+            }
+        }
+    })
+}
+
+/// Applies the keyring's rotation schedule at `now` and saves the keys when they changed.
+pub(crate) fn rotate_keys(
+    ring: &RwLock<Keyring>,
+    dir: &Path,
+    now: i64,
+) -> Result<tessera_token::Rotation, tessera_token::Error> {
+    let mut ring = ring
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let rotation = ring.rotate_at(now, &mut OsKeySource::default())?;
+    if rotation.changed() {
+        ring.save(dir)?;
+    }
+    Ok(rotation)
 }
 
 fn spawn_purge(
@@ -378,4 +498,43 @@ fn read_key_lines(path: &Path) -> Result<Vec<Zeroizing<String>>, StartupError> {
         keys.push(Zeroizing::new(line.to_owned()));
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduled_rotation_publishes_signs_and_saves() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let t0 = 1_800_000_000;
+        let (ring, created) = Keyring::load_or_generate_at(
+            &keys,
+            RotationPolicy::default(),
+            t0,
+            &mut OsKeySource::default(),
+        )
+        .unwrap();
+        assert!(created);
+        let first = ring.signing_key_at(t0).unwrap().kid().clone();
+        let ring = RwLock::new(ring);
+        assert!(!rotate_keys(&ring, &keys, t0 + 60).unwrap().changed());
+        // A day before the 30-day rotation a next key is published; at 30 days it signs.
+        let r = rotate_keys(&ring, &keys, t0 + 29 * 86_400 + 60).unwrap();
+        assert!(r.generated.is_some(), "{r:?}");
+        rotate_keys(&ring, &keys, t0 + 30 * 86_400 + 60).unwrap();
+        let now = t0 + 30 * 86_400 + 120;
+        let second = ring
+            .read()
+            .unwrap()
+            .signing_key_at(now)
+            .unwrap()
+            .kid()
+            .clone();
+        assert_ne!(first, second);
+        // Saved: a restart loads the rotated keys.
+        let loaded = Keyring::load(&keys, RotationPolicy::default()).unwrap();
+        assert_eq!(loaded.signing_key_at(now).unwrap().kid(), &second);
+    }
 }

@@ -71,6 +71,18 @@ struct Inner {
     http: HttpMetrics,
     kask: KaskSettings,
     revocation_keep: std::time::Duration,
+    verify_required: bool,
+    verify_refresh: std::time::Duration,
+    revocations: tokio::sync::Mutex<RevocationCache>,
+}
+
+/// The revocation log as the verifier sees it, brought up to date incrementally.
+#[derive(Debug, Default)]
+pub(crate) struct RevocationCache {
+    pub(crate) list: tessera_token::RevocationList,
+    pub(crate) next: u64,
+    /// When the log was last read (monotonic time, not the service's clock).
+    pub(crate) fetched: Option<std::time::Instant>,
 }
 
 impl fmt::Debug for Inner {
@@ -96,6 +108,13 @@ pub struct Settings {
     pub kask: KaskSettings,
     /// How long revocations stay in the feed: the longest token lifetime plus skew.
     pub revocation_keep: std::time::Duration,
+    /// Session tokens, if on.
+    pub tokens: Option<tessera::token::TokenSettings>,
+    /// Whether `GET /v1/verify` answers 401 without a valid token.
+    pub verify_required: bool,
+    /// How long `GET /v1/verify` reuses its copy of the revocation log before reading the
+    /// new entries (zero: on every request).
+    pub verify_refresh: std::time::Duration,
 }
 
 impl AppState {
@@ -114,7 +133,10 @@ impl AppState {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
         let http = HttpMetrics::register(&mut registry);
-        let engine = Engine::try_new(stores, settings.session, settings.cookie, csrf, metrics)?;
+        let mut engine = Engine::try_new(stores, settings.session, settings.cookie, csrf, metrics)?;
+        if let Some(t) = settings.tokens {
+            engine = engine.with_tokens(t)?;
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
@@ -125,6 +147,9 @@ impl AppState {
                 http,
                 kask: settings.kask,
                 revocation_keep: settings.revocation_keep,
+                verify_required: settings.verify_required,
+                verify_refresh: settings.verify_refresh,
+                revocations: tokio::sync::Mutex::new(RevocationCache::default()),
             }),
         })
     }
@@ -157,6 +182,18 @@ impl AppState {
 
     pub(crate) fn revocation_keep(&self) -> std::time::Duration {
         self.inner.revocation_keep
+    }
+
+    pub(crate) fn verify_required(&self) -> bool {
+        self.inner.verify_required
+    }
+
+    pub(crate) fn verify_refresh(&self) -> std::time::Duration {
+        self.inner.verify_refresh
+    }
+
+    pub(crate) fn revocation_cache(&self) -> &tokio::sync::Mutex<RevocationCache> {
+        &self.inner.revocations
     }
 
     pub(crate) fn kask(&self) -> KaskSettings {

@@ -162,23 +162,30 @@ fn readme_curl_walkthrough_runs_as_written() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(lines.len(), 8, "{stdout}");
+    assert_eq!(lines.len(), 11, "{stdout}");
     assert!(lines[0].contains("\"status\":\"none\""), "{}", lines[0]);
     assert!(
-        lines[1].contains("\"status\":\"logged_in\""),
+        lines[1].contains("\"status\":\"logged_in\"") && lines[1].contains("__Host-tessera-token="),
         "{}",
         lines[1]
     );
-    assert!(lines[2].contains("\"theme\":\"dark\""), "{}", lines[2]);
-    assert!(lines[3].contains("\"status\":\"loaded\""), "{}", lines[3]);
-    assert_eq!(lines[4], "{\"valid\":true}");
+    assert_eq!(lines[2].trim_end(), "x-tessera-subject: alice");
+    assert!(lines[3].starts_with("x-tessera-session: "), "{}", lines[3]);
+    assert_eq!(lines[4].trim_end(), "x-tessera-token-status: ok");
+    assert!(lines[5].contains("\"theme\":\"dark\""), "{}", lines[5]);
     assert!(
-        lines[5].contains("\"status\":\"logged_out\"") && lines[5].contains("Max-Age=0"),
+        lines[6].contains("\"status\":\"loaded\"") && lines[6].contains("\"token_status\":\"ok\""),
         "{}",
-        lines[5]
+        lines[6]
     );
-    assert!(lines[6].contains("\"sessions\":[{"), "{}", lines[6]);
-    assert!(lines[7].starts_with("{\"revoked\":1,"), "{}", lines[7]);
+    assert_eq!(lines[7], "{\"valid\":true}");
+    assert!(
+        lines[8].contains("\"status\":\"logged_out\"") && lines[8].contains("Max-Age=0"),
+        "{}",
+        lines[8]
+    );
+    assert!(lines[9].contains("\"sessions\":[{"), "{}", lines[9]);
+    assert!(lines[10].starts_with("{\"revoked\":1,"), "{}", lines[10]);
 }
 
 /// `config check` shows networked store URLs with their passwords hidden.

@@ -193,6 +193,32 @@ impl TestSettings for Settings {
             limits: Limits::default(),
             kask: tessera_server::kask::KaskSettings::default(),
             revocation_keep: tessera_server::revocations::DEFAULT_KEEP,
+            tokens: None,
+            verify_required: false,
+            verify_refresh: Duration::ZERO,
         }
     }
+}
+
+/// The test settings with session tokens on: a fresh Ed25519 keyring valid from [`START`],
+/// issuer `tessera-test`, a 10-minute soft lifetime (below the 15-minute renewal point of the
+/// default 30-minute idle timeout, so a soft expiry is not hidden by a renewal).
+pub(crate) fn token_settings(verify_required: bool) -> Settings {
+    let mut s = Settings::default_for_tests();
+    let ring = tessera_token::Keyring::generate_at(
+        START.unix_secs(),
+        tessera_token::RotationPolicy::default(),
+        &mut tessera_token::OsKeySource::default(),
+    )
+    .unwrap();
+    let mut t = tessera::token::TokenSettings::new(
+        tessera_token::Config::new("tessera-test"),
+        Arc::new(std::sync::RwLock::new(ring)),
+        &s.cookie,
+    )
+    .unwrap();
+    t.soft_lifetime = Duration::from_secs(600);
+    s.tokens = Some(t);
+    s.verify_required = verify_required;
+    s
 }

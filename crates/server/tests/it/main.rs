@@ -13,4 +13,5 @@ mod operations;
 mod persistence;
 mod revocations;
 mod stores;
+mod tokens;
 mod walkthrough;

@@ -47,6 +47,9 @@ async fn openapi_lists_every_endpoint_with_the_fixed_names() {
         "/openapi.json",
         "/sessions/v1/{key}",
         "/v1/revocations",
+        "/v1/tokens",
+        "/v1/verify",
+        "/.well-known/jwks.json",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
@@ -64,6 +67,9 @@ async fn openapi_lists_every_endpoint_with_the_fixed_names() {
         ("SessionResponse", "csrf_token"),
         ("SessionResponse", "token_status"),
         ("CsrfCheckResponse", "valid"),
+        ("MintRequest", "sub"),
+        ("MintRequest", "claims"),
+        ("MintResponse", "token"),
     ] {
         assert!(
             schemas[schema]["properties"][field].is_object(),

@@ -1,0 +1,137 @@
+//! The session token component (DESIGN §5): a signed JWT cookie beside the session cookie,
+//! re-issued from the session record and the signing key alone, so refreshing a token never
+//! writes the store.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tessera_token::{Claims, Config, Keyring};
+
+use crate::cookie::CookieConfig;
+
+/// The default token cookie name.
+pub const DEFAULT_TOKEN_COOKIE: &str = "__Host-tessera-token";
+/// The default hard lifetime (`exp`) of a token.
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(4 * 3600);
+/// The default soft lifetime (`sxp`) of a token: after it the engine issues a new one.
+pub const DEFAULT_TOKEN_SOFT_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// How a session's user becomes the token's `sub`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubjectFormat {
+    /// The user id as it is (default).
+    #[default]
+    UserId,
+    /// A fixed prefix, then the user id (e.g. `mw:CentralAuth::` for MediaWiki).
+    Prefixed(String),
+}
+
+impl SubjectFormat {
+    /// The `sub` of a user id.
+    pub fn subject(&self, user_id: &str) -> String {
+        match self {
+            Self::UserId => user_id.to_owned(),
+            Self::Prefixed(p) => format!("{p}{user_id}"),
+        }
+    }
+}
+
+/// Everything the engine needs to issue and check session tokens.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// Issuer, `typ`, algorithms and limits of the codec.
+    pub config: Config,
+    /// The keys; shared so rotation can swap them under a running engine.
+    pub keyring: Arc<RwLock<Keyring>>,
+    /// The token cookie (default name [`DEFAULT_TOKEN_COOKIE`]).
+    pub cookie: CookieConfig,
+    /// The hard lifetime, `exp - iat` (capped by the session's absolute expiry).
+    pub lifetime: Duration,
+    /// The soft lifetime, `sxp - iat`.
+    pub soft_lifetime: Duration,
+    /// How `sub` is written.
+    pub subject: SubjectFormat,
+}
+
+impl TokenSettings {
+    /// Defaults around `config` and `keyring`: the token cookie named
+    /// [`DEFAULT_TOKEN_COOKIE`] with the attributes of `session_cookie`, 4 h and 1 h
+    /// lifetimes, `sub` = the user id.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Config`] if the session cookie's attributes cannot carry the name
+    /// (a development cookie is not `Secure`, so the token cookie drops the `__Host-` prefix).
+    pub fn new(
+        config: Config,
+        keyring: Arc<RwLock<Keyring>>,
+        session_cookie: &CookieConfig,
+    ) -> crate::Result<Self> {
+        let name = if session_cookie.secure() {
+            DEFAULT_TOKEN_COOKIE.to_owned()
+        } else {
+            format!("{}-token", session_cookie.name())
+        };
+        let cookie = session_cookie
+            .with_name(name)
+            .map_err(|e| crate::Error::Config(format!("token cookie: {e}")))?;
+        Ok(Self {
+            config,
+            keyring,
+            cookie,
+            lifetime: DEFAULT_TOKEN_LIFETIME,
+            soft_lifetime: DEFAULT_TOKEN_SOFT_LIFETIME,
+            subject: SubjectFormat::UserId,
+        })
+    }
+
+    pub(crate) fn validate(&self, session_cookie: &CookieConfig) -> crate::Result<()> {
+        if self.soft_lifetime.is_zero() || self.soft_lifetime > self.lifetime {
+            return Err(crate::Error::Config(
+                "the token soft lifetime must be positive and at most the lifetime".to_owned(),
+            ));
+        }
+        if self.cookie.name() == session_cookie.name() {
+            return Err(crate::Error::Config(
+                "the token cookie needs its own name".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Claims for `sub`/`sid` issued at `now`, ending no later than `hard_end` (Unix
+    /// seconds), with a random `jti`.
+    pub(crate) fn claims(
+        &self,
+        sub: String,
+        sid: String,
+        now: i64,
+        hard_end: i64,
+    ) -> crate::Result<Claims> {
+        let exp = now.saturating_add(secs(self.lifetime)).min(hard_end);
+        let sxp = now.saturating_add(secs(self.soft_lifetime)).min(exp);
+        Ok(Claims::new(
+            self.config.issuer(),
+            sub,
+            sid,
+            random_id()?,
+            now,
+            sxp,
+            exp,
+        ))
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// 128 random bits, base64url: a `jti`, or the `sid` of a session that is not stored.
+pub(crate) fn random_id() -> crate::Result<String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(crate::Error::Random)?;
+    Ok(URL_SAFE_NO_PAD.encode(b))
+}
