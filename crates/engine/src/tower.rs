@@ -33,10 +33,10 @@
 //! - Each operation is one call on the handle and goes through the same [`Engine`] as the HTTP
 //!   service: same stores, same keys, same rules (compare-and-set edits, renewal throttling,
 //!   fixation defence at login, tombstones at logout).
-//! - `Set-Cookie` is written on the response only when an operation changed the cookie (a new
-//!   session, a renewal, a login, a logout, a stale cookie cleared), and never on a 5xx
-//!   response. When several operations in one request change it, only the last value is sent:
-//!   one `Set-Cookie` per name.
+//! - `Set-Cookie` is written on the response only when an operation changed a cookie (a new
+//!   session, a renewal, a login, a logout, a stale cookie cleared, a token issued or
+//!   refreshed), and never on a 5xx response. When several operations in one request change a
+//!   cookie, only its last value is sent: one `Set-Cookie` per name.
 //! - A malformed or unknown cookie starts afresh: the handle acts as if there were no session
 //!   and the response clears the cookie; a warning goes to the `security` log target.
 //! - A handler that extracts [`Session`] without the layer gets a 500 that says so.
@@ -143,14 +143,14 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let mut res = inner.call(req).await?;
-            if !res.status().is_server_error()
-                && let Some(c) = session.take_set_cookie().await
-            {
-                match HeaderValue::from_str(&c) {
-                    Ok(v) => {
-                        res.headers_mut().append(SET_COOKIE, v);
+            if !res.status().is_server_error() {
+                for c in session.take_set_cookies().await {
+                    match HeaderValue::from_str(&c) {
+                        Ok(v) => {
+                            res.headers_mut().append(SET_COOKIE, v);
+                        }
+                        Err(_) => tracing::error!("a Set-Cookie value is not a valid header"),
                     }
-                    Err(_) => tracing::error!("a Set-Cookie value is not a valid header"),
                 }
             }
             Ok(res)
@@ -174,12 +174,42 @@ struct Inner {
 #[derive(Default)]
 struct State {
     /// The `Cookie` header as the engine should see it now (rewritten after an operation
-    /// issues or clears the session cookie).
+    /// issues or clears a cookie: the session cookie, or the token cookie when tokens are on).
     cookie: String,
     /// The session as last read or written in this request.
     current: Option<Option<crate::Session>>,
-    /// The last `Set-Cookie` value an operation produced.
-    set_cookie: Option<String>,
+    /// The last `Set-Cookie` value of each cookie name, in first-set order: one per name.
+    set_cookie: Vec<(String, String)>,
+    /// The token outcome of the last operation.
+    token_status: &'static str,
+}
+
+impl State {
+    /// Records a `Set-Cookie` value: it replaces an earlier one for the same name, and the
+    /// effective `Cookie` header follows it (a removal drops the cookie).
+    fn record(&mut self, set_cookie: &str) {
+        let pair = set_cookie.split(';').next().unwrap_or_default();
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = name.trim();
+        let fresh = format!("{name}={value}");
+        let mut kept: Vec<&str> = self
+            .cookie
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty() && p.split_once('=').map_or(*p, |(n, _)| n.trim()) != name)
+            .collect();
+        if !value.is_empty() {
+            kept.push(&fresh);
+        }
+        let cookie = kept.join("; ");
+        self.cookie = cookie;
+        match self.set_cookie.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = set_cookie.to_owned(),
+            None => self
+                .set_cookie
+                .push((name.to_owned(), set_cookie.to_owned())),
+        }
+    }
 }
 
 impl fmt::Debug for Session {
@@ -202,8 +232,11 @@ impl Session {
         }
     }
 
-    async fn take_set_cookie(&self) -> Option<String> {
-        self.inner.state.lock().await.set_cookie.take()
+    async fn take_set_cookies(&self) -> Vec<String> {
+        std::mem::take(&mut self.inner.state.lock().await.set_cookie)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
     }
 
     fn engine(&self) -> &Engine {
@@ -221,22 +254,16 @@ impl Session {
         let mut st = self.inner.state.lock().await;
         let out = match op(st.cookie.clone()).await {
             Err(Error::MalformedCookie) => {
-                st.cookie.clear();
-                st.set_cookie = Some(self.engine().cookie().remove());
-                op(String::new()).await?
+                let removal = self.engine().cookie().remove();
+                st.record(&removal);
+                op(st.cookie.clone()).await?
             }
             other => other?,
         };
-        if let Some(sc) = out.set_cookie.last() {
-            let pair = sc.split(';').next().unwrap_or_default();
-            let has_value = pair.split_once('=').is_some_and(|(_, v)| !v.is_empty());
-            st.cookie = if has_value {
-                pair.to_owned()
-            } else {
-                String::new()
-            };
-            st.set_cookie = Some(sc.clone());
+        for sc in &out.set_cookie {
+            st.record(sc);
         }
+        st.token_status = out.token_status;
         st.current = Some(out.session.clone());
         Ok(out.session)
     }
@@ -366,6 +393,34 @@ impl Session {
                 .ok_or(Error::SessionNotFound)?,
         };
         Ok(self.engine().csrf_token(&session, purpose, now))
+    }
+
+    /// The session token's outcome for this request (the codes of DESIGN §5, e.g. `ok`,
+    /// `soft_expired`, `user_session_without_token`; `disabled` without tokens). Reading it
+    /// resolves the session, which issues or refreshes the token cookie when due, without a
+    /// store write.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn token_status(&self) -> Result<&'static str> {
+        self.load().await?;
+        Ok(self.inner.state.lock().await.token_status)
+    }
+
+    /// Mints a token for a non-persisted session (a bearer or OAuth-style client): nothing is
+    /// stored and no cookie is set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for bad claims; token errors when tokens are off or no key can
+    /// sign.
+    pub async fn mint_token(
+        &self,
+        sub: &str,
+        claims: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<String> {
+        self.engine().mint(sub, claims, self.inner.now)
     }
 
     /// Whether `token` is a CSRF token of this session for `purpose`.

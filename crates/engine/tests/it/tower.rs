@@ -352,3 +352,64 @@ async fn store_errors_are_not_mistaken_for_logged_out() {
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
     assert!(sc.is_empty());
 }
+
+async fn status(session: Session) -> Result<&'static str, tessera::Error> {
+    session.token_status().await
+}
+
+fn app_with_tokens() -> Router {
+    let ring = tessera_token::Keyring::generate_at(
+        NOW.unix_secs(),
+        tessera_token::RotationPolicy::default(),
+        &mut tessera_token::OsKeySource::default(),
+    )
+    .unwrap();
+    let cookie = CookieConfig::default();
+    let tokens = tessera::token::TokenSettings::new(
+        tessera_token::Config::new("tessera-test"),
+        Arc::new(std::sync::RwLock::new(ring)),
+        &cookie,
+    )
+    .unwrap();
+    let engine = Engine::try_new(
+        Stores::single(Arc::new(MemoryStore::new())),
+        SessionConfig::default(),
+        cookie,
+        CsrfKey::generate().unwrap(),
+        Metrics::default(),
+    )
+    .unwrap()
+    .with_tokens(tokens)
+    .unwrap();
+    routes()
+        .route("/status", get(status))
+        .layer(SessionLayer::new(
+            Arc::new(engine),
+            Arc::new(ManualClock::new(NOW)),
+        ))
+}
+
+/// With tokens on, a login sets two cookies (session and token); the layer keeps one
+/// `Set-Cookie` per name and sends both.
+#[tokio::test]
+async fn session_and_token_cookies_travel_together() {
+    let app = app_with_tokens();
+    let (_, sc, _) = call(&app, "POST", "/login", None, "").await;
+    let names: Vec<&str> = sc.iter().map(|c| c.split('=').next().unwrap()).collect();
+    assert_eq!(names, ["__Host-tessera", "__Host-tessera-token"], "{sc:?}");
+    let both = format!("{}; {}", pair(&sc[0]), pair(&sc[1]));
+    let (_, sc2, body) = call(&app, "GET", "/status", Some(&both), "").await;
+    assert_eq!(body, "ok");
+    assert!(sc2.is_empty(), "{sc2:?}");
+    // Without its token the session gets one back (no store write needed), and only that.
+    let (_, sc3, body) = call(&app, "GET", "/status", Some(&pair(&sc[0])), "").await;
+    assert_eq!(body, "user_session_without_token");
+    assert_eq!(sc3.len(), 1);
+    assert!(sc3[0].starts_with("__Host-tessera-token="), "{sc3:?}");
+    // Several operations: login then logout sends each cookie once, both removed.
+    let (_, sc4, _) = call(&app, "POST", "/many", None, "").await;
+    assert_eq!(sc4.len(), 2, "{sc4:?}");
+    let (_, sc5, _) = call(&app, "POST", "/logout", Some(&both), "").await;
+    assert_eq!(sc5.len(), 2, "{sc5:?}");
+    assert!(sc5.iter().all(|c| c.contains("Max-Age=0")), "{sc5:?}");
+}
