@@ -12,5 +12,6 @@ mod kask;
 mod operations;
 mod persistence;
 mod revocations;
+mod store_faults;
 mod stores;
 mod walkthrough;
