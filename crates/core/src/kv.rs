@@ -22,8 +22,16 @@ pub trait KvStore: Send + Sync + fmt::Debug + 'static {
     /// The value under `key`, unless it expired at `now`.
     async fn kv_get(&self, key: &[u8], now: Timestamp) -> Result<Option<Vec<u8>>>;
 
-    /// Stores `value` under `key` until `expires_at`.
-    async fn kv_put(&self, key: &[u8], value: &[u8], expires_at: Timestamp) -> Result<()>;
+    /// Stores `value` under `key` until `expires_at`. `now` is the caller's time of the write
+    /// (the engine's clock): a store with native TTLs measures them from it
+    /// (`expires_at - now`), never from its own clock, which may disagree.
+    async fn kv_put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<()>;
 
     /// Removes the value under `key`, if any.
     async fn kv_delete(&self, key: &[u8]) -> Result<()>;

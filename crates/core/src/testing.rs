@@ -376,9 +376,9 @@ pub async fn kv_round_trip(s: Arc<dyn KvStore>) {
     let k = fresh_kv_key();
     assert_eq!(s.kv_get(&k, T0).await.unwrap(), None);
     let v: Vec<u8> = (0..=255u8).collect();
-    s.kv_put(&k, &v, T0.saturating_add(HOUR)).await.unwrap();
+    s.kv_put(&k, &v, T0.saturating_add(HOUR), T0).await.unwrap();
     assert_eq!(s.kv_get(&k, T0).await.unwrap(), Some(v));
-    s.kv_put(&k, b"second", T0.saturating_add(HOUR))
+    s.kv_put(&k, b"second", T0.saturating_add(HOUR), T0)
         .await
         .unwrap();
     assert_eq!(s.kv_get(&k, T0).await.unwrap(), Some(b"second".to_vec()));
@@ -391,7 +391,7 @@ pub async fn kv_round_trip(s: Arc<dyn KvStore>) {
 pub async fn kv_never_returns_expired(s: Arc<dyn KvStore>) {
     let k = fresh_kv_key();
     let until = T0.saturating_add(HOUR);
-    s.kv_put(&k, b"v", until).await.unwrap();
+    s.kv_put(&k, b"v", until, T0).await.unwrap();
     assert!(
         s.kv_get(&k, until.saturating_sub(Duration::from_millis(1)))
             .await
@@ -399,7 +399,7 @@ pub async fn kv_never_returns_expired(s: Arc<dyn KvStore>) {
             .is_some()
     );
     assert_eq!(s.kv_get(&k, until).await.unwrap(), None);
-    s.kv_put(&k, b"w", until.saturating_add(HOUR))
+    s.kv_put(&k, b"w", until.saturating_add(HOUR), until)
         .await
         .unwrap();
     assert_eq!(s.kv_get(&k, until).await.unwrap(), Some(b"w".to_vec()));
@@ -408,7 +408,9 @@ pub async fn kv_never_returns_expired(s: Arc<dyn KvStore>) {
 /// Delete removes, and is idempotent.
 pub async fn kv_delete_is_idempotent(s: Arc<dyn KvStore>) {
     let k = fresh_kv_key();
-    s.kv_put(&k, b"v", T0.saturating_add(HOUR)).await.unwrap();
+    s.kv_put(&k, b"v", T0.saturating_add(HOUR), T0)
+        .await
+        .unwrap();
     s.kv_delete(&k).await.unwrap();
     assert_eq!(s.kv_get(&k, T0).await.unwrap(), None);
     s.kv_delete(&k).await.unwrap();
@@ -418,10 +420,10 @@ pub async fn kv_delete_is_idempotent(s: Arc<dyn KvStore>) {
 /// Purge removes expired values and keeps live ones.
 pub async fn kv_purge(s: Arc<dyn KvStore>) {
     let (old, live) = (fresh_kv_key(), fresh_kv_key());
-    s.kv_put(&old, b"old", T0.saturating_add(Duration::from_secs(1)))
+    s.kv_put(&old, b"old", T0.saturating_add(Duration::from_secs(1)), T0)
         .await
         .unwrap();
-    s.kv_put(&live, b"live", T0.saturating_add(HOUR))
+    s.kv_put(&live, b"live", T0.saturating_add(HOUR), T0)
         .await
         .unwrap();
     let later = T0.saturating_add(Duration::from_secs(2));

@@ -111,9 +111,15 @@ impl KvStore for Bounded {
         }
     }
 
-    async fn kv_put(&self, key: &[u8], value: &[u8], expires_at: Timestamp) -> Result<()> {
+    async fn kv_put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
         match self.inner.as_kv() {
-            Some(kv) => self.within(kv.kv_put(key, value, expires_at)).await,
+            Some(kv) => self.within(kv.kv_put(key, value, expires_at, now)).await,
             None => Err(tessera_core::Error::Unreachable(
                 "kv_put on a store without one",
             )),

@@ -229,7 +229,7 @@ pub(crate) async fn handle(State(s): State<AppState>, req: Request) -> Response 
                     &path,
                 );
             };
-            post(kv, &key, body, now.saturating_add(settings.ttl), &path).await
+            post(kv, &key, body, now, now.saturating_add(settings.ttl), &path).await
         }
         _ => match kv.kv_delete(&key).await {
             Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -262,13 +262,14 @@ async fn post(
     kv: &dyn KvStore,
     key: &[u8],
     body: Bytes,
+    now: tessera_core::Timestamp,
     until: tessera_core::Timestamp,
     path: &str,
 ) -> Response {
     if body.is_empty() {
         return bad_request("the value is empty", path);
     }
-    match kv.kv_put(key, &body, until).await {
+    match kv.kv_put(key, &body, until, now).await {
         Ok(()) => StatusCode::CREATED.into_response(),
         Err(e) => store_failed(&e, path),
     }

@@ -82,9 +82,9 @@ impl KvStore for Flaky {
         self.gate().await;
         self.inner.kv_get(k, now).await
     }
-    async fn kv_put(&self, k: &[u8], v: &[u8], until: Timestamp) -> Result<()> {
+    async fn kv_put(&self, k: &[u8], v: &[u8], until: Timestamp, now: Timestamp) -> Result<()> {
         self.gate().await;
-        self.inner.kv_put(k, v, until).await
+        self.inner.kv_put(k, v, until, now).await
     }
     async fn kv_delete(&self, k: &[u8]) -> Result<()> {
         self.gate().await;

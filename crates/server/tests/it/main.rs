@@ -12,6 +12,7 @@ mod kask;
 mod operations;
 mod persistence;
 mod revocations;
+mod store_faults;
 mod stores;
 mod tokens;
 mod walkthrough;

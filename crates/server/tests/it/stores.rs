@@ -15,9 +15,9 @@ use tessera_store_redis::testing::{RedisCluster, RedisServer};
 
 use crate::common::{KEY, START, cookie_of};
 
-struct Service {
-    base: String,
-    client: reqwest::Client,
+pub(crate) struct Service {
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
     clock: ManualClock,
     notes: Vec<String>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -28,7 +28,7 @@ struct Service {
 impl Service {
     /// The service configured by `toml` (plus a data directory and the test API key) and
     /// the environment `env`.
-    async fn start(toml: &str, env: &[(&str, String)]) -> Self {
+    pub(crate) async fn start(toml: &str, env: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let toml = format!(
             "data_dir = \"{}\"\napi_keys = [\"{KEY}\"]\n{toml}",
@@ -71,7 +71,7 @@ impl Service {
         }
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -89,7 +89,7 @@ impl Service {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn ok(&self, path: &str, body: Value) -> Value {
+    pub(crate) async fn ok(&self, path: &str, body: Value) -> Value {
         let (s, v) = self.call(reqwest::Method::POST, path, Some(body)).await;
         assert_eq!(s, StatusCode::OK, "{path}: {v}");
         v
@@ -106,7 +106,7 @@ impl Service {
             .unwrap()
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -211,7 +211,13 @@ impl KvStore for MemoryStore {
         })
     }
 
-    async fn kv_put(&self, key: &[u8], value: &[u8], expires_at: Timestamp) -> Result<()> {
+    async fn kv_put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expires_at: Timestamp,
+        _now: Timestamp,
+    ) -> Result<()> {
         self.lock()
             .kv
             .insert(key.to_vec(), (value.to_vec(), expires_at));

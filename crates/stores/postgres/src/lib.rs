@@ -12,12 +12,14 @@
 //! # }
 //! ```
 //!
-//! # Tables (schema version 1)
+//! # Tables (schema version 3)
 //!
 //! | table | key | holds |
 //! |-------|-----|-------|
 //! | `tessera_sessions` | `key` (32-byte store key) | `record` (JSON; `NULL` for a tombstone), `version`, `user_id` (the user index; `NULL` for anonymous sessions and tombstones), `created_at`, `dead_at` (a record's expiry or a tombstone's end, ms since the epoch) |
 //! | `tessera_user_revocations` | `user_id` | `revoked_at` (ms) |
+//! | `tessera_kv` (migration 2) | `key` (bytes, at most 1024) | `value`, `expires_at` (ms; indexed, for purge) — the Kask-compatible namespace |
+//! | `tessera_revocations` (migration 3) | `seq` (`bigserial`) | `subject_kind` (`user`/`session`), `subject_id`, `at` (ms; indexed, for purge) — the revocation log |
 //! | `tessera_schema_version` | `version` | one row per migration applied, with `applied_at` |
 //!
 //! Indexes: `tessera_sessions (user_id) WHERE user_id IS NOT NULL` (the user index, always
@@ -82,7 +84,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
-use tessera_core::{SessionRecord, SessionStore, StoreKey, Timestamp};
+use tessera_core::{
+    KvStore, Revocation, RevocationLog, RevokedSubject, SessionRecord, SessionStore, StoreKey,
+    Timestamp,
+};
 use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 
@@ -490,10 +495,186 @@ DELETE FROM tessera_sessions WHERE key IN (
     SELECT key FROM tessera_sessions WHERE dead_at <= $1
     ORDER BY dead_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
+const KV_GET: &str = "SELECT value FROM tessera_kv WHERE key = $1 AND expires_at > $2";
+
+const KV_PUT: &str = "
+INSERT INTO tessera_kv (key, value, expires_at) VALUES ($1, $2, $3)
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at";
+
+const KV_DELETE: &str = "DELETE FROM tessera_kv WHERE key = $1";
+
+const KV_PURGE: &str = "
+DELETE FROM tessera_kv WHERE key IN (
+    SELECT key FROM tessera_kv WHERE expires_at <= $1
+    ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
+
+/// The advisory lock that serialises appends to the revocation log ("tesseraR" as ASCII).
+const REVOCATION_LOCK: i64 = 0x7465_7373_6572_6152;
+
+/// Appends under a transaction-scoped advisory lock, taken before `nextval`: appends commit
+/// in sequence order, so a reader that saw sequence number `n` never later finds a smaller
+/// one committed behind it (a bare `bigserial` would allow that, and a feed polling "after
+/// `n`" would miss the entry).
+const LOG_REVOCATION: &str = "
+INSERT INTO tessera_revocations (subject_kind, subject_id, at)
+SELECT $1, $2, $3 FROM (SELECT pg_advisory_xact_lock($4)) AS serialised
+RETURNING seq";
+
+const REVOCATIONS_SINCE: &str = "
+SELECT seq, subject_kind, subject_id, at FROM tessera_revocations
+WHERE seq > $1 ORDER BY seq LIMIT $2";
+
+const PURGE_REVOCATIONS: &str = "DELETE FROM tessera_revocations WHERE at < $1";
+
+#[async_trait]
+impl KvStore for PostgresStore {
+    async fn kv_get(&self, key: &[u8], now: Timestamp) -> StoreResult<Option<Vec<u8>>> {
+        let row = self
+            .with_client(|c| async move {
+                let st = c.prepare_cached(KV_GET).await.map_err(pg_error)?;
+                c.query_opt(&st, &[&key, &now.unix_millis()])
+                    .await
+                    .map_err(pg_error)
+            })
+            .await?;
+        row.map(|r| r.try_get::<_, Vec<u8>>(0))
+            .transpose()
+            .map_err(pg_error)
+    }
+
+    async fn kv_put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expires_at: Timestamp,
+        _now: Timestamp,
+    ) -> StoreResult<()> {
+        self.with_client(|c| async move {
+            let st = c.prepare_cached(KV_PUT).await.map_err(pg_error)?;
+            c.execute(&st, &[&key, &value, &expires_at.unix_millis()])
+                .await
+                .map_err(pg_error)
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn kv_delete(&self, key: &[u8]) -> StoreResult<()> {
+        self.with_client(|c| async move {
+            let st = c.prepare_cached(KV_DELETE).await.map_err(pg_error)?;
+            c.execute(&st, &[&key]).await.map_err(pg_error)
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn kv_purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
+        let mut purged = 0;
+        loop {
+            let n = self
+                .with_client(|c| async move {
+                    let st = c.prepare_cached(KV_PURGE).await.map_err(pg_error)?;
+                    c.execute(&st, &[&now.unix_millis(), &PURGE_BATCH])
+                        .await
+                        .map_err(pg_error)
+                })
+                .await?;
+            purged += n;
+            if n < PURGE_BATCH.unsigned_abs() {
+                return Ok(purged);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl RevocationLog for PostgresStore {
+    async fn log_revocation(&self, r: &Revocation) -> StoreResult<u64> {
+        let (kind, id) = match &r.subject {
+            RevokedSubject::User(u) => ("user", u.as_str()),
+            RevokedSubject::Session(s) => ("session", s.as_str()),
+        };
+        let at = r.at.unix_millis();
+        let row = self
+            .with_client(|c| async move {
+                let st = c.prepare_cached(LOG_REVOCATION).await.map_err(pg_error)?;
+                c.query_one(&st, &[&kind, &id, &at, &REVOCATION_LOCK])
+                    .await
+                    .map_err(pg_error)
+            })
+            .await?;
+        let seq: i64 = row.try_get(0).map_err(pg_error)?;
+        Ok(seq.unsigned_abs())
+    }
+
+    async fn revocations_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, Revocation)>> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .with_client(|c| async move {
+                let st = c
+                    .prepare_cached(REVOCATIONS_SINCE)
+                    .await
+                    .map_err(pg_error)?;
+                c.query(&st, &[&after, &limit]).await.map_err(pg_error)
+            })
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let seq: i64 = row.try_get(0).map_err(pg_error)?;
+                let kind: &str = row.try_get(1).map_err(pg_error)?;
+                let id: String = row.try_get(2).map_err(pg_error)?;
+                let at: i64 = row.try_get(3).map_err(pg_error)?;
+                let subject = match kind {
+                    "user" => RevokedSubject::User(id),
+                    "session" => RevokedSubject::Session(id),
+                    _ => {
+                        return Err(tessera_core::Error::Decode(
+                            "unknown revocation subject kind".into(),
+                        ));
+                    }
+                };
+                Ok((
+                    seq.unsigned_abs(),
+                    Revocation {
+                        subject,
+                        at: Timestamp::from_unix_millis(at),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    async fn purge_revocations(&self, before: Timestamp) -> StoreResult<u64> {
+        self.with_client(|c| async move {
+            let st = c
+                .prepare_cached(PURGE_REVOCATIONS)
+                .await
+                .map_err(pg_error)?;
+            c.execute(&st, &[&before.unix_millis()])
+                .await
+                .map_err(pg_error)
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl SessionStore for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn as_kv(&self) -> Option<&dyn KvStore> {
+        Some(self)
+    }
+
+    fn as_revocation_log(&self) -> Option<&dyn RevocationLog> {
+        Some(self)
     }
 
     async fn create(&self, key: &StoreKey, record: &SessionRecord) -> StoreResult<()> {

@@ -10,15 +10,16 @@ use crate::Error;
 
 /// The schema version this build writes. [`PostgresStore::connect`](crate::PostgresStore::connect)
 /// refuses a database with a later one.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The advisory lock key that serialises migrations ("tessera1" as ASCII).
 const MIGRATION_LOCK: i64 = 0x7465_7373_6572_6131;
 
 /// `(version, SQL)`, in order.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r"
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        r"
 CREATE TABLE tessera_sessions (
     key        bytea  PRIMARY KEY CHECK (octet_length(key) = 32),
     -- NULL for tombstones.
@@ -39,7 +40,35 @@ CREATE TABLE tessera_user_revocations (
     revoked_at bigint NOT NULL
 );
 ",
-)];
+    ),
+    (
+        2,
+        r"
+-- The key-value namespace of the Kask-compatible API.
+CREATE TABLE tessera_kv (
+    key        bytea  PRIMARY KEY CHECK (octet_length(key) <= 1024),
+    value      bytea  NOT NULL,
+    -- Expiry, ms since the epoch on the engine's clock: what reads and purge look at.
+    expires_at bigint NOT NULL
+);
+CREATE INDEX tessera_kv_expires_at ON tessera_kv (expires_at);
+",
+    ),
+    (
+        3,
+        r"
+-- The revocation log behind the revocation feed.
+CREATE TABLE tessera_revocations (
+    seq          bigserial PRIMARY KEY,
+    subject_kind text      NOT NULL CHECK (subject_kind IN ('user', 'session')),
+    subject_id   text      NOT NULL,
+    -- The revocation's time, ms since the epoch: what purge looks at.
+    at           bigint    NOT NULL
+);
+CREATE INDEX tessera_revocations_at ON tessera_revocations (at);
+",
+    ),
+];
 
 /// Brings the schema to [`SCHEMA_VERSION`].
 ///

@@ -43,7 +43,50 @@ const ATTEMPTS: usize = 5;
 /// A PostgreSQL server for tests.
 pub struct PostgresServer {
     url: String,
+    /// How to stop and start it again: `None` for a server named by [`URL_ENV`].
+    ctl: Option<Control>,
     _guard: Option<Watchdog>,
+}
+
+/// What [`PostgresServer::stop`] and [`PostgresServer::start_again`] need.
+struct Control {
+    bin: PathBuf,
+    as_root: bool,
+    dir: PathBuf,
+    data: PathBuf,
+    options: String,
+}
+
+impl Control {
+    fn pg(&self, tool: &str) -> Command {
+        let mut c = if self.as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(tool));
+            c
+        } else {
+            Command::new(self.bin.join(tool))
+        };
+        c.current_dir(&self.dir);
+        c
+    }
+
+    /// `pg_ctl start` with the server's options; whether it started.
+    async fn start(&self) -> std::process::Output {
+        let mut start = self.pg("pg_ctl");
+        start
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.dir.join("log"))
+            .args(["-w", "-t", "30", "-o"])
+            .arg(&self.options)
+            .arg("start")
+            .stdin(Stdio::null());
+        tokio::process::Command::from(start)
+            .output()
+            .await
+            .expect("run pg_ctl")
+    }
 }
 
 impl fmt::Debug for PostgresServer {
@@ -62,7 +105,11 @@ impl PostgresServer {
         SHARED
             .get_or_init(|| async {
                 match std::env::var(URL_ENV) {
-                    Ok(url) if !url.is_empty() => Self { url, _guard: None },
+                    Ok(url) if !url.is_empty() => Self {
+                        url,
+                        ctl: None,
+                        _guard: None,
+                    },
                     _ => Self::start().await,
                 }
             })
@@ -120,27 +167,22 @@ impl PostgresServer {
                 data.display()
             );
             let guard = Watchdog::spawn(&dir, &stop);
-            let mut start = pg("pg_ctl");
-            start
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(dir.join("log"))
-                .args(["-w", "-t", "30", "-o"])
-                .arg(format!(
+            let ctl = Control {
+                bin: bin.clone(),
+                as_root,
+                dir: dir.clone(),
+                data: data.clone(),
+                options: format!(
                     "-p {port} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=off \
                      -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
                     dir.display()
-                ))
-                .arg("start")
-                .stdin(Stdio::null());
-            let out = tokio::process::Command::from(start)
-                .output()
-                .await
-                .expect("run pg_ctl");
+                ),
+            };
+            let out = ctl.start().await;
             if out.status.success() {
                 return Self {
                     url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+                    ctl: Some(ctl),
                     _guard: Some(guard),
                 };
             }
@@ -156,6 +198,75 @@ impl PostgresServer {
     /// The server's URL (database `postgres`, user `postgres`, no password).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    fn ctl(&self) -> &Control {
+        self.ctl
+            .as_ref()
+            .expect("only a server these helpers started can be stopped or frozen")
+    }
+
+    /// The postmaster's process id and those of its children (the backends and workers).
+    fn pids(&self) -> Vec<String> {
+        let pidfile = std::fs::read_to_string(self.ctl().data.join("postmaster.pid"))
+            .expect("read postmaster.pid");
+        let postmaster = pidfile.lines().next().unwrap_or_default().trim().to_owned();
+        let children = Command::new("pgrep")
+            .args(["-P", &postmaster])
+            .output()
+            .expect("run pgrep");
+        let mut pids = vec![postmaster];
+        pids.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .split_whitespace()
+                .map(str::to_owned),
+        );
+        pids
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(sig)
+            .args(self.pids())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {sig} failed");
+    }
+
+    /// Freezes the server (`SIGSTOP` to the postmaster, then to its backends): connections
+    /// stay open, nothing answers ("hanging").
+    ///
+    /// # Panics
+    ///
+    /// On a server named by [`URL_ENV`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a server frozen by [`PostgresServer::pause`] (`SIGCONT`).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    /// Stops the server at once (`pg_ctl stop -m immediate`, "down"); its data stays, for
+    /// [`PostgresServer::start_again`].
+    pub async fn stop(&self) {
+        let mut stop = self.ctl().pg("pg_ctl");
+        stop.arg("-D")
+            .arg(&self.ctl().data)
+            .args(["-m", "immediate", "-w", "stop"]);
+        run(&mut stop).await;
+    }
+
+    /// Starts the server again on the same port, after [`PostgresServer::stop`].
+    pub async fn start_again(&self) {
+        let out = self.ctl().start().await;
+        assert!(
+            out.status.success(),
+            "PostgreSQL did not start again: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            std::fs::read_to_string(self.ctl().dir.join("log")).unwrap_or_default()
+        );
     }
 
     /// Creates a new empty schema and returns a URL whose `search_path` is that schema, so

@@ -811,7 +811,13 @@ impl KvStore for RedbStore {
         })
     }
 
-    async fn kv_put(&self, key: &[u8], value: &[u8], expires_at: Timestamp) -> StoreResult<()> {
+    async fn kv_put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expires_at: Timestamp,
+        _now: Timestamp,
+    ) -> StoreResult<()> {
         let key = key.to_vec();
         let until = expires_at.unix_millis();
         let mut entry = Vec::with_capacity(8 + value.len());

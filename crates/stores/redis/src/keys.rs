@@ -38,6 +38,41 @@ impl Keys {
         format!("{}u:{{{user}}}:r", self.prefix)
     }
 
+    /// `<prefix>k:{<hex of the key>}`: one entry of the key-value namespace, in its own slot.
+    /// The key is hex-encoded so that its bytes (braces included) never pick the slot.
+    pub(crate) fn kv(&self, key: &[u8]) -> String {
+        use std::fmt::Write as _;
+        let mut name = String::with_capacity(self.prefix.len() + 4 + 2 * key.len());
+        name.push_str(&self.prefix);
+        name.push_str("k:{");
+        for b in key {
+            let _ = write!(name, "{b:02x}");
+        }
+        name.push('}');
+        name
+    }
+
+    /// A `SCAN MATCH` pattern for every key-value entry.
+    pub(crate) fn kv_pattern(&self) -> String {
+        format!("{}k:{{*}}", glob_escape(&self.prefix))
+    }
+
+    /// `<prefix>rv:{revocations}:n`: the revocation log's last sequence number.
+    pub(crate) fn revocation_seq(&self) -> String {
+        format!("{}rv:{{revocations}}:n", self.prefix)
+    }
+
+    /// `<prefix>rv:{revocations}:l`: the revocation log, a sorted set scored by sequence
+    /// number, members `<seq>:<JSON>`.
+    pub(crate) fn revocation_log(&self) -> String {
+        format!("{}rv:{{revocations}}:l", self.prefix)
+    }
+
+    /// `<prefix>rv:{revocations}:t`: sequence numbers scored by revocation time, for purge.
+    pub(crate) fn revocation_times(&self) -> String {
+        format!("{}rv:{{revocations}}:t", self.prefix)
+    }
+
     /// What [`scripts::LOAD_STANDALONE`](crate::scripts::LOAD_STANDALONE) puts before a user
     /// id to name its revocation key.
     pub(crate) fn user_key_start(&self) -> String {

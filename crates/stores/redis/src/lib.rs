@@ -21,6 +21,10 @@
 //! | `<prefix>s:{<store key, hex>}` | hash | a record (`r` JSON, `v` version, `e` expiry, `c` created, `u` user) or a tombstone (`t` until) | the session's own |
 //! | `<prefix>u:{<user id>}:i` | sorted set | the user's store keys (hex), scored by expiry (ms) | the user's |
 //! | `<prefix>u:{<user id>}:r` | string | the user's revocation time (ms) | the user's |
+//! | `<prefix>k:{<key, hex>}` | hash | a key-value entry (`v` value, `e` expiry) | the entry's own |
+//! | `<prefix>rv:{revocations}:n` | string | the revocation log's last sequence number | `{revocations}` |
+//! | `<prefix>rv:{revocations}:l` | sorted set | the revocation log: `<seq>:<JSON>` scored by sequence number | `{revocations}` |
+//! | `<prefix>rv:{revocations}:t` | sorted set | sequence numbers scored by revocation time (ms) | `{revocations}` |
 //!
 //! The prefix defaults to `tessera:`. The braces are Redis Cluster *hash tags*: only the part
 //! between them picks the slot. A user's two keys share the tag `{<user id>}`, so they live on
@@ -128,7 +132,9 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, FromRedisValue, RedisError, RedisResult, ScriptInvocation, Value};
-use tessera_core::{SessionRecord, SessionStore, StoreKey, Timestamp};
+use tessera_core::{
+    KvStore, Revocation, RevocationLog, SessionRecord, SessionStore, StoreKey, Timestamp,
+};
 
 use config::Target;
 pub use config::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisConfig, redact_url};
@@ -551,6 +557,14 @@ impl SessionStore for RedisStore {
         "redis"
     }
 
+    fn as_kv(&self) -> Option<&dyn KvStore> {
+        Some(self)
+    }
+
+    fn as_revocation_log(&self) -> Option<&dyn RevocationLog> {
+        Some(self)
+    }
+
     async fn create(&self, key: &StoreKey, record: &SessionRecord) -> StoreResult<()> {
         let json = encode(record)?;
         let hex = key.to_hex();
@@ -809,5 +823,133 @@ impl SessionStore for RedisStore {
             }
         }
         Ok(purged)
+    }
+}
+
+#[async_trait]
+impl KvStore for RedisStore {
+    async fn kv_get(&self, key: &[u8], now: Timestamp) -> StoreResult<Option<Vec<u8>>> {
+        let (value, expires): (Option<Vec<u8>>, Option<i64>) = self
+            .query(redis::cmd("HMGET").arg(self.keys.kv(key)).arg("v").arg("e"))
+            .await?;
+        // Never trust the TTL: the engine's clock decides.
+        Ok(match (value, expires) {
+            (Some(v), Some(e)) if now.unix_millis() < e => Some(v),
+            _ => None,
+        })
+    }
+
+    async fn kv_put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.invoke::<i64>(
+            scripts::KV_PUT
+                .key(self.keys.kv(key))
+                .arg(value)
+                .arg(expires_at.unix_millis())
+                .arg(ttl_ms(expires_at, now)),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn kv_delete(&self, key: &[u8]) -> StoreResult<()> {
+        self.query::<()>(redis::cmd("DEL").arg(self.keys.kv(key)))
+            .await
+    }
+
+    async fn kv_purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
+        let pattern = self.keys.kv_pattern();
+        let now_ms = now.unix_millis();
+        let mut purged = 0;
+        for node in self.scan_targets().await? {
+            let mut cursor = 0;
+            loop {
+                let (next, names) = self.scan_step(&node, cursor, &pattern).await?;
+                let gone = try_join_all(names.iter().map(|n| async move {
+                    self.invoke::<i64>(scripts::KV_PURGE_ONE.key(n.as_str()).arg(now_ms))
+                        .await
+                }))
+                .await?;
+                purged += gone.iter().filter(|&&g| g == 1).count() as u64;
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(purged)
+    }
+}
+
+#[async_trait]
+impl RevocationLog for RedisStore {
+    async fn log_revocation(&self, r: &Revocation) -> StoreResult<u64> {
+        let json =
+            serde_json::to_string(r).map_err(|e| tessera_core::Error::Encode(Box::new(e)))?;
+        self.invoke(
+            scripts::LOG_REVOCATION
+                .key(self.keys.revocation_seq())
+                .key(self.keys.revocation_log())
+                .key(self.keys.revocation_times())
+                .arg(json)
+                .arg(r.at.unix_millis()),
+        )
+        .await
+    }
+
+    async fn revocations_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, Revocation)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        if limit == 0 {
+            return Ok(vec![]);
+        }
+        let members: Vec<Vec<u8>> = self
+            .query(
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.keys.revocation_log())
+                    .arg(format!("({after}"))
+                    .arg("+inf")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit),
+            )
+            .await?;
+        members
+            .iter()
+            .map(|m| {
+                let bad = || {
+                    tessera_core::Error::Decode("a revocation log entry is not <seq>:<JSON>".into())
+                };
+                let colon = m.iter().position(|&b| b == b':').ok_or_else(bad)?;
+                let (seq, json) = m.split_at(colon);
+                let seq = std::str::from_utf8(seq)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or_else(bad)?;
+                let r: Revocation = serde_json::from_slice(json.get(1..).unwrap_or_default())
+                    .map_err(|e| tessera_core::Error::Decode(Box::new(e)))?;
+                Ok((seq, r))
+            })
+            .collect()
+    }
+
+    async fn purge_revocations(&self, before: Timestamp) -> StoreResult<u64> {
+        let n: i64 = self
+            .invoke(
+                scripts::PURGE_REVOCATIONS
+                    .key(self.keys.revocation_log())
+                    .key(self.keys.revocation_times())
+                    .arg(before.unix_millis()),
+            )
+            .await?;
+        Ok(n.unsigned_abs())
     }
 }

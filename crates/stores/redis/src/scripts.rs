@@ -174,8 +174,71 @@ return {h[1], redis.call('GET', ARGV[1] .. h[2] .. '}:r')}
     )
 });
 
+/// Stores a key-value entry (a hash: `v` the value, `e` its expiry in ms on the engine's
+/// clock) with a relative TTL.
+///
+/// KEYS: entry. ARGV: value, expiry, TTL ms.
+pub(crate) static KV_PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'e', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+",
+    )
+});
+
+/// Deletes a key-value entry if it is due at `now`.
+///
+/// KEYS: entry. ARGV: now. Returns 1 if it went, else 0.
+pub(crate) static KV_PURGE_ONE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local e = redis.call('HGET', KEYS[1], 'e')
+if e and tonumber(e) <= tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+",
+    )
+});
+
+/// Appends a revocation: the next sequence number, the entry in the log (scored by sequence
+/// number, the member `<seq>:<JSON>`), and the sequence number in the time index (scored by
+/// the revocation's time, for purge).
+///
+/// KEYS: sequence, log, time index (one slot: all tagged `{revocations}`).
+/// ARGV: the revocation as JSON, its time (ms). Returns the sequence number.
+pub(crate) static LOG_REVOCATION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], n, string.format('%d', n) .. ':' .. ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[2], string.format('%d', n))
+return n
+",
+    )
+});
+
+/// Removes the revocations whose time is before `before`.
+///
+/// KEYS: log, time index. ARGV: before (ms). Returns how many went.
+pub(crate) static PURGE_REVOCATIONS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local seqs = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
+for _, n in ipairs(seqs) do
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], n, n)
+  redis.call('ZREM', KEYS[2], n)
+end
+return #seqs
+",
+    )
+});
+
 /// Every script, to load them all at connection time.
-pub(crate) fn all() -> [&'static Script; 7] {
+pub(crate) fn all() -> [&'static Script; 11] {
     [
         &CREATE,
         &SAVE,
@@ -184,5 +247,9 @@ pub(crate) fn all() -> [&'static Script; 7] {
         &TOUCH_USER,
         &REVOKE,
         &LOAD_STANDALONE,
+        &KV_PUT,
+        &KV_PURGE_ONE,
+        &LOG_REVOCATION,
+        &PURGE_REVOCATIONS,
     ]
 }

@@ -39,7 +39,11 @@ const ATTEMPTS: usize = 5;
 /// A `redis-server` on a free loopback port, without persistence.
 pub struct RedisServer {
     port: u16,
+    pid: AtomicU32,
+    dir: PathBuf,
     _guard: Watchdog,
+    /// Watchdogs of the processes started again by [`RedisServer::restart`].
+    restarted: std::sync::Mutex<Vec<Watchdog>>,
 }
 
 impl fmt::Debug for RedisServer {
@@ -102,12 +106,16 @@ impl RedisServer {
             }
             cmd.args(base_args(&dir));
             let child = spawn_server(cmd, &dir);
-            let guard = Watchdog::spawn(&[child.id()], &dir, &[]);
+            let pid = child.id();
+            let guard = Watchdog::spawn(&[pid], &dir, &[]);
             match wait_until_up(child, port, &dir, tls).await {
                 Ok(()) => {
                     let server = Self {
                         port,
+                        pid: AtomicU32::new(pid),
+                        dir,
                         _guard: guard,
+                        restarted: std::sync::Mutex::new(vec![]),
                     };
                     return (server, ca);
                 }
@@ -115,6 +123,65 @@ impl RedisServer {
             }
         }
         panic!("redis-server did not start after {ATTEMPTS} attempts: {last}");
+    }
+
+    /// The process id of the running `redis-server`.
+    pub fn pid(&self) -> u32 {
+        self.pid.load(Ordering::SeqCst)
+    }
+
+    /// Freezes the server (`SIGSTOP`): connections stay open, nothing answers ("hanging").
+    pub fn pause(&self) {
+        signal(self.pid(), "-STOP");
+    }
+
+    /// Thaws a server frozen by [`RedisServer::pause`] (`SIGCONT`).
+    pub fn resume(&self) {
+        signal(self.pid(), "-CONT");
+    }
+
+    /// Kills the server (`SIGKILL`, "down"): connections are refused until
+    /// [`RedisServer::restart`]. With no persistence, everything it held is gone.
+    pub fn kill(&self) {
+        signal(self.pid(), "-KILL");
+    }
+
+    /// Starts a new, empty `redis-server` on the same port, after [`RedisServer::kill`].
+    ///
+    /// # Panics
+    ///
+    /// If it does not start (for instance, another process took the port meanwhile), or on
+    /// a TLS server (not supported).
+    pub async fn restart(&self) {
+        let bin = find_binary("redis-server");
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        loop {
+            let mut cmd = Command::new(&bin);
+            cmd.args(["--port", &self.port.to_string()])
+                .args(base_args(&self.dir));
+            let child = spawn_server(cmd, &self.dir);
+            let pid = child.id();
+            // Kept until the end even if this attempt fails: dropping a watchdog removes
+            // the directory, which the server still uses.
+            self.restarted
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(Watchdog::spawn(&[pid], &self.dir, &[]));
+            match wait_until_up(child, self.port, &self.dir, false).await {
+                Ok(()) => {
+                    self.pid.store(pid, Ordering::SeqCst);
+                    return;
+                }
+                Err(why) => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "redis-server did not start again: {why}"
+                    );
+                    // The killed server's socket may linger a moment.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
     }
 
     /// `rediss://127.0.0.1:<port>`, for a server from [`RedisServer::start_tls`].
@@ -320,6 +387,16 @@ async fn make_certificates(dir: &Path) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::read(dir.join("ca.crt")).expect("read ca.crt")
+}
+
+/// Sends `sig` (as `kill` spells it) to `pid`, a server these helpers started.
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .arg(sig)
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {sig} {pid} failed");
 }
 
 /// Settings common to every test server: loopback only, no persistence, logs in `dir`.

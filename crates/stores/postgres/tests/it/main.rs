@@ -17,3 +17,5 @@ pub(crate) async fn store() -> PostgresStore {
 }
 
 tessera_core::conformance_tests!(async { std::sync::Arc::new(store().await) });
+tessera_core::kv_conformance_tests!(async { std::sync::Arc::new(store().await) });
+tessera_core::revocation_conformance_tests!(async { std::sync::Arc::new(store().await) });

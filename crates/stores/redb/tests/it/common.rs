@@ -76,8 +76,14 @@ impl tessera_core::KvStore for TempStore {
     async fn kv_get(&self, key: &[u8], now: Timestamp) -> Result<Option<Vec<u8>>> {
         self.store.kv_get(key, now).await
     }
-    async fn kv_put(&self, key: &[u8], value: &[u8], expires_at: Timestamp) -> Result<()> {
-        self.store.kv_put(key, value, expires_at).await
+    async fn kv_put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.store.kv_put(key, value, expires_at, now).await
     }
     async fn kv_delete(&self, key: &[u8]) -> Result<()> {
         self.store.kv_delete(key).await

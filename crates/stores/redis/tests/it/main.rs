@@ -36,9 +36,17 @@ pub(crate) async fn raw() -> redis::aio::MultiplexedConnection {
 /// The conformance suite on one `redis-server`.
 mod standalone {
     tessera_core::conformance_tests!(async { std::sync::Arc::new(crate::standalone().await) });
+    tessera_core::kv_conformance_tests!(async { std::sync::Arc::new(crate::standalone().await) });
+    tessera_core::revocation_conformance_tests!(async {
+        std::sync::Arc::new(crate::standalone().await)
+    });
 }
 
 /// The conformance suite on a three-master Redis Cluster.
 mod cluster {
     tessera_core::conformance_tests!(async { std::sync::Arc::new(crate::cluster().await) });
+    tessera_core::kv_conformance_tests!(async { std::sync::Arc::new(crate::cluster().await) });
+    tessera_core::revocation_conformance_tests!(async {
+        std::sync::Arc::new(crate::cluster().await)
+    });
 }
