@@ -205,7 +205,21 @@ async fn check(
         .fetched
         .is_none_or(|t| t.elapsed() >= s.verify_refresh())
     {
-        refresh(s, &mut cache).await?;
+        // With a copy already loaded, a store outage keeps the verifier working on that copy
+        // (DESIGN §9); it tries again after the refresh interval, not on every request, so
+        // an outage costs one bounded wait per interval. Without any copy yet, it fails
+        // closed.
+        let had_copy = cache.fetched.is_some();
+        match refresh(s, &mut cache).await {
+            Ok(()) => {}
+            Err(code) if had_copy => {
+                tracing::warn!(
+                    code,
+                    "verifying against the last copy of the revocation log"
+                );
+            }
+            Err(code) => return Err(code),
+        }
         cache.fetched = Some(std::time::Instant::now());
     }
     let verified = t
@@ -241,7 +255,6 @@ async fn refresh(
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(code = e.code(), "cannot read the revocation log");
-                // Fail closed: a token that might be revoked is not accepted.
                 return Err("revocations_unavailable");
             }
         };

@@ -52,6 +52,34 @@ async fn get_status(s: &Service, path: &str) -> StatusCode {
 
 /// With the store out: every endpoint that needs it answers a 503 problem within [`BOUND`];
 /// liveness and metrics keep answering; readiness says the store is out.
+/// The edge path keeps working while the store is out: the JWKS answers, and `/v1/verify`
+/// accepts a valid token from its last copy of the revocation log, in bounded time.
+async fn assert_edge_works(s: &Service, token: &str, what: &str) {
+    let start = std::time::Instant::now();
+    let r = s
+        .client
+        .get(format!("{}/.well-known/jwks.json", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{what}: JWKS");
+    let r = s
+        .client
+        .get(format!("{}/v1/verify", s.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{what}: verify");
+    assert_eq!(r.headers()["x-tessera-subject"], "edge-client", "{what}");
+    assert_eq!(r.headers()["x-tessera-token-status"], "ok", "{what}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(3),
+        "{what}: {:?}",
+        start.elapsed()
+    );
+}
+
 async fn assert_unavailable(s: &Service, cookie: &str, what: &str) {
     for (path, body) in [
         ("/v1/session/resolve", json!({"cookie": cookie})),
@@ -131,10 +159,15 @@ async fn redis_hanging_then_down_gives_bounded_503s_and_the_service_recovers() {
         kask(&s, reqwest::Method::POST, "k", Some("v1")).await.0,
         StatusCode::CREATED
     );
+    // A token for an edge client, verified once (the verifier loads the revocation log).
+    let v = s.ok("/v1/tokens", json!({"sub": "edge-client"})).await;
+    let token = v["token"].as_str().unwrap().to_owned();
+    assert_edge_works(&s, &token, "before").await;
 
     // Hanging: the process is frozen, its connections open.
     redis.pause();
     assert_unavailable(&s, &cookie, "hanging").await;
+    assert_edge_works(&s, &token, "hanging").await;
     redis.resume();
     wait_ready(&s, "after SIGCONT").await;
     // Nothing was lost, and nothing half-written shows.
@@ -153,6 +186,7 @@ async fn redis_hanging_then_down_gives_bounded_503s_and_the_service_recovers() {
     // Down: killed; connections are refused.
     redis.kill();
     assert_unavailable(&s, &cookie, "down").await;
+    assert_edge_works(&s, &token, "down").await;
     // Back, empty (no persistence): the old session is cleanly gone, new ones work.
     redis.restart().await;
     wait_ready(&s, "after restart").await;
