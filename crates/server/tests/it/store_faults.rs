@@ -74,7 +74,7 @@ async fn assert_edge_works(s: &Service, token: &str, what: &str) {
     assert_eq!(r.headers()["x-tessera-subject"], "edge-client", "{what}");
     assert_eq!(r.headers()["x-tessera-token-status"], "ok", "{what}");
     assert!(
-        start.elapsed() < std::time::Duration::from_secs(3),
+        start.elapsed() < Duration::from_secs(3),
         "{what}: {:?}",
         start.elapsed()
     );
