@@ -80,8 +80,17 @@ impl Client {
     }
 
     /// First `set_cookie` entry of a Tessera answer, as `name=value`.
+    /// Every cookie the answer sets (the session cookie, and the token cookie when tokens are
+    /// on), as one `Cookie` header, so `resolve` is measured as a browser would send it.
     fn tessera_cookie(answer: &Value) -> Option<String> {
-        answer["set_cookie"].as_array()?.first()?.as_str().map(pair)
+        let pairs: Vec<String> = answer["set_cookie"]
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_str)
+            .map(pair)
+            .filter(|p| p.split_once('=').is_some_and(|(_, v)| !v.is_empty()))
+            .collect();
+        (!pairs.is_empty()).then(|| pairs.join("; "))
     }
 
     async fn tessera_session(&self, i: usize) -> Result<String> {
