@@ -317,6 +317,26 @@ impl fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
+    /// Runs a purge statement (`$1` = now in ms, `$2` = batch size) until a batch comes back
+    /// short, so no single statement holds many row locks.
+    async fn purge_in_batches(&self, sql: &'static str, now: Timestamp) -> StoreResult<u64> {
+        let mut purged = 0;
+        loop {
+            let n = self
+                .with_client(|c| async move {
+                    let st = c.prepare_cached(sql).await.map_err(pg_error)?;
+                    c.execute(&st, &[&now.unix_millis(), &PURGE_BATCH])
+                        .await
+                        .map_err(pg_error)
+                })
+                .await?;
+            purged += n;
+            if n < PURGE_BATCH.unsigned_abs() {
+                return Ok(purged);
+            }
+        }
+    }
+
     /// Connects with the defaults and brings the schema up to date.
     ///
     /// # Errors
@@ -569,21 +589,7 @@ impl KvStore for PostgresStore {
     }
 
     async fn kv_purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
-        let mut purged = 0;
-        loop {
-            let n = self
-                .with_client(|c| async move {
-                    let st = c.prepare_cached(KV_PURGE).await.map_err(pg_error)?;
-                    c.execute(&st, &[&now.unix_millis(), &PURGE_BATCH])
-                        .await
-                        .map_err(pg_error)
-                })
-                .await?;
-            purged += n;
-            if n < PURGE_BATCH.unsigned_abs() {
-                return Ok(purged);
-            }
-        }
+        self.purge_in_batches(KV_PURGE, now).await
     }
 }
 
@@ -834,21 +840,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
-        let mut purged = 0;
-        loop {
-            let n = self
-                .with_client(|c| async move {
-                    let st = c.prepare_cached(PURGE).await.map_err(pg_error)?;
-                    c.execute(&st, &[&now.unix_millis(), &PURGE_BATCH])
-                        .await
-                        .map_err(pg_error)
-                })
-                .await?;
-            purged += n;
-            if n < PURGE_BATCH.unsigned_abs() {
-                return Ok(purged);
-            }
-        }
+        self.purge_in_batches(PURGE, now).await
     }
 }
 
