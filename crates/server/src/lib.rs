@@ -35,6 +35,7 @@ pub mod revocations;
 pub mod startup;
 mod state;
 pub mod tokens;
+pub mod verifier;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -235,6 +235,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         tokens,
         verify_required: config.verify_required,
         verify_refresh: config.verify_refresh,
+        verify_claims: config.verify.claims.clone(),
     };
     let state =
         AppState::new(stores, settings, csrf, api_keys, clock).map_err(StartupError::Engine)?;
@@ -285,6 +286,7 @@ fn token_settings(
     }
     settings.lifetime = t.exp;
     settings.soft_lifetime = t.sxp;
+    settings.cache = Arc::new(tessera_token::VerifiedCache::new(config.verify.cache));
     Ok(settings)
 }
 
