@@ -22,6 +22,16 @@ pub const DEFAULT_TOKEN_SOFT_LIFETIME: Duration = Duration::from_secs(3600);
 /// lookup instead of a signature check.
 pub const DEFAULT_TOKEN_CACHE: usize = 65_536;
 
+/// The token cookie's name beside `session_cookie`: [`DEFAULT_TOKEN_COOKIE`], or for a
+/// development cookie (not `Secure`, so no `__Host-` prefix) its name plus `-token`.
+pub fn default_cookie_name(session_cookie: &CookieConfig) -> String {
+    if session_cookie.secure() {
+        DEFAULT_TOKEN_COOKIE.to_owned()
+    } else {
+        format!("{}-token", session_cookie.name())
+    }
+}
+
 /// How a session's user becomes the token's `sub`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -77,11 +87,7 @@ impl TokenSettings {
         keyring: Arc<RwLock<Keyring>>,
         session_cookie: &CookieConfig,
     ) -> crate::Result<Self> {
-        let name = if session_cookie.secure() {
-            DEFAULT_TOKEN_COOKIE.to_owned()
-        } else {
-            format!("{}-token", session_cookie.name())
-        };
+        let name = default_cookie_name(session_cookie);
         let cookie = session_cookie
             .with_name(name)
             .map_err(|e| crate::Error::Config(format!("token cookie: {e}")))?;

@@ -743,7 +743,10 @@ fn jwks_location(field: &str, s: &str) -> Result<crate::verifier::JwksLocation, 
         return Ok(JwksLocation::Url(s.to_owned()));
     }
     if s.contains("://") {
-        return Err(invalid(field, "use an http:// or https:// URL, or a file path"));
+        return Err(invalid(
+            field,
+            "use an http:// or https:// URL, or a file path",
+        ));
     }
     if s.is_empty() {
         return Err(invalid(field, "must not be empty"));
@@ -755,15 +758,14 @@ fn verify_config(
     f: FileVerify,
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<VerifyConfig, ConfigError> {
-    let dur = |field: &str, v: Option<String>, env_name: &str, default: Duration| match env(
-        env_name,
-    )
-    .map(|v| (env_name.to_owned(), v))
-    .or(v.map(|v| (field.to_owned(), v)))
-    {
-        Some((name, v)) => parse_duration(&v).map_err(|m| invalid(&name, m)),
-        None => Ok(default),
-    };
+    let dur =
+        |field: &str, v: Option<String>, env_name: &str, default: Duration| match env(env_name)
+            .map(|v| (env_name.to_owned(), v))
+            .or(v.map(|v| (field.to_owned(), v)))
+        {
+            Some((name, v)) => parse_duration(&v).map_err(|m| invalid(&name, m)),
+            None => Ok(default),
+        };
     let d = VerifyConfig::default();
     let claims = f.claims.unwrap_or_default();
     crate::verifier::claim_names(&claims).map_err(|m| invalid("verify.claims", m))?;
@@ -819,10 +821,7 @@ fn verify_config(
         d.unknown_kid_cooldown,
     )?;
     if unknown_kid_cooldown > Duration::from_secs(3600) {
-        return Err(invalid(
-            "verify.unknown_kid_cooldown",
-            "must be at most 1h",
-        ));
+        return Err(invalid("verify.unknown_kid_cooldown", "must be at most 1h"));
     }
     Ok(VerifyConfig {
         claims,

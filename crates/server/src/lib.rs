@@ -25,6 +25,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod edge;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http_metrics;

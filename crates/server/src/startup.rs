@@ -96,6 +96,9 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    /// A verifier-only deployment cannot start (`tessera verifier`).
+    #[error("verifier: {0}")]
+    Verifier(String),
 }
 
 /// A service ready to serve: its state, the stores to purge, and what to tell the operator.
@@ -251,6 +254,12 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
     })
 }
 
+/// What a token must be (issuer, lifetime, type, algorithms), the same for the service that
+/// signs and for a verifier-only deployment that checks.
+pub(crate) fn token_codec(config: &Config) -> tessera_token::Config {
+    tessera_token::Config::new(config.tokens.issuer.clone()).with_max_lifetime(config.tokens.exp)
+}
+
 /// The keyring in `data_dir/keys` (generated on a first run) and the token settings.
 fn token_settings(
     config: &Config,
@@ -276,9 +285,12 @@ fn token_settings(
         "{verb} the token signing keys in {}",
         dir.display()
     ));
-    let codec = tessera_token::Config::new(t.issuer.clone()).with_max_lifetime(t.exp);
-    let mut settings = TokenSettings::new(codec, Arc::new(RwLock::new(ring)), &config.cookie)
-        .map_err(StartupError::Engine)?;
+    let mut settings = TokenSettings::new(
+        token_codec(config),
+        Arc::new(RwLock::new(ring)),
+        &config.cookie,
+    )
+    .map_err(StartupError::Engine)?;
     if let Some(name) = &t.cookie_name {
         settings.cookie = config.cookie.with_name(name.clone()).map_err(|e| {
             StartupError::Engine(tessera::Error::Config(format!("tokens.cookie_name: {e}")))
@@ -314,6 +326,12 @@ pub async fn serve(
         .collect();
     if let Some((ring, dir)) = keys {
         purgers.push(spawn_rotation(ring, dir, state.clone()));
+    }
+    if let Some(v) = state.verifier() {
+        let s = state.clone();
+        purgers.extend(spawn_revocation_refresh(v.clone(), move || {
+            s.clock().now().unix_secs()
+        }));
     }
     let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
@@ -383,6 +401,29 @@ pub(crate) fn rotate_keys(
         ring.save(dir)?;
     }
     Ok(rotation)
+}
+
+/// Keeps the verifier's copy of the revocations fresh in the background, so no request
+/// waits for the log or the feed. Nothing to do when the interval is zero (every request
+/// reads the new entries itself).
+pub(crate) fn spawn_revocation_refresh(
+    verifier: Arc<crate::verifier::Verifier>,
+    now: impl Fn() -> i64 + Send + 'static,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let every = verifier.refresh_interval();
+    if every.is_zero() {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = verifier.refresh_revocations(now()).await {
+                tracing::warn!(error = %e, "cannot read new revocations; verifying against the last copy");
+            }
+        }
+    }))
 }
 
 fn spawn_purge(

@@ -74,7 +74,7 @@ struct Inner {
     revocation_keep: std::time::Duration,
     verify_required: bool,
     /// The edge verifier over the engine's keyring and store (none without tokens).
-    verifier: Option<Verifier>,
+    verifier: Option<Arc<Verifier>>,
 }
 
 impl fmt::Debug for Inner {
@@ -152,7 +152,11 @@ impl AppState {
                 )
             })
             .transpose()
-            .map_err(|e| tessera::Error::Config(format!("verify: {e}")))?;
+            .map_err(|e| tessera::Error::Config(format!("verify: {e}")))?
+            .map(Arc::new);
+        if let Some(t) = engine.tokens() {
+            registry.register_collector(Box::new(crate::verifier::CacheMetrics(t.cache.clone())));
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
@@ -204,7 +208,7 @@ impl AppState {
     }
 
     /// The edge verifier, when tokens are on.
-    pub fn verifier(&self) -> Option<&Verifier> {
+    pub fn verifier(&self) -> Option<&Arc<Verifier>> {
         self.inner.verifier.as_ref()
     }
 

@@ -412,6 +412,10 @@ impl Verifier {
         &self.cache
     }
 
+    pub(crate) fn cache_arc(&self) -> Arc<VerifiedCache> {
+        self.cache.clone()
+    }
+
     /// Whether keys are loaded and, if revocations are checked, a copy of them exists: the
     /// verifier's readiness.
     pub fn ready(&self) -> bool {
@@ -485,8 +489,7 @@ impl Verifier {
         let token = self.token(headers)?;
         self.bring_up_to_date(now).await?;
         let mut verified = self.verify(token, now);
-        if let (Err(TokenError::UnknownKeyId), KeySource::Remote(remote)) =
-            (&verified, &self.keys)
+        if let (Err(TokenError::UnknownKeyId), KeySource::Remote(remote)) = (&verified, &self.keys)
             && remote.refetch_for_unknown_kid().await
         {
             verified = self.verify(token, now);
@@ -560,15 +563,7 @@ impl Verifier {
         };
         match self.pull(&mut cursor).await {
             Ok(entries) => {
-                let mut copy = self.copy.write().unwrap_or_else(PoisonError::into_inner);
-                for (kind, id, at) in entries {
-                    match kind {
-                        Revoked::User => copy.list.revoke_user_before(id, at),
-                        Revoked::Session => copy.list.revoke_session_at(id, at),
-                    }
-                }
-                copy.list.retain_since(now.saturating_sub(self.keep));
-                copy.fetched = Some(Instant::now());
+                self.apply(entries, now);
                 Ok(())
             }
             Err(e) if had_copy => {
@@ -583,6 +578,48 @@ impl Verifier {
                 tracing::warn!(error = %e, "no copy of the revocations yet; refusing tokens");
                 Err("revocations_unavailable")
             }
+        }
+    }
+
+    /// Reads the new revocations now. The service runs this every `refresh` in the
+    /// background, so requests find the copy fresh and never wait; they fall back to
+    /// reading it themselves only when it is older than that.
+    ///
+    /// # Errors
+    ///
+    /// Why the log or the feed could not be read (the copy stays as it was).
+    pub async fn refresh_revocations(&self, now: i64) -> Result<(), FetchError> {
+        if matches!(self.source, RevocationSource::None) {
+            return Ok(());
+        }
+        let mut cursor = self.cursor.lock().await;
+        let entries = self.pull(&mut cursor).await?;
+        self.apply(entries, now);
+        Ok(())
+    }
+
+    fn apply(&self, entries: Vec<(Revoked, String, i64)>, now: i64) {
+        let mut copy = self.copy.write().unwrap_or_else(PoisonError::into_inner);
+        for (kind, id, at) in entries {
+            match kind {
+                Revoked::User => copy.list.revoke_user_before(id, at),
+                Revoked::Session => copy.list.revoke_session_at(id, at),
+            }
+        }
+        copy.list.retain_since(now.saturating_sub(self.keep));
+        copy.fetched = Some(Instant::now());
+    }
+
+    /// How long a copy of the revocations is used before new entries are read.
+    pub fn refresh_interval(&self) -> Duration {
+        self.refresh
+    }
+
+    /// The keys, when they come from a JWK Set.
+    pub fn remote_keys(&self) -> Option<&Arc<RemoteKeys>> {
+        match &self.keys {
+            KeySource::Remote(r) => Some(r),
+            KeySource::Local(_) => None,
         }
     }
 
@@ -713,6 +750,47 @@ pub fn claim_names(names: &[String]) -> Result<Vec<String>, String> {
     Ok(names.to_vec())
 }
 
+/// `tessera_token_cache_hits_total`, `…_misses_total` and `tessera_token_cache_entries`,
+/// read from the cache at every scrape.
+#[derive(Debug)]
+pub(crate) struct CacheMetrics(pub(crate) Arc<VerifiedCache>);
+
+impl prometheus_client::collector::Collector for CacheMetrics {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric as _;
+        use prometheus_client::metrics::TypedMetric as _;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let s = self.0.stats();
+        for (name, help, value) in [
+            (
+                "tessera_token_cache_hits",
+                "Token checks answered by the verified-token cache (no signature check)",
+                s.hits,
+            ),
+            (
+                "tessera_token_cache_misses",
+                "Token checks that were not in the verified-token cache",
+                s.misses,
+            ),
+        ] {
+            let c = ConstCounter::new(value);
+            c.encode(encoder.encode_descriptor(name, help, None, ConstCounter::<u64>::TYPE)?)?;
+        }
+        let g = ConstGauge::new(i64::try_from(s.entries).unwrap_or(i64::MAX));
+        g.encode(encoder.encode_descriptor(
+            "tessera_token_cache_entries",
+            "Tokens held by the verified-token cache",
+            None,
+            ConstGauge::<i64>::TYPE,
+        )?)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,9 +811,15 @@ mod tests {
 
     #[test]
     fn claim_values_become_header_values_or_nothing() {
-        assert_eq!(header_value(&Value::from("authed-user")).unwrap(), "authed-user");
+        assert_eq!(
+            header_value(&Value::from("authed-user")).unwrap(),
+            "authed-user"
+        );
         assert_eq!(header_value(&Value::from(3)).unwrap(), "3");
-        assert_eq!(header_value(&serde_json::json!(["a", "b"])).unwrap(), r#"["a","b"]"#);
+        assert_eq!(
+            header_value(&serde_json::json!(["a", "b"])).unwrap(),
+            r#"["a","b"]"#
+        );
         assert!(header_value(&Value::Null).is_none());
         assert!(header_value(&Value::from("a\nb")).is_none());
     }

@@ -6,6 +6,7 @@ mod bad_input;
 mod binary;
 mod common;
 mod concurrency;
+mod edge;
 mod expiry;
 mod faults;
 mod kask;

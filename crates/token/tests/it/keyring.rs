@@ -483,12 +483,10 @@ pub(crate) fn counting() -> Counting {
 fn a_verify_only_keyring_from_a_published_jwks() {
     use tessera_token::NoRevocations;
     let mut signer = crate::common::ring();
-    let config = crate::common::config();
+    let config = config();
     // A pre-published next key is in the set too.
-    let t = crate::common::NOW + 28 * 86_400 + 3600;
-    let r = signer
-        .rotate_at(t, &mut tessera_token::OsKeySource::default())
-        .unwrap();
+    let t = NOW + 28 * 86_400 + 3600;
+    let r = signer.rotate_at(t, &mut OsKeySource::default()).unwrap();
     assert!(r.generated.is_some());
     let jwks = signer.jwks(&config);
     let (edge, skipped) = Keyring::from_jwks(jwks.as_bytes()).unwrap();
