@@ -1,6 +1,7 @@
 //! Real peers on loopback (issue 3 item 8): PyJWT and node's `jose` verify Tessera's tokens
 //! against the JWKS the service serves, PyJWT signs tokens with keys from Tessera's keyring
-//! that Tessera then accepts.
+//! that Tessera then accepts, and Debian's nginx puts `GET /v1/verify` in front of an
+//! upstream with `auth_request`, configured as the README says.
 //!
 //! Everything runs as real processes: the `tessera` binary (on `127.0.0.1:0`, real clock,
 //! keys in its data directory), the peers' interpreters with the scripts in
@@ -15,6 +16,7 @@
 
 mod algorithms;
 mod jose;
+mod nginx;
 mod pyjwt;
 
 use std::fmt;
@@ -205,12 +207,17 @@ pub(crate) async fn assert_peers_verify(token: &str, keys: &Value, alg: &str) ->
     claims.unwrap()
 }
 
+/// The claims of a compact JWS, unverified.
+pub(crate) fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a compact JWS");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).expect("JSON claims")
+}
+
 /// The token with its claims changed by `edit` and its signature kept: a forgery.
 pub(crate) fn with_claims(token: &str, edit: impl FnOnce(&mut Value)) -> String {
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3, "{token}");
-    let mut claims: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).expect("JSON claims");
+    let mut claims = claims_of(token);
     edit(&mut claims);
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
     format!("{}.{payload}.{}", parts[0], parts[2])
@@ -328,6 +335,18 @@ impl Service {
         let v: Value = r.json().await.unwrap();
         assert_eq!(status, reqwest::StatusCode::OK, "{path}: {v}");
         v
+    }
+
+    /// `DELETE path` with the API key: status and JSON body.
+    pub(crate) async fn delete(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
     /// Logs `user` in through the HTTP API: the token of its token cookie, and the `sid`.
