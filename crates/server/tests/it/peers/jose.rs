@@ -8,7 +8,8 @@ use super::{ISSUER, Peer, Service, run, verify_op, with_claims};
 
 #[tokio::test]
 async fn tessera_tokens_verify_in_jose_against_the_served_jwks() {
-    let s = Service::start("optional").await;
+    // With a `[tokens]` section of the test's own (the issuer is put into it).
+    let s = Service::start_with("[tokens]\nsxp = \"30m\"\n").await;
     let (login, sid) = s.login("alice").await;
     let minted = s.mint("bot:42", json!({"rlc": "bot"})).await;
     let jwks = s.jwks().await;
@@ -35,6 +36,11 @@ async fn tessera_tokens_verify_in_jose_against_the_served_jwks() {
         assert_eq!(v["claims"]["iss"], ISSUER, "{v}");
         assert_eq!(v["header"]["typ"], "session+jwt", "{v}");
     }
+    let c = &r[0]["claims"];
+    assert_eq!(
+        c["sxp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(),
+        1800
+    );
     for v in &r[2..4] {
         assert_eq!(v["ok"], true, "{v}");
         assert_eq!(v["claims"]["sub"], "bot:42", "{v}");

@@ -250,15 +250,17 @@ impl Service {
     }
 
     /// With `extra` appended to the configuration file (TOML sections, e.g. a `[tokens]`
-    /// algorithm once the service has one).
+    /// algorithm once the service has one). The issuer is always [`ISSUER`]: it is put into
+    /// `extra`'s `[tokens]` section, or into one of its own.
     pub(crate) async fn start_with(extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
         let config = dir.path().join("tessera.toml");
-        let tokens = if extra.contains("[tokens]") {
-            String::new()
+        let issuer = format!("[tokens]\nissuer = \"{ISSUER}\"\n");
+        let (tokens, extra) = if extra.contains("[tokens]\n") {
+            (String::new(), extra.replacen("[tokens]\n", &issuer, 1))
         } else {
-            format!("[tokens]\nissuer = \"{ISSUER}\"\n")
+            (issuer, extra.to_owned())
         };
         std::fs::write(
             &config,
