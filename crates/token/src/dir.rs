@@ -6,6 +6,9 @@
 //!                         "retired_at"?,"revoked_at"?,"jwk"}]}   public facts only
 //!   <kid>.pk8           DER PKCS#8 private key, mode 0600, for next and active keys only
 //! ```
+//!
+//! The key files load in OpenSSL and pyca/cryptography as they are (`openssl pkey -inform
+//! DER -in <kid>.pk8`): Ed25519 keys are written in the version 1 form of RFC 8410 §7.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read as _, Write as _};

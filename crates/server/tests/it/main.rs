@@ -11,6 +11,7 @@ mod expiry;
 mod faults;
 mod kask;
 mod operations;
+mod peers;
 mod persistence;
 mod revocations;
 mod store_faults;
