@@ -446,3 +446,26 @@ async fn the_tessera_verifier_command_serves_the_edge_check() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+#[test]
+fn the_readme_verifier_config_is_valid() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme
+        .find("# verifier.toml\n")
+        .expect("the README's verifier.toml");
+    let block = &readme[start..];
+    let block = &block[..block.find("```").unwrap()];
+    let c = Config::from_toml(block, |_| None).unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:7400");
+    assert_eq!(c.tokens.issuer, "https://auth.example.org");
+    assert_eq!(c.verify.claims, vec!["rlc".to_owned()]);
+    assert!(matches!(
+        c.verify.jwks,
+        Some(tessera_server::verifier::JwksLocation::Url(ref u)) if u.ends_with("/.well-known/jwks.json")
+    ));
+    assert_eq!(
+        c.verify.revocations,
+        Some(Some("https://auth.example.org/v1/revocations".to_owned()))
+    );
+}
