@@ -1138,7 +1138,7 @@ fn validate_edits(edits: &Edits) -> Result<()> {
     Ok(())
 }
 
-fn validate_claims(claims: &BTreeMap<String, Value>) -> Result<()> {
+pub(crate) fn validate_claims(claims: &BTreeMap<String, Value>) -> Result<()> {
     if let Some(k) = claims
         .keys()
         .find(|k| RESERVED_CLAIMS.contains(&k.as_str()))
