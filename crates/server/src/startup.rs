@@ -24,7 +24,7 @@ use tessera_store_memory::MemoryStore;
 use tessera_store_postgres::PostgresStore;
 use tessera_store_redb::RedbStore;
 use tessera_store_redis::RedisStore;
-use tessera_token::{Keyring, OsKeySource, RotationPolicy};
+use tessera_token::{Keyring, OsKeySource};
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
@@ -262,12 +262,11 @@ fn token_settings(
         path: dir.clone(),
         source,
     };
-    let policy = RotationPolicy::default().with_max_token_lifetime(t.exp);
     let (ring, created) = Keyring::load_or_generate_at(
         &dir,
-        policy,
+        t.rotation_policy(),
         clock.now().unix_secs(),
-        &mut OsKeySource::default(),
+        &mut t.key_source(),
     )
     .map_err(keys_err)?;
     let verb = if created { "generated" } else { "using" };
@@ -275,7 +274,10 @@ fn token_settings(
         "{verb} the token signing keys in {}",
         dir.display()
     ));
-    let codec = tessera_token::Config::new(t.issuer.clone()).with_max_lifetime(t.exp);
+    if let Some(p) = t.profile {
+        notes.push(format!("token profile {}", p.name()));
+    }
+    let codec = t.codec(ring.keys().map(|k| k.algorithm));
     let mut settings = TokenSettings::new(codec, Arc::new(RwLock::new(ring)), &config.cookie)
         .map_err(StartupError::Engine)?;
     if let Some(name) = &t.cookie_name {
@@ -283,6 +285,8 @@ fn token_settings(
             StartupError::Engine(tessera::Error::Config(format!("tokens.cookie_name: {e}")))
         })?;
     }
+    settings.subject = t.subject.clone();
+    settings.default_claims = t.default_claims.clone();
     settings.lifetime = t.exp;
     settings.soft_lifetime = t.sxp;
     Ok(settings)
@@ -503,6 +507,7 @@ fn read_key_lines(path: &Path) -> Result<Vec<Zeroizing<String>>, StartupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_token::RotationPolicy;
 
     #[test]
     fn scheduled_rotation_publishes_signs_and_saves() {
