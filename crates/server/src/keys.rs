@@ -242,7 +242,8 @@ impl KeyDir {
         );
         if options.promote {
             let promoted = ring.promote_next_at(now);
-            if promoted.promoted.is_none() {
+            // A due next key the schedule just promoted is the promotion asked for.
+            if promoted.promoted.is_none() && out.promoted.is_none() {
                 return Err(KeysError::NoNextKey);
             }
             merge(&mut out, promoted);

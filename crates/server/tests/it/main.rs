@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod binary;
+mod cli;
 mod common;
 mod concurrency;
 mod expiry;
