@@ -10,6 +10,7 @@ mod concurrency;
 mod expiry;
 mod faults;
 mod kask;
+mod mediawiki;
 mod operations;
 mod persistence;
 mod revocations;
