@@ -604,3 +604,21 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(e.path(), &dest).unwrap();
     }
 }
+
+/// The configuration block of the README is a valid configuration (so it cannot drift from
+/// the keys `tessera config check` knows).
+#[test]
+fn the_readme_configuration_block_is_valid() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = &readme[readme.find("## Configuration").unwrap()..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let block = &section[start..start + section[start..].find("```").unwrap()];
+    assert!(
+        block.contains("[tokens]") && block.contains("publish_ahead"),
+        "{block}"
+    );
+    let c = tessera_server::config::Config::from_toml(block, |_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.tokens, tessera_server::config::TokensConfig::default());
+}
