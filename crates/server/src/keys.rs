@@ -240,10 +240,11 @@ impl KeyDir {
             &mut out,
             ring.rotate_at(now, &mut keys).map_err(|e| self.err(e))?,
         );
-        if options.promote {
+        // A due next key the schedule just promoted is the promotion asked for: promoting
+        // yet another one would retire a key that has not signed anything.
+        if options.promote && out.promoted.is_none() {
             let promoted = ring.promote_next_at(now);
-            // A due next key the schedule just promoted is the promotion asked for.
-            if promoted.promoted.is_none() && out.promoted.is_none() {
+            if promoted.promoted.is_none() {
                 return Err(KeysError::NoNextKey);
             }
             merge(&mut out, promoted);
@@ -546,6 +547,35 @@ mod tests {
         assert_eq!(utc(951_825_599), "2000-02-29T11:59:59Z");
         assert_eq!(utc(-1), "1969-12-31T23:59:59Z");
         assert_eq!(utc(4_102_444_800), "2100-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn promote_after_the_schedule_promoted_promotes_nothing_more() {
+        use tessera_token::{KeyState, RotationPolicy, SigningKey};
+        let data = tempfile::tempdir().unwrap();
+        let toml = format!("data_dir = {:?}", data.path().display().to_string());
+        let dir = KeyDir::new(&Config::from_toml(&toml, |_| None).unwrap());
+        let t0 = 1_800_000_000;
+        let keys = [1u8, 2, 3].map(|b| SigningKey::ed25519_from_seed(&[b; 32]));
+        let kids = keys.each_ref().map(|k| k.kid().clone());
+        let [a, b, c] = keys;
+        Keyring::builder(RotationPolicy::default())
+            .key(a, KeyState::Active, t0 - 86_400)
+            .key(b, KeyState::Next, t0 - 10)
+            .key(c, KeyState::Next, t0 + 20 * 86_400)
+            .build()
+            .unwrap()
+            .save(dir.path())
+            .unwrap();
+        let options = RotateOptions {
+            force: false,
+            promote: true,
+        };
+        let (ring, r) = dir.rotate(t0, options).unwrap();
+        assert_eq!(r.promoted.as_ref(), Some(&kids[1]));
+        assert_eq!(ring.signing_key_at(t0).unwrap().kid(), &kids[1]);
+        let later = ring.keys().find(|k| k.kid == kids[2]).unwrap();
+        assert_eq!(later.state, KeyState::Next);
     }
 
     #[test]
