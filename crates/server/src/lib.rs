@@ -29,6 +29,7 @@ pub mod config;
 pub mod fuzzing;
 mod http_metrics;
 pub mod kask;
+pub mod keys;
 mod openapi;
 pub mod problem;
 pub mod revocations;

@@ -4,11 +4,13 @@
 
 mod bad_input;
 mod binary;
+mod cli;
 mod common;
 mod concurrency;
 mod expiry;
 mod faults;
 mod kask;
+mod mediawiki;
 mod operations;
 mod peers;
 mod persistence;
