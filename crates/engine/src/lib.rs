@@ -58,7 +58,7 @@ pub mod tower;
 pub use config::SessionConfig;
 pub use engine::{
     Edits, Engine, Login, MAX_CLAIMS_BYTES, MAX_EDITS, MAX_JSON_DEPTH, MAX_KEY_LEN, Outcome,
-    Session, Status, Stores,
+    RESERVED_CLAIMS, Session, Status, Stores,
 };
 pub use error::{Error, Result};
 pub use tessera_core;

@@ -90,6 +90,18 @@ async fn metrics(State(s): State<EdgeState>) -> Response {
         .into_response()
 }
 
+/// What a token must be at the edge: the service's `[tokens]` settings (issuer, lifetime,
+/// `typ`), accepting every algorithm whose keys the trusted JWK Set holds. The header `alg`
+/// must still be the algorithm of the key its `kid` names, and keys come only from that set,
+/// so this allows exactly what the service's own allow-list (its algorithm plus those of the
+/// keys it keeps) allows, without knowing its keyring.
+fn edge_codec(config: &Config) -> tessera_token::Config {
+    use tessera_token::Algorithm;
+    config
+        .tokens
+        .codec([Algorithm::Ed25519, Algorithm::Es256, Algorithm::Rs256])
+}
+
 /// The verifier for `config`'s `[verify] jwks` and `revocations`, with a first attempt at
 /// loading both (a failure is reported in the notes and retried while serving).
 ///
@@ -130,7 +142,7 @@ pub async fn prepare_edge(
         .unwrap_or_else(|| tessera::token::default_cookie_name(&config.cookie));
     let verifier = Verifier::new(
         VerifierSettings {
-            config: crate::startup::token_codec(config),
+            config: edge_codec(config),
             cookie_name,
             keys: KeySource::Remote(remote.clone()),
             revocations,

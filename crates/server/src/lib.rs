@@ -30,6 +30,7 @@ pub mod edge;
 pub mod fuzzing;
 mod http_metrics;
 pub mod kask;
+pub mod keys;
 mod openapi;
 pub mod problem;
 pub mod revocations;

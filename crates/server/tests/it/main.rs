@@ -4,12 +4,14 @@
 
 mod bad_input;
 mod binary;
+mod cli;
 mod common;
 mod concurrency;
 mod edge;
 mod expiry;
 mod faults;
 mod kask;
+mod mediawiki;
 mod operations;
 mod peers;
 mod persistence;
