@@ -178,7 +178,8 @@ pub struct Config {
 /// `[verify]` beyond `mode` and `refresh`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyConfig {
-    /// Custom claims passed upstream as `X-Tessera-Claim-<name>` (default none).
+    /// Custom claims passed upstream as `X-Tessera-Claim-<name>` (default none; `["rlc"]`
+    /// with the MediaWiki token profile).
     pub claims: Vec<String>,
     /// How many verified tokens are remembered (default 65536; 0 turns the cache off).
     pub cache: usize,
@@ -654,7 +655,14 @@ impl Config {
         if verify_refresh > Duration::from_secs(60) {
             return Err(invalid("verify.refresh", "must be at most 1m"));
         }
-        let verify = verify_config(f.verify, &env)?;
+        // The MediaWiki profile's edge rate-limits by `rlc` (Wikimedia's Lua reads it): pass
+        // it upstream unless `[verify] claims` says otherwise.
+        let default_claims = if tokens.profile == Some(TokenProfile::MediaWiki) {
+            vec!["rlc".to_owned()]
+        } else {
+            Vec::new()
+        };
+        let verify = verify_config(f.verify, &env, default_claims)?;
         Ok(Self {
             listen,
             data_dir,
@@ -699,6 +707,7 @@ fn jwks_location(field: &str, s: &str) -> Result<crate::verifier::JwksLocation, 
 fn verify_config(
     f: FileVerify,
     env: &impl Fn(&str) -> Option<String>,
+    default_claims: Vec<String>,
 ) -> Result<VerifyConfig, ConfigError> {
     let dur =
         |field: &str, v: Option<String>, env_name: &str, default: Duration| match env(env_name)
@@ -709,7 +718,7 @@ fn verify_config(
             None => Ok(default),
         };
     let d = VerifyConfig::default();
-    let claims = f.claims.unwrap_or_default();
+    let claims = f.claims.unwrap_or(default_claims);
     crate::verifier::claim_names(&claims).map_err(|m| invalid("verify.claims", m))?;
     let cache = f.cache.unwrap_or(d.cache);
     if cache > 10_000_000 {
