@@ -559,7 +559,14 @@ impl Engine {
                 .keyring
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            ring.verify_at(&t.config, token, secs, &tessera_token::NoRevocations)
+            // Revocation is the store's job here: a revoked session does not load.
+            ring.verify_cached_at(
+                &t.config,
+                token,
+                secs,
+                &tessera_token::NoRevocations,
+                &t.cache,
+            )
         };
         let code = match verified {
             Err(e) => {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
-use tessera_token::{Claims, Config, Keyring};
+use tessera_token::{Claims, Config, Keyring, VerifiedCache};
 
 use crate::cookie::CookieConfig;
 
@@ -19,6 +19,20 @@ pub const DEFAULT_TOKEN_COOKIE: &str = "__Host-tessera-token";
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(4 * 3600);
 /// The default soft lifetime (`sxp`) of a token: after it the engine issues a new one.
 pub const DEFAULT_TOKEN_SOFT_LIFETIME: Duration = Duration::from_secs(3600);
+/// How many verified tokens the engine remembers by default (about 30 MB at most): a
+/// browser sends its token cookie with every request, and a token seen again costs a hash
+/// lookup instead of a signature check.
+pub const DEFAULT_TOKEN_CACHE: usize = 65_536;
+
+/// The token cookie's name beside `session_cookie`: [`DEFAULT_TOKEN_COOKIE`], or for a
+/// development cookie (not `Secure`, so no `__Host-` prefix) its name plus `-token`.
+pub fn default_cookie_name(session_cookie: &CookieConfig) -> String {
+    if session_cookie.secure() {
+        DEFAULT_TOKEN_COOKIE.to_owned()
+    } else {
+        format!("{}-token", session_cookie.name())
+    }
+}
 
 /// How a session's user becomes the token's `sub`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,6 +70,9 @@ pub struct TokenSettings {
     pub soft_lifetime: Duration,
     /// How `sub` is written.
     pub subject: SubjectFormat,
+    /// Tokens whose signature already verified (shared with the service's `/v1/verify`,
+    /// which checks the same tokens with the same keyring).
+    pub cache: Arc<VerifiedCache>,
     /// Claims every token carries unless the session (its login claims) or the mint
     /// request gives the same claim itself, e.g. MediaWiki's rate-limit class
     /// `rlc = "authed-user"`. Empty by default.
@@ -65,7 +82,7 @@ pub struct TokenSettings {
 impl TokenSettings {
     /// Defaults around `config` and `keyring`: the token cookie named
     /// [`DEFAULT_TOKEN_COOKIE`] with the attributes of `session_cookie`, 4 h and 1 h
-    /// lifetimes, `sub` = the user id.
+    /// lifetimes, `sub` = the user id, a cache of [`DEFAULT_TOKEN_CACHE`] verified tokens.
     ///
     /// # Errors
     ///
@@ -76,11 +93,7 @@ impl TokenSettings {
         keyring: Arc<RwLock<Keyring>>,
         session_cookie: &CookieConfig,
     ) -> crate::Result<Self> {
-        let name = if session_cookie.secure() {
-            DEFAULT_TOKEN_COOKIE.to_owned()
-        } else {
-            format!("{}-token", session_cookie.name())
-        };
+        let name = default_cookie_name(session_cookie);
         let cookie = session_cookie
             .with_name(name)
             .map_err(|e| crate::Error::Config(format!("token cookie: {e}")))?;
@@ -91,6 +104,7 @@ impl TokenSettings {
             lifetime: DEFAULT_TOKEN_LIFETIME,
             soft_lifetime: DEFAULT_TOKEN_SOFT_LIFETIME,
             subject: SubjectFormat::UserId,
+            cache: Arc::new(VerifiedCache::new(DEFAULT_TOKEN_CACHE)),
             default_claims: BTreeMap::new(),
         })
     }

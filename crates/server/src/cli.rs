@@ -22,6 +22,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the service.
     Serve,
+    /// Run the edge verifier alone (`GET /v1/verify`, no store): keys from `[verify] jwks`,
+    /// revocations from `[verify] revocations`.
+    Verifier,
     /// Work with the configuration.
     Config {
         /// What to do with it.

@@ -25,6 +25,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod edge;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http_metrics;
@@ -36,6 +37,7 @@ pub mod revocations;
 pub mod startup;
 mod state;
 pub mod tokens;
+pub mod verifier;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

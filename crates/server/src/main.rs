@@ -109,6 +109,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token {
             command: TokenCommand::Inspect(args),
         } => inspect(&cli, args),
+        Command::Verifier => {
+            let config = load(&cli)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                let (state, notes) =
+                    tessera_server::edge::prepare_edge(&config, Arc::new(SystemClock)).await?;
+                let listener = startup::bind(&config).await?;
+                let addr = listener.local_addr()?;
+                for note in &notes {
+                    println!("{note}");
+                }
+                println!("Tessera verifier listening on http://{addr}");
+                tessera_server::edge::serve_edge(listener, state, shutdown_signal())
+                    .await
+                    .context("verifier failed")?;
+                println!("Tessera verifier stopped");
+                anyhow::Ok(ExitCode::SUCCESS)
+            })
+        }
         Command::Serve => {
             let config = load(&cli)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()

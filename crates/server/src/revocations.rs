@@ -51,7 +51,8 @@ pub struct FeedEntry {
     /// `user`: every token with this `sub` issued at or before `at` is revoked; `session`:
     /// every token with this `sid`.
     pub kind: &'static str,
-    /// The user id (`sub`) or the session's `sid`.
+    /// The token `sub` of the user (the user id in the configured subject format), or the
+    /// session's `sid`.
     pub id: String,
     /// When (Unix seconds).
     pub at: i64,
@@ -103,6 +104,11 @@ pub async fn feed(
         .into_response();
     };
     let horizon = s.clock().now().saturating_sub(s.revocation_keep());
+    let subject = s
+        .engine()
+        .tokens()
+        .map(|t| t.subject.clone())
+        .unwrap_or_default();
     let entries = match log.revocations_since(q.after, limit).await {
         Ok(e) => e,
         Err(e) => return ApiError::from_engine(tessera::Error::Store(e), "").into_response(),
@@ -113,7 +119,9 @@ pub async fn feed(
         .filter(|(_, r)| r.at >= horizon)
         .map(|(seq, r)| {
             let (kind, id) = match r.subject {
-                RevokedSubject::User(u) => ("user", u),
+                // As it appears in tokens, so a verifier matches `sub` without knowing how
+                // this service writes it (e.g. `mw:CentralAuth::123`).
+                RevokedSubject::User(u) => ("user", subject.subject(&u)),
                 RevokedSubject::Session(sid) => ("session", sid),
             };
             FeedEntry {

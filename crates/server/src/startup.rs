@@ -90,6 +90,9 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    /// A verifier-only deployment cannot start (`tessera verifier`).
+    #[error("verifier: {0}")]
+    Verifier(String),
 }
 
 /// A service ready to serve: its state, the stores to purge, and what to tell the operator.
@@ -230,6 +233,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         tokens,
         verify_required: config.verify_required,
         verify_refresh: config.verify_refresh,
+        verify_claims: config.verify.claims.clone(),
     };
     let state =
         AppState::new(stores, settings, csrf, api_keys, clock).map_err(StartupError::Engine)?;
@@ -282,6 +286,7 @@ fn token_settings(
     settings.default_claims = t.default_claims.clone();
     settings.lifetime = t.exp;
     settings.soft_lifetime = t.sxp;
+    settings.cache = Arc::new(tessera_token::VerifiedCache::new(config.verify.cache));
     Ok((settings, sync))
 }
 
@@ -309,6 +314,12 @@ pub async fn serve(
         .collect();
     if let Some(sync) = keys {
         purgers.push(spawn_key_sync(sync, state.clone()));
+    }
+    if let Some(v) = state.verifier() {
+        let s = state.clone();
+        purgers.extend(spawn_revocation_refresh(v.clone(), move || {
+            s.clock().now().unix_secs()
+        }));
     }
     let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
@@ -369,6 +380,29 @@ fn spawn_key_sync(sync: Arc<KeySync>, state: AppState) -> tokio::task::JoinHandl
             }
         }
     })
+}
+
+/// Keeps the verifier's copy of the revocations fresh in the background, so no request
+/// waits for the log or the feed. Nothing to do when the interval is zero (every request
+/// reads the new entries itself).
+pub(crate) fn spawn_revocation_refresh(
+    verifier: Arc<crate::verifier::Verifier>,
+    now: impl Fn() -> i64 + Send + 'static,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let every = verifier.refresh_interval();
+    if every.is_zero() {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = verifier.refresh_revocations(now()).await {
+                tracing::warn!(error = %e, "cannot read new revocations; verifying against the last copy");
+            }
+        }
+    }))
 }
 
 fn spawn_purge(

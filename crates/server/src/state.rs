@@ -8,11 +8,12 @@ use tessera::cookie::CookieConfig;
 use tessera::csrf::CsrfKey;
 use tessera::metrics::Metrics;
 use tessera::{Engine, SessionConfig, Stores};
-use tessera_core::Clock;
+use tessera_core::{Clock, SessionKind};
 
 use crate::config::Limits;
 use crate::http_metrics::HttpMetrics;
 use crate::kask::KaskSettings;
+use crate::verifier::{KeySource, RevocationSource, Verifier, VerifierSettings};
 
 /// The management API keys, kept as SHA-256 digests and compared in constant time, so
 /// neither the key's content nor its length leaks through timing.
@@ -72,17 +73,8 @@ struct Inner {
     kask: KaskSettings,
     revocation_keep: std::time::Duration,
     verify_required: bool,
-    verify_refresh: std::time::Duration,
-    revocations: tokio::sync::Mutex<RevocationCache>,
-}
-
-/// The revocation log as the verifier sees it, brought up to date incrementally.
-#[derive(Debug, Default)]
-pub(crate) struct RevocationCache {
-    pub(crate) list: tessera_token::RevocationList,
-    pub(crate) next: u64,
-    /// When the log was last read (monotonic time, not the service's clock).
-    pub(crate) fetched: Option<std::time::Instant>,
+    /// The edge verifier over the engine's keyring and store (none without tokens).
+    verifier: Option<Arc<Verifier>>,
 }
 
 impl fmt::Debug for Inner {
@@ -115,6 +107,8 @@ pub struct Settings {
     /// How long `GET /v1/verify` reuses its copy of the revocation log before reading the
     /// new entries (zero: on every request).
     pub verify_refresh: std::time::Duration,
+    /// Custom claims `GET /v1/verify` passes upstream, as `X-Tessera-Claim-<name>`.
+    pub verify_claims: Vec<String>,
 }
 
 impl AppState {
@@ -133,9 +127,35 @@ impl AppState {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
         let http = HttpMetrics::register(&mut registry);
+        let validations = metrics.token_validations.clone();
+        let authenticated = stores.for_kind(SessionKind::Authenticated).clone();
         let mut engine = Engine::try_new(stores, settings.session, settings.cookie, csrf, metrics)?;
         if let Some(t) = settings.tokens {
             engine = engine.with_tokens(t)?;
+        }
+        let verifier = engine
+            .tokens()
+            .map(|t| {
+                Verifier::new(
+                    VerifierSettings {
+                        config: t.config.clone(),
+                        cookie_name: t.cookie.name().to_owned(),
+                        keys: KeySource::Local(t.keyring.clone()),
+                        revocations: RevocationSource::Store(authenticated, t.subject.clone()),
+                        refresh: settings.verify_refresh,
+                        keep: settings.revocation_keep,
+                        required: settings.verify_required,
+                        claim_headers: settings.verify_claims.clone(),
+                        cache: t.cache.clone(),
+                    },
+                    validations,
+                )
+            })
+            .transpose()
+            .map_err(|e| tessera::Error::Config(format!("verify: {e}")))?
+            .map(Arc::new);
+        if let Some(t) = engine.tokens() {
+            registry.register_collector(Box::new(crate::verifier::CacheMetrics(t.cache.clone())));
         }
         Ok(Self {
             inner: Arc::new(Inner {
@@ -148,8 +168,7 @@ impl AppState {
                 kask: settings.kask,
                 revocation_keep: settings.revocation_keep,
                 verify_required: settings.verify_required,
-                verify_refresh: settings.verify_refresh,
-                revocations: tokio::sync::Mutex::new(RevocationCache::default()),
+                verifier,
             }),
         })
     }
@@ -188,12 +207,9 @@ impl AppState {
         self.inner.verify_required
     }
 
-    pub(crate) fn verify_refresh(&self) -> std::time::Duration {
-        self.inner.verify_refresh
-    }
-
-    pub(crate) fn revocation_cache(&self) -> &tokio::sync::Mutex<RevocationCache> {
-        &self.inner.revocations
+    /// The edge verifier, when tokens are on.
+    pub fn verifier(&self) -> Option<&Arc<Verifier>> {
+        self.inner.verifier.as_ref()
     }
 
     pub(crate) fn kask(&self) -> KaskSettings {

@@ -1,6 +1,6 @@
 //! Token microbenchmarks (DESIGN §10): Tessera's codec against raw ed25519-dalek on the same
 //! signing input and against the `jsonwebtoken` crate (EdDSA, `rust_crypto`), in one run;
-//! and the token sizes of EdDSA, ES256, RS256-2048 and RS256-4096 with the same claims.
+//! a verification served by the verified-token cache; and the token sizes of EdDSA, ES256, RS256-2048 and RS256-4096 with the same claims.
 //!
 //! Run: `cargo bench -p tessera-token --bench token -- --warm-up-time 1 --measurement-time 3`
 // A benchmark harness: a failed unwrap is a broken benchmark, printing is its output.
@@ -201,6 +201,23 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             ring.verify_at(black_box(&cfg), black_box(&token), NOW, &NoRevocations)
                 .unwrap()
+        })
+    });
+    // A token seen before: the memo skips the signature; times, issuer, key state and
+    // revocations are still checked.
+    let cache = tessera_token::VerifiedCache::new(65_536);
+    ring.verify_cached_at(&cfg, &token, NOW, &NoRevocations, &cache)
+        .unwrap();
+    g.bench_function("tessera_eddsa_cached_hit", |b| {
+        b.iter(|| {
+            ring.verify_cached_at(
+                black_box(&cfg),
+                black_box(&token),
+                NOW,
+                &NoRevocations,
+                &cache,
+            )
+            .unwrap()
         })
     });
     g.bench_function("raw_verify_strict", |b| {

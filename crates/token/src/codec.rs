@@ -1,11 +1,12 @@
 //! Compact JWS session tokens: signing and the validation pipeline.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::cache::VerifiedCache;
 use crate::key::{Algorithm, JwsAlgorithm, KeyId};
 use crate::keyring::{KeyState, Keyring};
 use crate::{Claims, Error, Part, Result, b64, json};
@@ -228,11 +229,12 @@ pub struct NoRevocations;
 impl Revocations for NoRevocations {}
 
 /// Revocations held in memory: per-user times and revoked session ids (the revocation feed
-/// of DESIGN §5, once loaded).
+/// of DESIGN §5, once loaded), each with the time it happened so the list can forget what no
+/// live token can match ([`RevocationList::retain_since`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RevocationList {
     users: BTreeMap<String, i64>,
-    sessions: BTreeSet<String>,
+    sessions: BTreeMap<String, i64>,
 }
 
 impl RevocationList {
@@ -243,9 +245,33 @@ impl RevocationList {
         *t = (*t).max(at);
     }
 
-    /// Revokes every token bound to session `sid`.
+    /// Revokes every token bound to session `sid`, for good ([`RevocationList::retain_since`]
+    /// never drops it).
     pub fn revoke_session(&mut self, sid: impl Into<String>) {
-        self.sessions.insert(sid.into());
+        self.revoke_session_at(sid, i64::MAX);
+    }
+
+    /// Revokes every token bound to session `sid`, which ended at `at` (Unix seconds).
+    pub fn revoke_session_at(&mut self, sid: impl Into<String>, at: i64) {
+        let t = self.sessions.entry(sid.into()).or_insert(at);
+        *t = (*t).max(at);
+    }
+
+    /// Forgets revocations from before `cutoff` (Unix seconds): with `cutoff` = now minus
+    /// the longest token lifetime (plus skew), every token they refuse has expired anyway.
+    pub fn retain_since(&mut self, cutoff: i64) {
+        self.users.retain(|_, at| *at >= cutoff);
+        self.sessions.retain(|_, at| *at >= cutoff);
+    }
+
+    /// How many users and sessions are listed.
+    pub fn len(&self) -> usize {
+        self.users.len() + self.sessions.len()
+    }
+
+    /// Whether nothing is listed.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.sessions.is_empty()
     }
 }
 
@@ -255,7 +281,7 @@ impl Revocations for RevocationList {
     }
 
     fn is_session_revoked(&self, sid: &str) -> bool {
-        self.sessions.contains(sid)
+        self.sessions.contains_key(sid)
     }
 }
 
@@ -405,6 +431,97 @@ impl Keyring {
         now: i64,
         revocations: &dyn Revocations,
     ) -> Result<Verified> {
+        let (entry, decoded) = self.decode_and_verify(config, token, now)?;
+        let status = check_claims(config, &decoded, now, revocations)?;
+        Ok(Verified {
+            kid: entry.public.kid().clone(),
+            algorithm: decoded.alg,
+            status,
+            claims: decoded.claims,
+        })
+    }
+
+    /// [`Keyring::verify_at`] with a memo of signatures already checked: a token found in
+    /// `cache` skips decoding and the signature check, and nothing else. Every check that
+    /// depends on `config`, `now`, the keyring or `revocations` runs again, in the same
+    /// order, so the outcome (and its code) is what [`Keyring::verify_at`] would give.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tessera_token::{Claims, Config, Keyring, NoRevocations, OsKeySource, RotationPolicy, VerifiedCache};
+    ///
+    /// let now = 1_800_000_000;
+    /// let ring = Keyring::generate_at(now, RotationPolicy::default(), &mut OsKeySource::default())?;
+    /// let config = Config::new("https://wiki.example");
+    /// let claims = Claims::new("https://wiki.example", "alice", "sid", "jti", now, now + 3600, now + 14_400);
+    /// let token = ring.sign_at(&config, &claims, now)?;
+    /// let cache = VerifiedCache::new(1024);
+    /// let first = ring.verify_cached_at(&config, &token, now, &NoRevocations, &cache)?;
+    /// let again = ring.verify_cached_at(&config, &token, now + 1, &NoRevocations, &cache)?;
+    /// assert_eq!(first, again);
+    /// assert_eq!(cache.stats().hits, 1);
+    /// # Ok::<(), tessera_token::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Keyring::verify_at`].
+    pub fn verify_cached_at(
+        &self,
+        config: &Config,
+        token: &str,
+        now: i64,
+        revocations: &dyn Revocations,
+        cache: &VerifiedCache,
+    ) -> Result<Verified> {
+        if token.is_empty() || token.len() > config.max_token_bytes {
+            // Not worth a digest; `verify_at` gives the precise refusal.
+            return self.verify_at(config, token, now, revocations);
+        }
+        let digest = VerifiedCache::digest(token);
+        if let Some(hit) = cache.get(&digest) {
+            // The same bytes decode to the same header and claims and carry the same
+            // signature, so only the key must be the one that verified it: the kid must
+            // still name a key with the same thumbprint (a refetched JWKS may differ).
+            let entry = self.check_key(config, hit.alg, &hit.kid, now)?;
+            if entry.public.thumbprint() != hit.thumbprint {
+                cache.remove(&digest);
+                return self.verify_at(config, token, now, revocations);
+            }
+            let status = check_claims(config, &hit, now, revocations)?;
+            return Ok(Verified {
+                claims: hit.claims.clone(),
+                kid: entry.public.kid().clone(),
+                algorithm: hit.alg,
+                status,
+            });
+        }
+        let (entry, decoded) = self.decode_and_verify(config, token, now)?;
+        let status = check_claims(config, &decoded, now, revocations)?;
+        let verified = Verified {
+            claims: decoded.claims.clone(),
+            kid: entry.public.kid().clone(),
+            algorithm: decoded.alg,
+            status,
+        };
+        cache.insert(
+            digest,
+            Decoded {
+                thumbprint: entry.public.thumbprint(),
+                ..decoded
+            },
+        );
+        Ok(verified)
+    }
+
+    /// The steps of [`Keyring::verify_at`] up to and including the signature.
+    fn decode_and_verify(
+        &self,
+        config: &Config,
+        token: &str,
+        now: i64,
+    ) -> Result<(&crate::keyring::Entry, Decoded)> {
         if token.is_empty() {
             return Err(Error::Malformed { reason: "empty" });
         }
@@ -434,7 +551,38 @@ impl Keyring {
         if let Some(what) = header.unsupported {
             return Err(Error::Unsupported { what });
         }
-        let entry = self.lookup(&header.kid).ok_or(Error::UnknownKeyId)?;
+        let entry = self.check_key(config, alg, &header.kid, now)?;
+        entry.public.verify(signing_input.as_bytes(), &signature)?;
+
+        let claims = Claims::from_map(json::parse_object(&payload).ok_or(Error::BadJson {
+            part: Part::Claims,
+            reason: "not one JSON object without duplicates",
+        })?)?;
+        Ok((
+            entry,
+            Decoded {
+                alg,
+                kid: header.kid,
+                typ: header.typ,
+                claims,
+                thumbprint: [0; 32],
+            },
+        ))
+    }
+
+    /// The key checks of [`Keyring::verify_at`], after the header's `alg` passed the
+    /// allow-list.
+    fn check_key(
+        &self,
+        config: &Config,
+        alg: JwsAlgorithm,
+        kid: &str,
+        now: i64,
+    ) -> Result<&crate::keyring::Entry> {
+        if !config.allows(alg) {
+            return Err(Error::AlgorithmNotAllowed { mismatch: false });
+        }
+        let entry = self.lookup(kid).ok_or(Error::UnknownKeyId)?;
         if entry.public.algorithm() != alg.key_algorithm() {
             return Err(Error::AlgorithmNotAllowed { mismatch: true });
         }
@@ -444,53 +592,68 @@ impl Keyring {
         if entry.valid_from > now.saturating_add(config.leeway) {
             return Err(Error::KeyNotYetValid);
         }
-        entry.public.verify(signing_input.as_bytes(), &signature)?;
-
-        let claims = Claims::from_map(json::parse_object(&payload).ok_or(Error::BadJson {
-            part: Part::Claims,
-            reason: "not one JSON object without duplicates",
-        })?)?;
-        let late = now.saturating_sub(config.leeway);
-        let early = now.saturating_add(config.leeway);
-        if late >= claims.exp || late.saturating_sub(claims.iat) > config.max_lifetime {
-            return Err(Error::Expired);
-        }
-        if claims.nbf.is_some_and(|nbf| nbf > early) || claims.iat > early {
-            return Err(Error::NotYetValid);
-        }
-        if claims.iss != config.issuer {
-            return Err(Error::WrongIssuer);
-        }
-        let audience_ok = match (&claims.aud, &config.audience) {
-            (None, None) => true,
-            (Some(aud), Some(ours)) => aud.iter().any(|a| a == ours),
-            _ => false,
-        };
-        if !audience_ok {
-            return Err(Error::WrongAudience);
-        }
-        if !header.typ.is_some_and(|t| config.typ_matches(&t)) {
-            return Err(Error::WrongType);
-        }
-        if revocations
-            .revoked_before(&claims.sub)
-            .is_some_and(|t| claims.iat < t)
-            || revocations.is_session_revoked(&claims.sid)
-        {
-            return Err(Error::Revoked);
-        }
-        let status = if now >= claims.sxp {
-            Status::SoftExpired
-        } else {
-            Status::Fresh
-        };
-        Ok(Verified {
-            claims,
-            kid: entry.public.kid().clone(),
-            algorithm: alg,
-            status,
-        })
+        Ok(entry)
     }
+}
+
+/// What a token's bytes say once its signature verified: everything the checks after the
+/// signature need. Kept by [`VerifiedCache`].
+#[derive(Debug)]
+pub(crate) struct Decoded {
+    pub(crate) alg: JwsAlgorithm,
+    pub(crate) kid: String,
+    pub(crate) typ: Option<String>,
+    pub(crate) claims: Claims,
+    /// The RFC 7638 thumbprint of the key that verified the signature.
+    pub(crate) thumbprint: [u8; 32],
+}
+
+/// The checks after the signature: times, issuer, audience, type, revocation.
+fn check_claims(
+    config: &Config,
+    decoded: &Decoded,
+    now: i64,
+    revocations: &dyn Revocations,
+) -> Result<Status> {
+    let claims = &decoded.claims;
+    let late = now.saturating_sub(config.leeway);
+    let early = now.saturating_add(config.leeway);
+    if late >= claims.exp || late.saturating_sub(claims.iat) > config.max_lifetime {
+        return Err(Error::Expired);
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > early) || claims.iat > early {
+        return Err(Error::NotYetValid);
+    }
+    if claims.iss != config.issuer {
+        return Err(Error::WrongIssuer);
+    }
+    let audience_ok = match (&claims.aud, &config.audience) {
+        (None, None) => true,
+        (Some(aud), Some(ours)) => aud.iter().any(|a| a == ours),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(Error::WrongAudience);
+    }
+    if !decoded
+        .typ
+        .as_deref()
+        .is_some_and(|t| config.typ_matches(t))
+    {
+        return Err(Error::WrongType);
+    }
+    if revocations
+        .revoked_before(&claims.sub)
+        .is_some_and(|t| claims.iat < t)
+        || revocations.is_session_revoked(&claims.sid)
+    {
+        return Err(Error::Revoked);
+    }
+    Ok(if now >= claims.sxp {
+        Status::SoftExpired
+    } else {
+        Status::Fresh
+    })
 }
 
 #[cfg(test)]

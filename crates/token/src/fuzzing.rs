@@ -3,7 +3,8 @@
 use std::sync::OnceLock;
 
 use crate::{
-    Config, JwsAlgorithm, KeyState, Keyring, PublicKey, RevocationList, RotationPolicy, SigningKey,
+    Config, Error, JwsAlgorithm, KeyState, Keyring, PublicKey, RevocationList, RotationPolicy,
+    SigningKey, Verified,
 };
 
 /// The time every fuzzed token is verified at.
@@ -64,7 +65,18 @@ pub fn verify_bytes(data: &[u8]) {
     };
     let mut revoked = RevocationList::default();
     revoked.revoke_session("revoked-sid");
-    match ring.verify_at(config, token, NOW, &revoked) {
+    let full = ring.verify_at(config, token, NOW, &revoked);
+    // The memo must never change an outcome, on a miss or on a hit.
+    let cache = crate::VerifiedCache::new(4);
+    for _ in 0..2 {
+        let cached = ring.verify_cached_at(config, token, NOW, &revoked, &cache);
+        assert_eq!(
+            cached.as_ref().map_err(Error::code).map(Verified::code),
+            full.as_ref().map_err(Error::code).map(Verified::code),
+            "the verified-token cache changed an outcome"
+        );
+    }
+    match full {
         Ok(v) => {
             let again = ring
                 .sign_at(config, &v.claims, NOW)

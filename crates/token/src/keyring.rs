@@ -702,4 +702,60 @@ impl Keyring {
             .collect();
         serde_json::to_string(&Jwks { keys }).unwrap_or_else(|_| r#"{"keys":[]}"#.to_owned())
     }
+
+    /// A verify-only keyring from a published JWK Set (RFC 7517 §5), for a verifier that has
+    /// no store and no private keys (DESIGN §1): every key in the set verifies.
+    ///
+    /// A JWKS says nothing of a key's `valid_from`, so a pre-published `next` key verifies at
+    /// once here; the signer never signs with it before its time, and a revoked key is
+    /// simply absent from the set (its tokens then fail with `unknown_kid`). Keys this crate
+    /// cannot use (another `kty` or curve, `use` other than `sig`) are skipped and counted in
+    /// the second value; a key whose `kid` is not its RFC 7638 thumbprint id is refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tessera_token::{Claims, Config, Keyring, NoRevocations, OsKeySource, RotationPolicy};
+    ///
+    /// let now = 1_800_000_000;
+    /// let signer = Keyring::generate_at(now, RotationPolicy::default(), &mut OsKeySource::default())?;
+    /// let config = Config::new("https://wiki.example");
+    /// let (edge, skipped) = Keyring::from_jwks(signer.jwks(&config).as_bytes())?;
+    /// assert_eq!(skipped, 0);
+    /// let claims = Claims::new("https://wiki.example", "alice", "sid", "jti", now, now + 60, now + 120);
+    /// let token = signer.sign_at(&config, &claims, now)?;
+    /// assert_eq!(edge.verify_at(&config, &token, now, &NoRevocations)?.claims.sub, "alice");
+    /// assert!(edge.signing_key_at(now).is_err());
+    /// # Ok::<(), tessera_token::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`] if the text is not one JSON object with a `keys` array (duplicate
+    /// members refused), a member has the wrong type, a usable key is malformed or weak, or
+    /// two keys share an id.
+    pub fn from_jwks(json: &[u8]) -> Result<(Self, usize)> {
+        let bad = |reason| Error::InvalidKey { reason };
+        let mut set = crate::json::parse_object(json).ok_or(bad(
+            "a JWK Set is one JSON object without duplicate members",
+        ))?;
+        let Some(serde_json::Value::Array(keys)) = set.remove("keys") else {
+            return Err(bad("a JWK Set has a keys array"));
+        };
+        let mut builder = Self::builder(RotationPolicy::default());
+        let mut skipped = 0;
+        for key in keys {
+            let serde_json::Value::Object(map) = key else {
+                return Err(bad("a JWK is a JSON object"));
+            };
+            match PublicKey::from_jwk_map(&map) {
+                Ok(k) => builder = builder.public_key(k, KeyState::Active, i64::MIN, 0),
+                Err(Error::InvalidKey {
+                    reason: "unsupported kty or crv" | "JWK is not for signatures",
+                }) => skipped += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((builder.build()?, skipped))
+    }
 }

@@ -9,6 +9,8 @@
 //!   `retired` (or `revoked`), `valid_from`, scheduled rotation ([`Keyring::rotate_at`]),
 //!   a deterministic JWKS ([`Keyring::jwks`]) and a directory on disk
 //!   ([`Keyring::load`], [`Keyring::save`]).
+//! - [`Keyring::verify_cached_at`] with a [`VerifiedCache`]: a token seen again skips the
+//!   signature check (and only that).
 //! - [`Keyring::sign_at`] and [`Keyring::verify_at`]: header `alg`, `kid`, `typ`; claims
 //!   `iss`, `sub`, `iat`, `exp`, `sxp`, `jti`, `sid`, optional `aud`/`nbf`, custom claims
 //!   ([`Claims`]); validation in a fixed order with one stable code per outcome
@@ -81,6 +83,7 @@
 #![warn(clippy::print_stdout)]
 
 mod b64;
+mod cache;
 mod claims;
 mod codec;
 mod dir;
@@ -93,6 +96,7 @@ pub mod seal;
 #[doc(hidden)]
 pub mod fuzzing;
 
+pub use cache::{CacheStats, VerifiedCache};
 pub use claims::{Claims, REGISTERED_CLAIMS};
 pub use codec::{
     Config, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TYP, MAX_LEEWAY, NoRevocations, RevocationList,

@@ -1,5 +1,7 @@
 //! `bench-seed`: logs in N users on Tessera or on the tower-sessions peer and writes one
-//! cookie (`name=value`) a line, for the wrk scripts in `crates/bench/wrk/`.
+//! cookie (`name=value`) a line, for the wrk scripts in `crates/bench/wrk/`; or, with
+//! `--target tokens`, mints N session tokens on Tessera (`POST /v1/tokens`, no store write)
+//! and writes one a line, after checking the first at `/v1/verify`.
 //!
 //! Before writing, it resolves the first session back and checks that it carries the user
 //! and data it was given, so that a benchmark never measures "no session" answers.
@@ -23,6 +25,8 @@ enum Target {
     Tessera,
     /// The `peer-tower-sessions` application (cookie in the `Cookie` header).
     Peer,
+    /// Tessera's `POST /v1/tokens`: writes one session token a line (for `/v1/verify`).
+    Tokens,
 }
 
 #[derive(Debug, Parser)]
@@ -130,7 +134,9 @@ impl Client {
 
     async fn resolve(&self, target: Target, cookie: &str) -> Result<Value> {
         match target {
-            Target::Tessera => self.tessera("resolve", json!({ "cookie": cookie })).await,
+            Target::Tessera | Target::Tokens => {
+                self.tessera("resolve", json!({ "cookie": cookie })).await
+            }
             Target::Peer => {
                 let resp = self
                     .http
@@ -145,11 +151,54 @@ impl Client {
     }
 }
 
+/// Mints `count` tokens, 16 requests at a time, in order.
+async fn mint_tokens(client: &Client, count: usize) -> Result<Vec<String>> {
+    let client = std::sync::Arc::new(Client {
+        http: client.http.clone(),
+        url: client.url.clone(),
+        api_key: client.api_key.clone(),
+    });
+    let mut out = Vec::with_capacity(count);
+    let mut start = 1;
+    while start <= count {
+        let end = (start + 1000).min(count + 1);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in start..end {
+            let c = client.clone();
+            tasks.spawn(async move {
+                let resp = c
+                    .http
+                    .post(format!("{}/v1/tokens", c.url))
+                    .header(AUTHORIZATION, format!("Bearer {}", c.api_key))
+                    .json(
+                        &json!({ "sub": format!("bench-{i}"), "claims": { "rlc": "authed-user" } }),
+                    )
+                    .send()
+                    .await?
+                    .error_for_status()?;
+                let v: Value = resp.json().await?;
+                let t = v["token"].as_str().ok_or("no token")?.to_owned();
+                Ok::<_, Box<dyn Error + Send + Sync>>((i, t))
+            });
+            if tasks.len() >= 16 {
+                let done = tasks.join_next().await.ok_or("no task")??;
+                out.push(done.map_err(|e| e.to_string())?);
+            }
+        }
+        while let Some(r) = tasks.join_next().await {
+            out.push(r?.map_err(|e| e.to_string())?);
+        }
+        start = end;
+    }
+    out.sort();
+    Ok(out.into_iter().map(|(_, t)| t).collect())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
     let api_key = match args.target {
-        Target::Tessera => {
+        Target::Tessera | Target::Tokens => {
             std::env::var("TESSERA_API_KEY").map_err(|_| "TESSERA_API_KEY is not set")?
         }
         Target::Peer => String::new(),
@@ -159,10 +208,36 @@ async fn main() -> Result<()> {
         url: args.url.trim_end_matches('/').to_owned(),
         api_key,
     };
+    if args.target == Target::Tokens {
+        let tokens = mint_tokens(&client, args.count).await?;
+        let first = tokens.first().ok_or("no tokens")?;
+        let r = client
+            .http
+            .get(format!("{}/v1/verify", client.url))
+            .bearer_auth(first)
+            .send()
+            .await?;
+        let sub = r
+            .headers()
+            .get("x-tessera-subject")
+            .and_then(|v| v.to_str().ok());
+        if sub != Some("bench-1") {
+            return Err(format!("the first token verified as {sub:?}").into());
+        }
+        let mut text = tokens.join("\n");
+        text.push('\n');
+        std::fs::write(&args.out, text)?;
+        eprintln!(
+            "bench-seed: {} tokens written to {}",
+            tokens.len(),
+            args.out.display()
+        );
+        return Ok(());
+    }
     let mut cookies = Vec::with_capacity(args.count);
     for i in 1..=args.count {
         let cookie = match args.target {
-            Target::Tessera => client.tessera_session(i).await?,
+            Target::Tessera | Target::Tokens => client.tessera_session(i).await?,
             Target::Peer => client.peer_session(i).await?,
         };
         if cookie.contains(['"', '\\', '\n']) || !cookie.contains('=') {

@@ -196,6 +196,7 @@ impl TestSettings for Settings {
             tokens: None,
             verify_required: false,
             verify_refresh: Duration::ZERO,
+            verify_claims: Vec::new(),
         }
     }
 }

@@ -7,6 +7,7 @@ mod binary;
 mod cli;
 mod common;
 mod concurrency;
+mod edge;
 mod expiry;
 mod faults;
 mod kask;

@@ -117,6 +117,8 @@ async fn mediawiki_rs256_tokens_have_mediawikis_shape_and_verify() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(header(&r, "x-tessera-subject"), "mw:CentralAuth::123");
     assert_eq!(header(&r, "x-tessera-token-status"), "ok");
+    // The profile passes the rate-limit class upstream, as Wikimedia's edge reads it.
+    assert_eq!(header(&r, "x-tessera-claim-rlc"), "authed-user");
     let r = verify(&s, &format!("__Host-tessera-token={token}")).await;
     assert_eq!(header(&r, "x-tessera-subject"), "anon");
     assert_eq!(header(&r, "x-tessera-token-status"), "none");

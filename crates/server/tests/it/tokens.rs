@@ -494,3 +494,76 @@ async fn a_revoked_key_is_swapped_under_the_running_service() {
     assert_eq!(r["token_status"], "token_failed", "{r}");
     assert!(token_set_cookie(&r).is_none());
 }
+
+#[tokio::test]
+async fn a_token_seen_again_is_served_from_the_cache_and_still_refused_after_logout() {
+    let s = server(false).await;
+    let (session, v) = s.login("", "alice").await;
+    let token = token_cookie(&v);
+    let hits = || s.counter("tessera_token_cache_hits_total");
+    assert_eq!(hits().await, 0);
+    for _ in 0..3 {
+        let r = verify(&s, Some(("cookie", token.clone()))).await;
+        assert_eq!(header(&r, "x-tessera-subject"), "alice");
+    }
+    // The first check verified the signature; the next two were cache hits. `resolve`
+    // shares the cache: the same token there is a hit too.
+    assert_eq!(hits().await, 2);
+    let r = resolve(&s, &format!("{session}; {token}")).await;
+    assert_eq!(r["token_status"], "ok");
+    assert_eq!(hits().await, 3);
+    assert_eq!(s.counter("tessera_token_cache_misses_total").await, 1);
+    assert_eq!(s.counter("tessera_token_cache_entries").await, 1);
+
+    // A hit is not a pass: the revocation check still runs.
+    s.ok("/v1/session/logout", json!({"cookie": session})).await;
+    let r = verify(&s, Some(("cookie", token.clone()))).await;
+    assert_eq!(header(&r, "x-tessera-subject"), "anon");
+    assert_eq!(header(&r, "x-tessera-token-status"), "revoked");
+    assert_eq!(hits().await, 4);
+    // And so does expiry.
+    let (_, v) = s.login("", "bob").await;
+    let bob = token_cookie(&v);
+    verify(&s, Some(("cookie", bob.clone()))).await;
+    s.clock.advance(Duration::from_secs(4 * 3600 + 61));
+    let r = verify(&s, Some(("cookie", bob))).await;
+    assert_eq!(header(&r, "x-tessera-token-status"), "expired");
+}
+
+#[tokio::test]
+async fn configured_claims_are_passed_upstream_as_headers() {
+    let mut settings = token_settings(false);
+    settings.verify_claims = vec!["rlc".into(), "groups".into(), "absent".into()];
+    let s = TestServer::start(Arc::new(MemoryStore::new()), settings).await;
+    let v = s
+        .ok(
+            "/v1/session/login",
+            json!({"cookie": "", "user": {"id": "alice"},
+                   "claims": {"rlc": "established-user", "groups": ["a", "b"], "other": 1}}),
+        )
+        .await;
+    let r = verify(&s, Some(("cookie", token_cookie(&v)))).await;
+    assert_eq!(header(&r, "x-tessera-claim-rlc"), "established-user");
+    assert_eq!(header(&r, "x-tessera-claim-groups"), r#"["a","b"]"#);
+    assert!(r.headers().get("x-tessera-claim-absent").is_none());
+    assert!(r.headers().get("x-tessera-claim-other").is_none());
+    // Without a valid token: no claim headers at all.
+    let r = verify(&s, Some(("cookie", format!("{TOKEN}=a.b.c")))).await;
+    assert_eq!(header(&r, "x-tessera-subject"), "anon");
+    assert!(r.headers().get("x-tessera-claim-rlc").is_none());
+}
+
+#[tokio::test]
+async fn required_mode_says_invalid_token_when_one_was_sent() {
+    let s = server(true).await;
+    let r = verify(&s, Some(("authorization", "Bearer a.b.c".to_owned()))).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        header(&r, "www-authenticate"),
+        r#"Bearer error="invalid_token""#
+    );
+    assert_eq!(header(&r, "x-tessera-token-status"), "bad_encoding");
+    let r = verify(&s, Some(("cookie", "other=1".to_owned()))).await;
+    assert_eq!(header(&r, "www-authenticate"), "Bearer");
+    assert_eq!(header(&r, "x-tessera-token-status"), "none");
+}

@@ -480,6 +480,55 @@ pub(crate) fn counting() -> Counting {
 }
 
 #[test]
+fn a_verify_only_keyring_from_a_published_jwks() {
+    use tessera_token::NoRevocations;
+    let mut signer = crate::common::ring();
+    let config = config();
+    // A pre-published next key is in the set too.
+    let t = NOW + 28 * 86_400 + 3600;
+    let r = signer.rotate_at(t, &mut OsKeySource::default()).unwrap();
+    assert!(r.generated.is_some());
+    let jwks = signer.jwks(&config);
+    let (edge, skipped) = Keyring::from_jwks(jwks.as_bytes()).unwrap();
+    assert_eq!(skipped, 0);
+    assert_eq!(edge.keys().count(), 2);
+    assert!(edge.signing_key_at(t).is_err());
+    let claims =
+        tessera_token::Claims::new(crate::common::ISS, "alice", "s", "j", t, t + 60, t + 120);
+    let token = signer.sign_at(&config, &claims, t).unwrap();
+    assert_eq!(
+        edge.verify_at(&config, &token, t, &NoRevocations)
+            .unwrap()
+            .claims,
+        claims
+    );
+
+    // Keys for other uses are skipped; broken sets and keys are refused.
+    let mixed = format!(
+        r#"{{"keys":[{{"kty":"oct","k":"c2VjcmV0"}},{{"kty":"EC","crv":"P-384","x":"AA","y":"AA"}},{{"kty":"OKP","crv":"Ed25519","use":"enc","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}},{}]}}"#,
+        &jwks[9..jwks.len() - 2]
+    );
+    // The `k` member is private: a set that carries one is refused, not skipped.
+    assert!(Keyring::from_jwks(mixed.as_bytes()).is_err());
+    let mixed = mixed.replace(r#"{"kty":"oct","k":"c2VjcmV0"},"#, "");
+    let (ring, skipped) = Keyring::from_jwks(mixed.as_bytes()).unwrap();
+    assert_eq!((ring.keys().count(), skipped), (signer.keys().count(), 2));
+    for bad in [
+        "",
+        "[]",
+        r#"{"keys":{}}"#,
+        r#"{"keys":[1]}"#,
+        r#"{"keys":[],"keys":[]}"#,
+        r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AA"}]}"#,
+        r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"not-the-thumbprint"}]}"#,
+    ] {
+        assert!(Keyring::from_jwks(bad.as_bytes()).is_err(), "{bad}");
+    }
+    let twice = format!(r#"{{"keys":[{k},{k}]}}"#, k = &jwks[9..jwks.len() - 2]);
+    assert!(Keyring::from_jwks(twice.as_bytes()).is_err());
+}
+
+#[test]
 fn a_forced_rotation_publishes_first_and_promotes_on_schedule() {
     let mut keys = OsKeySource::default();
     let mut ring = Keyring::generate_at(NOW, policy(), &mut keys).unwrap();

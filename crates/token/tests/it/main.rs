@@ -8,6 +8,7 @@
     clippy::indexing_slicing
 )]
 
+mod cache;
 mod common;
 mod keyring;
 mod negative;

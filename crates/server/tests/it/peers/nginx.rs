@@ -433,15 +433,18 @@ async fn in_required_mode_nginx_answers_401_and_the_upstream_is_not_reached() {
         "{TOKEN_COOKIE}={}",
         with_claims(&token, |c| c["sub"] = json!("admin"))
     );
-    for headers in [
-        vec![("Cookie", forged.as_str())],
-        with_spoofed(&[("Cookie", forged.as_str())]),
-        with_spoofed(&[]),
-        vec![("Authorization", "Bearer a.b.c")],
+    // RFC 6750 §3.1: `error="invalid_token"` when a token was sent, a bare challenge when
+    // none was; nginx passes the verifier's challenge on.
+    let invalid = Some(r#"Bearer error="invalid_token""#);
+    for (headers, challenge) in [
+        (vec![("Cookie", forged.as_str())], invalid),
+        (with_spoofed(&[("Cookie", forged.as_str())]), invalid),
+        (with_spoofed(&[]), Some("Bearer")),
+        (vec![("Authorization", "Bearer a.b.c")], invalid),
     ] {
         let r = nginx.get("/", &headers).await;
         assert_eq!(r.status, 401, "{headers:?}: {r:?}");
-        assert_eq!(r.header("www-authenticate"), Some("Bearer"), "{r:?}");
+        assert_eq!(r.header("www-authenticate"), challenge, "{r:?}");
     }
     assert_eq!(app.hits(), 0, "a refused request reached the upstream");
 
