@@ -435,6 +435,7 @@ impl Engine {
             absolute_expires_at: now.saturating_add(absolute),
             remember: login.remember,
             data,
+            secrets: BTreeMap::new(),
             version: 1,
         };
         let (handle, key) = self.create_record(&record, "login").await?;
@@ -889,6 +890,7 @@ impl Engine {
             absolute_expires_at: now.saturating_add(self.config.absolute_timeout),
             remember: false,
             data,
+            secrets: BTreeMap::new(),
             version: 1,
         };
         let (handle, key) = self.create_record(&record, "create").await?;
