@@ -369,6 +369,7 @@ pub async fn update(
     let edits = Edits {
         set: req.set,
         remove: req.remove,
+        ..Edits::default()
     };
     let out = s
         .engine()

@@ -534,6 +534,10 @@ impl Config {
                 d.csrf_max_age,
             )?,
             max_conflict_retries: d.max_conflict_retries,
+            // The service keeps anonymous sessions in the store until its config switch and
+            // persistent sealing keys land.
+            anonymous: tessera::AnonymousMode::Server,
+            anonymous_cookie_bytes: d.anonymous_cookie_bytes,
         };
         session.validate().map_err(|e| {
             invalid(
@@ -729,7 +733,13 @@ mod tests {
             StoreUrl::Redb(PathBuf::from("./tessera-data/sessions.redb"))
         );
         assert_eq!(c.cookie, CookieConfig::default());
-        assert_eq!(c.session, SessionConfig::default());
+        assert_eq!(
+            c.session,
+            SessionConfig {
+                anonymous: tessera::AnonymousMode::Server,
+                ..SessionConfig::default()
+            }
+        );
     }
 
     #[test]

@@ -188,7 +188,10 @@ pub(crate) trait TestSettings {
 impl TestSettings for Settings {
     fn default_for_tests() -> Self {
         Self {
-            session: tessera::SessionConfig::default(),
+            session: tessera::SessionConfig {
+                anonymous: tessera::AnonymousMode::Server,
+                ..tessera::SessionConfig::default()
+            },
             cookie: CookieConfig::default(),
             limits: Limits::default(),
             kask: tessera_server::kask::KaskSettings::default(),
