@@ -2,8 +2,10 @@
 //! stores, the background purge, and the listener.
 //!
 //! Secrets generated on a first run live in the data directory with mode 0600:
-//! `csrf.key` (the CSRF HMAC key) and, when no API key is configured, `api-key`. A key file
-//! that others can read is refused at start-up.
+//! `csrf.key` (the CSRF HMAC key), when no API key is configured `api-key`, and in `keys/`
+//! the token signing keys and the sealing keys of anonymous cookies and secrets. A key file
+//! that others can read is refused at start-up. Both keyrings rotate on their schedule
+//! while the service runs.
 
 use std::fs::{self, OpenOptions};
 use std::future::Future;
@@ -24,6 +26,7 @@ use tessera_store_memory::MemoryStore;
 use tessera_store_postgres::PostgresStore;
 use tessera_store_redb::RedbStore;
 use tessera_store_redis::RedisStore;
+use tessera_token::seal::{SealKeyring, SealPolicy, SealRotation};
 use tessera_token::{Keyring, OsKeySource, RotationPolicy};
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
@@ -87,6 +90,15 @@ pub enum StartupError {
         #[source]
         source: tessera_token::Error,
     },
+    /// The sealing keys (anonymous cookies, secrets) could not be loaded or generated.
+    #[error("cannot load or generate the sealing keys in {path}")]
+    SealKeys {
+        /// The key directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: tessera_token::Error,
+    },
     /// The listener could not bind.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -108,6 +120,8 @@ pub struct Prepared {
     stores: Vec<Arc<dyn SessionStore>>,
     /// The token keyring and its directory, rotated on a schedule while serving.
     keys: Option<(Arc<RwLock<Keyring>>, PathBuf)>,
+    /// The sealing keys and their directory, rotated on a schedule while serving.
+    seal_keys: (Arc<RwLock<SealKeyring>>, PathBuf),
 }
 
 /// What the operator is told about a store. Passwords are hidden.
@@ -226,6 +240,17 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         notes.push("session tokens are disabled ([tokens] enabled = false)".to_owned());
         None
     };
+    let seal_keys = seal_keyring(config, clock.as_ref(), &mut notes)?;
+    notes.push(match config.session.anonymous {
+        tessera::AnonymousMode::Server => {
+            "anonymous sessions: server-side (session.anonymous = \"server\")".to_owned()
+        }
+        _ => format!(
+            "anonymous sessions: client-side, in a sealed cookie of at most {} bytes \
+             (session.anonymous = \"client\")",
+            config.session.anonymous_cookie_bytes
+        ),
+    });
     let settings = Settings {
         session: config.session.clone(),
         cookie: config.cookie.clone(),
@@ -235,6 +260,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         tokens,
         verify_required: config.verify_required,
         verify_refresh: config.verify_refresh,
+        seal_keys: Some(seal_keys.clone()),
     };
     let state =
         AppState::new(stores, settings, csrf, api_keys, clock).map_err(StartupError::Engine)?;
@@ -247,7 +273,42 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         notes,
         stores: stores_to_purge,
         keys,
+        seal_keys: (seal_keys, config.data_dir.join("keys")),
     })
+}
+
+/// How long a sealing key must keep opening after it stopped sealing: the longest life of
+/// anything it sealed (an anonymous cookie lives at most `absolute_timeout`; a secret as long
+/// as its session, up to `remember_absolute_timeout`), plus clock skew.
+pub(crate) fn seal_policy(session: &tessera::SessionConfig) -> SealPolicy {
+    let longest = session
+        .absolute_timeout
+        .max(session.remember_absolute_timeout);
+    SealPolicy::default().with_retention(longest + Duration::from_secs(60))
+}
+
+/// The sealing keys in `data_dir/keys`, beside the token keys (generated on a first run).
+fn seal_keyring(
+    config: &Config,
+    clock: &dyn Clock,
+    notes: &mut Vec<String>,
+) -> Result<Arc<RwLock<SealKeyring>>, StartupError> {
+    let dir = config.data_dir.join("keys");
+    let (ring, created) = SealKeyring::load_or_generate_at(
+        &dir,
+        seal_policy(&config.session),
+        clock.now().unix_secs(),
+    )
+    .map_err(|source| StartupError::SealKeys {
+        path: dir.clone(),
+        source,
+    })?;
+    let verb = if created { "generated" } else { "using" };
+    notes.push(format!(
+        "{verb} the sealing keys (anonymous cookies, secrets) in {}",
+        dir.display()
+    ));
+    Ok(Arc::new(RwLock::new(ring)))
 }
 
 /// The keyring in `data_dir/keys` (generated on a first run) and the token settings.
@@ -304,15 +365,14 @@ pub async fn serve(
         state,
         stores,
         keys,
+        seal_keys,
         ..
     } = prepared;
     let mut purgers: Vec<_> = stores
         .into_iter()
         .map(|store| spawn_purge(store, state.clone(), purge_interval))
         .collect();
-    if let Some((ring, dir)) = keys {
-        purgers.push(spawn_rotation(ring, dir, state.clone()));
-    }
+    purgers.push(spawn_rotation(keys, seal_keys, state.clone()));
     let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;
@@ -340,9 +400,10 @@ pub async fn bind(config: &Config) -> Result<TcpListener, StartupError> {
 /// key is published a day before it signs).
 const ROTATION_CHECK: Duration = Duration::from_secs(60);
 
+/// One schedule for both keyrings: the token keys (when tokens are on) and the sealing keys.
 fn spawn_rotation(
-    ring: Arc<RwLock<Keyring>>,
-    dir: PathBuf,
+    keys: Option<(Arc<RwLock<Keyring>>, PathBuf)>,
+    seal_keys: (Arc<RwLock<SealKeyring>>, PathBuf),
     state: AppState,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -351,8 +412,22 @@ fn spawn_rotation(
         loop {
             tick.tick().await;
             let now = state.clock().now().unix_secs();
+            let (seal, seal_dir) = seal_keys.clone();
+            match tokio::task::spawn_blocking(move || rotate_seal_keys(&seal, &seal_dir, now)).await
+            {
+                Ok(Ok(r)) if r.changed() => {
+                    tracing::info!(generated = ?r.generated, dropped = ?r.dropped, "rotated the sealing keys");
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(code = e.code(), error = %e, "sealing key rotation failed")
+                }
+                Err(e) => tracing::warn!(error = %e, "sealing key rotation task failed"),
+            }
+            let Some((ring, dir)) = keys.clone() else {
+                continue;
+            };
             // Key generation and the files are blocking work (RSA keys take a while).
-            let (ring, dir) = (ring.clone(), dir.clone());
             match tokio::task::spawn_blocking(move || rotate_keys(&ring, &dir, now)).await {
                 Ok(Ok(r)) if r.changed() => {
                     tracing::info!(promoted = ?r.promoted.as_ref().map(ToString::to_string), generated = ?r.generated.as_ref().map(ToString::to_string), "rotated the token keys");
@@ -377,6 +452,22 @@ pub(crate) fn rotate_keys(
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let rotation = ring.rotate_at(now, &mut OsKeySource::default())?;
+    if rotation.changed() {
+        ring.save(dir)?;
+    }
+    Ok(rotation)
+}
+
+/// Applies the sealing keys' rotation schedule at `now` and saves them when they changed.
+pub(crate) fn rotate_seal_keys(
+    ring: &RwLock<SealKeyring>,
+    dir: &Path,
+    now: i64,
+) -> Result<SealRotation, tessera_token::Error> {
+    let mut ring = ring
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let rotation = ring.rotate_at(now)?;
     if rotation.changed() {
         ring.save(dir)?;
     }
@@ -536,5 +627,35 @@ mod tests {
         // Saved: a restart loads the rotated keys.
         let loaded = Keyring::load(&keys, RotationPolicy::default()).unwrap();
         assert_eq!(loaded.signing_key_at(now).unwrap().kid(), &second);
+    }
+
+    #[test]
+    fn scheduled_seal_rotation_keeps_old_values_open_for_the_longest_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let t0 = 1_800_000_000;
+        let policy = seal_policy(&tessera::SessionConfig::default());
+        assert_eq!(policy.retention(), Duration::from_secs(30 * 86_400 + 60));
+        let (ring, created) = SealKeyring::load_or_generate_at(&keys, policy.clone(), t0).unwrap();
+        assert!(created);
+        let first = ring.sealing_kid().unwrap().to_owned();
+        let old = ring.seal("n", "p", b"x", t0 + 40 * 86_400).unwrap();
+        let ring = RwLock::new(ring);
+        assert!(!rotate_seal_keys(&ring, &keys, t0 + 60).unwrap().changed());
+        let r = rotate_seal_keys(&ring, &keys, t0 + 30 * 86_400).unwrap();
+        let second = r.generated.unwrap();
+        // Saved: a restart seals with the new key and opens the old value.
+        let loaded = SealKeyring::load(&keys, policy.clone()).unwrap();
+        assert_eq!(loaded.sealing_kid(), Some(second.as_str()));
+        assert_eq!(loaded.open("n", "p", &old, t0 + 31 * 86_400).unwrap(), b"x");
+        // Thirty days and a minute after it stopped sealing, the old key goes.
+        let r = rotate_seal_keys(&ring, &keys, t0 + 60 * 86_400 + 60).unwrap();
+        assert!(r.dropped.contains(&first), "{r:?}");
+        assert!(
+            SealKeyring::load(&keys, policy)
+                .unwrap()
+                .keys()
+                .all(|k| k.kid != first)
+        );
     }
 }

@@ -115,6 +115,9 @@ pub struct Settings {
     /// How long `GET /v1/verify` reuses its copy of the revocation log before reading the
     /// new entries (zero: on every request).
     pub verify_refresh: std::time::Duration,
+    /// The sealing keys of anonymous cookies and secrets (`None`: fresh keys in memory,
+    /// lost at restart).
+    pub seal_keys: Option<Arc<std::sync::RwLock<tessera_token::seal::SealKeyring>>>,
 }
 
 impl AppState {
@@ -136,6 +139,9 @@ impl AppState {
         let mut engine = Engine::try_new(stores, settings.session, settings.cookie, csrf, metrics)?;
         if let Some(t) = settings.tokens {
             engine = engine.with_tokens(t)?;
+        }
+        if let Some(k) = settings.seal_keys {
+            engine = engine.with_seal_keys(k);
         }
         Ok(Self {
             inner: Arc::new(Inner {

@@ -90,6 +90,19 @@ fn first_run_generates_private_keys_in_the_data_dir() {
             "{f} is readable by others"
         );
     }
+    // The sealing keys of anonymous cookies and secrets, beside the token keys.
+    let keys = data.join("keys");
+    assert!(keys.join("seal.json").exists());
+    let seal_files: Vec<_> = std::fs::read_dir(&keys)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seal"))
+        .collect();
+    assert_eq!(seal_files.len(), 1, "{seal_files:?}");
+    for f in seal_files.iter().chain([&keys]) {
+        let mode = std::fs::metadata(f).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} is readable by others", f.display());
+    }
     // A key file others can read is refused.
     std::fs::set_permissions(
         data.join("csrf.key"),
