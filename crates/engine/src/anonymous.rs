@@ -218,7 +218,7 @@ mod tests {
         let config = SessionConfig::default();
         let mut s = ClientState::fresh(&config, NOW).unwrap();
         let v = seal(&ring(), NAME, &s, DEFAULT_COOKIE_BUDGET).unwrap();
-        assert!(NAME.len() + 1 + v.len() < 400, "{}", v.len());
+        assert!(NAME.len() + 1 + v.len() < 300, "{}", v.len());
         s.data.insert("form".into(), serde_json::json!({"step": 2}));
         let v = seal(&ring(), NAME, &s, DEFAULT_COOKIE_BUDGET).unwrap();
         let o = open(&ring(), NAME, &v, &config, NOW).unwrap();
