@@ -187,8 +187,9 @@ pub const MAX_KEY_LEN: usize = 256;
 pub const MAX_JSON_DEPTH: usize = 32;
 /// The largest custom claims of one session, as JSON bytes: they travel in every token.
 pub const MAX_CLAIMS_BYTES: usize = 1024;
-/// Claim names the token codec owns; custom claims may not use them.
-const RESERVED_CLAIMS: [&str; 11] = [
+/// Claim names the token codec owns (and header names, so a claim cannot be mistaken for
+/// one); custom claims may not use them.
+pub const RESERVED_CLAIMS: [&str; 11] = [
     "iss", "sub", "aud", "iat", "exp", "nbf", "sxp", "jti", "sid", "typ", "kid",
 ];
 
@@ -1712,7 +1713,7 @@ fn validate_edits(edits: &Edits) -> Result<()> {
     Ok(())
 }
 
-fn validate_claims(claims: &BTreeMap<String, Value>) -> Result<()> {
+pub(crate) fn validate_claims(claims: &BTreeMap<String, Value>) -> Result<()> {
     if let Some(k) = claims
         .keys()
         .find(|k| RESERVED_CLAIMS.contains(&k.as_str()))

@@ -73,7 +73,7 @@ pub use anonymous::AnonymousMode;
 pub use config::SessionConfig;
 pub use engine::{
     Edits, Engine, Login, MAX_CLAIMS_BYTES, MAX_EDITS, MAX_JSON_DEPTH, MAX_KEY_LEN, Outcome,
-    Session, Status, Storage, Stores,
+    RESERVED_CLAIMS, Session, Status, Storage, Stores,
 };
 pub use error::{Error, Result};
 pub use tessera_core;

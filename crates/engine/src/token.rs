@@ -2,11 +2,13 @@
 //! re-issued from the session record and the signing key alone, so refreshing a token never
 //! writes the store.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
 use tessera_token::{Claims, Config, Keyring};
 
 use crate::cookie::CookieConfig;
@@ -54,6 +56,10 @@ pub struct TokenSettings {
     pub soft_lifetime: Duration,
     /// How `sub` is written.
     pub subject: SubjectFormat,
+    /// Claims every token carries unless the session (its login claims) or the mint
+    /// request gives the same claim itself, e.g. MediaWiki's rate-limit class
+    /// `rlc = "authed-user"`. Empty by default.
+    pub default_claims: BTreeMap<String, Value>,
 }
 
 impl TokenSettings {
@@ -85,6 +91,7 @@ impl TokenSettings {
             lifetime: DEFAULT_TOKEN_LIFETIME,
             soft_lifetime: DEFAULT_TOKEN_SOFT_LIFETIME,
             subject: SubjectFormat::UserId,
+            default_claims: BTreeMap::new(),
         })
     }
 
@@ -99,11 +106,14 @@ impl TokenSettings {
                 "the token cookie needs its own name".to_owned(),
             ));
         }
+        crate::engine::validate_claims(&self.default_claims)
+            .map_err(|e| crate::Error::Config(format!("default token claims: {e}")))?;
         Ok(())
     }
 
     /// Claims for `sub`/`sid` issued at `now`, ending no later than `hard_end` (Unix
-    /// seconds), with a random `jti`.
+    /// seconds), with a random `jti` and the default claims (callers add the session's own
+    /// claims on top, so those win).
     pub(crate) fn claims(
         &self,
         sub: String,
@@ -113,15 +123,13 @@ impl TokenSettings {
     ) -> crate::Result<Claims> {
         let exp = now.saturating_add(secs(self.lifetime)).min(hard_end);
         let sxp = now.saturating_add(secs(self.soft_lifetime)).min(exp);
-        Ok(Claims::new(
-            self.config.issuer(),
-            sub,
-            sid,
-            random_id()?,
-            now,
-            sxp,
-            exp,
-        ))
+        let mut claims = Claims::new(self.config.issuer(), sub, sid, random_id()?, now, sxp, exp);
+        claims.custom.extend(
+            self.default_claims
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        Ok(claims)
     }
 }
 
@@ -134,4 +142,48 @@ pub(crate) fn random_id() -> crate::Result<String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(crate::Error::Random)?;
     Ok(URL_SAFE_NO_PAD.encode(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_token::{OsKeySource, RotationPolicy};
+
+    fn settings() -> TokenSettings {
+        let ring = Keyring::generate_at(0, RotationPolicy::default(), &mut OsKeySource::default())
+            .unwrap();
+        TokenSettings::new(
+            Config::new("i"),
+            Arc::new(RwLock::new(ring)),
+            &CookieConfig::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn default_claims_are_in_every_token_and_checked() {
+        let mut t = settings();
+        t.default_claims
+            .insert("rlc".to_owned(), Value::from("authed-user"));
+        t.validate(&CookieConfig::default()).unwrap();
+        let c = t.claims("u".into(), "s".into(), 10, i64::MAX).unwrap();
+        assert_eq!(c.custom["rlc"], "authed-user");
+
+        t.default_claims.insert("exp".to_owned(), Value::from(1));
+        let err = t
+            .validate(&CookieConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("default token claims") && err.contains("exp"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn subject_formats() {
+        assert_eq!(SubjectFormat::UserId.subject("123"), "123");
+        let mw = SubjectFormat::Prefixed("mw:CentralAuth::".to_owned());
+        assert_eq!(mw.subject("123"), "mw:CentralAuth::123");
+    }
 }

@@ -1,8 +1,9 @@
 //! The `tessera` command line (definitions only; `main.rs` runs them).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// Tessera: sessions for web applications.
 #[derive(Debug, Parser)]
@@ -27,6 +28,117 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Manage the token signing keys in DATA_DIR/keys (a running `serve` picks changes up
+    /// within a minute).
+    Keys {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Mint or inspect session tokens with the keys in DATA_DIR/keys.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+/// `tessera keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create the keyring: one active key of `[tokens] algorithm`, signing from now.
+    Generate {
+        /// Replace an existing keyring. Its keys are discarded: every token they signed
+        /// stops verifying, here and at every edge.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Run the rotation schedule now: drop expired keys, promote a due next key, publish a
+    /// new next key when the active one is due.
+    Rotate {
+        /// Start a rotation now: publish a new next key (valid from now plus
+        /// `[tokens] publish_ahead`, so verifiers see it first) unless one is pending. The
+        /// schedule promotes it when it is due.
+        #[arg(long)]
+        force: bool,
+        /// Make the pending next key sign now and retire the active one. Verifiers that
+        /// fetched the JWKS before the key was published refuse its tokens until they
+        /// fetch it again.
+        #[arg(long)]
+        promote: bool,
+    },
+    /// List the keys: id, algorithm, state, valid from.
+    List {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JWKS exactly as `GET /.well-known/jwks.json` serves it.
+    Jwks,
+}
+
+/// `tessera token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a token signed with the active key (like `POST /v1/tokens`: no session is
+    /// stored).
+    Mint(MintArgs),
+    /// Read a token from standard input, verify it with the keys now, and print its
+    /// header, claims and outcome code. Exit status 0 if it is valid, 3 if it is refused.
+    Inspect(InspectArgs),
+}
+
+/// `tessera token mint`.
+#[derive(Debug, Args)]
+pub struct MintArgs {
+    /// The subject (`sub`), exactly as given.
+    #[arg(long, required_unless_present = "user", conflicts_with = "user")]
+    pub sub: Option<String>,
+    /// A user id, written as the subject the way session tokens write it
+    /// (`[tokens] subject_prefix`, e.g. `mw:CentralAuth::123` for `--user 123`).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A custom claim: `NAME=TEXT` for a string, `NAME:=JSON` for any JSON value
+    /// (`level:=3`, `beta:=true`). Repeatable; overrides `[tokens] default_claims`.
+    #[arg(long = "claim", value_name = "NAME=TEXT|NAME:=JSON", value_parser = parse_claim)]
+    pub claims: Vec<(String, serde_json::Value)>,
+    /// The lifetime (`exp - iat`), e.g. `30m` (default and maximum `[tokens] exp`).
+    #[arg(long, value_parser = crate::config::parse_duration)]
+    pub ttl: Option<Duration>,
+}
+
+/// `tessera token inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Only `-` (standard input). A token itself is refused: it is a bearer secret, and
+    /// arguments end up in shell history and `ps` output.
+    #[arg(hide = true)]
+    pub token: Option<String>,
+}
+
+/// Parses `NAME=TEXT` or `NAME:=JSON`.
+///
+/// # Errors
+///
+/// A message saying which form is expected.
+pub fn parse_claim(s: &str) -> Result<(String, serde_json::Value), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or("expected NAME=TEXT or NAME:=JSON")?;
+    let (name, value) = match name.strip_suffix(':') {
+        Some(name) => (
+            name,
+            serde_json::from_str(value).map_err(|e| format!("{value:?} is not JSON: {e}"))?,
+        ),
+        None => (name, serde_json::Value::String(value.to_owned())),
+    };
+    if name.is_empty() {
+        return Err("the claim name is empty".to_owned());
+    }
+    Ok((name.to_owned(), value))
 }
 
 /// `tessera config …`.

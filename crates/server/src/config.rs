@@ -13,6 +13,12 @@ use serde::Deserialize;
 use tessera::SessionConfig;
 use tessera::cookie::{CookieConfig, SameSite};
 
+mod tokens;
+
+pub use tokens::{
+    DEFAULT_ISSUER, MEDIAWIKI_COOKIE, MEDIAWIKI_RLC, MEDIAWIKI_SCOPE, TokenProfile, TokensConfig,
+};
+
 /// A store named by a URL: `memory:`, `redb:PATH`, `redis://HOST:PORT[/DB]`,
 /// `rediss://…`, `redis+cluster://HOST:PORT,HOST:PORT,…` (`rediss+cluster://` for TLS), or
 /// `postgres://…` / `postgresql://…`.
@@ -166,34 +172,6 @@ pub struct Config {
     pub verify_refresh: Duration,
 }
 
-/// The `[tokens]` section.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokensConfig {
-    /// Whether authenticated sessions get a token cookie (default true).
-    pub enabled: bool,
-    /// The `iss` of every token (default `tessera`).
-    pub issuer: String,
-    /// The hard lifetime (default 4 h).
-    pub exp: Duration,
-    /// The soft lifetime (default 1 h).
-    pub sxp: Duration,
-    /// The token cookie's name (default `__Host-tessera-token`, or the development session
-    /// cookie's name plus `-token`).
-    pub cookie_name: Option<String>,
-}
-
-impl Default for TokensConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            issuer: "tessera".to_owned(),
-            exp: tessera::token::DEFAULT_TOKEN_LIFETIME,
-            sxp: tessera::token::DEFAULT_TOKEN_SOFT_LIFETIME,
-            cookie_name: None,
-        }
-    }
-}
-
 /// Bounds on what a request may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -272,19 +250,9 @@ struct File {
     #[serde(default)]
     revocations: FileRevocations,
     #[serde(default)]
-    tokens: FileTokens,
+    tokens: tokens::FileTokens,
     #[serde(default)]
     verify: FileVerify,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileTokens {
-    enabled: Option<bool>,
-    issuer: Option<String>,
-    exp: Option<String>,
-    sxp: Option<String>,
-    cookie_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -656,33 +624,7 @@ impl Config {
                 "must be between 1 byte and 64 MiB",
             ));
         }
-        let dt = TokensConfig::default();
-        let ft = f.tokens;
-        let tokens = TokensConfig {
-            enabled: ft.enabled.unwrap_or(dt.enabled),
-            issuer: ft.issuer.unwrap_or(dt.issuer),
-            exp: dur("tokens.exp", ft.exp, "TESSERA_TOKEN_EXP", dt.exp)?,
-            sxp: dur("tokens.sxp", ft.sxp, "TESSERA_TOKEN_SXP", dt.sxp)?,
-            cookie_name: ft.cookie_name,
-        };
-        if tokens.issuer.is_empty() {
-            return Err(invalid("tokens.issuer", "must not be empty"));
-        }
-        if tokens.exp < Duration::from_secs(60) || tokens.exp > Duration::from_secs(24 * 3600) {
-            return Err(invalid("tokens.exp", "must be between 1m and 24h"));
-        }
-        if tokens.sxp.is_zero() || tokens.sxp > tokens.exp {
-            return Err(invalid(
-                "tokens.sxp",
-                "must be positive and at most tokens.exp",
-            ));
-        }
-        if tokens.enabled && tokens.exp > revocation_keep {
-            return Err(invalid(
-                "revocations.keep",
-                "must be at least tokens.exp, or the feed forgets revocations of live tokens",
-            ));
-        }
+        let tokens = tokens::build(f.tokens, &env, &cookie, revocation_keep)?;
         let verify_required = match f.verify.mode.as_deref() {
             None | Some("optional") => false,
             Some("required") => true,

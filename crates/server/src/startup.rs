@@ -4,8 +4,8 @@
 //! Secrets generated on a first run live in the data directory with mode 0600:
 //! `csrf.key` (the CSRF HMAC key), when no API key is configured `api-key`, and in `keys/`
 //! the token signing keys and the sealing keys of anonymous cookies and secrets. A key file
-//! that others can read is refused at start-up. Both keyrings rotate on their schedule
-//! while the service runs.
+//! that others can read is refused at start-up. Both keyrings follow their schedule and the
+//! directory while the service runs.
 
 use std::fs::{self, OpenOptions};
 use std::future::Future;
@@ -26,12 +26,12 @@ use tessera_store_memory::MemoryStore;
 use tessera_store_postgres::PostgresStore;
 use tessera_store_redb::RedbStore;
 use tessera_store_redis::RedisStore;
-use tessera_token::seal::{SealKeyring, SealPolicy, SealRotation};
-use tessera_token::{Keyring, OsKeySource, RotationPolicy};
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
 use crate::config::{Config, StoreUrl, check_api_key};
+use crate::keys::{KeyDir, KeySync, KeysError};
+use crate::seal_keys::{self, SealSync};
 use crate::{ApiKeys, AppState, Settings, app};
 
 /// Why the service could not start.
@@ -82,14 +82,8 @@ pub enum StartupError {
     #[error("invalid session configuration")]
     Engine(#[source] tessera::Error),
     /// The token keyring could not be loaded or generated.
-    #[error("cannot load or generate the token keys in {path}")]
-    Keys {
-        /// The key directory.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: tessera_token::Error,
-    },
+    #[error("cannot load or generate the token keys")]
+    Keys(#[source] KeysError),
     /// The sealing keys (anonymous cookies, secrets) could not be loaded or generated.
     #[error("cannot load or generate the sealing keys in {path}")]
     SealKeys {
@@ -118,10 +112,10 @@ pub struct Prepared {
     /// Lines for the operator (where data lives, where the API key is).
     pub notes: Vec<String>,
     stores: Vec<Arc<dyn SessionStore>>,
-    /// The token keyring and its directory, rotated on a schedule while serving.
-    keys: Option<(Arc<RwLock<Keyring>>, PathBuf)>,
-    /// The sealing keys and their directory, rotated on a schedule while serving.
-    seal_keys: (Arc<RwLock<SealKeyring>>, PathBuf),
+    /// The token keyring and its directory, kept in step while serving.
+    keys: Option<Arc<KeySync>>,
+    /// The sealing keys and their directory, kept in step while serving.
+    seal_keys: Arc<SealSync>,
 }
 
 /// What the operator is told about a store. Passwords are hidden.
@@ -234,13 +228,27 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
             config.cookie.name()
         ));
     }
-    let tokens = if config.tokens.enabled {
-        Some(token_settings(config, clock.as_ref(), &mut notes)?)
+    let (tokens, sync) = if config.tokens.enabled {
+        let (t, sync) = token_settings(config, clock.as_ref(), &mut notes)?;
+        (Some(t), Some(sync))
     } else {
         notes.push("session tokens are disabled ([tokens] enabled = false)".to_owned());
-        None
+        (None, None)
     };
-    let seal_keys = seal_keyring(config, clock.as_ref(), &mut notes)?;
+    let dir = config.data_dir.join("keys");
+    let policy = seal_keys::policy(&config.session);
+    let (seal, created) =
+        seal_keys::load_or_generate(&dir, policy.clone(), clock.now().unix_secs()).map_err(
+            |source| StartupError::SealKeys {
+                path: dir.clone(),
+                source,
+            },
+        )?;
+    let verb = if created { "generated" } else { "using" };
+    notes.push(format!(
+        "{verb} the sealing keys (anonymous cookies, secrets) in {}",
+        dir.display()
+    ));
     notes.push(match config.session.anonymous {
         tessera::AnonymousMode::Server => {
             "anonymous sessions: server-side (session.anonymous = \"server\")".to_owned()
@@ -251,6 +259,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
             config.session.anonymous_cookie_bytes
         ),
     });
+    let seal = Arc::new(RwLock::new(seal));
     let settings = Settings {
         session: config.session.clone(),
         cookie: config.cookie.clone(),
@@ -260,93 +269,61 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         tokens,
         verify_required: config.verify_required,
         verify_refresh: config.verify_refresh,
-        seal_keys: Some(seal_keys.clone()),
+        seal_keys: Some(seal.clone()),
     };
     let state =
         AppState::new(stores, settings, csrf, api_keys, clock).map_err(StartupError::Engine)?;
-    let keys = state
-        .engine()
-        .tokens()
-        .map(|t| (t.keyring.clone(), config.data_dir.join("keys")));
     Ok(Prepared {
         state,
         notes,
         stores: stores_to_purge,
-        keys,
-        seal_keys: (seal_keys, config.data_dir.join("keys")),
+        keys: sync.map(Arc::new),
+        seal_keys: Arc::new(SealSync::new(dir, seal, policy)),
     })
 }
 
-/// How long a sealing key must keep opening after it stopped sealing: the longest life of
-/// anything it sealed (an anonymous cookie lives at most `absolute_timeout`; a secret as long
-/// as its session, up to `remember_absolute_timeout`), plus clock skew.
-pub(crate) fn seal_policy(session: &tessera::SessionConfig) -> SealPolicy {
-    let longest = session
-        .absolute_timeout
-        .max(session.remember_absolute_timeout);
-    SealPolicy::default().with_retention(longest + Duration::from_secs(60))
-}
-
-/// The sealing keys in `data_dir/keys`, beside the token keys (generated on a first run).
-fn seal_keyring(
-    config: &Config,
-    clock: &dyn Clock,
-    notes: &mut Vec<String>,
-) -> Result<Arc<RwLock<SealKeyring>>, StartupError> {
-    let dir = config.data_dir.join("keys");
-    let (ring, created) = SealKeyring::load_or_generate_at(
-        &dir,
-        seal_policy(&config.session),
-        clock.now().unix_secs(),
-    )
-    .map_err(|source| StartupError::SealKeys {
-        path: dir.clone(),
-        source,
-    })?;
-    let verb = if created { "generated" } else { "using" };
-    notes.push(format!(
-        "{verb} the sealing keys (anonymous cookies, secrets) in {}",
-        dir.display()
-    ));
-    Ok(Arc::new(RwLock::new(ring)))
-}
-
-/// The keyring in `data_dir/keys` (generated on a first run) and the token settings.
+/// The keyring in `data_dir/keys` (generated on a first run), the token settings, and
+/// what keeps the keyring in step with its directory.
 fn token_settings(
     config: &Config,
     clock: &dyn Clock,
     notes: &mut Vec<String>,
-) -> Result<TokenSettings, StartupError> {
+) -> Result<(TokenSettings, KeySync), StartupError> {
     let t = &config.tokens;
-    let dir = config.data_dir.join("keys");
-    let keys_err = |source| StartupError::Keys {
-        path: dir.clone(),
-        source,
-    };
-    let policy = RotationPolicy::default().with_max_token_lifetime(t.exp);
-    let (ring, created) = Keyring::load_or_generate_at(
-        &dir,
-        policy,
-        clock.now().unix_secs(),
-        &mut OsKeySource::default(),
-    )
-    .map_err(keys_err)?;
+    let dir = KeyDir::new(config);
+    let (ring, version, created) = dir
+        .load_or_generate(clock.now().unix_secs())
+        .map_err(StartupError::Keys)?;
     let verb = if created { "generated" } else { "using" };
     notes.push(format!(
         "{verb} the token signing keys in {}",
-        dir.display()
+        dir.path().display()
     ));
-    let codec = tessera_token::Config::new(t.issuer.clone()).with_max_lifetime(t.exp);
-    let mut settings = TokenSettings::new(codec, Arc::new(RwLock::new(ring)), &config.cookie)
-        .map_err(StartupError::Engine)?;
+    if !t.rotate {
+        notes.push(
+            "scheduled key rotation is off ([tokens] rotate = false): rotate with \
+             `tessera keys rotate`; this service picks changes up within a minute"
+                .to_owned(),
+        );
+    }
+    if let Some(p) = t.profile {
+        notes.push(format!("token profile {}", p.name()));
+    }
+    let codec = dir.codec(&ring);
+    let ring = Arc::new(RwLock::new(ring));
+    let sync = KeySync::new(dir, ring.clone(), codec.clone(), version);
+    let mut settings =
+        TokenSettings::new(codec, ring, &config.cookie).map_err(StartupError::Engine)?;
     if let Some(name) = &t.cookie_name {
         settings.cookie = config.cookie.with_name(name.clone()).map_err(|e| {
             StartupError::Engine(tessera::Error::Config(format!("tokens.cookie_name: {e}")))
         })?;
     }
+    settings.subject = t.subject.clone();
+    settings.default_claims = t.default_claims.clone();
     settings.lifetime = t.exp;
     settings.soft_lifetime = t.sxp;
-    Ok(settings)
+    Ok((settings, sync))
 }
 
 /// Serves `prepared` on `listener` until `shutdown` completes, purging expired sessions
@@ -372,7 +349,10 @@ pub async fn serve(
         .into_iter()
         .map(|store| spawn_purge(store, state.clone(), purge_interval))
         .collect();
-    purgers.push(spawn_rotation(keys, seal_keys, state.clone()));
+    if let Some(sync) = keys {
+        purgers.push(spawn_key_sync(sync, state.clone()));
+    }
+    purgers.push(spawn_seal_sync(seal_keys, state.clone()));
     let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;
@@ -396,82 +376,74 @@ pub async fn bind(config: &Config) -> Result<TcpListener, StartupError> {
         })
 }
 
-/// How often the keyring's schedule is checked (rotation itself follows its policy: a new
-/// key is published a day before it signs).
-const ROTATION_CHECK: Duration = Duration::from_secs(60);
+/// How often the key directory is checked: the rotation schedule (a new key is published a
+/// day before it signs) and changes made by `tessera keys …`, which a running service thus
+/// picks up within this interval.
+const KEY_SYNC_INTERVAL: Duration = Duration::from_secs(60);
 
-/// One schedule for both keyrings: the token keys (when tokens are on) and the sealing keys.
-fn spawn_rotation(
-    keys: Option<(Arc<RwLock<Keyring>>, PathBuf)>,
-    seal_keys: (Arc<RwLock<SealKeyring>>, PathBuf),
-    state: AppState,
-) -> tokio::task::JoinHandle<()> {
+fn spawn_key_sync(sync: Arc<KeySync>, state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(ROTATION_CHECK);
+        let mut tick = tokio::time::interval(KEY_SYNC_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let now = state.clock().now().unix_secs();
-            let (seal, seal_dir) = seal_keys.clone();
-            match tokio::task::spawn_blocking(move || rotate_seal_keys(&seal, &seal_dir, now)).await
-            {
-                Ok(Ok(r)) if r.changed() => {
-                    tracing::info!(generated = ?r.generated, dropped = ?r.dropped, "rotated the sealing keys");
+            // Files, the directory lock and key generation (RSA takes a while) block.
+            let s = sync.clone();
+            match tokio::task::spawn_blocking(move || s.tick(now)).await {
+                Ok(Ok(t)) => {
+                    let r = &t.rotation;
+                    if r.changed() {
+                        tracing::info!(promoted = ?r.promoted.as_ref().map(ToString::to_string), generated = ?r.generated.as_ref().map(ToString::to_string), "rotated the token keys");
+                    }
+                    if t.reloaded {
+                        tracing::info!("the token keys changed on disk; now using them");
+                    }
+                    if t.restored {
+                        tracing::warn!(
+                            "the token key directory was missing; wrote the keys in use back"
+                        );
+                    }
                 }
-                Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
-                    tracing::warn!(code = e.code(), error = %e, "sealing key rotation failed")
+                    tracing::warn!(code = e.code(), error = %e, "token key sync failed; keeping the current keys")
                 }
-                Err(e) => tracing::warn!(error = %e, "sealing key rotation task failed"),
-            }
-            let Some((ring, dir)) = keys.clone() else {
-                continue;
-            };
-            // Key generation and the files are blocking work (RSA keys take a while).
-            match tokio::task::spawn_blocking(move || rotate_keys(&ring, &dir, now)).await {
-                Ok(Ok(r)) if r.changed() => {
-                    tracing::info!(promoted = ?r.promoted.as_ref().map(ToString::to_string), generated = ?r.generated.as_ref().map(ToString::to_string), "rotated the token keys");
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(code = e.code(), error = %e, "token key rotation failed")
-                }
-                Err(e) => tracing::warn!(error = %e, "token key rotation task failed"),
+                Err(e) => tracing::warn!(error = %e, "token key sync task failed"),
             }
         }
     })
 }
 
-/// Applies the keyring's rotation schedule at `now` and saves the keys when they changed.
-pub(crate) fn rotate_keys(
-    ring: &RwLock<Keyring>,
-    dir: &Path,
-    now: i64,
-) -> Result<tessera_token::Rotation, tessera_token::Error> {
-    let mut ring = ring
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let rotation = ring.rotate_at(now, &mut OsKeySource::default())?;
-    if rotation.changed() {
-        ring.save(dir)?;
-    }
-    Ok(rotation)
-}
-
-/// Applies the sealing keys' rotation schedule at `now` and saves them when they changed.
-pub(crate) fn rotate_seal_keys(
-    ring: &RwLock<SealKeyring>,
-    dir: &Path,
-    now: i64,
-) -> Result<SealRotation, tessera_token::Error> {
-    let mut ring = ring
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let rotation = ring.rotate_at(now)?;
-    if rotation.changed() {
-        ring.save(dir)?;
-    }
-    Ok(rotation)
+/// The sealing keys' schedule, on the token keys' interval and under the same directory
+/// lock; it runs whether or not tokens are on.
+fn spawn_seal_sync(sync: Arc<SealSync>, state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEY_SYNC_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = state.clock().now().unix_secs();
+            let s = sync.clone();
+            match tokio::task::spawn_blocking(move || s.tick(now)).await {
+                Ok(Ok(t)) => {
+                    let r = &t.rotation;
+                    if r.changed() {
+                        tracing::info!(generated = ?r.generated, dropped = ?r.dropped, "rotated the sealing keys");
+                    }
+                    if t.reloaded {
+                        tracing::info!("the sealing keys changed on disk; now using them");
+                    }
+                    if t.restored {
+                        tracing::warn!("the sealing keys were missing; wrote the keys in use back");
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(code = e.code(), error = %e, "sealing key sync failed; keeping the current keys")
+                }
+                Err(e) => tracing::warn!(error = %e, "sealing key sync task failed"),
+            }
+        }
+    })
 }
 
 fn spawn_purge(
@@ -594,68 +566,135 @@ fn read_key_lines(path: &Path) -> Result<Vec<Zeroizing<String>>, StartupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::RotateOptions;
+    use tessera_token::Keyring;
 
-    #[test]
-    fn scheduled_rotation_publishes_signs_and_saves() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = dir.path().join("keys");
-        let t0 = 1_800_000_000;
-        let (ring, created) = Keyring::load_or_generate_at(
-            &keys,
-            RotationPolicy::default(),
-            t0,
-            &mut OsKeySource::default(),
-        )
-        .unwrap();
+    const T0: i64 = 1_800_000_000;
+    const DAY: i64 = 86_400;
+
+    fn key_sync(data: &Path, extra: &str) -> (KeyDir, Arc<RwLock<Keyring>>, KeySync) {
+        let toml = format!(
+            "data_dir = {:?}\n[tokens]\n{extra}",
+            data.display().to_string()
+        );
+        let config = Config::from_toml(&toml, |_| None).unwrap();
+        let dir = KeyDir::new(&config);
+        let (ring, version, created) = dir.load_or_generate(T0).unwrap();
         assert!(created);
-        let first = ring.signing_key_at(t0).unwrap().kid().clone();
-        let ring = RwLock::new(ring);
-        assert!(!rotate_keys(&ring, &keys, t0 + 60).unwrap().changed());
-        // A day before the 30-day rotation a next key is published; at 30 days it signs.
-        let r = rotate_keys(&ring, &keys, t0 + 29 * 86_400 + 60).unwrap();
-        assert!(r.generated.is_some(), "{r:?}");
-        rotate_keys(&ring, &keys, t0 + 30 * 86_400 + 60).unwrap();
-        let now = t0 + 30 * 86_400 + 120;
-        let second = ring
-            .read()
+        let codec = dir.codec(&ring);
+        let ring = Arc::new(RwLock::new(ring));
+        let sync = KeySync::new(dir.clone(), ring.clone(), codec, version);
+        (dir, ring, sync)
+    }
+
+    fn signer(ring: &RwLock<Keyring>, now: i64) -> tessera_token::KeyId {
+        ring.read()
             .unwrap()
             .signing_key_at(now)
             .unwrap()
             .kid()
-            .clone();
+            .clone()
+    }
+
+    #[test]
+    fn scheduled_rotation_publishes_signs_and_saves() {
+        let data = tempfile::tempdir().unwrap();
+        let (dir, ring, sync) = key_sync(data.path(), "");
+        let first = signer(&ring, T0);
+        let t = sync.tick(T0 + 60).unwrap();
+        assert!(!t.rotation.changed() && !t.reloaded, "{t:?}");
+        // A day before the 30-day rotation a next key is published; at 30 days it signs.
+        let t = sync.tick(T0 + 29 * DAY + 60).unwrap();
+        assert!(t.rotation.generated.is_some() && !t.reloaded, "{t:?}");
+        sync.tick(T0 + 30 * DAY + 60).unwrap();
+        let now = T0 + 30 * DAY + 120;
+        let second = signer(&ring, now);
         assert_ne!(first, second);
         // Saved: a restart loads the rotated keys.
-        let loaded = Keyring::load(&keys, RotationPolicy::default()).unwrap();
+        let (loaded, _) = dir.load().unwrap();
         assert_eq!(loaded.signing_key_at(now).unwrap().kid(), &second);
     }
 
     #[test]
-    fn scheduled_seal_rotation_keeps_old_values_open_for_the_longest_session() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = dir.path().join("keys");
-        let t0 = 1_800_000_000;
-        let policy = seal_policy(&tessera::SessionConfig::default());
-        assert_eq!(policy.retention(), Duration::from_secs(30 * 86_400 + 60));
-        let (ring, created) = SealKeyring::load_or_generate_at(&keys, policy.clone(), t0).unwrap();
-        assert!(created);
-        let first = ring.sealing_kid().unwrap().to_owned();
-        let old = ring.seal("n", "p", b"x", t0 + 40 * 86_400).unwrap();
-        let ring = RwLock::new(ring);
-        assert!(!rotate_seal_keys(&ring, &keys, t0 + 60).unwrap().changed());
-        let r = rotate_seal_keys(&ring, &keys, t0 + 30 * 86_400).unwrap();
-        let second = r.generated.unwrap();
-        // Saved: a restart seals with the new key and opens the old value.
-        let loaded = SealKeyring::load(&keys, policy.clone()).unwrap();
-        assert_eq!(loaded.sealing_kid(), Some(second.as_str()));
-        assert_eq!(loaded.open("n", "p", &old, t0 + 31 * 86_400).unwrap(), b"x");
-        // Thirty days and a minute after it stopped sealing, the old key goes.
-        let r = rotate_seal_keys(&ring, &keys, t0 + 60 * 86_400 + 60).unwrap();
-        assert!(r.dropped.contains(&first), "{r:?}");
-        assert!(
-            SealKeyring::load(&keys, policy)
+    fn changes_made_by_the_cli_reach_the_running_service() {
+        let data = tempfile::tempdir().unwrap();
+        let (dir, ring, sync) = key_sync(data.path(), "");
+        let first = signer(&ring, T0);
+        // `tessera keys rotate --force --promote` in another process.
+        let (_, r) = dir
+            .rotate(
+                T0 + 10,
+                RotateOptions {
+                    force: true,
+                    promote: true,
+                },
+            )
+            .unwrap();
+        let second = r.promoted.unwrap();
+        assert_eq!(signer(&ring, T0 + 20), first, "not before the next tick");
+        let t = sync.tick(T0 + 20).unwrap();
+        assert!(t.reloaded, "{t:?}");
+        assert_eq!(signer(&ring, T0 + 20), second);
+        let t = sync.tick(T0 + 80).unwrap();
+        assert!(!t.reloaded && !t.rotation.changed(), "{t:?}");
+
+        // `tessera keys generate --overwrite`: the old keys are gone after the next tick.
+        let ring3 = dir.generate(T0 + 100, true).unwrap();
+        let third = ring3.signing_key_at(T0 + 100).unwrap().kid().clone();
+        assert!(sync.tick(T0 + 120).unwrap().reloaded);
+        assert_eq!(signer(&ring, T0 + 120), third);
+        assert!(ring.read().unwrap().public_key(&first).is_none());
+
+        // A removed directory is written back from memory, not regenerated.
+        fs::remove_dir_all(dir.path()).unwrap();
+        let t = sync.tick(T0 + 180).unwrap();
+        assert!(t.restored && !t.reloaded, "{t:?}");
+        assert_eq!(
+            dir.load()
                 .unwrap()
-                .keys()
-                .all(|k| k.kid != first)
+                .0
+                .signing_key_at(T0 + 180)
+                .unwrap()
+                .kid(),
+            &third
         );
+    }
+
+    #[test]
+    fn without_scheduled_rotation_the_service_only_follows_the_directory() {
+        let data = tempfile::tempdir().unwrap();
+        let (dir, ring, sync) = key_sync(data.path(), "rotate = false\n");
+        let first = signer(&ring, T0);
+        // Far past the schedule: nothing happens by itself.
+        let t = sync.tick(T0 + 90 * DAY).unwrap();
+        assert!(!t.rotation.changed() && !t.reloaded, "{t:?}");
+        assert_eq!(signer(&ring, T0 + 90 * DAY), first);
+        assert_eq!(dir.load().unwrap().0.keys().count(), 1);
+        // `tessera keys rotate` (from cron, say) does the schedule's work; the service
+        // follows.
+        let (_, r) = dir.rotate(T0 + 90 * DAY, RotateOptions::default()).unwrap();
+        assert!(r.generated.is_some());
+        let t = sync.tick(T0 + 90 * DAY + 60).unwrap();
+        assert!(t.reloaded && !t.rotation.changed(), "{t:?}");
+        assert_eq!(ring.read().unwrap().keys().count(), 2);
+    }
+
+    #[test]
+    fn keys_of_an_algorithm_the_service_does_not_accept_are_not_swapped_in() {
+        let data = tempfile::tempdir().unwrap();
+        let (_, ring, sync) = key_sync(data.path(), "");
+        let first = signer(&ring, T0);
+        // Another configuration (ES256) overwrites the directory: this service, whose
+        // allow-list was fixed at start-up for Ed25519, keeps its keys and says why.
+        let toml = format!(
+            "data_dir = {:?}\n[tokens]\nalgorithm = \"ES256\"\n",
+            data.path().display().to_string()
+        );
+        let es = KeyDir::new(&Config::from_toml(&toml, |_| None).unwrap());
+        es.generate(T0 + 10, true).unwrap();
+        let err = sync.tick(T0 + 20).unwrap_err();
+        assert_eq!(err.code(), "algorithm_not_accepted", "{err}");
+        assert!(err.to_string().contains("ES256"), "{err}");
+        assert_eq!(signer(&ring, T0 + 20), first);
     }
 }

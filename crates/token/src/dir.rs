@@ -6,16 +6,22 @@
 //!   manifest.json       {"format":1,"keys":[{"kid","alg","state","valid_from",
 //!                         "retired_at"?,"revoked_at"?,"jwk"}]}   public facts only
 //!   <kid>.pk8           DER PKCS#8 private key, mode 0600, for next and active keys only
+//!   .lock               empty, mode 0600: the advisory lock of processes that change the keys
 //!   seal.json           {"format":1,"keys":[{"kid","created_at"}]}   no key material
 //!   <kid>.seal          32-byte XChaCha20-Poly1305 key, mode 0600
 //! ```
+//!
+//! The key files load in OpenSSL and pyca/cryptography as they are (`openssl pkey -inform
+//! DER -in <kid>.pk8`): Ed25519 keys are written in the version 1 form of RFC 8410 §7.
 
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 use crate::key::{Algorithm, JwsAlgorithm, PublicKey, SigningKey};
@@ -25,6 +31,8 @@ use crate::{Error, Result, json};
 
 /// The manifest's file name inside the keyring directory.
 pub const MANIFEST: &str = "manifest.json";
+/// The lock file's name inside the keyring directory ([`Keyring::lock_dir`]).
+pub const LOCK_FILE: &str = ".lock";
 const FORMAT: u32 = 1;
 /// Manifests and key files larger than this are refused before they are parsed.
 const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -48,6 +56,34 @@ struct ManifestKey {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revoked_at: Option<i64>,
     jwk: Value,
+}
+
+/// One version of a keyring manifest: the SHA-256 of the file's bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ManifestVersion([u8; 32]);
+
+impl ManifestVersion {
+    fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+}
+
+impl fmt::Debug for ManifestVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ManifestVersion(")?;
+        for b in self.0.iter().take(6) {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// The exclusive lock on a keyring directory taken by [`Keyring::lock_dir`]; dropping it
+/// releases the lock.
+#[derive(Debug)]
+#[must_use = "the lock is released as soon as this guard is dropped"]
+pub struct KeyringLock {
+    _file: File,
 }
 
 fn key_file(dir: &Path, kid: &str) -> PathBuf {
@@ -148,8 +184,19 @@ impl Keyring {
     /// - [`Error::Manifest`] for a manifest that is not valid or does not match the keys;
     /// - [`Error::InvalidKey`] / [`Error::WeakKey`] for bad key material.
     pub fn load(dir: &Path, policy: RotationPolicy) -> Result<Self> {
+        Self::load_versioned(dir, policy).map(|(ring, _)| ring)
+    }
+
+    /// [`Keyring::load`], and the version of the manifest it read: compare it with
+    /// [`Keyring::manifest_version`] later to tell whether another process changed the keys.
+    ///
+    /// # Errors
+    ///
+    /// As [`Keyring::load`].
+    pub fn load_versioned(dir: &Path, policy: RotationPolicy) -> Result<(Self, ManifestVersion)> {
         let path = dir.join(MANIFEST);
         let bytes = read_file(&path, false)?;
+        let version = ManifestVersion::of(&bytes);
         let map = json::parse_object(&bytes).ok_or_else(|| {
             manifest_error(&path, "not one JSON object without duplicate members", None)
         })?;
@@ -200,7 +247,53 @@ impl Keyring {
                 revoked_at: k.revoked_at,
             });
         }
-        Self::from_entries(entries, policy)
+        Ok((Self::from_entries(entries, policy)?, version))
+    }
+
+    /// The version of the manifest in `dir` now, or `None` if there is none. Cheap: one
+    /// small file is read and hashed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the manifest exists but cannot be read.
+    pub fn manifest_version(dir: &Path) -> Result<Option<ManifestVersion>> {
+        let path = dir.join(MANIFEST);
+        match read_file(&path, false) {
+            Ok(bytes) => Ok(Some(ManifestVersion::of(&bytes))),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes the exclusive lock of the keyring directory `dir`, waiting while another
+    /// process holds it, and creates the directory (mode 0700) and its [`LOCK_FILE`] (mode
+    /// 0600) if they are missing. Held until the returned guard is dropped.
+    ///
+    /// Every process that changes a shared directory (`tessera serve` rotating on its
+    /// schedule, the `tessera keys` commands) takes it around "load, change, save", so no
+    /// change overwrites another. Readers need no lock: [`Keyring::save`] keeps the
+    /// directory loadable at every step, and a load that overlaps a save at worst fails
+    /// (a key file it expected was just discarded) and can be retried. The lock is
+    /// advisory (`flock`): it binds only processes that take it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the directory or the lock file cannot be created or locked.
+    pub fn lock_dir(dir: &Path) -> Result<KeyringLock> {
+        create_dir(dir)?;
+        let path = dir.join(LOCK_FILE);
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            opts.mode(0o600);
+        }
+        let file = opts.open(&path).map_err(|e| Error::io(&path, e))?;
+        file.lock().map_err(|e| Error::io(&path, e))?;
+        Ok(KeyringLock { _file: file })
     }
 
     /// Saves the keyring to `dir` (created with mode 0700 if missing): new private keys

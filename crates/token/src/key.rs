@@ -681,6 +681,11 @@ impl SigningKey {
 
     /// Encodes the private key as unencrypted PKCS#8 DER, for the keyring's key files.
     ///
+    /// Ed25519 keys are written in the version 1 form of RFC 8410 §7 (the seed alone, 48
+    /// bytes), not ed25519-dalek's default version 2 form with the public key (RFC 5958),
+    /// which OpenSSL 3.0 and pyca/cryptography refuse to load. [`Self::from_pkcs8_der`]
+    /// reads both.
+    ///
     /// # Errors
     ///
     /// [`Error::Unreachable`] if the encoder fails (it does not for valid keys).
@@ -689,7 +694,10 @@ impl SigningKey {
         match &self.inner {
             SecretInner::Ed25519(sk) => {
                 use ed25519_dalek::pkcs8::EncodePrivateKey as _;
-                let doc = sk.to_pkcs8_der().map_err(|_| fail(()))?;
+                // Zeroized on drop, like the document it encodes into.
+                let mut bytes = ed25519_dalek::pkcs8::KeypairBytes::from(sk);
+                bytes.public_key = None;
+                let doc = bytes.to_pkcs8_der().map_err(|_| fail(()))?;
                 Ok(Zeroizing::new(doc.as_bytes().to_vec()))
             }
             SecretInner::Es256(sk) => {
@@ -781,6 +789,27 @@ mod tests {
             };
             assert!(SigningKey::from_pkcs8_der(other, &der).is_err());
         }
+    }
+
+    /// RFC 8410 §10.3's example private key, byte for byte: the version 1 form that
+    /// OpenSSL and pyca/cryptography load. Keys saved earlier in ed25519-dalek's version 2
+    /// form (with the public key) still load.
+    #[test]
+    fn ed25519_pkcs8_is_the_rfc_8410_v1_form_and_v2_still_loads() {
+        use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+        let rfc8410 = "MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp-K06_nwoy_HU--CXqI9EdVhC";
+        let der = b64::decode(rfc8410.as_bytes()).unwrap();
+        let seed: [u8; 32] = der[16..].try_into().unwrap();
+        let sk = SigningKey::ed25519_from_seed(&seed);
+        assert_eq!(&**sk.to_pkcs8_der().unwrap(), &der[..]);
+
+        let SecretInner::Ed25519(dalek) = &sk.inner else {
+            panic!("an Ed25519 key");
+        };
+        let v2 = dalek.to_pkcs8_der().unwrap();
+        assert_eq!(v2.as_bytes().len(), 83, "version 2, with the public key");
+        let back = SigningKey::from_pkcs8_der(Algorithm::Ed25519, v2.as_bytes()).unwrap();
+        assert_eq!(back.kid(), sk.kid());
     }
 
     #[test]

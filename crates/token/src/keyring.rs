@@ -122,6 +122,11 @@ impl RotationPolicy {
         Duration::from_secs(self.rotate_every.unsigned_abs())
     }
 
+    /// See [`RotationPolicy::with_publish_ahead`].
+    pub fn publish_ahead(&self) -> Duration {
+        Duration::from_secs(self.publish_ahead.unsigned_abs())
+    }
+
     /// How long a key stays after it stopped signing or was revoked, in seconds.
     fn retention(&self) -> i64 {
         self.max_token_lifetime.saturating_add(self.skew)
@@ -540,6 +545,75 @@ impl Keyring {
             self.insert(key, state, valid_from)?;
         }
         Ok(out)
+    }
+
+    /// Starts a rotation ahead of the schedule: generates a `next` key valid from
+    /// `now + publish_ahead` ([`RotationPolicy::with_publish_ahead`]) and publishes it, so
+    /// verifiers that cache the JWKS learn it before it signs. [`Keyring::rotate_at`]
+    /// promotes it when its `valid_from` comes, and the schedule continues from there.
+    ///
+    /// Nothing changes if a `next` key (with its private half) is already in the keyring:
+    /// that key is the rotation in progress.
+    ///
+    /// # Errors
+    ///
+    /// What `keys` returns when it fails; the keyring is then unchanged.
+    pub fn publish_next_at(&mut self, now: i64, keys: &mut dyn KeySource) -> Result<Rotation> {
+        let mut out = Rotation::default();
+        let pending = self
+            .entries
+            .iter()
+            .any(|e| e.state == KeyState::Next && e.secret.is_some());
+        if pending {
+            return Ok(out);
+        }
+        let key = keys.generate(self.policy.algorithm)?;
+        out.generated = Some(key.kid().clone());
+        self.insert(
+            key,
+            KeyState::Next,
+            now.saturating_add(self.policy.publish_ahead),
+        )?;
+        Ok(out)
+    }
+
+    /// Makes the `next` key that is due first sign now: its `valid_from` moves to `now`
+    /// (if it was later), it becomes `active`, and every other active key retires (its
+    /// private half discarded), as in [`Keyring::rotate_at`]. Later `next` keys stay as
+    /// they are. Without a `next` key nothing changes ([`Rotation::promoted`] is `None`).
+    ///
+    /// # ⚠️ Warning
+    ///
+    /// A verifier that fetched the JWKS before the key was published does not know it and
+    /// refuses the tokens it signs (`unknown_kid`) until it fetches the JWKS again. Let
+    /// the schedule promote keys; promote by hand only when the old key must stop signing
+    /// now (for a compromised key, [`Keyring::revoke_at`] is the right tool).
+    pub fn promote_next_at(&mut self, now: i64) -> Rotation {
+        let mut out = Rotation::default();
+        // Entries are newest first: the last `next` key is the one due first.
+        let Some(kid) = self
+            .entries
+            .iter()
+            .rev()
+            .find(|e| e.state == KeyState::Next && e.secret.is_some())
+            .map(|e| e.public.kid().clone())
+        else {
+            return out;
+        };
+        for e in &mut self.entries {
+            if e.public.kid() == &kid {
+                e.state = KeyState::Active;
+                e.valid_from = e.valid_from.min(now);
+            } else if e.state == KeyState::Active
+                || (e.state == KeyState::Next && e.valid_from <= now)
+            {
+                e.retire(now);
+                out.retired.push(e.public.kid().clone());
+            }
+        }
+        out.promoted = Some(kid);
+        self.sort();
+        out
     }
 
     fn insert(&mut self, key: SigningKey, state: KeyState, valid_from: i64) -> Result<()> {

@@ -100,7 +100,7 @@ pub use codec::{
     Config, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TYP, MAX_LEEWAY, NoRevocations, RevocationList,
     Revocations, Status, Verified,
 };
-pub use dir::{MANIFEST, SEAL_MANIFEST};
+pub use dir::{KeyringLock, LOCK_FILE, MANIFEST, ManifestVersion, SEAL_MANIFEST};
 pub use error::{Error, ErrorKind, Part, Result};
 pub use key::{
     Algorithm, JwsAlgorithm, KEY_ID_LEN, KeyId, PublicKey, RSA_MAX_BITS, RSA_MIN_BITS, RsaBits,

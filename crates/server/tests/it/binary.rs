@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-fn tessera() -> Command {
+pub(crate) fn tessera() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
     for (k, _) in std::env::vars() {
         if k.starts_with("TESSERA_") {

@@ -240,3 +240,42 @@ pub(crate) fn token_settings(verify_required: bool) -> Settings {
     s.verify_required = verify_required;
     s
 }
+
+/// A server built from configuration text the way `tessera serve` builds it
+/// (`startup::prepare`: keys in the data directory, `[tokens]` applied), in a fresh data
+/// directory, on the memory store, with the test API key and a manual clock at [`START`].
+/// `toml` may hold any sections but `[store]` and `[verify]`.
+pub(crate) async fn server_from_config(toml: &str) -> (TestServer, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    // The verifier reads new revocations on every request, like the other test servers.
+    let text = format!(
+        "data_dir = {:?}\napi_keys = [{KEY:?}]\n[store]\nurl = \"memory:\"\n\
+         [verify]\nrefresh = \"0s\"\n{toml}\n",
+        data.path().display().to_string()
+    );
+    let config = tessera_server::config::Config::from_toml(&text, |_| None).unwrap();
+    let clock = ManualClock::new(START);
+    let prepared = tessera_server::startup::prepare(&config, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let state = prepared.state;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app(state))
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    let server = TestServer {
+        base,
+        clock,
+        client: reqwest::Client::new(),
+        task,
+        shutdown: Some(tx),
+    };
+    (server, data)
+}

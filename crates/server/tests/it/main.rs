@@ -5,12 +5,15 @@
 mod anonymous;
 mod bad_input;
 mod binary;
+mod cli;
 mod common;
 mod concurrency;
 mod expiry;
 mod faults;
 mod kask;
+mod mediawiki;
 mod operations;
+mod peers;
 mod persistence;
 mod revocations;
 mod store_faults;

@@ -478,3 +478,163 @@ impl KeySource for Counting {
 pub(crate) fn counting() -> Counting {
     Counting(0)
 }
+
+#[test]
+fn a_forced_rotation_publishes_first_and_promotes_on_schedule() {
+    let mut keys = OsKeySource::default();
+    let mut ring = Keyring::generate_at(NOW, policy(), &mut keys).unwrap();
+    let first = ring.signing_key_at(NOW).unwrap().kid().clone();
+    let t = NOW + 3 * DAY;
+
+    // A failing generator leaves the keyring as it was.
+    let before = states(&ring);
+    assert_eq!(
+        ring.publish_next_at(t, &mut failing()).unwrap_err().code(),
+        "key_generation"
+    );
+    assert_eq!(states(&ring), before);
+
+    // Long before the schedule would, a next key is published a day ahead.
+    let r = ring.publish_next_at(t, &mut keys).unwrap();
+    let next = r.generated.clone().unwrap();
+    assert!(r.changed() && r.promoted.is_none());
+    let info = ring.keys().find(|k| k.kid == next).unwrap();
+    assert_eq!((info.state, info.valid_from), (KeyState::Next, t + DAY));
+    assert!(ring.jwks(&config()).contains(next.as_str()));
+    assert_eq!(ring.signing_key_at(t).unwrap().kid(), &first);
+    // Asking again while it is pending changes nothing, and needs no generator.
+    assert!(
+        !ring
+            .publish_next_at(t + 60, &mut failing())
+            .unwrap()
+            .changed()
+    );
+    // The schedule does not add another one either.
+    assert!(!ring.rotate_at(t + 60, &mut failing()).unwrap().changed());
+
+    // At its valid_from the schedule promotes it and retires the old key, which still
+    // verifies its tokens.
+    let old_token = sign_at(&ring, t + DAY - 60);
+    let r = ring.rotate_at(t + DAY, &mut failing()).unwrap();
+    assert_eq!((r.promoted, r.retired), (Some(next.clone()), vec![first]));
+    assert_eq!(ring.signing_key_at(t + DAY).unwrap().kid(), &next);
+    assert_eq!(verify_code(&ring, &old_token, t + DAY), "ok");
+    // The next scheduled rotation counts from the promoted key (meanwhile the retired key
+    // is dropped when its retention ends).
+    let r = ring.rotate_at(t + 28 * DAY, &mut failing()).unwrap();
+    assert!(r.generated.is_none() && r.dropped.len() == 1, "{r:?}");
+    let r = ring.rotate_at(t + 30 * DAY, &mut keys).unwrap();
+    let third = r.generated.unwrap();
+    assert_eq!(
+        ring.keys().find(|k| k.kid == third).unwrap().valid_from,
+        t + 31 * DAY
+    );
+}
+
+#[test]
+fn promoting_the_next_key_by_hand_signs_with_it_at_once() {
+    let mut keys = OsKeySource::default();
+    let mut ring = Keyring::generate_at(NOW, policy(), &mut keys).unwrap();
+    let first = ring.signing_key_at(NOW).unwrap().kid().clone();
+    // Without a next key there is nothing to promote.
+    let r = ring.promote_next_at(NOW + 10);
+    assert!(!r.changed() && r.promoted.is_none());
+
+    let old_token = sign_at(&ring, NOW + 10);
+    let next = ring
+        .publish_next_at(NOW + 10, &mut keys)
+        .unwrap()
+        .generated
+        .unwrap();
+    let now = NOW + 20;
+    let r = ring.promote_next_at(now);
+    assert_eq!(
+        (r.promoted, r.retired),
+        (Some(next.clone()), vec![first.clone()])
+    );
+    assert_eq!(ring.signing_key_at(now).unwrap().kid(), &next);
+    let promoted = ring.keys().find(|k| k.kid == next).unwrap();
+    assert_eq!(
+        (promoted.state, promoted.valid_from),
+        (KeyState::Active, now)
+    );
+    let retired = ring.keys().find(|k| k.kid == first).unwrap();
+    assert_eq!(
+        (retired.state, retired.has_private_key, retired.retired_at),
+        (KeyState::Retired, false, Some(now))
+    );
+    // Old tokens verify with the retired key, new ones with the promoted key.
+    assert_eq!(verify_code(&ring, &old_token, now), "ok");
+    let new_token = sign_at(&ring, now);
+    assert_eq!(verify_code(&ring, &new_token, now), "ok");
+    // The schedule agrees with the result: nothing to do.
+    assert!(!ring.rotate_at(now + 60, &mut failing()).unwrap().changed());
+}
+
+#[test]
+fn promotion_by_hand_takes_the_next_key_due_first() {
+    let a = SigningKey::ed25519_from_seed(&[1; 32]);
+    let b = SigningKey::ed25519_from_seed(&[2; 32]);
+    let c = SigningKey::ed25519_from_seed(&[3; 32]);
+    let (ak, bk, ck) = (a.kid().clone(), b.kid().clone(), c.kid().clone());
+    let mut ring = Keyring::builder(policy())
+        .key(a, KeyState::Active, NOW - DAY)
+        .key(b, KeyState::Next, NOW + DAY)
+        .key(c, KeyState::Next, NOW + 30 * DAY)
+        .build()
+        .unwrap();
+    let r = ring.promote_next_at(NOW);
+    assert_eq!((r.promoted, r.retired), (Some(bk.clone()), vec![ak]));
+    assert_eq!(ring.signing_key_at(NOW).unwrap().kid(), &bk);
+    assert_eq!(
+        ring.keys().find(|k| k.kid == ck).unwrap().state,
+        KeyState::Next
+    );
+    // The later key is promoted by the schedule when it is due, retiring this one.
+    let r = ring.rotate_at(NOW + 30 * DAY, &mut failing()).unwrap();
+    assert_eq!((r.promoted, r.retired), (Some(ck), vec![bk]));
+}
+
+#[test]
+fn the_directory_lock_is_exclusive_and_survives_saves() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys_dir = dir.path().join("keys");
+    let lock = Keyring::lock_dir(&keys_dir).unwrap();
+    assert_eq!(mode(&keys_dir), 0o700);
+    let lock_file = keys_dir.join(tessera_token::LOCK_FILE);
+    assert_eq!(mode(&lock_file), 0o600);
+    // Another open file description cannot take it while the guard lives.
+    let other = std::fs::File::open(&lock_file).unwrap();
+    assert!(matches!(
+        other.try_lock(),
+        Err(std::fs::TryLockError::WouldBlock)
+    ));
+    let ring = crate::common::ring();
+    ring.save(&keys_dir).unwrap();
+    assert!(lock_file.exists(), "save keeps the lock file");
+    drop(lock);
+    other.try_lock().unwrap();
+    other.unlock().unwrap();
+    // Taking it again works (the directory and the file exist now).
+    drop(Keyring::lock_dir(&keys_dir).unwrap());
+    Keyring::load(&keys_dir, policy()).unwrap();
+}
+
+#[test]
+fn the_manifest_version_tells_when_another_process_changed_the_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(Keyring::manifest_version(dir.path()).unwrap(), None);
+    let mut keys = OsKeySource::default();
+    let mut ring = Keyring::generate_at(NOW, policy(), &mut keys).unwrap();
+    ring.save(dir.path()).unwrap();
+    let (_, v1) = Keyring::load_versioned(dir.path(), policy()).unwrap();
+    assert_eq!(Keyring::manifest_version(dir.path()).unwrap(), Some(v1));
+    // Saving the same keys again is the same version.
+    ring.save(dir.path()).unwrap();
+    assert_eq!(Keyring::manifest_version(dir.path()).unwrap(), Some(v1));
+    ring.publish_next_at(NOW, &mut keys).unwrap();
+    ring.save(dir.path()).unwrap();
+    let v2 = Keyring::manifest_version(dir.path()).unwrap().unwrap();
+    assert_ne!(v1, v2);
+    assert!(format!("{v2:?}").starts_with("ManifestVersion("));
+}

@@ -123,6 +123,8 @@ enum Op {
     Rotate,
     RevokeAny(prop::sample::Index),
     RevokeActive,
+    PublishNext,
+    PromoteNext,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -132,6 +134,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => Just(Op::Rotate),
         1 => any::<prop::sample::Index>().prop_map(Op::RevokeAny),
         1 => Just(Op::RevokeActive),
+        2 => Just(Op::PublishNext),
+        1 => Just(Op::PromoteNext),
     ]
 }
 
@@ -141,6 +145,7 @@ proptest! {
     /// Once initialised: exactly one active key and it signs, at every `now`; every
     /// unexpired token verifies unless its key was revoked, in which case it fails with
     /// `key_revoked` (a retired key still verifies); the JWKS never shows a revoked key.
+    /// Forced rotations (publish a next key now, promote it by hand) keep all of this.
     #[test]
     fn rotation_invariants(ops in proptest::collection::vec(op(), 1..40)) {
         let policy = RotationPolicy::default()
@@ -169,6 +174,8 @@ proptest! {
                     ring.revoke_at(&kid, now, &mut keys).unwrap();
                     revoked.insert(kid);
                 }
+                Op::PublishNext => { ring.publish_next_at(now, &mut keys).unwrap(); }
+                Op::PromoteNext => { ring.promote_next_at(now); }
             }
             let active = ring.keys().filter(|k| k.state == KeyState::Active).count();
             prop_assert_eq!(active, 1, "{:?}", ring);

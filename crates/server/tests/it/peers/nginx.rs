@@ -1,0 +1,458 @@
+//! Debian's nginx with `auth_request` to `GET /v1/verify`, in front of an upstream that
+//! echoes the headers it receives. The nginx configuration is the README's "Behind nginx"
+//! block, read from README.md and run as written except for the addresses and the
+//! certificate, so the documentation cannot drift from what is tested.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+use super::{Service, TOKEN_COOKIE, with_claims};
+
+/// The nginx binary: `TESSERA_NGINX` (scripts/test sets it), else `nginx` on `PATH`, else
+/// Debian's `/usr/sbin/nginx`. Fails the test unless it has the auth_request module.
+fn nginx_binary() -> PathBuf {
+    let found = std::env::var_os("TESSERA_NGINX")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH")?)
+                .map(|d| d.join("nginx"))
+                .find(|p| p.exists())
+        })
+        .unwrap_or_else(|| PathBuf::from("/usr/sbin/nginx"));
+    let out = std::process::Command::new(&found)
+        .arg("-V")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run nginx ({}: {e}): run ./scripts/test, which installs Debian's nginx",
+                found.display()
+            )
+        });
+    let v = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        v.contains("--with-http_auth_request_module"),
+        "{} has no auth_request module: {v}",
+        found.display()
+    );
+    found
+}
+
+/// The README's nginx configuration (the `nginx` code block of "Behind nginx").
+fn readme_config() -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme
+        .split_once("\n## Behind nginx\n")
+        .expect("README has a \"Behind nginx\" section")
+        .1;
+    let block = section
+        .split_once("```nginx\n")
+        .expect("an nginx block in \"Behind nginx\"")
+        .1;
+    block.split_once("```").unwrap().0.to_owned()
+}
+
+/// `text` with `from` replaced by `to`, where `from` occurs exactly once (so a change of the
+/// README is noticed rather than silently testing something else).
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "README's nginx block should have `{from}` once"
+    );
+    text.replacen(from, to, 1)
+}
+
+/// The upstream application: answers every request with the request headers it received,
+/// in order, duplicates kept, and counts the requests.
+struct Upstream {
+    addr: String,
+    hits: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    async fn start() -> Self {
+        async fn echo(State(hits): State<Arc<AtomicUsize>>, headers: HeaderMap) -> Json<Value> {
+            hits.fetch_add(1, Ordering::SeqCst);
+            let list: Vec<Value> = headers
+                .iter()
+                .map(|(k, v)| json!([k.as_str(), String::from_utf8_lossy(v.as_bytes())]))
+                .collect();
+            Json(json!({ "headers": list }))
+        }
+        let hits = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new().fallback(echo).with_state(hits.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self { addr, hits, task }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// nginx in the foreground (`daemon off`, one process: `master_process off`, so killing
+/// the child stops all of it), everything it writes in a temporary directory, serving the
+/// README's configuration over TLS with a fresh self-signed certificate.
+struct Nginx {
+    port: u16,
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    async fn start(tessera: &str, app: &str) -> Self {
+        let bin = nginx_binary();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (crt, key) = (d.join("tls.crt"), d.join("tls.key"));
+        let out = tokio::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&crt)
+            .output()
+            .await
+            .expect("openssl is needed for this test; scripts/test installs it");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // A free port can be taken between the check and nginx's bind: try a few.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut site = readme_config();
+            for (from, to) in [
+                ("server 127.0.0.1:7300;", format!("server {tessera};")),
+                ("server 127.0.0.1:8080;", format!("server {app};")),
+                ("listen 443 ssl;", format!("listen 127.0.0.1:{port} ssl;")),
+                ("/etc/nginx/tls/example.org.crt", path(&crt)),
+                ("/etc/nginx/tls/example.org.key", path(&key)),
+            ] {
+                site = replace_once(&site, from, &to);
+            }
+            let t = path(d);
+            let conf = format!(
+                "daemon off;\nmaster_process off;\npid {t}/nginx.pid;\nerror_log {t}/error.log info;\n\
+                 events {{ worker_connections 256; }}\n\
+                 http {{\n\
+                 access_log {t}/access.log;\n\
+                 client_body_temp_path {t}/client_body;\nproxy_temp_path {t}/proxy;\n\
+                 fastcgi_temp_path {t}/fastcgi;\nuwsgi_temp_path {t}/uwsgi;\nscgi_temp_path {t}/scgi;\n\
+                 {site}\n}}\n"
+            );
+            std::fs::write(d.join("nginx.conf"), conf).unwrap();
+            let mut child = std::process::Command::new(&bin)
+                .arg("-p")
+                .arg(d)
+                .arg("-c")
+                .arg(d.join("nginx.conf"))
+                .arg("-e")
+                .arg(d.join("error.log"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(d.join("stderr.txt")).unwrap())
+                .spawn()
+                .unwrap();
+            for _ in 0..500 {
+                if let Some(status) = child.try_wait().unwrap() {
+                    let log = std::fs::read_to_string(d.join("error.log")).unwrap_or_default()
+                        + &std::fs::read_to_string(d.join("stderr.txt")).unwrap_or_default();
+                    assert!(
+                        log.contains("Address already in use"),
+                        "nginx exited ({status}):\n{log}"
+                    );
+                    break;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Self { port, child, dir };
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("nginx did not start");
+    }
+
+    /// `GET path` through nginx over TLS (curl), with `headers` sent as given.
+    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut cmd = tokio::process::Command::new("curl");
+        cmd.args(["-sS", "-k", "-i", "--max-time", "20"])
+            .arg(format!("https://127.0.0.1:{}{path}", self.port));
+        for (k, v) in headers {
+            cmd.arg("-H").arg(format!("{k}: {v}"));
+        }
+        let out = cmd
+            .output()
+            .await
+            .expect("curl is needed for this test; scripts/test installs it");
+        assert!(
+            out.status.success(),
+            "curl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|c| c.parse().ok())
+            .expect("a status line");
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        Reply {
+            status,
+            headers,
+            body: body.to_owned(),
+        }
+    }
+
+    fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn path(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+/// A response from nginx.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The identity headers the upstream received: every header whose name, lower-cased
+    /// with `_` read as `-` (as CGI-style frameworks do), starts with `x-tessera-`, sorted.
+    fn upstream_identity(&self) -> Vec<(String, String)> {
+        assert_eq!(self.status, 200, "{self:?}");
+        let v: Value = serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not the upstream's answer ({e}): {self:?}"));
+        let mut out: Vec<(String, String)> = v["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h[0].as_str()
+                        .unwrap()
+                        .to_ascii_lowercase()
+                        .replace('_', "-"),
+                    h[1].as_str().unwrap().to_owned(),
+                )
+            })
+            .filter(|(k, _)| k.starts_with("x-tessera-"))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// The identity headers expected upstream, sorted like [`Reply::upstream_identity`].
+fn identity(subject: &str, session: Option<&str>, status: &str) -> Vec<(String, String)> {
+    let mut v = vec![
+        ("x-tessera-subject".to_owned(), subject.to_owned()),
+        ("x-tessera-token-status".to_owned(), status.to_owned()),
+    ];
+    if let Some(s) = session {
+        v.push(("x-tessera-session".to_owned(), s.to_owned()));
+    }
+    v.sort();
+    v
+}
+
+/// Client headers that try to pass an identity of their own.
+const SPOOFED: [(&str, &str); 4] = [
+    ("X-Tessera-Subject", "admin"),
+    ("X-Tessera-Session", "spoofed-session"),
+    ("X-Tessera-Token-Status", "ok"),
+    ("X_Tessera_Subject", "admin"),
+];
+
+fn with_spoofed<'a>(h: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    h.iter().copied().chain(SPOOFED).collect()
+}
+
+#[tokio::test]
+async fn nginx_passes_the_subject_for_a_valid_token_and_no_identity_for_a_forged_one() {
+    let mut tessera =
+        Service::start_with("[verify]\nmode = \"optional\"\nrefresh = \"0s\"\n").await;
+    let app = Upstream::start().await;
+    let nginx = Nginx::start(&tessera.addr, &app.addr).await;
+
+    let (token, sid) = tessera.login("alice").await;
+    let cookie = format!("{TOKEN_COOKIE}={token}");
+    let alice = identity("alice", Some(&sid), "ok");
+
+    // A valid token cookie: the upstream sees the user, also when the client sends
+    // identity headers of its own.
+    let r = nginx.get("/wiki/Main_Page", &[("Cookie", &cookie)]).await;
+    assert_eq!(r.upstream_identity(), alice, "{}", nginx.error_log());
+    let r = nginx
+        .get("/", &with_spoofed(&[("Cookie", cookie.as_str())]))
+        .await;
+    assert_eq!(r.upstream_identity(), alice);
+
+    // Forged (claims changed under the signature) and garbage tokens: anonymous, no session,
+    // and the client's headers do not get through either.
+    let forged = format!(
+        "{TOKEN_COOKIE}={}",
+        with_claims(&token, |c| c["sub"] = json!("admin"))
+    );
+    let anon_bad_sig = identity("anon", None, "bad_signature");
+    let r = nginx.get("/", &[("Cookie", &forged)]).await;
+    assert_eq!(r.upstream_identity(), anon_bad_sig);
+    let r = nginx
+        .get("/", &with_spoofed(&[("Cookie", forged.as_str())]))
+        .await;
+    assert_eq!(r.upstream_identity(), anon_bad_sig);
+    let r = nginx
+        .get("/", &[("Cookie", &format!("{TOKEN_COOKIE}=not.a.token"))])
+        .await;
+    assert_eq!(
+        r.upstream_identity(),
+        identity("anon", None, "bad_encoding")
+    );
+    // No token at all.
+    let r = nginx.get("/", &with_spoofed(&[])).await;
+    assert_eq!(r.upstream_identity(), identity("anon", None, "none"));
+
+    // The Authorization: Bearer form, with a token for a session that is not stored.
+    let bot = tessera.mint("bot:42", json!({})).await;
+    let bot_sid = super::claims_of(&bot)["sid"].clone();
+    let bearer = format!("Bearer {bot}");
+    let r = nginx
+        .get("/api", &with_spoofed(&[("Authorization", bearer.as_str())]))
+        .await;
+    assert_eq!(
+        r.upstream_identity(),
+        identity("bot:42", bot_sid.as_str(), "ok")
+    );
+    let forged_bearer = format!(
+        "Bearer {}",
+        with_claims(&bot, |c| c["sub"] = json!("admin"))
+    );
+    let r = nginx
+        .get("/api", &[("Authorization", &forged_bearer)])
+        .await;
+    assert_eq!(r.upstream_identity(), anon_bad_sig);
+
+    // The check's location is internal; the JWKS and the feed are served through nginx.
+    let hits = app.hits();
+    let r = nginx.get("/_tessera_verify", &[("Cookie", &cookie)]).await;
+    assert_eq!(r.status, 404, "{r:?}");
+    let r = nginx.get("/.well-known/jwks.json", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let jwks: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], tessera.active_key().0, "{jwks}");
+    let r = nginx.get("/v1/revocations?after=0", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(app.hits(), hits, "none of these reached the upstream");
+
+    // "Log out everywhere": the same cookie is anonymous from now on.
+    let (st, v) = tessera.delete("/v1/users/alice/sessions").await;
+    assert_eq!(st, 200, "{v}");
+    let r = nginx.get("/", &[("Cookie", &cookie)]).await;
+    assert_eq!(r.upstream_identity(), identity("anon", None, "revoked"));
+
+    // Tessera gone: nginx fails closed, the upstream is not reached.
+    tessera.kill();
+    let hits = app.hits();
+    let r = nginx.get("/", &[("Cookie", &cookie)]).await;
+    assert_eq!(r.status, 500, "{r:?}");
+    assert_eq!(app.hits(), hits);
+}
+
+#[tokio::test]
+async fn in_required_mode_nginx_answers_401_and_the_upstream_is_not_reached() {
+    let mut tessera = Service::start("required").await;
+    let app = Upstream::start().await;
+    let nginx = Nginx::start(&tessera.addr, &app.addr).await;
+    let (token, sid) = tessera.login("alice").await;
+    let cookie = format!("{TOKEN_COOKIE}={token}");
+
+    let forged = format!(
+        "{TOKEN_COOKIE}={}",
+        with_claims(&token, |c| c["sub"] = json!("admin"))
+    );
+    for headers in [
+        vec![("Cookie", forged.as_str())],
+        with_spoofed(&[("Cookie", forged.as_str())]),
+        with_spoofed(&[]),
+        vec![("Authorization", "Bearer a.b.c")],
+    ] {
+        let r = nginx.get("/", &headers).await;
+        assert_eq!(r.status, 401, "{headers:?}: {r:?}");
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"), "{r:?}");
+    }
+    assert_eq!(app.hits(), 0, "a refused request reached the upstream");
+
+    let r = nginx
+        .get("/", &with_spoofed(&[("Cookie", cookie.as_str())]))
+        .await;
+    assert_eq!(r.upstream_identity(), identity("alice", Some(&sid), "ok"));
+    assert_eq!(app.hits(), 1);
+
+    tessera.kill();
+    let r = nginx.get("/", &[("Cookie", &cookie)]).await;
+    assert_eq!(r.status, 500, "{r:?}");
+    assert_eq!(app.hits(), 1);
+}
