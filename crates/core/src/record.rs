@@ -72,6 +72,11 @@ pub struct SessionRecord {
     /// The application's data, by key.
     #[serde(default)]
     pub data: BTreeMap<String, serde_json::Value>,
+    /// Values the application keeps from every client (an OAuth `state`, a one-time code),
+    /// by key, each sealed by the engine with a server key bound to this session. They are
+    /// never put in a cookie; a store (or a dump of it) sees only sealed text.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
     /// Compare-and-set version; 1 for a new record, one more at every save.
     pub version: u64,
 }
@@ -119,6 +124,7 @@ mod tests {
             absolute_expires_at: Timestamp::from_unix_secs(10),
             remember: false,
             data: BTreeMap::new(),
+            secrets: BTreeMap::new(),
             version: 1,
         };
         assert_eq!(r.expires_at(), Timestamp::from_unix_secs(10));

@@ -1,5 +1,8 @@
 use std::time::Duration;
 
+use crate::anonymous::{
+    AnonymousMode, DEFAULT_COOKIE_BUDGET, MAX_COOKIE_BUDGET, MIN_COOKIE_BUDGET,
+};
 use crate::{Error, Result};
 
 /// Lifetimes and limits of sessions. The defaults and their reasons are in
@@ -23,6 +26,11 @@ pub struct SessionConfig {
     pub csrf_max_age: Duration,
     /// How many compare-and-set conflicts one edit retries before giving up (default 100).
     pub max_conflict_retries: u32,
+    /// Where new anonymous sessions live: in a sealed cookie (default) or in the store.
+    pub anonymous: AnonymousMode,
+    /// The most bytes the anonymous cookie's `name=value` may take (default 3072, between
+    /// 512 and 3800); a session whose cookie would be larger moves to the store.
+    pub anonymous_cookie_bytes: usize,
 }
 
 impl Default for SessionConfig {
@@ -36,6 +44,8 @@ impl Default for SessionConfig {
             max_data_bytes: 64 * 1024,
             csrf_max_age: Duration::from_secs(12 * 3600),
             max_conflict_retries: 100,
+            anonymous: AnonymousMode::Client,
+            anonymous_cookie_bytes: DEFAULT_COOKIE_BUDGET,
         }
     }
 }
@@ -90,6 +100,10 @@ impl SessionConfig {
             self.csrf_max_age >= second,
             "csrf_max_age must be at least 1s",
         )?;
+        check(
+            (MIN_COOKIE_BUDGET..=MAX_COOKIE_BUDGET).contains(&self.anonymous_cookie_bytes),
+            "anonymous_cookie_bytes must be between 512 and 3800 (browsers drop cookies over 4096 bytes)",
+        )?;
         Ok(())
     }
 }
@@ -115,5 +129,13 @@ mod tests {
             ..SessionConfig::default()
         };
         assert!(bad.validate().is_err());
+        for bytes in [511, 3801] {
+            let bad = SessionConfig {
+                anonymous_cookie_bytes: bytes,
+                ..SessionConfig::default()
+            };
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains("anonymous_cookie_bytes"), "{err}");
+        }
     }
 }

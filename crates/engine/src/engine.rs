@@ -1,5 +1,5 @@
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -8,6 +8,9 @@ use tessera_core::{
     Timestamp, User,
 };
 
+use tessera_token::seal::{SealKey, SealKeyring};
+
+use crate::anonymous::{self, AnonymousMode, ClientState, NotSealed};
 use crate::cookie::{self, CookieConfig, Lookup};
 use crate::csrf::{self, CsrfKey};
 use crate::metrics::{AlgLabels, Metrics, StoreOpLabels, TokenOutcomeLabels, WriteLabels};
@@ -48,13 +51,36 @@ impl Stores {
     }
 }
 
+/// Where a live session's record is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Storage {
+    /// In a store, named by the session cookie's handle.
+    Store,
+    /// In the sealed anonymous cookie (client-side mode): no store holds it.
+    Cookie,
+}
+
+impl Storage {
+    /// The stable lowercase name: `store` or `cookie`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Store => "store",
+            Self::Cookie => "cookie",
+        }
+    }
+}
+
 /// A live session: its store key (whose base64url form is the public reference) and record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
-    /// Where the session is stored.
+    /// Where the session is stored; for a client-side anonymous session, the key its
+    /// random identity would be stored under if it spilled (no store holds it).
     pub key: StoreKey,
-    /// The session itself.
+    /// The session itself (version 0 for a client-side anonymous session).
     pub record: SessionRecord,
+    /// Whether the record is in a store or in the anonymous cookie.
+    pub storage: Storage,
 }
 
 impl Session {
@@ -122,13 +148,24 @@ pub struct Outcome {
     pub token_status: &'static str,
 }
 
-/// Per-key edits of a session's data.
+/// Per-key edits of a session's data and secrets.
 #[derive(Debug, Clone, Default)]
 pub struct Edits {
     /// Keys to set, with their new values.
     pub set: BTreeMap<String, Value>,
     /// Keys to remove (absent keys are ignored).
     pub remove: Vec<String>,
+    /// Secrets to set: sealed with a server key and kept in the store only, never in a
+    /// cookie. Setting one moves a client-side anonymous session to the store.
+    pub secrets: BTreeMap<String, Value>,
+    /// Secrets to remove (absent keys are ignored).
+    pub remove_secrets: Vec<String>,
+}
+
+impl Edits {
+    fn sets_anything(&self) -> bool {
+        !self.set.is_empty() || !self.secrets.is_empty()
+    }
 }
 
 /// What `login` binds to the session.
@@ -168,14 +205,25 @@ pub struct Engine {
     csrf: CsrfKey,
     metrics: Metrics,
     tokens: Option<TokenSettings>,
+    /// The sealed anonymous cookie: the session cookie's attributes, its own name.
+    anon_cookie: CookieConfig,
+    /// Seals anonymous cookies and secrets; shared so rotation can swap keys under a
+    /// running engine.
+    seal: Arc<RwLock<SealKeyring>>,
 }
 
 impl Engine {
     /// An engine over `stores`.
     ///
+    /// Anonymous sessions follow [`SessionConfig::anonymous`] (client-side by default), in
+    /// a cookie named [`anonymous::DEFAULT_ANON_COOKIE`] (`<name>-anon` beside a
+    /// development cookie) with the attributes of `cookie`. The sealing keys are fresh and
+    /// in memory until [`Engine::with_seal_keys`] gives persistent ones.
+    ///
     /// # Errors
     ///
-    /// [`Error::Config`] if `config` is inconsistent.
+    /// [`Error::Config`] if `config` is inconsistent; [`Error::Random`] if the OS random
+    /// source fails.
     pub fn try_new(
         stores: Stores,
         config: SessionConfig,
@@ -184,14 +232,27 @@ impl Engine {
         metrics: Metrics,
     ) -> Result<Self> {
         config.validate()?;
-        Ok(Self {
+        let anon_name = if cookie.secure() {
+            anonymous::DEFAULT_ANON_COOKIE.to_owned()
+        } else {
+            format!("{}-anon", cookie.name())
+        };
+        let anon_cookie = cookie
+            .with_name(anon_name)
+            .map_err(|e| Error::Config(format!("anonymous cookie: {e}")))?;
+        let key = SealKey::generate().map_err(Error::Random)?;
+        let engine = Self {
             stores,
             config,
             cookie,
             csrf,
             metrics,
             tokens: None,
-        })
+            anon_cookie,
+            seal: Arc::new(RwLock::new(SealKeyring::new(vec![key]))),
+        };
+        engine.check_cookie_names()?;
+        Ok(engine)
     }
 
     /// Turns on session tokens (DESIGN §5): authenticated sessions get a token cookie.
@@ -202,7 +263,56 @@ impl Engine {
     pub fn with_tokens(mut self, tokens: TokenSettings) -> Result<Self> {
         tokens.validate(&self.cookie)?;
         self.tokens = Some(tokens);
+        self.check_cookie_names()?;
         Ok(self)
+    }
+
+    /// Seals anonymous cookies and secrets with `keys` (the service loads them from its
+    /// key directory and rotates them on a schedule through this handle).
+    ///
+    /// # ⚠️ Warning
+    ///
+    /// Without this call the keys live in memory only: after a restart every client-side
+    /// anonymous session starts afresh and stored secrets no longer open.
+    pub fn with_seal_keys(mut self, keys: Arc<RwLock<SealKeyring>>) -> Self {
+        self.seal = keys;
+        self
+    }
+
+    /// Names the anonymous cookie `name` (with the session cookie's attributes).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the name is not valid for these attributes or is the name of
+    /// another cookie of the engine.
+    pub fn with_anonymous_cookie(mut self, name: impl Into<String>) -> Result<Self> {
+        self.anon_cookie = self
+            .cookie
+            .with_name(name)
+            .map_err(|e| Error::Config(format!("anonymous cookie: {e}")))?;
+        self.check_cookie_names()?;
+        Ok(self)
+    }
+
+    fn check_cookie_names(&self) -> Result<()> {
+        let anon = self.anon_cookie.name();
+        let token = self.tokens.as_ref().map(|t| t.cookie.name());
+        if anon == self.cookie.name() || token == Some(anon) {
+            return Err(Error::Config(
+                "the anonymous cookie needs its own name".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The sealing keys (anonymous cookies and secrets).
+    pub fn seal_keys(&self) -> &Arc<RwLock<SealKeyring>> {
+        &self.seal
+    }
+
+    /// The anonymous cookie's configuration.
+    pub fn anonymous_cookie(&self) -> &CookieConfig {
+        &self.anon_cookie
     }
 
     /// The token settings, if tokens are on.
@@ -259,23 +369,36 @@ impl Engine {
 
     async fn resolve_inner(&self, cookie: &str, create: bool, now: Timestamp) -> Result<Outcome> {
         let Some(handle) = self.handle_from(cookie)? else {
-            if create {
-                return self.create_anonymous(BTreeMap::new(), now).await;
-            }
-            return Ok(self.outcome(None, vec![], Status::None));
+            return self.resolve_client(cookie, create, now).await;
         };
+        let mut o = self.resolve_stored(&handle, create, now).await?;
+        self.clear_anon(cookie, &mut o);
+        Ok(o)
+    }
+
+    /// `resolve` for a session named by the session cookie's handle.
+    async fn resolve_stored(
+        &self,
+        handle: &Handle,
+        create: bool,
+        now: Timestamp,
+    ) -> Result<Outcome> {
         let key = handle.store_key();
         let Some(record) = self.load(handle.kind(), &key, now).await? else {
             if create {
-                // The new cookie replaces the stale one: one Set-Cookie per name.
-                let mut o = self.create_anonymous(BTreeMap::new(), now).await?;
+                let mut o = self.create_anonymous(now).await?;
+                // One Set-Cookie per name: a new stored session's cookie replaces the stale
+                // one; a client-side one needs the stale one removed.
+                if o.session.as_ref().map(|s| s.storage) == Some(Storage::Cookie) {
+                    o.set_cookie.insert(0, self.cookie.remove());
+                }
                 o.status = Status::Created;
                 return Ok(o);
             }
             return Ok(self.outcome(None, vec![self.cookie.remove()], Status::Ended));
         };
         if !self.renewal_due(&record, now) {
-            return Ok(self.outcome(Some(Session { key, record }), vec![], Status::Loaded));
+            return Ok(self.outcome(Some(stored(key, record)), vec![], Status::Loaded));
         }
         let mut renewed = record.clone();
         self.renew(&mut renewed, now);
@@ -285,25 +408,60 @@ impl Engine {
             .await
         {
             Ok(()) => {
-                let set = vec![self.set_cookie(&handle, &renewed, now)];
-                Ok(self.outcome(
-                    Some(Session {
-                        key,
-                        record: renewed,
-                    }),
-                    set,
-                    Status::Renewed,
-                ))
+                let set = vec![self.set_cookie(handle, &renewed, now)];
+                Ok(self.outcome(Some(stored(key, renewed)), set, Status::Renewed))
             }
             // Another request wrote first; it renewed too, or will. This read stands.
             Err(Error::Store(tessera_core::Error::Conflict)) => {
-                Ok(self.outcome(Some(Session { key, record }), vec![], Status::Loaded))
+                Ok(self.outcome(Some(stored(key, record)), vec![], Status::Loaded))
             }
             Err(Error::Store(tessera_core::Error::NotFound)) => {
                 Ok(self.outcome(None, vec![self.cookie.remove()], Status::Ended))
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// `resolve` without a session cookie: the sealed anonymous cookie, if any. Never
+    /// touches a store in client mode.
+    async fn resolve_client(&self, cookie: &str, create: bool, now: Timestamp) -> Result<Outcome> {
+        let refused = match self.anon_from(cookie, now) {
+            Anon::Open(state) => {
+                let record = state.record();
+                if !self.renewal_due(&record, now) {
+                    return Ok(self.outcome(Some(self.client(&state)), vec![], Status::Loaded));
+                }
+                // Renewal re-seals the cookie with a later idle expiry: no store write.
+                let mut renewed = state.clone();
+                self.renew_client(&mut renewed, now);
+                return match self.try_seal(&renewed) {
+                    Ok(value) => {
+                        Ok(self.outcome(Some(self.client(&renewed)), vec![value], Status::Renewed))
+                    }
+                    // Its new timestamps made it a few bytes too long: it stays as it is
+                    // (the next edit moves it to the store).
+                    Err(NotSealed::OverBudget) => {
+                        Ok(self.outcome(Some(self.client(&state)), vec![], Status::Loaded))
+                    }
+                    Err(NotSealed::Failed) => Err(Error::Seal(tessera_token::seal::SealError)),
+                };
+            }
+            Anon::Refused => true,
+            Anon::Absent => false,
+        };
+        if create {
+            let mut o = self.create_anonymous(now).await?;
+            // A new anonymous cookie replaces a refused one (one Set-Cookie per name); a new
+            // stored session needs it removed.
+            if refused && o.session.as_ref().map(|s| s.storage) == Some(Storage::Store) {
+                o.set_cookie.push(self.anon_cookie.remove());
+            }
+            return Ok(o);
+        }
+        if refused {
+            return Ok(self.outcome(None, vec![self.anon_cookie.remove()], Status::Ended));
+        }
+        Ok(self.outcome(None, vec![], Status::None))
     }
 
     /// Applies per-key edits to the session named by the cookie, as a compare-and-set retried
@@ -325,15 +483,20 @@ impl Engine {
     async fn update_inner(&self, cookie: &str, edits: &Edits, now: Timestamp) -> Result<Outcome> {
         validate_edits(edits)?;
         let Some(handle) = self.handle_from(cookie)? else {
-            if edits.set.is_empty() {
-                // Nothing to store: creating an empty session would be a write for nothing.
-                return Ok(self.outcome(None, vec![], Status::None));
-            }
-            let mut data = BTreeMap::new();
-            apply(&mut data, edits);
-            self.check_size(&data)?;
-            return self.create_anonymous(data, now).await;
+            return self.update_client(cookie, edits, now).await;
         };
+        let mut o = self.update_stored(&handle, edits, now).await?;
+        self.clear_anon(cookie, &mut o);
+        Ok(o)
+    }
+
+    /// `update` of a session named by the session cookie's handle.
+    async fn update_stored(
+        &self,
+        handle: &Handle,
+        edits: &Edits,
+        now: Timestamp,
+    ) -> Result<Outcome> {
         let kind = handle.kind();
         let key = handle.store_key();
         let mut attempt = 0u32;
@@ -344,13 +507,14 @@ impl Engine {
                 .ok_or(Error::SessionNotFound)?;
             let mut next = record.clone();
             apply(&mut next.data, edits);
-            let changed = next.data != record.data;
+            self.apply_secrets(&mut next, &key, edits)?;
+            let changed = next.data != record.data || next.secrets != record.secrets;
             if changed {
-                self.check_size(&next.data)?;
+                self.check_size(&next.data, &next.secrets)?;
             }
             let renew = self.renewal_due(&record, now);
             if !changed && !renew {
-                return Ok(self.outcome(Some(Session { key, record }), vec![], Status::Unchanged));
+                return Ok(self.outcome(Some(stored(key, record)), vec![], Status::Unchanged));
             }
             if renew {
                 self.renew(&mut next, now);
@@ -363,7 +527,7 @@ impl Engine {
             {
                 Ok(()) => {
                     let set = if renew {
-                        vec![self.set_cookie(&handle, &next, now)]
+                        vec![self.set_cookie(handle, &next, now)]
                     } else {
                         vec![]
                     };
@@ -372,7 +536,7 @@ impl Engine {
                     } else {
                         Status::Renewed
                     };
-                    return Ok(self.outcome(Some(Session { key, record: next }), set, status));
+                    return Ok(self.outcome(Some(stored(key, next)), set, status));
                 }
                 Err(Error::Store(tessera_core::Error::Conflict)) => {
                     attempt += 1;
@@ -388,6 +552,136 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// `update` without a session cookie: edits the sealed anonymous state (or a fresh one
+    /// when the cookie is absent or refused) and re-seals it, without a store write; the
+    /// session spills to the store when it would outgrow the cookie, when a secret is set,
+    /// or in server mode.
+    async fn update_client(&self, cookie: &str, edits: &Edits, now: Timestamp) -> Result<Outcome> {
+        let (state, refused) = match self.anon_from(cookie, now) {
+            Anon::Open(s) => (Some(s), false),
+            Anon::Refused => (None, true),
+            Anon::Absent => (None, false),
+        };
+        let fresh = state.is_none();
+        let Some(mut state) = state.map_or_else(
+            || {
+                edits
+                    .sets_anything()
+                    .then(|| ClientState::fresh(&self.config, now).map_err(Error::Random))
+                    .transpose()
+            },
+            |s| Ok(Some(s)),
+        )?
+        else {
+            // Nothing to keep: a new session would be a cookie (or a write) for nothing.
+            return Ok(if refused {
+                self.outcome(None, vec![self.anon_cookie.remove()], Status::Ended)
+            } else {
+                self.outcome(None, vec![], Status::None)
+            });
+        };
+        let before = state.data.clone();
+        apply(&mut state.data, edits);
+        let changed = fresh || state.data != before;
+        if changed {
+            self.check_size(&state.data, &BTreeMap::new())?;
+        }
+        let server = self.config.anonymous == AnonymousMode::Server;
+        let spill = !edits.secrets.is_empty() || (server && changed);
+        let renew = !fresh && self.renewal_due(&state.record(), now);
+        if !changed && !renew && !spill {
+            return Ok(self.outcome(Some(self.client(&state)), vec![], Status::Unchanged));
+        }
+        if renew {
+            self.renew_client(&mut state, now);
+        }
+        let status = if fresh {
+            Status::Created
+        } else if changed || spill {
+            Status::Updated
+        } else {
+            Status::Renewed
+        };
+        if !spill {
+            match self.try_seal(&state) {
+                Ok(value) => {
+                    // Replaces a refused cookie: one Set-Cookie per name.
+                    return Ok(self.outcome(Some(self.client(&state)), vec![value], status));
+                }
+                Err(NotSealed::OverBudget) => {}
+                Err(NotSealed::Failed) => {
+                    return Err(Error::Seal(tessera_token::seal::SealError));
+                }
+            }
+        }
+        let reason = if server && fresh { "create" } else { "spill" };
+        let mut o = self.spill(state, edits, reason, now).await?;
+        if !fresh || refused {
+            o.set_cookie.push(self.anon_cookie.remove());
+        }
+        o.status = status;
+        Ok(o)
+    }
+
+    /// Moves a client-side anonymous session (with `edits` applied to its data already; its
+    /// secret edits still to apply) to the anonymous store, under the handle inside its seal
+    /// so its CSRF tokens stay valid. The outcome sets the session cookie to that handle.
+    async fn spill(
+        &self,
+        state: ClientState,
+        edits: &Edits,
+        reason: &'static str,
+        now: Timestamp,
+    ) -> Result<Outcome> {
+        let kind = SessionKind::Anonymous;
+        let mut base = state.record();
+        base.version = 1;
+        let handle = state.handle;
+        let key = handle.store_key();
+        let mut record = base.clone();
+        self.apply_secrets(&mut record, &key, edits)?;
+        self.check_size(&record.data, &record.secrets)?;
+        let store = self.stores.for_kind(kind);
+        let r = store.create(&key, &record).await;
+        self.store_op(store.backend(), kind, "write", outcome_of(&r));
+        let (handle, key, record) = match r {
+            Ok(()) => {
+                self.write(kind, reason);
+                (handle, key, record)
+            }
+            Err(tessera_core::Error::AlreadyExists) => {
+                // This cookie spilled already (a request racing this one) or its stored
+                // session has since ended. Holding the seal proves the handle was given to
+                // this client, so the edits apply to the stored session, key by key.
+                match self.update_stored(&handle, edits, now).await {
+                    Ok(mut o) => {
+                        if let Some(s) = &o.session {
+                            let value = self.set_cookie(&handle, &s.record, now);
+                            o.set_cookie.retain(|c| !self.is_session_cookie(c));
+                            o.set_cookie.insert(0, value);
+                        }
+                        return Ok(o);
+                    }
+                    Err(Error::SessionNotFound) => {
+                        self.create_record_with(kind, reason, |k| {
+                            let mut r = base.clone();
+                            self.apply_secrets(&mut r, k, edits)?;
+                            Ok(r)
+                        })
+                        .await?
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if reason == "spill" {
+            self.metrics.anon("spilled");
+        }
+        let set = vec![self.set_cookie(&handle, &record, now)];
+        Ok(self.outcome(Some(stored(key, record)), set, Status::Updated))
     }
 
     /// Binds a user to a new session. Always issues a new handle (fixation defence); the data
@@ -409,15 +703,23 @@ impl Engine {
         User::validate_id(&login.user.id).map_err(|e| Error::InvalidInput(e.to_string()))?;
         validate_claims(&login.claims)?;
         let mut data = BTreeMap::new();
+        let mut secrets = BTreeMap::new();
+        let mut carried = false;
         if let Some(old) = self.handle_from(cookie)?
             && let Some(prev) = self.retire(&old, now).await?
         {
+            carried = true;
             let same_user = prev.user_id() == Some(login.user.id.as_str());
             if prev.kind == SessionKind::Anonymous || same_user {
+                secrets = self.open_secrets(&prev.secrets, &old.store_key(), now);
                 data = prev.data;
             }
         }
-        self.check_size(&data)?;
+        // Promotion of a client-side anonymous session: its data moves in, its cookie goes.
+        if !carried && let Anon::Open(state) = self.anon_from(cookie, now) {
+            data = state.data;
+            self.metrics.anon("promoted");
+        }
         let (idle, absolute) = if login.remember {
             (
                 self.config.remember_idle_timeout,
@@ -426,7 +728,7 @@ impl Engine {
         } else {
             (self.config.idle_timeout, self.config.absolute_timeout)
         };
-        let record = SessionRecord {
+        let base = SessionRecord {
             kind: SessionKind::Authenticated,
             user: Some(login.user),
             claims: login.claims,
@@ -436,11 +738,24 @@ impl Engine {
             absolute_expires_at: now.saturating_add(absolute),
             remember: login.remember,
             data,
+            secrets: BTreeMap::new(),
             version: 1,
         };
-        let (handle, key) = self.create_record(&record, "login").await?;
+        self.check_size(&base.data, &base.secrets)?;
+        // Secrets are sealed to the session they belong to: re-sealed for the new one.
+        let (handle, key, record) = self
+            .create_record_with(SessionKind::Authenticated, "login", |k| {
+                let mut r = base.clone();
+                for (name, v) in &secrets {
+                    let sealed = self.seal_secret(name, v, k, r.absolute_expires_at)?;
+                    r.secrets.insert(name.clone(), sealed);
+                }
+                self.check_size(&r.data, &r.secrets)?;
+                Ok(r)
+            })
+            .await?;
         let set = vec![self.set_cookie(&handle, &record, now)];
-        let mut o = self.outcome(Some(Session { key, record }), set, Status::LoggedIn);
+        let mut o = self.outcome(Some(stored(key, record)), set, Status::LoggedIn);
         if let Some(t) = &self.tokens
             && let Some(session) = &o.session
         {
@@ -448,6 +763,7 @@ impl Engine {
             o.set_cookie.push(value);
             o.token_status = "issued";
         }
+        self.clear_anon(cookie, &mut o);
         Ok(o)
     }
 
@@ -468,7 +784,9 @@ impl Engine {
             Lookup::Absent => None,
             // A logout must always clear the browser's cookie, even a corrupted one.
             Lookup::Invalid => {
-                return Ok(self.outcome(None, self.logout_cookies(), Status::LoggedOut));
+                let mut o = self.outcome(None, self.logout_cookies(), Status::LoggedOut);
+                self.clear_anon(cookie, &mut o);
+                return Ok(o);
             }
             Lookup::Found(v) => v.parse::<Handle>().ok(),
         };
@@ -480,7 +798,10 @@ impl Engine {
                 self.log_session_end(&key, &record, now).await?;
             }
         }
-        Ok(self.outcome(None, self.logout_cookies(), Status::LoggedOut))
+        // A client-side anonymous session has nothing stored: clearing its cookie ends it.
+        let mut o = self.outcome(None, self.logout_cookies(), Status::LoggedOut);
+        self.clear_anon(cookie, &mut o);
+        Ok(o)
     }
 
     fn logout_cookies(&self) -> Vec<String> {
@@ -660,9 +981,22 @@ impl Engine {
         self.csrf.sid(&session.key)
     }
 
-    /// A CSRF token for the session, for `purpose`. Costs no write.
+    /// A CSRF token for the session, for `purpose`. Costs no write (and, for a client-side
+    /// anonymous session, no read: its identity is inside its sealed cookie).
     pub fn csrf_token(&self, session: &Session, purpose: &str, now: Timestamp) -> String {
         self.csrf.issue(purpose, &session.key, now)
+    }
+
+    /// The session's secrets, opened. A secret that no longer opens (its sealing key was
+    /// dropped) is left out, with a warning in the log.
+    pub fn secrets(&self, session: &Session, now: Timestamp) -> BTreeMap<String, Value> {
+        self.open_secrets(&session.record.secrets, &session.key, now)
+    }
+
+    /// One secret of the session, opened; `None` if there is none (or it no longer opens).
+    pub fn secret(&self, session: &Session, name: &str, now: Timestamp) -> Option<Value> {
+        let sealed = session.record.secrets.get(name)?;
+        self.open_secret(name, sealed, &session.key, now)
     }
 
     /// Whether `token` is a CSRF token for `purpose` of the live session named by the cookie.
@@ -685,6 +1019,19 @@ impl Engine {
             )));
         }
         let Some(handle) = self.handle_from(cookie)? else {
+            // A client-side anonymous session: its identity is inside the seal, no read.
+            if let Anon::Open(state) = self.anon_from(cookie, now) {
+                let ok = self.csrf.verify(
+                    token,
+                    purpose,
+                    &state.handle.store_key(),
+                    self.config.csrf_max_age,
+                    now,
+                );
+                self.metrics
+                    .op("csrf_check", if ok { "valid" } else { "invalid" });
+                return Ok(ok);
+            }
             self.metrics.op("csrf_check", "no_session");
             return Ok(false);
         };
@@ -720,7 +1067,7 @@ impl Engine {
             .op("list", if list.is_ok() { "ok" } else { "error" });
         Ok(list?
             .into_iter()
-            .map(|(key, record)| Session { key, record })
+            .map(|(key, record)| stored(key, record))
             .collect())
     }
 
@@ -869,10 +1216,19 @@ impl Engine {
         self.cookie.set(handle.expose(), max_age)
     }
 
-    fn check_size(&self, data: &BTreeMap<String, Value>) -> Result<()> {
+    /// Data and (sealed) secrets together stay within `max_data_bytes`.
+    fn check_size(
+        &self,
+        data: &BTreeMap<String, Value>,
+        secrets: &BTreeMap<String, String>,
+    ) -> Result<()> {
         let size = serde_json::to_vec(data)
             .map_err(|e| Error::InvalidInput(format!("data is not serialisable: {e}")))?
-            .len();
+            .len()
+            + secrets
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 6)
+                .sum::<usize>();
         if size > self.config.max_data_bytes {
             return Err(Error::DataTooLarge {
                 size,
@@ -882,11 +1238,16 @@ impl Engine {
         Ok(())
     }
 
-    async fn create_anonymous(
-        &self,
-        data: BTreeMap<String, Value>,
-        now: Timestamp,
-    ) -> Result<Outcome> {
+    /// A new, empty anonymous session: a sealed cookie in client mode (no write), a stored
+    /// record in server mode.
+    async fn create_anonymous(&self, now: Timestamp) -> Result<Outcome> {
+        if self.config.anonymous == AnonymousMode::Client {
+            let state = ClientState::fresh(&self.config, now).map_err(Error::Random)?;
+            let value = self
+                .try_seal(&state)
+                .map_err(|_| Error::Seal(tessera_token::seal::SealError))?;
+            return Ok(self.outcome(Some(self.client(&state)), vec![value], Status::Created));
+        }
         let record = SessionRecord {
             kind: SessionKind::Anonymous,
             user: None,
@@ -896,31 +1257,37 @@ impl Engine {
             idle_expires_at: now.saturating_add(self.config.idle_timeout),
             absolute_expires_at: now.saturating_add(self.config.absolute_timeout),
             remember: false,
-            data,
+            data: BTreeMap::new(),
+            secrets: BTreeMap::new(),
             version: 1,
         };
-        let (handle, key) = self.create_record(&record, "create").await?;
+        let (handle, key, record) = self
+            .create_record_with(record.kind, "create", |_| Ok(record.clone()))
+            .await?;
         let set = vec![self.set_cookie(&handle, &record, now)];
-        Ok(self.outcome(Some(Session { key, record }), set, Status::Created))
+        Ok(self.outcome(Some(stored(key, record)), set, Status::Created))
     }
 
-    /// Stores `record` under a fresh handle. A collision of 256-bit random values does not
-    /// happen, but `create` is unique, so the loop costs nothing to keep honest.
-    async fn create_record(
+    /// Stores the record `make` builds for a fresh handle's key (secrets are sealed to the
+    /// key). A collision of 256-bit random values does not happen, but `create` is unique,
+    /// so the loop costs nothing to keep honest.
+    async fn create_record_with(
         &self,
-        record: &SessionRecord,
+        kind: SessionKind,
         reason: &'static str,
-    ) -> Result<(Handle, StoreKey)> {
+        make: impl Fn(&StoreKey) -> Result<SessionRecord>,
+    ) -> Result<(Handle, StoreKey, SessionRecord)> {
         for _ in 0..3 {
-            let handle = Handle::generate(record.kind).map_err(Error::Random)?;
+            let handle = Handle::generate(kind).map_err(Error::Random)?;
             let key = handle.store_key();
-            let store = self.stores.for_kind(record.kind);
-            let r = store.create(&key, record).await;
-            self.store_op(store.backend(), record.kind, "write", outcome_of(&r));
+            let record = make(&key)?;
+            let store = self.stores.for_kind(kind);
+            let r = store.create(&key, &record).await;
+            self.store_op(store.backend(), kind, "write", outcome_of(&r));
             match r {
                 Ok(()) => {
-                    self.write(record.kind, reason);
-                    return Ok((handle, key));
+                    self.write(kind, reason);
+                    return Ok((handle, key, record));
                 }
                 Err(tessera_core::Error::AlreadyExists) => continue,
                 Err(e) => return Err(e.into()),
@@ -929,6 +1296,176 @@ impl Engine {
         Err(Error::Store(tessera_core::Error::Unreachable(
             "three 256-bit random handles collided",
         )))
+    }
+
+    // ---- client-side anonymous sessions and secrets -------------------------------------
+
+    /// What the request's anonymous cookie holds. Every failure to open is the same
+    /// `Refused`, whatever the cause.
+    fn anon_from(&self, cookie: &str, now: Timestamp) -> Anon {
+        let name = self.anon_cookie.name();
+        let opened = match cookie::find(cookie, name) {
+            Lookup::Absent | Lookup::Found("") => return Anon::Absent,
+            Lookup::Found(v) => {
+                let ring = self
+                    .seal
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                anonymous::open(&ring, name, v, &self.config, now)
+            }
+            Lookup::Invalid => None,
+        };
+        match opened {
+            Some(state) => {
+                self.metrics.anon("opened");
+                Anon::Open(state)
+            }
+            None => {
+                // Expiry is normal and looks the same as tampering by design (no oracle), so
+                // this is not a warning.
+                tracing::info!(target: "security", "anonymous cookie refused (expired, altered, duplicated or sealed with a dropped key); starting afresh");
+                self.metrics.anon("refused");
+                Anon::Refused
+            }
+        }
+    }
+
+    /// Adds the anonymous cookie's removal when the request carried one and the outcome
+    /// does not set it: the session cookie (or no session) now speaks for the client.
+    fn clear_anon(&self, cookie: &str, o: &mut Outcome) {
+        let name = self.anon_cookie.name();
+        let present = !matches!(
+            cookie::find(cookie, name),
+            Lookup::Absent | Lookup::Found("")
+        );
+        let set = o
+            .set_cookie
+            .iter()
+            .any(|c| c.split_once('=').is_some_and(|(n, _)| n == name));
+        if present && !set {
+            o.set_cookie.push(self.anon_cookie.remove());
+        }
+    }
+
+    fn is_session_cookie(&self, set_cookie: &str) -> bool {
+        set_cookie
+            .split_once('=')
+            .is_some_and(|(n, _)| n == self.cookie.name())
+    }
+
+    fn client(&self, state: &ClientState) -> Session {
+        Session {
+            key: state.handle.store_key(),
+            record: state.record(),
+            storage: Storage::Cookie,
+        }
+    }
+
+    fn renew_client(&self, state: &mut ClientState, now: Timestamp) {
+        state.renewed_at = now;
+        state.idle_expires_at = now
+            .saturating_add(self.config.idle_timeout)
+            .min(state.absolute_expires_at);
+    }
+
+    /// The `Set-Cookie` value carrying `state`, if it fits the budget. A browser-session
+    /// cookie: the expiry inside is what counts.
+    fn try_seal(&self, state: &ClientState) -> std::result::Result<String, NotSealed> {
+        let ring = self
+            .seal
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let value = anonymous::seal(
+            &ring,
+            self.anon_cookie.name(),
+            state,
+            self.config.anonymous_cookie_bytes,
+        )?;
+        self.metrics.anon("sealed");
+        Ok(self.anon_cookie.set(&value, None))
+    }
+
+    fn secret_purpose(key: &StoreKey) -> String {
+        format!("{}{}", anonymous::SECRET_PURPOSE, key.to_ref())
+    }
+
+    /// Seals secret `name` to the session stored under `key`, until `expires_at`.
+    fn seal_secret(
+        &self,
+        name: &str,
+        value: &Value,
+        key: &StoreKey,
+        expires_at: Timestamp,
+    ) -> Result<String> {
+        let plain = zeroize::Zeroizing::new(
+            serde_json::to_vec(value)
+                .map_err(|e| Error::InvalidInput(format!("a secret is not serialisable: {e}")))?,
+        );
+        let ms = expires_at.unix_millis();
+        let exp = ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0);
+        self.seal
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .seal(name, &Self::secret_purpose(key), &plain, exp)
+            .map_err(Error::Seal)
+    }
+
+    fn open_secret(
+        &self,
+        name: &str,
+        sealed: &str,
+        key: &StoreKey,
+        now: Timestamp,
+    ) -> Option<Value> {
+        let opened = self
+            .seal
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .open(name, &Self::secret_purpose(key), sealed, now.unix_secs());
+        match opened.map(|p| serde_json::from_slice(&zeroize::Zeroizing::new(p))) {
+            Ok(Ok(v)) => Some(v),
+            _ => {
+                tracing::warn!(key = %key.to_ref(), "a stored secret does not open (its sealing key was dropped?); ignored");
+                None
+            }
+        }
+    }
+
+    fn open_secrets(
+        &self,
+        sealed: &BTreeMap<String, String>,
+        key: &StoreKey,
+        now: Timestamp,
+    ) -> BTreeMap<String, Value> {
+        sealed
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), self.open_secret(k, v, key, now)?)))
+            .collect()
+    }
+
+    /// Applies the secret edits to `record`, stored under `key`. A secret set to the value
+    /// it already has keeps its sealed text, so the edit is no change (and no write).
+    fn apply_secrets(
+        &self,
+        record: &mut SessionRecord,
+        key: &StoreKey,
+        edits: &Edits,
+    ) -> Result<()> {
+        for k in &edits.remove_secrets {
+            record.secrets.remove(k);
+        }
+        for (k, v) in &edits.secrets {
+            let same = record.secrets.get(k).is_some_and(|old| {
+                // The record is live, so its secrets have not expired: any time before its
+                // end opens them.
+                self.open_secret(k, old, key, record.renewed_at).as_ref() == Some(v)
+            });
+            if !same {
+                let sealed = self.seal_secret(k, v, key, record.absolute_expires_at)?;
+                record.secrets.insert(k.clone(), sealed);
+            }
+        }
+        Ok(())
     }
 
     /// Ends the session behind `handle` for a login and returns what it held. The record is
@@ -1077,6 +1614,25 @@ impl Engine {
     }
 }
 
+/// What the request's anonymous cookie holds.
+enum Anon {
+    /// No anonymous cookie.
+    Absent,
+    /// A live client-side session.
+    Open(ClientState),
+    /// A cookie that did not open (tampered, truncated, spliced, under another name,
+    /// expired, sealed with a dropped key, duplicated): cleared, and a fresh state starts.
+    Refused,
+}
+
+fn stored(key: StoreKey, record: SessionRecord) -> Session {
+    Session {
+        key,
+        record,
+        storage: Storage::Store,
+    }
+}
+
 fn outcome_of<T>(r: &tessera_core::Result<T>) -> &'static str {
     match r {
         Ok(_) => "ok",
@@ -1125,20 +1681,38 @@ fn validate_key(k: &str) -> Result<()> {
 }
 
 fn validate_edits(edits: &Edits) -> Result<()> {
-    if edits.set.len() + edits.remove.len() > MAX_EDITS {
+    let count =
+        edits.set.len() + edits.remove.len() + edits.secrets.len() + edits.remove_secrets.len();
+    if count > MAX_EDITS {
         return Err(Error::InvalidInput(format!(
-            "at most {MAX_EDITS} keys may be set or removed at once"
+            "at most {MAX_EDITS} keys and secrets may be set or removed at once"
         )));
     }
-    for k in edits.set.keys().chain(edits.remove.iter()) {
+    for k in edits
+        .set
+        .keys()
+        .chain(edits.remove.iter())
+        .chain(edits.secrets.keys())
+        .chain(edits.remove_secrets.iter())
+    {
         validate_key(k)?;
     }
-    if edits.set.values().any(|v| depth(v) > MAX_JSON_DEPTH) {
+    if edits
+        .set
+        .values()
+        .chain(edits.secrets.values())
+        .any(|v| depth(v) > MAX_JSON_DEPTH)
+    {
         return Err(Error::InvalidInput(format!(
             "values may nest at most {MAX_JSON_DEPTH} levels"
         )));
     }
-    if edits.remove.iter().any(|k| edits.set.contains_key(k)) {
+    if edits.remove.iter().any(|k| edits.set.contains_key(k))
+        || edits
+            .remove_secrets
+            .iter()
+            .any(|k| edits.secrets.contains_key(k))
+    {
         return Err(Error::InvalidInput(
             "a key may not be both set and removed".to_owned(),
         ));

@@ -39,6 +39,9 @@ pub enum Error {
     /// A session token could not be issued (no signing key, bad claims, signing failed).
     #[error("cannot issue a session token")]
     Token(#[source] tessera_token::Error),
+    /// A value could not be sealed: no sealing key, or the OS random source failed.
+    #[error("cannot seal a value")]
+    Seal(#[source] tessera_token::seal::SealError),
 }
 
 impl Error {
@@ -53,6 +56,7 @@ impl Error {
             Self::Config(_) => "invalid_config",
             Self::Random(_) => "random_failed",
             Self::Token(_) => "token_failed",
+            Self::Seal(_) => "seal_failed",
             Self::Store(e) => match e {
                 tessera_core::Error::Timeout => "store_timeout",
                 _ => "store_failed",
@@ -80,6 +84,7 @@ mod tests {
             Error::Store(tessera_core::Error::Timeout),
             Error::Store(tessera_core::Error::Conflict),
             Error::Token(tessera_token::Error::BadEncoding),
+            Error::Seal(tessera_token::seal::SealError),
         ];
         let mut codes: Vec<_> = all.iter().map(Error::code).collect();
         codes.sort_unstable();

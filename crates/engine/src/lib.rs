@@ -8,6 +8,10 @@
 //!   at most once per half idle lifetime;
 //! - login on a new handle with the anonymous data carried over; per-user list, revoke one,
 //!   revoke all through a revocation time;
+//! - anonymous sessions client-side by default ([`anonymous`]): a cookie sealed with
+//!   XChaCha20-Poly1305, no store write; they move to the store (under the same identity)
+//!   when they outgrow the cookie budget or keep a secret, and into the new session at login;
+//! - secrets ([`Edits::secrets`]) sealed with a server key and kept in the store only;
 //! - CSRF tokens derived by HMAC, never stored;
 //! - `__Host-` cookies with `HttpOnly`, `Secure`, `SameSite=Lax`, `Path=/`, and removals that
 //!   match.
@@ -33,14 +37,24 @@
 //! let now = Timestamp::from_unix_secs(1_800_000_000);
 //! let mut edits = Edits::default();
 //! edits.set.insert("cart".into(), serde_json::json!([1, 2]));
-//! // No cookie yet: the edit creates an anonymous session and returns its cookie.
+//! // No cookie yet: the edit creates an anonymous session, in a sealed cookie (no write).
 //! let out = engine.update("", &edits, now).await?;
-//! assert!(out.set_cookie[0].starts_with("__Host-tessera="));
+//! assert!(out.set_cookie[0].starts_with("__Host-tessera-anon=1."));
+//! // A login carries the data into a stored session and clears the anonymous cookie.
+//! let cookie = out.set_cookie[0].split(';').next().unwrap_or_default();
+//! let user = tessera_core::User { id: "alice".into(), name: None, provider: None };
+//! let login = tessera::Login { user, claims: Default::default(), remember: false };
+//! let out = engine.login(cookie, login, now).await?;
+//! assert_eq!(out.session.unwrap().record.data["cart"], serde_json::json!([1, 2]));
+//! assert!(out.set_cookie[0].starts_with("__Host-tessera=u"));
+//! assert!(out.set_cookie[1].starts_with("__Host-tessera-anon=;"));
 //! # Ok(()) }
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(demo()).unwrap();
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod anonymous;
 pub mod bounded;
 mod config;
 pub mod cookie;
@@ -55,10 +69,11 @@ pub mod fuzzing;
 #[cfg(feature = "tower")]
 pub mod tower;
 
+pub use anonymous::AnonymousMode;
 pub use config::SessionConfig;
 pub use engine::{
     Edits, Engine, Login, MAX_CLAIMS_BYTES, MAX_EDITS, MAX_JSON_DEPTH, MAX_KEY_LEN, Outcome,
-    RESERVED_CLAIMS, Session, Status, Stores,
+    RESERVED_CLAIMS, Session, Status, Storage, Stores,
 };
 pub use error::{Error, Result};
 pub use tessera_core;

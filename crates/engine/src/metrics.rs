@@ -24,7 +24,8 @@ pub struct StoreOpLabels {
 pub struct WriteLabels {
     /// `anonymous` or `authenticated`.
     pub kind: &'static str,
-    /// Why the engine wrote: `create`, `update`, `renew`, `login`, `logout`, `revoke`.
+    /// Why the engine wrote: `create`, `update`, `renew`, `login`, `logout`, `revoke`,
+    /// `spill` (an anonymous session moved from its cookie to the store).
     pub reason: &'static str,
 }
 
@@ -42,6 +43,15 @@ pub struct OpLabels {
 pub struct TokenOutcomeLabels {
     /// The outcome code of DESIGN §5 (`ok`, `soft_expired`, `bad_signature`, ...).
     pub outcome: &'static str,
+}
+
+/// Labels of `tessera_anonymous_cookies_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AnonLabels {
+    /// `sealed` (a cookie issued: new, edited or renewed), `opened`, `refused` (did not
+    /// open: tampered, expired, another name, a dropped key), `spilled` (moved to the store),
+    /// `promoted` (carried into a login).
+    pub event: &'static str,
 }
 
 /// Labels of `tessera_tokens_issued_total`.
@@ -66,6 +76,9 @@ pub struct Metrics {
     pub token_validations: Family<TokenOutcomeLabels, Counter>,
     /// `tessera_tokens_issued_total{alg}`.
     pub tokens_issued: Family<AlgLabels, Counter>,
+    /// `tessera_anonymous_cookies_total{event}`: client-side anonymous sessions, which
+    /// never show in the store counters.
+    pub anonymous_cookies: Family<AnonLabels, Counter>,
 }
 
 impl Metrics {
@@ -102,7 +115,18 @@ impl Metrics {
             "Session tokens issued by algorithm",
             m.tokens_issued.clone(),
         );
+        registry.register(
+            "tessera_anonymous_cookies",
+            "Client-side anonymous session cookies by event",
+            m.anonymous_cookies.clone(),
+        );
         m
+    }
+
+    pub(crate) fn anon(&self, event: &'static str) {
+        self.anonymous_cookies
+            .get_or_create(&AnonLabels { event })
+            .inc();
     }
 
     pub(crate) fn op(&self, op: &'static str, outcome: &'static str) {

@@ -174,8 +174,10 @@ struct Inner {
 #[derive(Default)]
 struct State {
     /// The `Cookie` header as the engine should see it now (rewritten after an operation
-    /// issues or clears a cookie: the session cookie, or the token cookie when tokens are on).
+    /// issues or clears a cookie: the session, anonymous or token cookie).
     cookie: String,
+    /// The names of the cookies the request came with.
+    sent: Vec<String>,
     /// The session as last read or written in this request.
     current: Option<Option<crate::Session>>,
     /// The last `Set-Cookie` value of each cookie name, in first-set order: one per name.
@@ -203,6 +205,12 @@ impl State {
         }
         let cookie = kept.join("; ");
         self.cookie = cookie;
+        if value.is_empty() && !self.sent.iter().any(|n| n == name) {
+            // Removing a cookie the browser does not have (one set earlier in this request,
+            // such as the anonymous cookie before a login): send nothing for it.
+            self.set_cookie.retain(|(n, _)| n != name);
+            return;
+        }
         match self.set_cookie.iter_mut().find(|(n, _)| n == name) {
             Some(slot) => slot.1 = set_cookie.to_owned(),
             None => self
@@ -225,6 +233,10 @@ impl Session {
                 engine,
                 now,
                 state: Mutex::new(State {
+                    sent: cookie
+                        .split(';')
+                        .filter_map(|p| Some(p.split_once('=')?.0.trim().to_owned()))
+                        .collect(),
                     cookie,
                     ..State::default()
                 }),
@@ -342,6 +354,47 @@ impl Session {
         self.update(edits).await
     }
 
+    /// Keeps a secret under `key` (an OAuth `state`, a one-time code): sealed with a server
+    /// key and stored server-side only, never in a cookie. A client-side anonymous session
+    /// moves to the store for it (DESIGN §4, "spill").
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] if `value` does not serialise; as [`Engine::update`].
+    pub async fn set_secret(&self, key: &str, value: impl Serialize) -> Result<()> {
+        let v = serde_json::to_value(value).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let mut edits = Edits::default();
+        edits.secrets.insert(key.to_owned(), v);
+        self.update(edits).await
+    }
+
+    /// Removes the secret under `key`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::update`].
+    pub async fn remove_secret(&self, key: &str) -> Result<()> {
+        let edits = Edits {
+            remove_secrets: vec![key.to_owned()],
+            ..Edits::default()
+        };
+        self.update(edits).await
+    }
+
+    /// The secret under `key`, decoded as `T`; `None` if absent (or not a `T`).
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn secret<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let now = self.inner.now;
+        Ok(self
+            .load()
+            .await?
+            .and_then(|s| self.engine().secret(&s, key, now))
+            .and_then(|v| serde_json::from_value(v).ok()))
+    }
+
     /// Logs `user` in: a new session under a new handle, the anonymous data carried over.
     ///
     /// # Errors
@@ -378,7 +431,8 @@ impl Session {
     }
 
     /// A CSRF token for `purpose`, bound to this session. Without a session, an anonymous one
-    /// is created first (a login form needs a token before anyone logs in).
+    /// is created first (a login form needs a token before anyone logs in): in client-side
+    /// mode a sealed cookie, no store write.
     ///
     /// # Errors
     ///

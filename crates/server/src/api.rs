@@ -137,12 +137,17 @@ pub struct ResolveRequest {
     /// The browser's raw `Cookie` header (may be empty).
     #[serde(default)]
     pub cookie: String,
-    /// Create an anonymous session when there is no live one (one store write).
+    /// Create an anonymous session when there is no live one: a sealed cookie in client-side
+    /// mode (no store write), one store write in server-side mode.
     #[serde(default)]
     pub create: bool,
     /// The purpose the returned CSRF token is for (default `default`).
     #[serde(default)]
     pub csrf_purpose: Option<String>,
+    /// Return the session's secrets, opened, in `session.secrets` (default false: only on
+    /// request, so they are not copied around with the rest of the session).
+    #[serde(default)]
+    pub secrets: bool,
 }
 
 /// `POST /v1/session/update`.
@@ -159,6 +164,15 @@ pub struct UpdateRequest {
     /// Keys to remove.
     #[serde(default)]
     pub remove: Vec<String>,
+    /// Secrets to set, with their JSON values: sealed with a server key and kept in the
+    /// store only, never in a cookie. Setting one moves a client-side anonymous session to
+    /// the store.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub secrets: BTreeMap<String, Value>,
+    /// Secrets to remove.
+    #[serde(default)]
+    pub remove_secrets: Vec<String>,
 }
 
 /// The user `login` binds.
@@ -246,6 +260,9 @@ pub struct SessionView {
     pub sid: String,
     /// `anonymous` or `authenticated`.
     pub kind: &'static str,
+    /// Where the session is kept: `cookie` (a client-side anonymous session, in its sealed
+    /// cookie) or `store`.
+    pub storage: &'static str,
     /// The user, or `null` for an anonymous session.
     pub user: Option<UserView>,
     /// The application's data.
@@ -262,16 +279,22 @@ pub struct SessionView {
     pub absolute_expires_at: i64,
     /// Whether it is a remember-me session.
     pub remember: bool,
+    /// The session's secrets, opened; only when the request asked for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub secrets: Option<BTreeMap<String, Value>>,
 }
 
 impl SessionView {
-    fn new(s: Session, sid: String) -> Self {
+    fn new(s: Session, sid: String, secrets: Option<BTreeMap<String, Value>>) -> Self {
         let reference = s.reference();
+        let storage = s.storage.as_str();
         let r = s.record;
         Self {
             reference,
             sid,
             kind: r.kind.as_str(),
+            storage,
             user: r.user.map(|u| UserView {
                 id: u.id,
                 name: u.name,
@@ -283,6 +306,7 @@ impl SessionView {
             idle_expires_at: r.idle_expires_at.unix_secs(),
             absolute_expires_at: r.absolute_expires_at.unix_secs(),
             remember: r.remember,
+            secrets,
         }
     }
 }
@@ -299,13 +323,23 @@ pub struct SessionResponse {
     pub status: &'static str,
     /// A CSRF token for the live session (purpose `default` unless asked otherwise).
     pub csrf_token: Option<String>,
-    /// The session token's outcome code. Session tokens are not enabled in this version,
-    /// so it is always `disabled`.
+    /// The session token's outcome code (DESIGN §5: `ok`, `soft_expired`, `issued`,
+    /// `user_session_without_token`, ...; `none` when no token applies, `disabled` when
+    /// tokens are off).
     pub token_status: &'static str,
 }
 
 impl AppState {
     fn respond(&self, out: Outcome, purpose: &str) -> ApiJson<SessionResponse> {
+        self.respond_with(out, purpose, false)
+    }
+
+    fn respond_with(
+        &self,
+        out: Outcome,
+        purpose: &str,
+        with_secrets: bool,
+    ) -> ApiJson<SessionResponse> {
         let now = self.clock().now();
         let csrf_token = out
             .session
@@ -314,7 +348,8 @@ impl AppState {
         ApiJson(SessionResponse {
             session: out.session.map(|x| {
                 let sid = self.engine().sid(&x);
-                SessionView::new(x, sid)
+                let secrets = with_secrets.then(|| self.engine().secrets(&x, now));
+                SessionView::new(x, sid, secrets)
             }),
             set_cookie: out.set_cookie,
             status: out.status.as_str(),
@@ -353,11 +388,12 @@ pub async fn resolve(
         .resolve(&req.cookie, req.create, s.clock().now())
         .await
         .map_err(|e| s.problem(e))?;
-    Ok(s.respond(out, p))
+    Ok(s.respond_with(out, p, req.secrets))
 }
 
-/// Sets and removes keys of the session's data (creating an anonymous session if the cookie
-/// names none).
+/// Sets and removes keys of the session's data and secrets (creating an anonymous session if
+/// the cookie names none: in client-side mode a sealed cookie, which moves to the store when
+/// it outgrows its budget or a secret is set).
 #[utoipa::path(post, path = "/v1/session/update", request_body = UpdateRequest,
     responses((status = 200, body = SessionResponse), (status = 404, body = Problem), (status = "4XX", body = Problem), (status = 503, body = Problem)),
     security(("api_key" = [])), tag = "session")]
@@ -369,6 +405,8 @@ pub async fn update(
     let edits = Edits {
         set: req.set,
         remove: req.remove,
+        secrets: req.secrets,
+        remove_secrets: req.remove_secrets,
     };
     let out = s
         .engine()

@@ -343,6 +343,8 @@ struct FileSession {
     csrf_max_age: Option<String>,
     max_data_bytes: Option<usize>,
     purge_interval: Option<String>,
+    anonymous: Option<String>,
+    anonymous_cookie_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -504,6 +506,32 @@ impl Config {
                 None => Ok(default),
             };
         let s = f.session;
+        let (anon_field, anon_value) = match env("TESSERA_ANONYMOUS") {
+            Some(v) => ("TESSERA_ANONYMOUS", Some(v)),
+            None => ("session.anonymous", s.anonymous),
+        };
+        let anonymous = match anon_value.as_deref() {
+            None => d.anonymous,
+            Some("client") => tessera::AnonymousMode::Client,
+            Some("server") => tessera::AnonymousMode::Server,
+            Some(m) => {
+                return Err(invalid(
+                    anon_field,
+                    format!(
+                        "{m:?} is not \"client\" (a sealed cookie, no store write) or \"server\" (in the store)"
+                    ),
+                ));
+            }
+        };
+        let anonymous_cookie_bytes = match env("TESSERA_ANONYMOUS_COOKIE_BYTES") {
+            Some(v) => v.trim().parse().map_err(|_| {
+                invalid(
+                    "TESSERA_ANONYMOUS_COOKIE_BYTES",
+                    format!("{v:?} is not a number of bytes"),
+                )
+            })?,
+            None => s.anonymous_cookie_bytes.unwrap_or(d.anonymous_cookie_bytes),
+        };
         let session = SessionConfig {
             idle_timeout: dur(
                 "session.idle_timeout",
@@ -543,6 +571,8 @@ impl Config {
                 d.csrf_max_age,
             )?,
             max_conflict_retries: d.max_conflict_retries,
+            anonymous,
+            anonymous_cookie_bytes,
         };
         session.validate().map_err(|e| {
             invalid(
@@ -821,6 +851,7 @@ mod tests {
         );
         assert_eq!(c.cookie, CookieConfig::default());
         assert_eq!(c.session, SessionConfig::default());
+        assert_eq!(c.session.anonymous, tessera::AnonymousMode::Client);
     }
 
     #[test]
@@ -866,6 +897,11 @@ mod tests {
             ("[tokens]\nexp = \"8h\"", "revocations.keep"),
             ("[verify]\nmode = \"maybe\"", "verify.mode"),
             ("[verify]\nrefresh = \"2m\"", "verify.refresh"),
+            ("[session]\nanonymous = \"cookie\"", "session.anonymous"),
+            (
+                "[session]\nanonymous_cookie_bytes = 4096",
+                "anonymous_cookie_bytes must be between 512 and 3800",
+            ),
         ];
         for (toml, want) in cases {
             let err = Config::from_toml(toml, no_env).unwrap_err().to_string();
@@ -975,6 +1011,31 @@ mod tests {
         assert_eq!(c.tokens.exp, Duration::from_secs(7200));
         assert_eq!(c.tokens.sxp, Duration::from_secs(1800));
         assert_eq!(c.tokens.cookie_name.as_deref(), Some("__Host-jwt"));
+    }
+
+    #[test]
+    fn the_anonymous_mode_switch_parses_with_its_environment_override() {
+        let c = Config::from_toml(
+            "[session]\nanonymous = \"server\"\nanonymous_cookie_bytes = 2048\n",
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(c.session.anonymous, tessera::AnonymousMode::Server);
+        assert_eq!(c.session.anonymous_cookie_bytes, 2048);
+        let env = |k: &str| match k {
+            "TESSERA_ANONYMOUS" => Some("client".to_owned()),
+            "TESSERA_ANONYMOUS_COOKIE_BYTES" => Some("1024".to_owned()),
+            _ => None,
+        };
+        let c = Config::from_toml("[session]\nanonymous = \"server\"\n", env).unwrap();
+        assert_eq!(c.session.anonymous, tessera::AnonymousMode::Client);
+        assert_eq!(c.session.anonymous_cookie_bytes, 1024);
+        let env = |k: &str| (k == "TESSERA_ANONYMOUS").then(|| "both".to_owned());
+        let err = Config::from_toml("", env).unwrap_err().to_string();
+        assert!(err.starts_with("TESSERA_ANONYMOUS:"), "{err}");
+        let env = |k: &str| (k == "TESSERA_ANONYMOUS_COOKIE_BYTES").then(|| "3k".to_owned());
+        let err = Config::from_toml("", env).unwrap_err().to_string();
+        assert!(err.starts_with("TESSERA_ANONYMOUS_COOKIE_BYTES:"), "{err}");
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod keys;
 mod openapi;
 pub mod problem;
 pub mod revocations;
+mod seal_keys;
 pub mod startup;
 mod state;
 pub mod tokens;

@@ -2,8 +2,10 @@
 //! stores, the background purge, and the listener.
 //!
 //! Secrets generated on a first run live in the data directory with mode 0600:
-//! `csrf.key` (the CSRF HMAC key) and, when no API key is configured, `api-key`. A key file
-//! that others can read is refused at start-up.
+//! `csrf.key` (the CSRF HMAC key), when no API key is configured `api-key`, and in `keys/`
+//! the token signing keys and the sealing keys of anonymous cookies and secrets. A key file
+//! that others can read is refused at start-up. Both keyrings follow their schedule and the
+//! directory while the service runs.
 
 use std::fs::{self, OpenOptions};
 use std::future::Future;
@@ -29,6 +31,7 @@ use zeroize::Zeroizing;
 
 use crate::config::{Config, StoreUrl, check_api_key};
 use crate::keys::{KeyDir, KeySync, KeysError};
+use crate::seal_keys::{self, SealSync};
 use crate::{ApiKeys, AppState, Settings, app};
 
 /// Why the service could not start.
@@ -81,6 +84,15 @@ pub enum StartupError {
     /// The token keyring could not be loaded or generated.
     #[error("cannot load or generate the token keys")]
     Keys(#[source] KeysError),
+    /// The sealing keys (anonymous cookies, secrets) could not be loaded or generated.
+    #[error("cannot load or generate the sealing keys in {path}")]
+    SealKeys {
+        /// The key directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: tessera_token::Error,
+    },
     /// The listener could not bind.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -105,6 +117,8 @@ pub struct Prepared {
     stores: Vec<Arc<dyn SessionStore>>,
     /// The token keyring and its directory, kept in step while serving.
     keys: Option<Arc<KeySync>>,
+    /// The sealing keys and their directory, kept in step while serving.
+    seal_keys: Arc<SealSync>,
 }
 
 /// What the operator is told about a store. Passwords are hidden.
@@ -224,6 +238,31 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         notes.push("session tokens are disabled ([tokens] enabled = false)".to_owned());
         (None, None)
     };
+    let dir = config.data_dir.join("keys");
+    let policy = seal_keys::policy(&config.session);
+    let (seal, created) =
+        seal_keys::load_or_generate(&dir, policy.clone(), clock.now().unix_secs()).map_err(
+            |source| StartupError::SealKeys {
+                path: dir.clone(),
+                source,
+            },
+        )?;
+    let verb = if created { "generated" } else { "using" };
+    notes.push(format!(
+        "{verb} the sealing keys (anonymous cookies, secrets) in {}",
+        dir.display()
+    ));
+    notes.push(match config.session.anonymous {
+        tessera::AnonymousMode::Server => {
+            "anonymous sessions: server-side (session.anonymous = \"server\")".to_owned()
+        }
+        _ => format!(
+            "anonymous sessions: client-side, in a sealed cookie of at most {} bytes \
+             (session.anonymous = \"client\")",
+            config.session.anonymous_cookie_bytes
+        ),
+    });
+    let seal = Arc::new(RwLock::new(seal));
     let settings = Settings {
         session: config.session.clone(),
         cookie: config.cookie.clone(),
@@ -234,6 +273,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         verify_required: config.verify_required,
         verify_refresh: config.verify_refresh,
         verify_claims: config.verify.claims.clone(),
+        seal_keys: Some(seal.clone()),
     };
     let state =
         AppState::new(stores, settings, csrf, api_keys, clock).map_err(StartupError::Engine)?;
@@ -242,6 +282,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         notes,
         stores: stores_to_purge,
         keys: sync.map(Arc::new),
+        seal_keys: Arc::new(SealSync::new(dir, seal, policy)),
     })
 }
 
@@ -306,6 +347,7 @@ pub async fn serve(
         state,
         stores,
         keys,
+        seal_keys,
         ..
     } = prepared;
     let mut purgers: Vec<_> = stores
@@ -321,6 +363,7 @@ pub async fn serve(
             s.clock().now().unix_secs()
         }));
     }
+    purgers.push(spawn_seal_sync(seal_keys, state.clone()));
     let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;
@@ -403,6 +446,38 @@ pub(crate) fn spawn_revocation_refresh(
             }
         }
     }))
+}
+
+/// The sealing keys' schedule, on the token keys' interval and under the same directory
+/// lock; it runs whether or not tokens are on.
+fn spawn_seal_sync(sync: Arc<SealSync>, state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEY_SYNC_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = state.clock().now().unix_secs();
+            let s = sync.clone();
+            match tokio::task::spawn_blocking(move || s.tick(now)).await {
+                Ok(Ok(t)) => {
+                    let r = &t.rotation;
+                    if r.changed() {
+                        tracing::info!(generated = ?r.generated, dropped = ?r.dropped, "rotated the sealing keys");
+                    }
+                    if t.reloaded {
+                        tracing::info!("the sealing keys changed on disk; now using them");
+                    }
+                    if t.restored {
+                        tracing::warn!("the sealing keys were missing; wrote the keys in use back");
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(code = e.code(), error = %e, "sealing key sync failed; keeping the current keys")
+                }
+                Err(e) => tracing::warn!(error = %e, "sealing key sync task failed"),
+            }
+        }
+    })
 }
 
 fn spawn_purge(

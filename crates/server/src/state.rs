@@ -109,6 +109,9 @@ pub struct Settings {
     pub verify_refresh: std::time::Duration,
     /// Custom claims `GET /v1/verify` passes upstream, as `X-Tessera-Claim-<name>`.
     pub verify_claims: Vec<String>,
+    /// The sealing keys of anonymous cookies and secrets (`None`: fresh keys in memory,
+    /// lost at restart).
+    pub seal_keys: Option<Arc<std::sync::RwLock<tessera_token::seal::SealKeyring>>>,
 }
 
 impl AppState {
@@ -132,6 +135,9 @@ impl AppState {
         let mut engine = Engine::try_new(stores, settings.session, settings.cookie, csrf, metrics)?;
         if let Some(t) = settings.tokens {
             engine = engine.with_tokens(t)?;
+        }
+        if let Some(k) = settings.seal_keys {
+            engine = engine.with_seal_keys(k);
         }
         let verifier = engine
             .tokens()

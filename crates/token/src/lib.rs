@@ -44,7 +44,9 @@
 //! ```
 //!
 //! [`seal`]: sealed values (XChaCha20-Poly1305 under rotatable keys) for state a client
-//! carries, such as write-free anonymous sessions.
+//! carries, such as write-free anonymous sessions, and for secrets kept in a store. The
+//! sealing keys ([`seal::SealKeyring`]) live in the keyring directory beside the signing
+//! keys, with the same file rules, and rotate on a schedule of their own.
 //!
 //! This crate has no features.
 //!
@@ -102,7 +104,7 @@ pub use codec::{
     Config, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TYP, MAX_LEEWAY, NoRevocations, RevocationList,
     Revocations, Status, Verified,
 };
-pub use dir::{KeyringLock, LOCK_FILE, MANIFEST, ManifestVersion};
+pub use dir::{KeyringLock, LOCK_FILE, MANIFEST, ManifestVersion, SEAL_MANIFEST};
 pub use error::{Error, ErrorKind, Part, Result};
 pub use key::{
     Algorithm, JwsAlgorithm, KEY_ID_LEN, KeyId, PublicKey, RSA_MAX_BITS, RSA_MIN_BITS, RsaBits,

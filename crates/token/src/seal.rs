@@ -17,6 +17,7 @@
 //! compression, CRIME/BREACH).
 
 use std::fmt;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -24,6 +25,8 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::Sha256;
 use zeroize::Zeroizing;
+
+use crate::{Error, Result};
 
 const VERSION: &str = "1";
 const KID_LEN: usize = 11;
@@ -88,6 +91,12 @@ impl fmt::Debug for SealKey {
     }
 }
 
+fn generate() -> Result<SealKey> {
+    SealKey::generate().map_err(|_| Error::KeyGeneration {
+        reason: "the OS random source failed",
+    })
+}
+
 fn derive_kid(key: &[u8; 32]) -> String {
     use hmac::{Hmac, Mac};
     let Ok(mut m) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
@@ -108,33 +117,285 @@ fn aad(name: &str, purpose: &str) -> Vec<u8> {
     a
 }
 
-/// The sealing keys: the newest seals, every one of them opens. Rotation adds a key at the
-/// front; keys older than the longest sealed lifetime can then be dropped.
-#[derive(Debug, Default)]
+/// When sealing keys are made and dropped.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tessera_token::seal::SealPolicy;
+///
+/// let p = SealPolicy::default().with_retention(Duration::from_secs(12 * 3600 + 60));
+/// assert_eq!(p.rotate_every(), Duration::from_secs(30 * 86_400));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealPolicy {
+    rotate_every: i64,
+    retention: i64,
+}
+
+impl Default for SealPolicy {
+    /// A new key every 30 days; an old key kept 30 days and 60 seconds after it stopped
+    /// sealing (the longest remember-me session, whose secrets it may have sealed, plus
+    /// skew).
+    fn default() -> Self {
+        Self {
+            rotate_every: 30 * 86_400,
+            retention: 30 * 86_400 + 60,
+        }
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+impl SealPolicy {
+    /// How long a key seals before [`SealKeyring::rotate_at`] replaces it.
+    pub fn with_rotate_every(mut self, d: Duration) -> Self {
+        self.rotate_every = secs(d).max(1);
+        self
+    }
+
+    /// How long a key keeps opening after it stopped sealing: the longest lifetime of any
+    /// value sealed with it, plus clock skew. Values older than that could not open anyway
+    /// (their expiry is inside), so the key can go.
+    pub fn with_retention(mut self, d: Duration) -> Self {
+        self.retention = secs(d);
+        self
+    }
+
+    /// See [`SealPolicy::with_rotate_every`].
+    pub fn rotate_every(&self) -> Duration {
+        Duration::from_secs(self.rotate_every.unsigned_abs())
+    }
+
+    /// See [`SealPolicy::with_retention`].
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(self.retention.unsigned_abs())
+    }
+}
+
+pub(crate) struct SealEntry {
+    pub(crate) key: SealKey,
+    /// When it started sealing (Unix seconds).
+    pub(crate) created_at: i64,
+}
+
+/// What [`SealKeyring::rotate_at`] changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SealRotation {
+    /// The key generated to seal from now on.
+    pub generated: Option<String>,
+    /// Keys whose retention ended, now gone.
+    pub dropped: Vec<String>,
+}
+
+impl SealRotation {
+    /// Whether anything changed (and the keyring should be saved).
+    pub fn changed(&self) -> bool {
+        self.generated.is_some() || !self.dropped.is_empty()
+    }
+}
+
+/// What the keyring says about one sealing key: no key material.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SealKeyInfo {
+    /// The key id (the `kid` part of values it seals).
+    pub kid: String,
+    /// When it started sealing (Unix seconds).
+    pub created_at: i64,
+    /// Whether it seals new values (only the newest key does; the others only open).
+    pub sealing: bool,
+}
+
+/// The sealing keys: the newest seals, every one of them opens. [`SealKeyring::rotate_at`]
+/// adds a key at the front on a schedule and drops keys whose retention has ended.
+///
+/// This is the symmetric half of Tessera's keyring (the signing half is
+/// [`Keyring`](crate::Keyring)): it lives in the same directory, under the same file rules
+/// ([`SealKeyring::save`]), and is rotated by the same schedule.
+///
+/// # Examples
+///
+/// ```
+/// use tessera_token::seal::{SealKeyring, SealPolicy};
+///
+/// let now = 1_800_000_000;
+/// let mut ring = SealKeyring::generate_at(now, SealPolicy::default())?;
+/// let v = ring.seal("__Host-tessera-anon", "anon", b"{}", now + 60).unwrap();
+/// assert_eq!(ring.open("__Host-tessera-anon", "anon", &v, now).unwrap(), b"{}");
+/// // 30 days later a new key seals; the old value still opens.
+/// let later = now + 30 * 86_400;
+/// assert!(ring.rotate_at(later)?.generated.is_some());
+/// assert_eq!(ring.open("__Host-tessera-anon", "anon", &v, now).unwrap(), b"{}");
+/// # Ok::<(), tessera_token::Error>(())
+/// ```
+#[derive(Default)]
 pub struct SealKeyring {
-    /// Newest first.
-    keys: Vec<SealKey>,
+    // IMPORTANT: newest first (created_at descending): the first key seals, and a key's
+    // predecessor in the list is the key that replaced it.
+    entries: Vec<SealEntry>,
+    policy: SealPolicy,
+}
+
+impl fmt::Debug for SealKeyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealKeyring")
+            .field("keys", &self.keys().collect::<Vec<_>>())
+            .field("policy", &self.policy)
+            .finish()
+    }
 }
 
 impl SealKeyring {
-    /// A keyring of `keys`, newest first.
+    /// A keyring of `keys`, newest first, under the default policy. Their creation times
+    /// are unknown, so the first [`SealKeyring::rotate_at`] replaces the newest one; for a
+    /// keyring that rotates, use [`SealKeyring::generate_at`] or [`SealKeyring::with_key`].
     pub fn new(keys: Vec<SealKey>) -> Self {
-        Self { keys }
+        Self {
+            entries: keys
+                .into_iter()
+                .map(|key| SealEntry {
+                    key,
+                    created_at: i64::MIN,
+                })
+                .collect(),
+            policy: SealPolicy::default(),
+        }
     }
 
-    /// Adds `key` as the sealing key; the others keep opening.
+    /// An empty keyring under `policy` (nothing seals until a key is added).
+    pub fn with_policy(policy: SealPolicy) -> Self {
+        Self {
+            entries: Vec::new(),
+            policy,
+        }
+    }
+
+    /// A keyring with one fresh key, sealing from `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::KeyGeneration`] if the OS random source fails.
+    pub fn generate_at(now: i64, policy: SealPolicy) -> Result<Self> {
+        Ok(Self::with_policy(policy).with_key(generate()?, now))
+    }
+
+    /// Adds `key`, created at `created_at`; the newest key seals.
+    pub fn with_key(mut self, key: SealKey, created_at: i64) -> Self {
+        self.insert(key, created_at);
+        self
+    }
+
+    fn insert(&mut self, key: SealKey, created_at: i64) {
+        self.entries.push(SealEntry { key, created_at });
+        // Stable: among equal times the key added last stays behind the earlier ones.
+        self.entries
+            .sort_by_key(|e| std::cmp::Reverse(e.created_at));
+    }
+
+    /// Adds `key` as the sealing key at once; the others keep opening. For an emergency
+    /// rotation (a key that may have leaked): follow it with [`SealKeyring::retain_newest`]
+    /// to stop the old keys opening too.
     pub fn rotate(&mut self, key: SealKey) {
-        self.keys.insert(0, key);
+        let created_at = self
+            .entries
+            .first()
+            .map_or(i64::MIN, |e| e.created_at)
+            .max(i64::MIN + 1);
+        self.entries.insert(0, SealEntry { key, created_at });
     }
 
     /// Keeps only the `n` newest keys (at least one).
     pub fn retain_newest(&mut self, n: usize) {
-        self.keys.truncate(n.max(1));
+        self.entries.truncate(n.max(1));
     }
 
-    /// The keys, newest first.
-    pub fn keys(&self) -> &[SealKey] {
-        &self.keys
+    /// The rotation policy.
+    pub fn policy(&self) -> &SealPolicy {
+        &self.policy
+    }
+
+    /// Every key, newest (the sealing one) first.
+    pub fn keys(&self) -> impl Iterator<Item = SealKeyInfo> + '_ {
+        self.entries.iter().enumerate().map(|(i, e)| SealKeyInfo {
+            kid: e.key.kid.clone(),
+            created_at: e.created_at,
+            sealing: i == 0,
+        })
+    }
+
+    /// The key that seals: the newest.
+    pub fn sealing_kid(&self) -> Option<&str> {
+        self.entries.first().map(|e| e.key.kid())
+    }
+
+    pub(crate) fn entries(&self) -> &[SealEntry] {
+        &self.entries
+    }
+
+    pub(crate) fn from_entries(entries: Vec<SealEntry>, policy: SealPolicy) -> Self {
+        let mut ring = Self::with_policy(policy);
+        for e in entries {
+            ring.insert(e.key, e.created_at);
+        }
+        ring
+    }
+
+    /// Runs the rotation schedule at `now`:
+    ///
+    /// 1. if no key seals, or the sealing key has sealed for
+    ///    [`SealPolicy::with_rotate_every`], a new key seals from `now`;
+    /// 2. keys that stopped sealing (were replaced) longer than
+    ///    [`SealPolicy::with_retention`] ago are dropped: nothing they sealed can still
+    ///    open.
+    ///
+    /// Nothing needs publishing ahead (only this service opens what it seals), so a new
+    /// key seals at once. Call it on a schedule and save the keyring when
+    /// [`SealRotation::changed`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::KeyGeneration`] if the OS random source fails; **the keyring is then
+    /// unchanged** and the current key keeps sealing.
+    pub fn rotate_at(&mut self, now: i64) -> Result<SealRotation> {
+        let due = self
+            .entries
+            .first()
+            .is_none_or(|e| now >= e.created_at.saturating_add(self.policy.rotate_every));
+        // Generate before changing anything.
+        let new_key = if due { Some(generate()?) } else { None };
+        let mut out = SealRotation::default();
+        if let Some(key) = new_key {
+            if self.entries.iter().any(|e| e.key.kid == key.kid) {
+                return Err(Error::InvalidKey {
+                    reason: "the generated key is already in the keyring",
+                });
+            }
+            out.generated = Some(key.kid.clone());
+            let created_at = self
+                .entries
+                .first()
+                .map_or(now, |e| now.max(e.created_at.saturating_add(1)));
+            self.entries.insert(0, SealEntry { key, created_at });
+        }
+        // A key stopped sealing when the key before it in the list was created.
+        let retention = self.policy.retention;
+        let mut keep = 1;
+        for pair in self.entries.windows(2) {
+            let [newer, _] = pair else { break };
+            if newer.created_at.saturating_add(retention) <= now {
+                break;
+            }
+            keep += 1;
+        }
+        for e in self.entries.drain(keep.min(self.entries.len())..) {
+            out.dropped.push(e.key.kid.clone());
+        }
+        Ok(out)
     }
 
     /// Seals `payload` for cookie `name` and `purpose`, valid until `expires_at` (Unix
@@ -150,7 +411,7 @@ impl SealKeyring {
         payload: &[u8],
         expires_at: i64,
     ) -> Result<String, SealError> {
-        let key = self.keys.first().ok_or(SealError)?;
+        let key = &self.entries.first().ok_or(SealError)?.key;
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|_| SealError)?;
         let mut plaintext = Zeroizing::new(Vec::with_capacity(8 + payload.len()));
@@ -196,7 +457,12 @@ impl SealKeyring {
         if version != VERSION || kid.len() != KID_LEN {
             return Err(SealError);
         }
-        let key = self.keys.iter().find(|k| k.kid == kid).ok_or(SealError)?;
+        let key = &self
+            .entries
+            .iter()
+            .find(|e| e.key.kid == kid)
+            .ok_or(SealError)?
+            .key;
         let raw = URL_SAFE_NO_PAD.decode(body).map_err(|_| SealError)?;
         if raw.len() < NONCE_LEN + TAG_LEN + 8 {
             return Err(SealError);
@@ -303,7 +569,7 @@ mod tests {
     #[test]
     fn rotation_keeps_old_values_open_and_seals_with_the_new_key() {
         let mut r = ring();
-        let old_kid = r.keys()[0].kid().to_owned();
+        let old_kid = r.sealing_kid().unwrap().to_owned();
         let old = r.seal("n", "p", b"x", NOW + 600).unwrap();
         r.rotate(SealKey::generate().unwrap());
         let new = r.seal("n", "p", b"y", NOW + 600).unwrap();
@@ -313,6 +579,49 @@ mod tests {
         r.retain_newest(1);
         assert_eq!(r.open("n", "p", &old, NOW), Err(SealError));
         assert_eq!(r.open("n", "p", &new, NOW).unwrap(), b"y");
+    }
+
+    #[test]
+    fn scheduled_rotation_seals_with_the_new_key_and_drops_old_keys_after_retention() {
+        let policy = SealPolicy::default()
+            .with_rotate_every(Duration::from_secs(86_400))
+            .with_retention(Duration::from_secs(3600));
+        let mut r = SealKeyring::generate_at(NOW, policy).unwrap();
+        let first = r.sealing_kid().unwrap().to_owned();
+        assert!(!r.rotate_at(NOW + 86_399).unwrap().changed());
+        let old = r.seal("n", "p", b"old", NOW + 200_000).unwrap();
+
+        let rot = r.rotate_at(NOW + 86_400).unwrap();
+        let second = rot.generated.clone().unwrap();
+        assert_ne!(first, second);
+        assert!(rot.dropped.is_empty(), "{rot:?}");
+        assert_eq!(r.sealing_kid(), Some(second.as_str()));
+        let new = r.seal("n", "p", b"new", NOW + 200_000).unwrap();
+        assert_eq!(new.split('.').nth(1), Some(second.as_str()));
+        assert_eq!(old.split('.').nth(1), Some(first.as_str()));
+        assert_eq!(r.open("n", "p", &old, NOW + 86_400).unwrap(), b"old");
+
+        // The old key opens for its retention after it stopped sealing, then goes.
+        assert!(!r.rotate_at(NOW + 86_400 + 3599).unwrap().changed());
+        let rot = r.rotate_at(NOW + 86_400 + 3600).unwrap();
+        assert_eq!(rot.dropped, vec![first]);
+        assert_eq!(r.open("n", "p", &old, NOW + 86_400 + 3600), Err(SealError));
+        assert_eq!(r.open("n", "p", &new, NOW + 86_400 + 3600).unwrap(), b"new");
+        let info: Vec<_> = r.keys().collect();
+        assert_eq!(info.len(), 1);
+        assert!(info[0].sealing && info[0].kid == second);
+    }
+
+    #[test]
+    fn an_empty_keyring_gets_a_key_at_the_first_rotation() {
+        let mut r = SealKeyring::with_policy(SealPolicy::default());
+        assert!(r.sealing_kid().is_none());
+        let rot = r.rotate_at(NOW).unwrap();
+        assert_eq!(rot.generated.as_deref(), r.sealing_kid());
+        assert!(r.seal("n", "p", b"x", NOW + 1).is_ok());
+        // Keys of unknown age (`new`) are replaced at the first rotation.
+        let mut r = SealKeyring::new(vec![SealKey::generate().unwrap()]);
+        assert!(r.rotate_at(NOW).unwrap().generated.is_some());
     }
 
     #[test]

@@ -24,6 +24,14 @@ fn engine(stores: Stores, config: SessionConfig, cookie: CookieConfig) -> Engine
     .unwrap()
 }
 
+/// Anonymous sessions in the store, as before client-side mode.
+fn server_mode() -> SessionConfig {
+    SessionConfig {
+        anonymous: tessera::AnonymousMode::Server,
+        ..SessionConfig::default()
+    }
+}
+
 fn set(k: &str, v: serde_json::Value) -> Edits {
     let mut e = Edits::default();
     e.set.insert(k.to_owned(), v);
@@ -52,7 +60,7 @@ async fn the_kind_in_the_handle_routes_to_exactly_one_store() {
     let auth = Arc::new(MemoryStore::new());
     let e = engine(
         Stores::split(auth.clone(), anon.clone()),
-        SessionConfig::default(),
+        server_mode(),
         CookieConfig::default(),
     );
     let o = e
@@ -161,7 +169,7 @@ async fn switching_the_kind_letter_names_no_session() {
     let store = Arc::new(MemoryStore::new());
     let e = engine(
         Stores::single(store.clone()),
-        SessionConfig::default(),
+        server_mode(),
         CookieConfig::default(),
     );
     let o = e.update("", &set("k", json!(1)), NOW).await.unwrap();

@@ -14,7 +14,7 @@ use tessera::cookie::CookieConfig;
 use tessera::csrf::CsrfKey;
 use tessera::metrics::Metrics;
 use tessera::tower::{LiveSession, Session, SessionLayer};
-use tessera::{Engine, SessionConfig, Stores};
+use tessera::{AnonymousMode, Engine, SessionConfig, Stores};
 use tessera_core::{ManualClock, SessionRecord, SessionStore, StoreKey, Timestamp, User};
 use tessera_store_memory::MemoryStore;
 use tower::ServiceExt;
@@ -91,11 +91,27 @@ async fn check(session: Session, body: String) -> Result<String, tessera::Error>
     Ok(session.verify_csrf(&body, "form").await?.to_string())
 }
 
+async fn keep_secret(session: Session, body: String) -> Result<String, tessera::Error> {
+    session.set_secret("otp", &body).await?;
+    Ok(session.secret::<String>("otp").await?.unwrap_or_default())
+}
+
+async fn read_secret(session: Session) -> Result<String, tessera::Error> {
+    Ok(session.secret::<String>("otp").await?.unwrap_or_default())
+}
+
 fn engine_over(store: Arc<dyn SessionStore>) -> Arc<Engine> {
+    engine_in(store, AnonymousMode::Client)
+}
+
+fn engine_in(store: Arc<dyn SessionStore>, anonymous: AnonymousMode) -> Arc<Engine> {
     Arc::new(
         Engine::try_new(
             Stores::single(store),
-            SessionConfig::default(),
+            SessionConfig {
+                anonymous,
+                ..SessionConfig::default()
+            },
             CookieConfig::default(),
             CsrfKey::generate().unwrap(),
             Metrics::default(),
@@ -117,6 +133,7 @@ fn routes() -> Router {
         .route("/must", get(must))
         .route("/csrf", get(csrf))
         .route("/check", post(check))
+        .route("/secret", post(keep_secret).get(read_secret))
 }
 
 fn app_over(store: Arc<dyn SessionStore>) -> Router {
@@ -128,6 +145,14 @@ fn app_over(store: Arc<dyn SessionStore>) -> Router {
 
 fn app() -> Router {
     app_over(Arc::new(MemoryStore::new()))
+}
+
+/// Anonymous sessions in the store (`[session] anonymous = "server"`).
+fn server_app() -> Router {
+    routes().layer(SessionLayer::new(
+        engine_in(Arc::new(MemoryStore::new()), AnonymousMode::Server),
+        Arc::new(ManualClock::new(NOW)),
+    ))
 }
 
 async fn call(
@@ -165,7 +190,7 @@ fn pair(set_cookie: &str) -> String {
 
 #[tokio::test]
 async fn a_new_session_sets_a_strict_cookie_and_reads_set_nothing() {
-    let app = app();
+    let app = server_app();
     let (st, sc, body) = call(&app, "POST", "/visit", None, "").await;
     assert_eq!((st, body.as_str()), (StatusCode::OK, "1"));
     assert_eq!(sc.len(), 1, "{sc:?}");
@@ -232,7 +257,7 @@ async fn several_operations_send_one_cookie() {
 
 #[tokio::test]
 async fn malformed_and_bogus_cookies_start_afresh_and_are_cleared() {
-    let app = app();
+    let app = server_app();
     let bogus = format!("__Host-tessera=u{}", "A".repeat(43));
     for cookie in [
         "__Host-tessera=garbage",
@@ -412,4 +437,79 @@ async fn session_and_token_cookies_travel_together() {
     let (_, sc5, _) = call(&app, "POST", "/logout", Some(&both), "").await;
     assert_eq!(sc5.len(), 2, "{sc5:?}");
     assert!(sc5.iter().all(|c| c.contains("Max-Age=0")), "{sc5:?}");
+}
+
+#[tokio::test]
+async fn client_side_sessions_in_process_live_in_a_sealed_cookie() {
+    let store = Arc::new(MemoryStore::new());
+    let app = app_over(store.clone());
+    let (_, sc, body) = call(&app, "POST", "/visit", None, "").await;
+    assert_eq!(body, "1");
+    assert_eq!(sc.len(), 1, "{sc:?}");
+    assert!(sc[0].starts_with("__Host-tessera-anon=1."), "{sc:?}");
+    for attr in ["; Path=/", "; Secure", "; HttpOnly", "; SameSite=Lax"] {
+        assert!(sc[0].contains(attr), "{sc:?} lacks {attr}");
+    }
+    let cookie = pair(&sc[0]);
+    let (_, sc, body) = call(&app, "GET", "/read", Some(&cookie), "").await;
+    assert_eq!(body, "1");
+    assert!(sc.is_empty(), "a read sets nothing: {sc:?}");
+    // An edit re-seals the cookie (the state travels with it).
+    let (_, sc, body) = call(&app, "POST", "/visit", Some(&cookie), "").await;
+    assert_eq!(body, "2");
+    assert!(sc[0].starts_with("__Host-tessera-anon="), "{sc:?}");
+    let cookie = pair(&sc[0]);
+    // Login: the data moves into the new session and the anonymous cookie is cleared.
+    let (_, sc, _) = call(&app, "POST", "/login", Some(&cookie), "").await;
+    let names: Vec<&str> = sc.iter().map(|c| c.split('=').next().unwrap()).collect();
+    assert_eq!(names, ["__Host-tessera", "__Host-tessera-anon"], "{sc:?}");
+    assert!(sc[1].contains("Max-Age=0"), "{sc:?}");
+    let user = pair(&sc[0]);
+    let (_, _, body) = call(&app, "GET", "/read", Some(&user), "").await;
+    assert_eq!(body, "2", "carried over");
+    let (_, _, body) = call(&app, "GET", "/whoami", Some(&user), "").await;
+    assert_eq!(body, "alice");
+    // The store saw the login only.
+    let sessions = store.list_user_sessions("alice", NOW).await.unwrap();
+    assert_eq!(sessions.len(), 1);
+}
+
+#[tokio::test]
+async fn a_secret_in_process_spills_and_stays_out_of_cookies() {
+    let app = app();
+    let (_, sc, _) = call(&app, "POST", "/visit", None, "").await;
+    let cookie = pair(&sc[0]);
+    let (_, sc, body) = call(&app, "POST", "/secret", Some(&cookie), "s3cr3t-code").await;
+    assert_eq!(body, "s3cr3t-code");
+    assert!(sc.iter().all(|c| !c.contains("s3cr3t")), "{sc:?}");
+    let names: Vec<&str> = sc.iter().map(|c| c.split('=').next().unwrap()).collect();
+    assert_eq!(names, ["__Host-tessera", "__Host-tessera-anon"], "{sc:?}");
+    assert!(
+        sc[0].starts_with("__Host-tessera=a"),
+        "a stored anonymous session: {sc:?}"
+    );
+    let handle = pair(&sc[0]);
+    let (_, _, body) = call(&app, "GET", "/secret", Some(&handle), "").await;
+    assert_eq!(body, "s3cr3t-code");
+    let (_, _, body) = call(&app, "GET", "/read", Some(&handle), "").await;
+    assert_eq!(body, "1", "the data came along");
+}
+
+#[tokio::test]
+async fn a_bad_anonymous_cookie_in_process_starts_afresh_and_is_cleared() {
+    let app = app();
+    for cookie in [
+        "__Host-tessera-anon=garbage",
+        "__Host-tessera-anon=1.AAAAAAAAAAA.AAAA",
+        "__Host-tessera-anon=1; __Host-tessera-anon=2",
+    ] {
+        let (st, sc, body) = call(&app, "GET", "/whoami", Some(cookie), "").await;
+        assert_eq!((st, body.as_str()), (StatusCode::OK, "nobody"), "{cookie}");
+        assert_eq!(sc.len(), 1, "{cookie}: {sc:?}");
+        assert!(sc[0].starts_with("__Host-tessera-anon=;") && sc[0].contains("Max-Age=0"));
+        let (st, sc, body) = call(&app, "POST", "/visit", Some(cookie), "").await;
+        assert_eq!((st, body.as_str()), (StatusCode::OK, "1"), "{cookie}");
+        assert_eq!(sc.len(), 1, "the new cookie replaces it: {sc:?}");
+        assert!(sc[0].starts_with("__Host-tessera-anon=1."), "{sc:?}");
+    }
 }

@@ -90,6 +90,19 @@ fn first_run_generates_private_keys_in_the_data_dir() {
             "{f} is readable by others"
         );
     }
+    // The sealing keys of anonymous cookies and secrets, beside the token keys.
+    let keys = data.join("keys");
+    assert!(keys.join("seal.json").exists());
+    let seal_files: Vec<_> = std::fs::read_dir(&keys)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seal"))
+        .collect();
+    assert_eq!(seal_files.len(), 1, "{seal_files:?}");
+    for f in seal_files.iter().chain([&keys]) {
+        let mode = std::fs::metadata(f).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} is readable by others", f.display());
+    }
     // A key file others can read is refused.
     std::fs::set_permissions(
         data.join("csrf.key"),
@@ -162,30 +175,44 @@ fn readme_curl_walkthrough_runs_as_written() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(lines.len(), 11, "{stdout}");
+    assert_eq!(lines.len(), 13, "{stdout}");
     assert!(lines[0].contains("\"status\":\"none\""), "{}", lines[0]);
     assert!(
-        lines[1].contains("\"status\":\"logged_in\"") && lines[1].contains("__Host-tessera-token="),
+        lines[1].contains("\"status\":\"created\"")
+            && lines[1].contains("\"storage\":\"cookie\"")
+            && lines[1].contains("__Host-tessera-anon=1."),
         "{}",
         lines[1]
     );
-    assert_eq!(lines[2].trim_end(), "x-tessera-subject: alice");
-    assert!(lines[3].starts_with("x-tessera-session: "), "{}", lines[3]);
-    assert_eq!(lines[4].trim_end(), "x-tessera-token-status: ok");
-    assert!(lines[5].contains("\"theme\":\"dark\""), "{}", lines[5]);
-    assert!(
-        lines[6].contains("\"status\":\"loaded\"") && lines[6].contains("\"token_status\":\"ok\""),
-        "{}",
-        lines[6]
+    assert_eq!(
+        lines[2], "0",
+        "no store operation for the anonymous session"
     );
-    assert_eq!(lines[7], "{\"valid\":true}");
     assert!(
-        lines[8].contains("\"status\":\"logged_out\"") && lines[8].contains("Max-Age=0"),
+        lines[3].contains("\"status\":\"logged_in\"")
+            && lines[3].contains("__Host-tessera-token=")
+            && lines[3].contains("\"return_to\":\"/wiki/Main\"")
+            && lines[3].contains("__Host-tessera-anon=; Path=/; Max-Age=0"),
+        "{}",
+        lines[3]
+    );
+    assert_eq!(lines[4].trim_end(), "x-tessera-subject: alice");
+    assert!(lines[5].starts_with("x-tessera-session: "), "{}", lines[5]);
+    assert_eq!(lines[6].trim_end(), "x-tessera-token-status: ok");
+    assert!(lines[7].contains("\"theme\":\"dark\""), "{}", lines[7]);
+    assert!(
+        lines[8].contains("\"status\":\"loaded\"") && lines[8].contains("\"token_status\":\"ok\""),
         "{}",
         lines[8]
     );
-    assert!(lines[9].contains("\"sessions\":[{"), "{}", lines[9]);
-    assert!(lines[10].starts_with("{\"revoked\":1,"), "{}", lines[10]);
+    assert_eq!(lines[9], "{\"valid\":true}");
+    assert!(
+        lines[10].contains("\"status\":\"logged_out\"") && lines[10].contains("Max-Age=0"),
+        "{}",
+        lines[10]
+    );
+    assert!(lines[11].contains("\"sessions\":[{"), "{}", lines[11]);
+    assert!(lines[12].starts_with("{\"revoked\":1,"), "{}", lines[12]);
 }
 
 /// `config check` shows networked store URLs with their passwords hidden.

@@ -32,6 +32,16 @@ impl TestServer {
         Self::start(Arc::new(MemoryStore::new()), Settings::default_for_tests()).await
     }
 
+    /// A memory store, anonymous sessions in it (server-side mode).
+    pub(crate) async fn memory_server_anonymous() -> Self {
+        Self::start(Arc::new(MemoryStore::new()), server_anonymous()).await
+    }
+
+    /// A memory store and `settings`.
+    pub(crate) async fn memory_with(settings: Settings) -> Self {
+        Self::start(Arc::new(MemoryStore::new()), settings).await
+    }
+
     pub(crate) async fn redb(path: &Path) -> Self {
         // A server that was just stopped releases the file when its last connection task
         // ends, which can be a moment after `stop` returns.
@@ -197,8 +207,16 @@ impl TestSettings for Settings {
             verify_required: false,
             verify_refresh: Duration::ZERO,
             verify_claims: Vec::new(),
+            seal_keys: None,
         }
     }
+}
+
+/// The test settings with anonymous sessions in the store (`[session] anonymous = "server"`).
+pub(crate) fn server_anonymous() -> Settings {
+    let mut s = Settings::default_for_tests();
+    s.session.anonymous = tessera::AnonymousMode::Server;
+    s
 }
 
 /// The test settings with session tokens on: a fresh Ed25519 keyring valid from [`START`],

@@ -2,6 +2,7 @@
 // Test helpers outside #[test] functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod anonymous;
 mod bad_input;
 mod binary;
 mod cli;

@@ -6,7 +6,7 @@ use crate::common::TestServer;
 
 #[tokio::test]
 async fn metrics_use_the_fixed_names_and_count_writes_by_reason() {
-    let s = TestServer::memory().await;
+    let s = TestServer::memory_server_anonymous().await;
     let v = s
         .ok("/v1/session/update", json!({"cookie": "", "set": {"a": 1}}))
         .await;
@@ -58,6 +58,11 @@ async fn openapi_lists_every_endpoint_with_the_fixed_names() {
         ("ResolveRequest", "cookie"),
         ("UpdateRequest", "set"),
         ("UpdateRequest", "remove"),
+        ("UpdateRequest", "secrets"),
+        ("UpdateRequest", "remove_secrets"),
+        ("ResolveRequest", "secrets"),
+        ("SessionView", "storage"),
+        ("SessionView", "secrets"),
         ("LoginRequest", "user"),
         ("LoginRequest", "claims"),
         ("LoginRequest", "remember"),
@@ -104,14 +109,12 @@ async fn health_and_readiness() {
 async fn anonymous_and_authenticated_sessions_in_different_backends() {
     use std::sync::Arc;
     use tessera::Stores;
-    use tessera_server::Settings;
-
-    use crate::common::TestSettings;
 
     let dir = tempfile::tempdir().unwrap();
     let auth = Arc::new(tessera_store_redb::RedbStore::open(dir.path().join("a.redb")).unwrap());
     let anon = Arc::new(tessera_store_memory::MemoryStore::new());
-    let s = TestServer::start_with(Stores::split(auth, anon), Settings::default_for_tests()).await;
+    let s =
+        TestServer::start_with(Stores::split(auth, anon), crate::common::server_anonymous()).await;
     let v = s
         .ok("/v1/session/update", json!({"cookie": "", "set": {"a": 1}}))
         .await;

@@ -242,8 +242,15 @@ async fn readme_flow(service: &Service, anon_backend: &str, user_backend: &str) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readme_flow_on_redis() {
     let url = RedisServer::shared().await.url();
-    // TESSERA_STORE, as an operator would set it.
-    let s = Service::start("", &[("TESSERA_STORE", url.clone())]).await;
+    // TESSERA_STORE, as an operator would set it; anonymous sessions in it too.
+    let s = Service::start(
+        "",
+        &[
+            ("TESSERA_STORE", url.clone()),
+            ("TESSERA_ANONYMOUS", "server".to_owned()),
+        ],
+    )
+    .await;
     assert!(
         s.notes
             .iter()
@@ -259,7 +266,10 @@ async fn readme_flow_on_redis() {
 async fn readme_flow_on_postgres_with_anonymous_sessions_on_a_redis_cluster() {
     let pg = PostgresServer::shared_schema_url().await;
     let cluster = RedisCluster::shared().await.url();
-    let toml = format!("[store]\nurl = \"{pg}\"\n[store.anonymous]\nurl = \"{cluster}\"\n");
+    let toml = format!(
+        "[store]\nurl = \"{pg}\"\n[store.anonymous]\nurl = \"{cluster}\"\n\
+         [session]\nanonymous = \"server\"\n"
+    );
     let s = Service::start(&toml, &[]).await;
     assert!(
         s.notes
@@ -282,8 +292,74 @@ async fn readme_flow_on_postgres_with_anonymous_sessions_on_a_redis_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readme_flow_on_postgres() {
     let pg = PostgresServer::shared_schema_url().await;
-    let s = Service::start("", &[("TESSERA_STORE", pg.to_owned())]).await;
+    let s = Service::start(
+        "",
+        &[
+            ("TESSERA_STORE", pg.to_owned()),
+            ("TESSERA_ANONYMOUS", "server".to_owned()),
+        ],
+    )
+    .await;
     readme_flow(&s, "postgres", "postgres").await;
+    s.stop().await;
+}
+
+/// Client-side mode (the default) on Redis: anonymous traffic never reaches the store; a
+/// secret spills the session there (sealed), and the login takes it out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_side_anonymous_sessions_spill_to_redis_and_promote_from_it() {
+    let url = RedisServer::shared().await.url();
+    let s = Service::start("", &[("TESSERA_STORE", url)]).await;
+    assert!(
+        s.notes
+            .iter()
+            .any(|n| n.starts_with("anonymous sessions: client-side")),
+        "{:?}",
+        s.notes
+    );
+    let v = s
+        .ok(
+            "/v1/session/update",
+            json!({"cookie": "", "set": {"form": 1}}),
+        )
+        .await;
+    assert_eq!(v["session"]["storage"], "cookie");
+    let anon = cookie_of(&v);
+    assert!(anon.starts_with("__Host-tessera-anon="), "{anon}");
+    let ops = |m: &str| {
+        m.lines()
+            .filter(|l| {
+                l.starts_with("tessera_store_operations_total{") && l.contains("kind=\"anonymous\"")
+            })
+            .count()
+    };
+    assert_eq!(ops(&s.metrics().await), 0);
+    let v = s
+        .ok(
+            "/v1/session/update",
+            json!({"cookie": anon, "secrets": {"pkce": "v3rifier"}}),
+        )
+        .await;
+    assert_eq!(v["session"]["storage"], "store");
+    assert!(!v.to_string().contains("v3rifier"), "{v}");
+    let handle = cookie_of(&v);
+    assert!(handle.starts_with("__Host-tessera=a"), "{handle}");
+    let user = format!("u-{}", tessera_core::testing::fresh_user());
+    let v = s
+        .ok(
+            "/v1/session/login",
+            json!({"cookie": handle, "user": {"id": user}}),
+        )
+        .await;
+    let c = cookie_of(&v);
+    let v = s
+        .ok("/v1/session/resolve", json!({"cookie": c, "secrets": true}))
+        .await;
+    assert_eq!(v["session"]["data"], json!({"form": 1}));
+    assert_eq!(v["session"]["secrets"], json!({"pkce": "v3rifier"}));
+    let v = s.ok("/v1/session/resolve", json!({"cookie": handle})).await;
+    assert_eq!(v["status"], "ended", "the spilled record is gone");
+    assert!(ops(&s.metrics().await) > 0);
     s.stop().await;
 }
 

@@ -16,7 +16,8 @@ async fn readme_walkthrough() {
     assert_eq!(v["status"], "none");
     assert_eq!(s.writes().await, 0);
 
-    // 2. The login form stores state: an anonymous session is created.
+    // 2. The login form stores state: an anonymous session is created, client-side (the
+    //    default): a sealed cookie, still nothing written.
     let v = s
         .ok(
             "/v1/session/update",
@@ -25,10 +26,12 @@ async fn readme_walkthrough() {
         .await;
     assert_eq!(v["status"], "created");
     assert_eq!(v["session"]["kind"], "anonymous");
+    assert_eq!(v["session"]["storage"], "cookie");
     assert_eq!(v["session"]["user"], serde_json::Value::Null);
+    assert!(v["csrf_token"].is_string());
     let anon = cookie_of(&v);
     let sc = v["set_cookie"][0].as_str().unwrap();
-    assert!(sc.starts_with("__Host-tessera="), "{sc}");
+    assert!(sc.starts_with("__Host-tessera-anon=1."), "{sc}");
     for attr in ["Path=/", "Secure", "HttpOnly", "SameSite=Lax"] {
         assert!(sc.contains(attr), "{sc} lacks {attr}");
     }
@@ -37,32 +40,32 @@ async fn readme_walkthrough() {
         !sc.contains("Max-Age"),
         "not remember-me: a browser-session cookie: {sc}"
     );
+    assert!(sc.len() < 4096, "{}", sc.len());
+    assert_eq!(s.writes().await, 0, "a client-side session costs no write");
 
-    // 3. Login: a new handle, the anonymous data carried over.
+    // 3. Login: a new handle, the anonymous data carried over, the anonymous cookie cleared.
     let (user_cookie, v) = s.login(&anon, "alice").await;
-    assert_ne!(user_cookie, anon);
+    assert!(user_cookie.starts_with("__Host-tessera=u"), "{user_cookie}");
     assert_eq!(v["status"], "logged_in");
     assert_eq!(v["session"]["user"]["id"], "alice");
     assert_eq!(v["session"]["kind"], "authenticated");
+    assert_eq!(v["session"]["storage"], "store");
     assert_eq!(v["session"]["data"]["return_to"], "/wiki/Main");
     assert_eq!(
+        v["set_cookie"][1],
+        "__Host-tessera-anon=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Secure; HttpOnly; SameSite=Lax"
+    );
+    assert_eq!(
         v["set_cookie"].as_array().unwrap().len(),
-        1,
+        2,
         "one Set-Cookie per name"
     );
-
-    // The pre-login handle is dead (fixation defence).
+    // A client-side session cannot be revoked early: the old sealed cookie, replayed, still
+    // opens until it expires; it is anonymous and names nothing stored (fixation defence:
+    // the user's session has a new handle).
     let v = s.ok("/v1/session/resolve", json!({"cookie": anon})).await;
-    assert_eq!(v["session"], serde_json::Value::Null);
-    assert_eq!(v["status"], "ended");
-    assert!(v["set_cookie"][0].as_str().unwrap().contains("Max-Age=0"));
-    let (st, p) = s
-        .post(
-            "/v1/session/update",
-            json!({"cookie": anon, "set": {"x": 1}}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::NOT_FOUND, "{p}");
+    assert_eq!(v["session"]["user"], serde_json::Value::Null);
+    assert_eq!(v["session"]["storage"], "cookie");
 
     // 4. Update and resolve.
     let v = s
@@ -168,6 +171,40 @@ async fn readme_walkthrough() {
     assert_eq!(v["session"]["user"]["id"], "alice");
 }
 
+/// The same steps with `[session] anonymous = "server"`: the anonymous session is stored
+/// (one write) and the login kills its handle.
+#[tokio::test]
+async fn readme_walkthrough_with_server_side_anonymous_sessions() {
+    let s = TestServer::memory_server_anonymous().await;
+    let v = s
+        .ok(
+            "/v1/session/update",
+            json!({"cookie": "", "set": {"return_to": "/wiki/Main"}}),
+        )
+        .await;
+    assert_eq!(v["status"], "created");
+    assert_eq!(v["session"]["storage"], "store");
+    let anon = cookie_of(&v);
+    assert!(anon.starts_with("__Host-tessera=a"), "{anon}");
+    assert_eq!(s.writes().await, 1);
+    let (user_cookie, v) = s.login(&anon, "alice").await;
+    assert_ne!(user_cookie, anon);
+    assert_eq!(v["session"]["data"]["return_to"], "/wiki/Main");
+    assert_eq!(v["set_cookie"].as_array().unwrap().len(), 1);
+    // The pre-login handle is dead (fixation defence).
+    let v = s.ok("/v1/session/resolve", json!({"cookie": anon})).await;
+    assert_eq!(v["session"], serde_json::Value::Null);
+    assert_eq!(v["status"], "ended");
+    assert!(v["set_cookie"][0].as_str().unwrap().contains("Max-Age=0"));
+    let (st, p) = s
+        .post(
+            "/v1/session/update",
+            json!({"cookie": anon, "set": {"x": 1}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{p}");
+}
+
 #[tokio::test]
 async fn revoke_one_session_by_reference() {
     let s = TestServer::memory().await;
@@ -220,7 +257,15 @@ async fn remember_me_sets_a_persistent_cookie_up_to_expiry() {
 
 #[tokio::test]
 async fn resolve_with_create_makes_one_anonymous_session() {
-    let s = TestServer::memory().await;
+    for s in [
+        TestServer::memory().await,
+        TestServer::memory_server_anonymous().await,
+    ] {
+        resolve_with_create(s).await;
+    }
+}
+
+async fn resolve_with_create(s: TestServer) {
     let v = s
         .ok("/v1/session/resolve", json!({"cookie": "", "create": true}))
         .await;

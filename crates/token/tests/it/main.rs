@@ -13,6 +13,7 @@ mod common;
 mod keyring;
 mod negative;
 mod props;
+mod seal_keys;
 mod seal_vectors;
 mod vectors;
 mod wycheproof_vectors;
