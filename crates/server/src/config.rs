@@ -497,14 +497,9 @@ impl Config {
             .or(f.api_key_file);
 
         let d = SessionConfig::default();
-        let dur =
-            |field: &str, v: Option<String>, env_name: &str, default: Duration| match env(env_name)
-                .map(|v| (env_name.to_owned(), v))
-                .or(v.map(|v| (field.to_owned(), v)))
-            {
-                Some((name, v)) => parse_duration(&v).map_err(|m| invalid(&name, m)),
-                None => Ok(default),
-            };
+        let dur = |field: &str, v: Option<String>, env_name: &str, default: Duration| {
+            duration(&env, env_name, field, v, default)
+        };
         let s = f.session;
         let (anon_field, anon_value) = match env("TESSERA_ANONYMOUS") {
             Some(v) => ("TESSERA_ANONYMOUS", Some(v)),
@@ -734,19 +729,39 @@ fn jwks_location(field: &str, s: &str) -> Result<crate::verifier::JwksLocation, 
     Ok(JwksLocation::File(PathBuf::from(s)))
 }
 
+/// A value from the environment (which wins) or the file, with the name to blame.
+pub(crate) fn pick(
+    env: &dyn Fn(&str) -> Option<String>,
+    env_name: &str,
+    field: &str,
+    file: Option<String>,
+) -> Option<(String, String)> {
+    env(env_name)
+        .map(|v| (env_name.to_owned(), v))
+        .or_else(|| file.map(|v| (field.to_owned(), v)))
+}
+
+pub(crate) fn duration(
+    env: &dyn Fn(&str) -> Option<String>,
+    env_name: &str,
+    field: &str,
+    file: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match pick(env, env_name, field, file) {
+        Some((name, v)) => parse_duration(&v).map_err(|m| invalid(&name, m)),
+        None => Ok(default),
+    }
+}
+
 fn verify_config(
     f: FileVerify,
     env: &impl Fn(&str) -> Option<String>,
     default_claims: Vec<String>,
 ) -> Result<VerifyConfig, ConfigError> {
-    let dur =
-        |field: &str, v: Option<String>, env_name: &str, default: Duration| match env(env_name)
-            .map(|v| (env_name.to_owned(), v))
-            .or(v.map(|v| (field.to_owned(), v)))
-        {
-            Some((name, v)) => parse_duration(&v).map_err(|m| invalid(&name, m)),
-            None => Ok(default),
-        };
+    let dur = |field: &str, v: Option<String>, env_name: &str, default: Duration| {
+        duration(env, env_name, field, v, default)
+    };
     let d = VerifyConfig::default();
     let claims = f.claims.unwrap_or(default_claims);
     crate::verifier::claim_names(&claims).map_err(|m| invalid("verify.claims", m))?;

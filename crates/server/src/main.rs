@@ -111,10 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => inspect(&cli, args),
         Command::Verifier => {
             let config = load(&cli)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
+            let runtime = runtime()?;
             runtime.block_on(async {
                 let (state, notes) =
                     tessera_server::edge::prepare_edge(&config, Arc::new(SystemClock)).await?;
@@ -133,10 +130,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve => {
             let config = load(&cli)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
+            let runtime = runtime()?;
             runtime.block_on(async {
                 let prepared = startup::prepare(&config, Arc::new(SystemClock)).await?;
                 let listener = startup::bind(&config).await?;
@@ -153,6 +147,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// The async runtime of `serve` and `verifier`.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// "Now" for a command: read once, at the edge.

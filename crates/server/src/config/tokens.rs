@@ -9,7 +9,7 @@ use tessera::cookie::CookieConfig;
 use tessera::token::SubjectFormat;
 use tessera_token::{Algorithm, JwsAlgorithm, OsKeySource, RotationPolicy, RsaBits};
 
-use super::{ConfigError, invalid, parse_bool, parse_duration};
+use super::{ConfigError, duration, invalid, parse_bool, pick};
 
 /// The issuer used when none is configured.
 pub const DEFAULT_ISSUER: &str = "tessera";
@@ -169,31 +169,6 @@ pub(super) struct FileTokens {
     rotate: Option<bool>,
     rotate_every: Option<String>,
     publish_ahead: Option<String>,
-}
-
-/// A value from the environment (which wins) or the file, with the name to blame.
-fn pick(
-    env: &dyn Fn(&str) -> Option<String>,
-    env_name: &str,
-    field: &str,
-    file: Option<String>,
-) -> Option<(String, String)> {
-    env(env_name)
-        .map(|v| (env_name.to_owned(), v))
-        .or_else(|| file.map(|v| (field.to_owned(), v)))
-}
-
-fn duration(
-    env: &dyn Fn(&str) -> Option<String>,
-    env_name: &str,
-    field: &str,
-    file: Option<String>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    match pick(env, env_name, field, file) {
-        Some((name, v)) => parse_duration(&v).map_err(|m| invalid(&name, m)),
-        None => Ok(default),
-    }
 }
 
 fn parse_algorithm(v: &str) -> Result<Algorithm, String> {

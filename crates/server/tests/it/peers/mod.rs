@@ -18,6 +18,7 @@ mod algorithms;
 mod jose;
 mod nginx;
 mod pyjwt;
+mod service_algorithms;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -324,7 +325,7 @@ impl Service {
         let _ = self.child.wait();
     }
 
-    async fn post(&self, path: &str, body: Value) -> Value {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Value {
         let r = self
             .client
             .post(format!("{}{path}", self.base))
