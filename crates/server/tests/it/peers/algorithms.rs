@@ -1,8 +1,6 @@
-//! ES256 and RS256 with the peers, at the level of `tessera-token`: the service has no
-//! algorithm switch yet, so these keyrings come from the crate's API (generated, signed
-//! with, published as a JWKS and saved to a key directory as the service does). When the
-//! service gets one, a test here can start [`super::Service::start_with`] with it and use
-//! the same checks.
+//! ES256 and RS256 with the peers, at the level of `tessera-token`: keyrings from the
+//! crate's API (generated, signed with, published as a JWKS and saved to a key directory as
+//! the service does). `service_algorithms` does the same through the running service.
 
 use serde_json::{Value, json};
 use tessera_token::{
