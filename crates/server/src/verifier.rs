@@ -340,8 +340,7 @@ impl std::fmt::Debug for Verifier {
 
 /// A token that passed, as the upstream should see it.
 struct Identity {
-    sub: String,
-    sid: String,
+    token: Arc<tessera_token::Claims>,
     code: &'static str,
     claims: Vec<(HeaderName, HeaderValue)>,
 }
@@ -437,8 +436,8 @@ impl Verifier {
                 self.count(id.code);
                 let (Ok(sub), Ok(sid)) = (
                     // Raw bytes: a UTF-8 subject passes as obs-text, as proxies forward it.
-                    HeaderValue::from_bytes(id.sub.as_bytes()),
-                    HeaderValue::from_bytes(id.sid.as_bytes()),
+                    HeaderValue::from_bytes(id.token.sub.as_bytes()),
+                    HeaderValue::from_bytes(id.token.sid.as_bytes()),
                 ) else {
                     return crate::problem::ApiError::internal().into_response();
                 };
@@ -509,8 +508,7 @@ impl Verifier {
                     .collect();
                 Ok(Identity {
                     code: v.code(),
-                    sub: v.claims.sub,
-                    sid: v.claims.sid,
+                    token: v.claims,
                     claims,
                 })
             }

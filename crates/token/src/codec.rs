@@ -1,6 +1,7 @@
 //! Compact JWS session tokens: signing and the validation pipeline.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -184,8 +185,8 @@ impl Status {
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Verified {
-    /// Its claims.
-    pub claims: Claims,
+    /// Its claims (shared with the [`VerifiedCache`], so a cache hit copies nothing).
+    pub claims: Arc<Claims>,
     /// The key that signed it.
     pub kid: KeyId,
     /// Its header `alg`.
@@ -564,7 +565,7 @@ impl Keyring {
                 alg,
                 kid: header.kid,
                 typ: header.typ,
-                claims,
+                claims: Arc::new(claims),
                 thumbprint: [0; 32],
             },
         ))
@@ -603,7 +604,7 @@ pub(crate) struct Decoded {
     pub(crate) alg: JwsAlgorithm,
     pub(crate) kid: String,
     pub(crate) typ: Option<String>,
-    pub(crate) claims: Claims,
+    pub(crate) claims: Arc<Claims>,
     /// The RFC 7638 thumbprint of the key that verified the signature.
     pub(crate) thumbprint: [u8; 32],
 }

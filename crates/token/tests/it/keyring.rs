@@ -500,7 +500,7 @@ fn a_verify_only_keyring_from_a_published_jwks() {
         edge.verify_at(&config, &token, t, &NoRevocations)
             .unwrap()
             .claims,
-        claims
+        claims.into()
     );
 
     // Keys for other uses are skipped; broken sets and keys are refused.

@@ -44,7 +44,7 @@ fn good() -> String {
 fn the_good_token_verifies_and_forge_matches_sign() {
     let v = verify(&good()).unwrap();
     assert_eq!(v.status, Status::Fresh);
-    assert_eq!(v.claims, claims());
+    assert_eq!(*v.claims, claims());
     assert_eq!(v.algorithm, JwsAlgorithm::EdDsa);
     assert_eq!(code(&with_payload("", "")), "ok");
 }
@@ -685,7 +685,7 @@ fn soft_expired_is_success() {
         .verify_at(&config(), &t, NOW + 3600, &NoRevocations)
         .unwrap();
     assert_eq!((v.status, v.code()), (Status::SoftExpired, "soft_expired"));
-    assert_eq!(v.claims, claims());
+    assert_eq!(*v.claims, claims());
 }
 
 // === order: the first failing step is reported ===

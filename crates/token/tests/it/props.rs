@@ -91,7 +91,7 @@ proptest! {
             let ring = if es256 { es } else { ed };
             let token = ring.sign_at(&config, &claims, claims.iat).unwrap();
             let v = ring.verify_at(&config, &token, claims.iat, &NoRevocations).unwrap();
-            prop_assert_eq!(&v.claims, &claims);
+            prop_assert_eq!(&*v.claims, &claims);
             let expected = if claims.iat >= claims.sxp { Status::SoftExpired } else { Status::Fresh };
             prop_assert_eq!(v.status, expected);
             // Strict base64url: only the alphabet and two dots.
