@@ -196,7 +196,14 @@ fn make_plan(p: &PlanArgs) -> Result<(Choices, Mix, Timing, Vec<Visitor>)> {
 
 fn print_plan(p: &PlanArgs) -> Result<()> {
     let (choices, mix, _, visitors) = make_plan(p)?;
+    let longest_member_ms = visitors
+        .iter()
+        .filter(|v| v.script == Script::Member)
+        .map(|v| v.steps.iter().map(|t| t.wait_ms).sum::<u64>())
+        .max()
+        .unwrap_or(0);
     let out = serde_json::to_string_pretty(&json!({
+        "longest_member_session_ms": longest_member_ms,
         "choices": choices,
         "mix_per_block": mix,
         "requests_per_block": mix.requests(),
