@@ -441,7 +441,8 @@ impl Verifier {
                 ) else {
                     return crate::problem::ApiError::internal().into_response();
                 };
-                let mut h = HeaderMap::with_capacity(3 + id.claims.len());
+                let mut resp = StatusCode::OK.into_response();
+                let h = resp.headers_mut();
                 h.insert(HeaderName::from_static(SUBJECT_HEADER), sub);
                 h.insert(HeaderName::from_static(SESSION_HEADER), sid);
                 h.insert(
@@ -451,7 +452,7 @@ impl Verifier {
                 for (name, value) in id.claims {
                     h.insert(name, value);
                 }
-                return (StatusCode::OK, h).into_response();
+                return resp;
             }
             Err(code) => code,
         };

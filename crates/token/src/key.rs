@@ -107,13 +107,17 @@ impl JwsAlgorithm {
 /// Derived from public material only, so every party computes the same id, and distinct
 /// keys (of any algorithm) get distinct ids. Public: it may be logged.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId(String);
+// Always KEY_ID_LEN base64url characters (ASCII): held inline, so a clone allocates nothing.
+pub struct KeyId([u8; KEY_ID_LEN]);
 
 impl KeyId {
     fn from_thumbprint(thumbprint: &[u8; 32]) -> Self {
-        let mut s = b64::encode(thumbprint);
-        s.truncate(KEY_ID_LEN);
-        Self(s)
+        let s = b64::encode(thumbprint);
+        let mut id = [0u8; KEY_ID_LEN];
+        for (d, b) in id.iter_mut().zip(s.bytes()) {
+            *d = b;
+        }
+        Self(id)
     }
 
     /// Checks that `s` has the shape of a key id ([`KEY_ID_LEN`] base64url characters).
@@ -122,33 +126,36 @@ impl KeyId {
     ///
     /// [`Error::InvalidKey`] otherwise.
     pub fn try_new(s: &str) -> Result<Self> {
-        if s.len() == KEY_ID_LEN
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(Error::InvalidKey {
+        match <[u8; KEY_ID_LEN]>::try_from(s.as_bytes()) {
+            Ok(id)
+                if id
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_') =>
+            {
+                Ok(Self(id))
+            }
+            _ => Err(Error::InvalidKey {
                 reason: "not a key id",
-            })
+            }),
         }
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only base64url characters ever get in, so this never falls back.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyId({})", self.0)
+        write!(f, "KeyId({})", self.as_str())
     }
 }
 
