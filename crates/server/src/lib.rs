@@ -42,7 +42,6 @@ pub mod verifier;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{any, delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -105,9 +104,9 @@ pub fn app(state: AppState) -> Router {
         .merge(protected)
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            http_metrics::track,
+        .layer(http_metrics::TrackLayer::new(
+            state.http().clone(),
+            limits.max_header_bytes,
         ))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {
