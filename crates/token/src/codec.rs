@@ -348,7 +348,7 @@ impl Keyring {
     /// let claims = Claims::new("https://wiki.example", "mw:CentralAuth::123", "sid", "jti", now, now + 3600, now + 14_400);
     /// let token = ring.sign_at(&config, &claims, now)?;
     /// let verified = ring.verify_at(&config, &token, now + 60, &NoRevocations)?;
-    /// assert_eq!(verified.claims, claims);
+    /// assert_eq!(*verified.claims, claims);
     /// assert_eq!(verified.code(), "ok");
     /// # Ok::<(), tessera_token::Error>(())
     /// ```
