@@ -392,39 +392,6 @@ pub async fn bind(config: &Config) -> Result<TcpListener, StartupError> {
 /// picks up within this interval.
 const KEY_SYNC_INTERVAL: Duration = Duration::from_secs(60);
 
-fn spawn_key_sync(sync: Arc<KeySync>, state: AppState) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(KEY_SYNC_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let now = state.clock().now().unix_secs();
-            // Files, the directory lock and key generation (RSA takes a while) block.
-            let s = sync.clone();
-            match tokio::task::spawn_blocking(move || s.tick(now)).await {
-                Ok(Ok(t)) => {
-                    let r = &t.rotation;
-                    if r.changed() {
-                        tracing::info!(promoted = ?r.promoted.as_ref().map(ToString::to_string), generated = ?r.generated.as_ref().map(ToString::to_string), "rotated the token keys");
-                    }
-                    if t.reloaded {
-                        tracing::info!("the token keys changed on disk; now using them");
-                    }
-                    if t.restored {
-                        tracing::warn!(
-                            "the token key directory was missing; wrote the keys in use back"
-                        );
-                    }
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(code = e.code(), error = %e, "token key sync failed; keeping the current keys")
-                }
-                Err(e) => tracing::warn!(error = %e, "token key sync task failed"),
-            }
-        }
-    })
-}
-
 /// Keeps the verifier's copy of the revocations fresh in the background, so no request
 /// waits for the log or the feed. Nothing to do when the interval is zero (every request
 /// reads the new entries itself).
@@ -448,36 +415,75 @@ pub(crate) fn spawn_revocation_refresh(
     }))
 }
 
-/// The sealing keys' schedule, on the token keys' interval and under the same directory
-/// lock; it runs whether or not tokens are on.
-fn spawn_seal_sync(sync: Arc<SealSync>, state: AppState) -> tokio::task::JoinHandle<()> {
+/// Runs `tick` on the key directory every [`KEY_SYNC_INTERVAL`] on the blocking pool (files,
+/// the directory lock and key generation block; RSA takes a while), reporting what it did with
+/// `report` and failures as warnings naming `what`; the current keys stay in use on failure.
+/// `tick` fails with the error's stable code and its message.
+fn spawn_dir_sync<T: Send + 'static>(
+    what: &'static str,
+    state: AppState,
+    tick: impl Fn(i64) -> Result<T, (&'static str, String)> + Send + Sync + 'static,
+    report: impl Fn(&T) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let tick = Arc::new(tick);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(KEY_SYNC_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut interval = tokio::time::interval(KEY_SYNC_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            interval.tick().await;
             let now = state.clock().now().unix_secs();
-            let s = sync.clone();
-            match tokio::task::spawn_blocking(move || s.tick(now)).await {
-                Ok(Ok(t)) => {
-                    let r = &t.rotation;
-                    if r.changed() {
-                        tracing::info!(generated = ?r.generated, dropped = ?r.dropped, "rotated the sealing keys");
-                    }
-                    if t.reloaded {
-                        tracing::info!("the sealing keys changed on disk; now using them");
-                    }
-                    if t.restored {
-                        tracing::warn!("the sealing keys were missing; wrote the keys in use back");
-                    }
+            let t = tick.clone();
+            match tokio::task::spawn_blocking(move || t(now)).await {
+                Ok(Ok(done)) => report(&done),
+                Ok(Err((code, error))) => {
+                    tracing::warn!(code, error, "{what} sync failed; keeping the current keys")
                 }
-                Ok(Err(e)) => {
-                    tracing::warn!(code = e.code(), error = %e, "sealing key sync failed; keeping the current keys")
-                }
-                Err(e) => tracing::warn!(error = %e, "sealing key sync task failed"),
+                Err(e) => tracing::warn!(error = %e, "{what} sync task failed"),
             }
         }
     })
+}
+
+fn spawn_key_sync(sync: Arc<KeySync>, state: AppState) -> tokio::task::JoinHandle<()> {
+    spawn_dir_sync(
+        "token key",
+        state,
+        move |now| sync.tick(now).map_err(|e| (e.code(), e.to_string())),
+        |t| {
+            let r = &t.rotation;
+            if r.changed() {
+                tracing::info!(promoted = ?r.promoted.as_ref().map(ToString::to_string), generated = ?r.generated.as_ref().map(ToString::to_string), "rotated the token keys");
+            }
+            if t.reloaded {
+                tracing::info!("the token keys changed on disk; now using them");
+            }
+            if t.restored {
+                tracing::warn!("the token key directory was missing; wrote the keys in use back");
+            }
+        },
+    )
+}
+
+/// The sealing keys' schedule, on the token keys' interval and under the same directory
+/// lock; it runs whether or not tokens are on.
+fn spawn_seal_sync(sync: Arc<SealSync>, state: AppState) -> tokio::task::JoinHandle<()> {
+    spawn_dir_sync(
+        "sealing key",
+        state,
+        move |now| sync.tick(now).map_err(|e| (e.code(), e.to_string())),
+        |t| {
+            let r = &t.rotation;
+            if r.changed() {
+                tracing::info!(generated = ?r.generated, dropped = ?r.dropped, "rotated the sealing keys");
+            }
+            if t.reloaded {
+                tracing::info!("the sealing keys changed on disk; now using them");
+            }
+            if t.restored {
+                tracing::warn!("the sealing keys were missing; wrote the keys in use back");
+            }
+        },
+    )
 }
 
 fn spawn_purge(

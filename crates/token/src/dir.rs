@@ -197,18 +197,8 @@ impl Keyring {
         let path = dir.join(MANIFEST);
         let bytes = read_file(&path, false)?;
         let version = ManifestVersion::of(&bytes);
-        let map = json::parse_object(&bytes).ok_or_else(|| {
-            manifest_error(&path, "not one JSON object without duplicate members", None)
-        })?;
-        let manifest: Manifest = serde_json::from_value(Value::Object(map))
-            .map_err(|e| manifest_error(&path, "unexpected shape", Some(e)))?;
-        if manifest.format != FORMAT {
-            return Err(manifest_error(
-                &path,
-                format!("unknown format {}", manifest.format),
-                None,
-            ));
-        }
+        let manifest: Manifest = parse_manifest(&path, &bytes)?;
+        check_format(&path, manifest.format)?;
         let mut entries = Vec::with_capacity(manifest.keys.len());
         for k in manifest.keys {
             let Value::Object(jwk) = &k.jwk else {
@@ -428,18 +418,8 @@ impl SealKeyring {
     pub fn load(dir: &Path, policy: SealPolicy) -> Result<Self> {
         let path = dir.join(SEAL_MANIFEST);
         let bytes = read_file(&path, false)?;
-        let map = json::parse_object(&bytes).ok_or_else(|| {
-            manifest_error(&path, "not one JSON object without duplicate members", None)
-        })?;
-        let manifest: SealManifest = serde_json::from_value(Value::Object(map))
-            .map_err(|e| manifest_error(&path, "unexpected shape", Some(e)))?;
-        if manifest.format != FORMAT {
-            return Err(manifest_error(
-                &path,
-                format!("unknown format {}", manifest.format),
-                None,
-            ));
-        }
+        let manifest: SealManifest = parse_manifest(&path, &bytes)?;
+        check_format(&path, manifest.format)?;
         if manifest.keys.is_empty() {
             return Err(manifest_error(&path, "lists no key", None));
         }
@@ -548,5 +528,27 @@ impl SealKeyring {
         let ring = Self::generate_at(now, policy)?;
         ring.save(dir)?;
         Ok((ring, true))
+    }
+}
+
+/// A manifest's JSON: one object without duplicate members, of the expected shape.
+fn parse_manifest<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
+    let map = json::parse_object(bytes).ok_or_else(|| {
+        manifest_error(path, "not one JSON object without duplicate members", None)
+    })?;
+    serde_json::from_value(Value::Object(map))
+        .map_err(|e| manifest_error(path, "unexpected shape", Some(e)))
+}
+
+/// Refuses a manifest of a format this build does not know.
+fn check_format(path: &Path, format: u32) -> Result<()> {
+    if format == FORMAT {
+        Ok(())
+    } else {
+        Err(manifest_error(
+            path,
+            format!("unknown format {format}"),
+            None,
+        ))
     }
 }
