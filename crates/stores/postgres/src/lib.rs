@@ -446,11 +446,6 @@ fn decode(json: &str) -> StoreResult<SessionRecord> {
     serde_json::from_str(json).map_err(|e| tessera_core::Error::Decode(Box::new(e)))
 }
 
-/// Whether `r` may load at `now` given its user's revocation time.
-fn is_live(r: &SessionRecord, now: Timestamp, revoked: Option<i64>) -> bool {
-    !r.is_expired(now) && revoked.is_none_or(|at| r.created_at.unix_millis() > at)
-}
-
 const CREATE: &str = "
 INSERT INTO tessera_sessions (key, version, user_id, created_at, dead_at, record)
 VALUES ($1, $2, $3, $4, $5, $6::text::json)
@@ -462,7 +457,11 @@ FROM tessera_sessions s
 LEFT JOIN tessera_user_revocations r ON r.user_id = s.user_id
 WHERE s.key = $1 AND s.record IS NOT NULL AND s.dead_at > $2";
 
-/// The live-record condition on `s`, shared by `SAVE` and `IS_LIVE`.
+/// The live-record condition on `s`, shared by `SAVE` and `IS_LIVE`: it restates
+/// [`SessionRecord::is_live`] (plus "not a tombstone") in SQL so that `save`'s check and
+/// write are one statement. For `save` it is authoritative and must agree with `is_live` (the
+/// conformance suite checks that it does); `load` and `list_user_sessions` filter in SQL only
+/// to read less, and decide with `is_live`.
 macro_rules! live_condition {
     ($now:literal) => {
         concat!(
@@ -496,7 +495,7 @@ ON CONFLICT (key) DO UPDATE SET
                    ELSE EXCLUDED.dead_at END";
 
 const LIST: &str = "
-SELECT s.key, s.record::text
+SELECT s.key, s.record::text, r.revoked_at
 FROM tessera_sessions s
 LEFT JOIN tessera_user_revocations r ON r.user_id = s.user_id
 WHERE s.user_id = $1 AND s.record IS NOT NULL AND s.dead_at > $2
@@ -724,7 +723,9 @@ impl SessionStore for PostgresStore {
         let json: String = row.try_get(0).map_err(pg_error)?;
         let revoked: Option<i64> = row.try_get(1).map_err(pg_error)?;
         let record = decode(&json)?;
-        Ok(is_live(&record, now, revoked).then_some(record))
+        Ok(record
+            .is_live(now, revoked.map(Timestamp::from_unix_millis))
+            .then_some(record))
     }
 
     async fn save(
@@ -807,9 +808,12 @@ impl SessionStore for PostgresStore {
                 .try_into()
                 .map_err(|e| tessera_core::Error::Decode(Box::new(e)))?;
             let json: String = row.try_get(1).map_err(pg_error)?;
+            let revoked: Option<i64> = row.try_get(2).map_err(pg_error)?;
             let record = decode(&json)?;
-            // The query applied expiry and revocation; the record's own fields decide too.
-            if !record.is_expired(now) && record.user_id() == Some(user_id) {
+            // The query filtered on the columns; the record's own fields decide.
+            if record.user_id() == Some(user_id)
+                && record.is_live(now, revoked.map(Timestamp::from_unix_millis))
+            {
                 out.push((StoreKey::from_bytes(key), record));
             }
         }

@@ -546,11 +546,6 @@ fn ttl_ms(until: Timestamp, now: Timestamp) -> i64 {
         .clamp(MIN_TTL_MS, MAX_TTL_MS)
 }
 
-/// Whether `r` may load at `now` given its user's revocation time.
-fn is_live(r: &SessionRecord, now: Timestamp, revoked: Option<Timestamp>) -> bool {
-    !r.is_expired(now) && revoked.is_none_or(|at| r.created_at > at)
-}
-
 #[async_trait]
 impl SessionStore for RedisStore {
     fn backend(&self) -> &'static str {
@@ -618,6 +613,7 @@ impl SessionStore for RedisStore {
                     return Ok(None);
                 };
                 let record = decode(&bytes)?;
+                // Spares the second round trip; `is_live` below decides.
                 if record.is_expired(now) {
                     return Ok(None);
                 }
@@ -628,7 +624,8 @@ impl SessionStore for RedisStore {
                 (record, revoked)
             }
         };
-        Ok(is_live(&record, now, revoked).then_some(record))
+        // The Rust-side liveness rule is authoritative for `load` (the scripts only read).
+        Ok(record.is_live(now, revoked).then_some(record))
     }
 
     async fn save(
@@ -764,12 +761,11 @@ impl SessionStore for RedisStore {
             match bytes {
                 Some(bytes) => {
                     let r = decode(&bytes)?;
-                    if r.user_id() != Some(user_id) || r.is_expired(now) {
-                        stale.push(hex);
-                    } else if is_live(&r, now, revoked) {
+                    if r.user_id() == Some(user_id) && r.is_live(now, revoked) {
                         out.push((key, r));
                     } else {
-                        // Revoked: dead for good, since revocation only moves forward.
+                        // Another user's now, expired, or revoked: dead for good here, since
+                        // expiry and revocation only move forward.
                         stale.push(hex);
                     }
                 }
