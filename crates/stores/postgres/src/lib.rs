@@ -68,15 +68,12 @@
 //! (`sslmode=disable` or `prefer`); a URL asking for `sslmode=require` is refused rather than
 //! silently sent in clear, so reach a remote database over a private network or a TLS tunnel.
 //!
-//! | feature | what it adds |
-//! |---------|--------------|
-//! | `testing` | [`testing`]: a throwaway PostgreSQL cluster for tests |
+//! This crate has no features. Its tests run on a throwaway cluster from
+//! `tessera-test-support` (`crates/test-support`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod schema;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 use std::fmt;
 use std::future::Future;

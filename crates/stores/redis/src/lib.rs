@@ -109,17 +109,14 @@
 //! Redis 6.2 or later (`ZADD GT`); tested with 7.0. On a Cluster, `SCRIPT LOAD` and `SCAN`
 //! are sent to every master.
 //!
-//! | feature | what it adds |
-//! |---------|--------------|
-//! | `testing` | [`testing`]: throwaway `redis-server`s and Clusters for tests |
+//! This crate has no features. Its tests run on throwaway servers from
+//! `tessera-test-support` (`crates/test-support`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod config;
 mod keys;
 mod scripts;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 use std::fmt;
 use std::future::Future;
