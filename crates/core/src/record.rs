@@ -29,6 +29,18 @@ pub enum RecordError {
     BadUserId,
 }
 
+impl RecordError {
+    /// Every code [`RecordError::code`] returns.
+    pub const CODES: &'static [&'static str] = &["user-id-invalid"];
+
+    /// A stable identifier for this error, for logs and runbooks.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadUserId => "user-id-invalid",
+        }
+    }
+}
+
 impl User {
     /// Checks that `id` can name a user in every backend's index.
     ///
@@ -154,6 +166,14 @@ impl SessionRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_error_codes() {
+        tessera_test_support::assert_error_codes(
+            RecordError::CODES,
+            [RecordError::BadUserId.code()],
+        );
+    }
 
     #[test]
     fn user_ids_are_checked() {

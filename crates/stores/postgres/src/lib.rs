@@ -153,16 +153,27 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every code [`Error::code`] returns.
+    pub const CODES: &'static [&'static str] = &[
+        "postgres-invalid-url",
+        "postgres-tls-unsupported",
+        "postgres-pool",
+        "postgres-connect",
+        "postgres-migrate",
+        "postgres-unsupported-schema",
+        "postgres-connect-timeout",
+    ];
+
     /// A stable identifier for this error, for logs, metrics and runbooks.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidUrl { .. } => "postgres.invalid_url",
-            Self::TlsUnsupported { .. } => "postgres.tls_unsupported",
-            Self::Pool(_) => "postgres.pool",
-            Self::Connect { .. } => "postgres.connect",
-            Self::Migrate(_) => "postgres.migrate",
-            Self::UnsupportedSchema { .. } => "postgres.unsupported_schema",
-            Self::ConnectTimeout { .. } => "postgres.connect_timeout",
+            Self::InvalidUrl { .. } => "postgres-invalid-url",
+            Self::TlsUnsupported { .. } => "postgres-tls-unsupported",
+            Self::Pool(_) => "postgres-pool",
+            Self::Connect { .. } => "postgres-connect",
+            Self::Migrate(_) => "postgres-migrate",
+            Self::UnsupportedSchema { .. } => "postgres-unsupported-schema",
+            Self::ConnectTimeout { .. } => "postgres-connect-timeout",
         }
     }
 }
@@ -850,6 +861,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn error_codes_are_listed_unique_and_kebab_case() {
+        let pg = || {
+            "postgres://h:notaport/db"
+                .parse::<tokio_postgres::Config>()
+                .unwrap_err()
+        };
+        let all = [
+            Error::InvalidUrl {
+                url: String::new(),
+                source: None,
+            },
+            Error::TlsUnsupported { url: String::new() },
+            Error::Pool(deadpool_postgres::BuildError::NoRuntimeSpecified),
+            Error::Connect {
+                url: String::new(),
+                source: PoolError::Closed,
+            },
+            Error::Migrate(pg()),
+            Error::UnsupportedSchema {
+                found: 9,
+                supported: SCHEMA_VERSION,
+            },
+            Error::ConnectTimeout { url: String::new() },
+        ];
+        tessera_test_support::assert_error_codes(Error::CODES, all.iter().map(Error::code));
+    }
+
+    #[test]
     fn urls_parse_and_passwords_never_show() {
         for (url, want) in [
             ("postgres://u:pw@h:5432/db", "postgres://u:***@h:5432/db"),
@@ -878,10 +917,10 @@ mod tests {
                 source = s.source();
             }
             assert!(!shown.contains(":pw@"), "{shown}");
-            assert_eq!(e.code(), "postgres.invalid_url");
+            assert_eq!(e.code(), "postgres-invalid-url");
         }
         let e = PostgresConfig::from_url("postgres://u:pw@h/db?sslmode=require").unwrap_err();
-        assert_eq!(e.code(), "postgres.tls_unsupported");
+        assert_eq!(e.code(), "postgres-tls-unsupported");
         assert!(!e.to_string().contains("pw@"), "{e}");
     }
 }

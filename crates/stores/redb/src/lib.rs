@@ -146,14 +146,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every code [`Error::code`] returns.
+    pub const CODES: &'static [&'static str] = &[
+        "redb-create-dir",
+        "redb-open",
+        "redb-storage",
+        "redb-unsupported-layout",
+        "redb-not-a-store",
+    ];
+
     /// A stable identifier for this error, for logs, metrics and runbooks.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::CreateDir { .. } => "redb.create_dir",
-            Self::Open { .. } => "redb.open",
-            Self::Storage(_) => "redb.storage",
-            Self::UnsupportedLayout { .. } => "redb.unsupported_layout",
-            Self::NotAStore => "redb.not_a_store",
+            Self::CreateDir { .. } => "redb-create-dir",
+            Self::Open { .. } => "redb-open",
+            Self::Storage(_) => "redb-storage",
+            Self::UnsupportedLayout { .. } => "redb-unsupported-layout",
+            Self::NotAStore => "redb-not-a-store",
         }
     }
 }

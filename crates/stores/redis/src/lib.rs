@@ -182,13 +182,21 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every code [`Error::code`] returns.
+    pub const CODES: &'static [&'static str] = &[
+        "redis-invalid-url",
+        "redis-bad-prefix",
+        "redis-connect",
+        "redis-connect-timeout",
+    ];
+
     /// A stable identifier for this error, for logs, metrics and runbooks.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidUrl { .. } => "redis.invalid_url",
-            Self::BadPrefix => "redis.bad_prefix",
-            Self::Connect { .. } => "redis.connect",
-            Self::ConnectTimeout { .. } => "redis.connect_timeout",
+            Self::InvalidUrl { .. } => "redis-invalid-url",
+            Self::BadPrefix => "redis-bad-prefix",
+            Self::Connect { .. } => "redis-connect",
+            Self::ConnectTimeout { .. } => "redis-connect-timeout",
         }
     }
 }
@@ -944,5 +952,28 @@ impl RevocationLog for RedisStore {
             )
             .await?;
         Ok(n.unsigned_abs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_listed_unique_and_kebab_case() {
+        let all = [
+            Error::InvalidUrl {
+                url: String::new(),
+                reason: "",
+                source: None,
+            },
+            Error::BadPrefix,
+            Error::Connect {
+                url: String::new(),
+                source: RedisError::from(std::io::Error::other("x")),
+            },
+            Error::ConnectTimeout { url: String::new() },
+        ];
+        tessera_test_support::assert_error_codes(Error::CODES, all.iter().map(Error::code));
     }
 }
