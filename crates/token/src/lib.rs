@@ -78,32 +78,57 @@
 //!
 //! `docs/tokens.md` has the rotation model, the validation order and a threat model of past
 //! JWT vulnerability classes.
+//!
+//! # Layout
+//!
+//! One job per module, lowest first; each uses only modules above it, so there is no
+//! import cycle. [`Keyring`]'s methods live with the job they do: signing in `sign.rs`,
+//! verification in `verify.rs`, files in `dir.rs`, the rest (keys, states, rotation, JWKS)
+//! in `keyring.rs`.
+//!
+//! | module | what it does |
+//! |---|---|
+//! | `error` | [`Error`], [`ErrorKind`], [`Part`] |
+//! | `b64`, `json` | strict base64url; JSON objects without duplicate members |
+//! | `key` | algorithms, [`KeyId`], [`PublicKey`] (checks a signature), [`SigningKey`] (makes one) |
+//! | `claims` | [`Claims`] |
+//! | `config` | [`Config`]: what a token must be, for signing and verifying alike |
+//! | `revocation` | [`Revocations`], [`NoRevocations`], [`RevocationList`] |
+//! | `keyring` | [`Keyring`]: keys with states, [`Keyring::rotate_at`], [`Keyring::jwks`], [`Keyring::from_jwks`] |
+//! | `jws` | the compact form `header.payload.signature`, the JOSE header, what verified bytes say |
+//! | `sign` | [`Keyring::sign_at`] |
+//! | `cache` | [`VerifiedCache`] |
+//! | `verify` | [`Keyring::verify_at`], [`Keyring::verify_cached_at`]: the validation order; [`Verified`], [`Status`] |
+//! | [`seal`] | sealed values and [`seal::SealKeyring`] |
+//! | `dir` | both keyrings on disk: [`Keyring::load`], [`Keyring::save`], [`Keyring::lock_dir`], [`seal::SealKeyring::load`] |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 // Parsers of untrusted input: no indexing that could panic (STYLE.md).
 #![deny(clippy::indexing_slicing)]
 #![warn(clippy::print_stdout)]
 
+// One job per module; "Layout" in the crate docs lists them lowest first (no cycles).
 mod b64;
 mod cache;
 mod claims;
-mod codec;
+mod config;
 mod dir;
 mod error;
 mod json;
+mod jws;
 mod key;
 mod keyring;
+mod revocation;
 pub mod seal;
+mod sign;
+mod verify;
 
 #[doc(hidden)]
 pub mod fuzzing;
 
 pub use cache::{CacheStats, VerifiedCache};
 pub use claims::{Claims, REGISTERED_CLAIMS};
-pub use codec::{
-    Config, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TYP, MAX_LEEWAY, NoRevocations, RevocationList,
-    Revocations, Status, Verified,
-};
+pub use config::{Config, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TYP, MAX_LEEWAY};
 pub use dir::{KeyringLock, LOCK_FILE, MANIFEST, ManifestVersion, SEAL_MANIFEST};
 pub use error::{Error, ErrorKind, Part, Result};
 pub use key::{
@@ -113,3 +138,5 @@ pub use key::{
 pub use keyring::{
     KeyInfo, KeySource, KeyState, Keyring, KeyringBuilder, OsKeySource, Rotation, RotationPolicy,
 };
+pub use revocation::{NoRevocations, RevocationList, Revocations};
+pub use verify::{Status, Verified};
