@@ -891,10 +891,10 @@ impl Engine {
         };
         let code = match verified {
             Err(e) => {
-                tracing::info!(target: "security", code = e.code(), issuer = t.config.issuer(), "session token refused; issuing a new one");
+                tracing::info!(target: "security", code = e.outcome(), issuer = t.config.issuer(), "session token refused; issuing a new one");
                 let value = self.issue(t, session, now)?;
                 o.set_cookie.push(value);
-                e.code()
+                e.outcome()
             }
             Ok(v) => {
                 let subject = t.subject.subject(user_id);
@@ -903,7 +903,7 @@ impl Engine {
                 } else if v.claims.sid != self.sid(session) {
                     "wrong_session"
                 } else {
-                    v.code()
+                    v.outcome()
                 };
                 match code {
                     "wrong_user" | "wrong_session" => {

@@ -13,8 +13,10 @@
 //!   signature check (and only that).
 //! - [`Keyring::sign_at`] and [`Keyring::verify_at`]: header `alg`, `kid`, `typ`; claims
 //!   `iss`, `sub`, `iat`, `exp`, `sxp`, `jti`, `sid`, optional `aud`/`nbf`, custom claims
-//!   ([`Claims`]); validation in a fixed order with one stable code per outcome
-//!   ([`Error::code`], [`Verified::code`]) and a coarse [`Error::kind`] to branch on.
+//!   ([`Claims`]); validation in a fixed order with one stable token status per outcome
+//!   ([`Error::outcome`], [`Verified::outcome`]: `ok`, `bad_signature` …, DESIGN §5), a
+//!   coarse [`Error::kind`] to branch on, and an error code ([`Error::code`]:
+//!   `token-bad-signature` …) as every Tessera error has.
 //!
 //! ```
 //! use tessera_token::{Claims, Config, ErrorKind, Keyring, OsKeySource, RevocationList, RotationPolicy, Status};
@@ -30,13 +32,13 @@
 //!
 //! let mut revoked = RevocationList::default();
 //! let ok = ring.verify_at(&config, &token, now + 10, &revoked)?;
-//! assert_eq!((ok.status, ok.code()), (Status::Fresh, "ok"));
-//! assert_eq!(ring.verify_at(&config, &token, now + 3600, &revoked)?.code(), "soft_expired");
+//! assert_eq!((ok.status, ok.outcome()), (Status::Fresh, "ok"));
+//! assert_eq!(ring.verify_at(&config, &token, now + 3600, &revoked)?.outcome(), "soft_expired");
 //! assert_eq!(ring.verify_at(&config, &token, now + 5 * 3600, &revoked).unwrap_err().kind(), ErrorKind::Expired);
 //!
 //! revoked.revoke_session("sid-1");
 //! let err = ring.verify_at(&config, &token, now + 10, &revoked).unwrap_err();
-//! assert_eq!((err.kind(), err.code()), (ErrorKind::Revoked, "revoked"));
+//! assert_eq!((err.kind(), err.outcome(), err.code()), (ErrorKind::Revoked, "revoked", "token-revoked"));
 //!
 //! let jwks = ring.jwks(&config);
 //! assert!(jwks.starts_with(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","#));
@@ -74,7 +76,8 @@
 //! - Private keys are [`SigningKey`]s: zeroized on drop, `Debug` shows only kid and
 //!   algorithm, no `Serialize`, no `Clone`. Their files are mode 0600 and refused at load
 //!   when group- or world-readable. Public keys are a distinct type, [`PublicKey`].
-//! - Errors never carry token contents; log the [`Error::code`], never the token.
+//! - Errors never carry token contents; log the [`Error::code`] or [`Error::outcome`], never
+//!   the token.
 //!
 //! `docs/tokens.md` has the rotation model, the validation order and a threat model of past
 //! JWT vulnerability classes.

@@ -22,7 +22,7 @@ impl Keyring {
     /// let token = ring.sign_at(&config, &claims, now)?;
     /// let verified = ring.verify_at(&config, &token, now + 60, &NoRevocations)?;
     /// assert_eq!(*verified.claims, claims);
-    /// assert_eq!(verified.code(), "ok");
+    /// assert_eq!(verified.outcome(), "ok");
     /// # Ok::<(), tessera_token::Error>(())
     /// ```
     ///

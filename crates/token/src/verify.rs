@@ -24,8 +24,9 @@ pub enum Status {
 }
 
 impl Status {
-    /// The stable outcome code: `ok` or `soft_expired`.
-    pub fn code(self) -> &'static str {
+    /// The token status (DESIGN §5): `ok` or `soft_expired`. The failures' statuses are
+    /// [`Error::outcome`].
+    pub fn outcome(self) -> &'static str {
         match self {
             Self::Fresh => "ok",
             Self::SoftExpired => "soft_expired",
@@ -48,9 +49,10 @@ pub struct Verified {
 }
 
 impl Verified {
-    /// The stable outcome code: `ok` or `soft_expired`.
-    pub fn code(&self) -> &'static str {
-        self.status.code()
+    /// The token status (DESIGN §5): `ok` or `soft_expired`. The failures' statuses are
+    /// [`Error::outcome`].
+    pub fn outcome(&self) -> &'static str {
+        self.status.outcome()
     }
 }
 
@@ -83,7 +85,7 @@ impl Keyring {
     ///
     /// # Errors
     ///
-    /// The [`Error`] of the failed step; its [`Error::code`] is in the table.
+    /// The [`Error`] of the failed step; its [`Error::outcome`] is in the table.
     pub fn verify_at(
         &self,
         config: &Config,
@@ -104,7 +106,7 @@ impl Keyring {
     /// [`Keyring::verify_at`] with a memo of signatures already checked: a token found in
     /// `cache` skips decoding and the signature check, and nothing else. Every check that
     /// depends on `config`, `now`, the keyring or `revocations` runs again, in the same
-    /// order, so the outcome (and its code) is what [`Keyring::verify_at`] would give.
+    /// order, so the outcome is what [`Keyring::verify_at`] would give.
     ///
     /// # Examples
     ///
