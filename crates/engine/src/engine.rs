@@ -443,7 +443,7 @@ impl Engine {
                     Err(NotSealed::OverBudget) => {
                         Ok(self.outcome(Some(self.client(&state)), vec![], Status::Loaded))
                     }
-                    Err(NotSealed::Failed) => Err(Error::Seal(tessera_token::seal::SealError)),
+                    Err(NotSealed::Failed(e)) => Err(e),
                 };
             }
             Anon::Refused => true,
@@ -611,9 +611,7 @@ impl Engine {
                     return Ok(self.outcome(Some(self.client(&state)), vec![value], status));
                 }
                 Err(NotSealed::OverBudget) => {}
-                Err(NotSealed::Failed) => {
-                    return Err(Error::Seal(tessera_token::seal::SealError));
-                }
+                Err(NotSealed::Failed(e)) => return Err(e),
             }
         }
         let reason = if server && fresh { "create" } else { "spill" };
@@ -1243,9 +1241,7 @@ impl Engine {
     async fn create_anonymous(&self, now: Timestamp) -> Result<Outcome> {
         if self.config.anonymous == AnonymousMode::Client {
             let state = ClientState::fresh(&self.config, now).map_err(Error::Random)?;
-            let value = self
-                .try_seal(&state)
-                .map_err(|_| Error::Seal(tessera_token::seal::SealError))?;
+            let value = self.try_seal(&state).map_err(NotSealed::into_error)?;
             return Ok(self.outcome(Some(self.client(&state)), vec![value], Status::Created));
         }
         let record = SessionRecord {
