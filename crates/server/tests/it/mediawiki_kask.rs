@@ -39,6 +39,8 @@ const PASSWORD: &str = "Tessera-Test-Pass-1";
 const WIKI: &str = "wiki";
 /// How long a process gets to start answering.
 const DEADLINE: Duration = Duration::from_secs(30);
+/// How long one request to MediaWiki may take (the first builds its localisation cache).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const HINT: &str = "run ./scripts/test, which installs Debian's mediawiki and the PHP it runs on";
 
 /// The PHP CLI on `PATH` (Debian's php-cli), with the extensions MediaWiki needs.
@@ -302,9 +304,11 @@ impl Wiki {
     /// environment holding `TESSERA_API_KEY` as docs/kask.md says.
     async fn start(snippet: &str, api_key: &str) -> Self {
         let php = php();
+        let installer = Path::new(MEDIAWIKI_DIR).join("maintenance/install.php");
+        assert!(installer.exists(), "no {}: {HINT}", installer.display());
         let dir = tempfile::tempdir().unwrap();
         let install = tokio::process::Command::new(&php)
-            .arg(Path::new(MEDIAWIKI_DIR).join("maintenance/install.php"))
+            .arg(&installer)
             .args(["--dbtype", "sqlite", "--dbname", WIKI, "--dbpath"])
             .arg(dir.path().join("db"))
             .arg("--confpath")
@@ -430,6 +434,7 @@ impl Browser {
         let client = reqwest::Client::builder()
             .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
             .build()
             .unwrap();
         Self {
@@ -688,6 +693,7 @@ async fn wiki_session_in_tessera(store: &str, store_note: &str, serialization: &
     assert_eq!(v["query"]["userinfo"]["id"], 0, "{v}");
     let r = reqwest::Client::new()
         .get(b.api.as_str())
+        .timeout(REQUEST_TIMEOUT)
         .query(&with_format(USERINFO))
         .header(reqwest::header::COOKIE, &replay)
         .send()
