@@ -152,6 +152,11 @@ def users_path(user_id: str) -> str:
 
 
 def kask_path(key: str | bytes) -> str:
+    """The path of a Kask key. A key with ``/`` cannot be addressed (Kask answers 404)."""
+    if (b"/" in key) if isinstance(key, bytes) else ("/" in key):
+        raise ValueError("a Kask key cannot contain '/'")
+    if not key:
+        raise ValueError("a Kask key cannot be empty")
     return f"/sessions/v1/{segment(key)}"
 
 
