@@ -373,8 +373,8 @@ fn inspect(cli: &Cli, args: &InspectArgs) -> anyhow::Result<ExitCode> {
     let now = now();
     let found = keys::inspect(&dir, &ring, &token, now);
     let (valid, code, message) = match &found.result {
-        Ok(v) => (true, v.code(), None),
-        Err(e) => (false, e.code(), Some(e.to_string())),
+        Ok(v) => (true, v.outcome(), None),
+        Err(e) => (false, e.outcome(), Some(e.to_string())),
     };
     if args.json {
         let kid = found.result.as_ref().ok().map(|v| v.kid.to_string());

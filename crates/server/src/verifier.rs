@@ -508,14 +508,14 @@ impl Verifier {
                     })
                     .collect();
                 Ok(Identity {
-                    code: v.code(),
+                    code: v.outcome(),
                     token: v.claims,
                     claims,
                 })
             }
             Err(e) => {
-                tracing::info!(target: "security", code = e.code(), issuer = self.config.issuer(), "token refused at /v1/verify");
-                Err(e.code())
+                tracing::info!(target: "security", code = e.outcome(), issuer = self.config.issuer(), "token refused at /v1/verify");
+                Err(e.outcome())
             }
         }
     }

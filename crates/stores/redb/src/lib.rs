@@ -146,14 +146,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every code [`Error::code`] returns.
+    pub const CODES: &'static [&'static str] = &[
+        "redb-create-dir",
+        "redb-open",
+        "redb-storage",
+        "redb-unsupported-layout",
+        "redb-not-a-store",
+    ];
+
     /// A stable identifier for this error, for logs, metrics and runbooks.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::CreateDir { .. } => "redb.create_dir",
-            Self::Open { .. } => "redb.open",
-            Self::Storage(_) => "redb.storage",
-            Self::UnsupportedLayout { .. } => "redb.unsupported_layout",
-            Self::NotAStore => "redb.not_a_store",
+            Self::CreateDir { .. } => "redb-create-dir",
+            Self::Open { .. } => "redb-open",
+            Self::Storage(_) => "redb-storage",
+            Self::UnsupportedLayout { .. } => "redb-unsupported-layout",
+            Self::NotAStore => "redb-not-a-store",
         }
     }
 }
@@ -450,13 +459,7 @@ fn revoked_at(
         .map(|v| Timestamp::from_unix_millis(v.value())))
 }
 
-/// Whether `r` may load at `now`, given its user's revocation time. As in the memory store:
-/// a session created at or before the revocation time is dead.
-fn is_live(r: &SessionRecord, now: Timestamp, revoked: Option<Timestamp>) -> bool {
-    !r.is_expired(now) && revoked.is_none_or(|at| r.created_at > at)
-}
-
-/// The live record under `key` at `now`, if any.
+/// The live record under `key` at `now` ([`SessionRecord::is_live`]), if any.
 fn live(
     sessions: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
     revocations: &impl ReadableTable<&'static str, i64>,
@@ -473,7 +476,7 @@ fn live(
         Some(u) => revoked_at(revocations, u)?,
         None => None,
     };
-    Ok(is_live(&r, now, revoked).then_some(r))
+    Ok(r.is_live(now, revoked).then_some(r))
 }
 
 // === impl SessionStore ===
@@ -520,7 +523,7 @@ impl SessionStore for RedbStore {
     async fn load(&self, key: &StoreKey, now: Timestamp) -> StoreResult<Option<SessionRecord>> {
         let key = *key.as_bytes();
         if let Some((record, revoked)) = self.cache.get(&key) {
-            return Ok(is_live(&record, now, revoked).then_some(record));
+            return Ok(record.is_live(now, revoked).then_some(record));
         }
         let generation = self.cache.generation();
         let found = self.run_read(move |db| {
@@ -654,7 +657,7 @@ impl SessionStore for RedbStore {
                     let key = *k.value().1;
                     if let Some(Stored::Live(r)) = get_stored(&sessions, &key)?
                         && r.user_id() == Some(user_id.as_str())
-                        && is_live(&r, now, revoked)
+                        && r.is_live(now, revoked)
                     {
                         out.push((StoreKey::from_bytes(key), r));
                     }
