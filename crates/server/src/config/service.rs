@@ -1,4 +1,13 @@
-//! The service itself: request limits and management API keys.
+//! The service itself: where it listens, its data directory, the management API keys, request
+//! limits, and how long the revocation feed keeps its entries.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::error::{ConfigError, invalid};
+use super::file::FileLimits;
+use super::source::{Env, duration};
 
 /// Bounds on what a request may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +27,51 @@ impl Default for Limits {
     }
 }
 
+/// `listen` (`TESSERA_LISTEN`) and `data_dir` (`TESSERA_DATA_DIR`).
+pub(super) fn address(
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    env: Env<'_>,
+) -> Result<(SocketAddr, PathBuf), ConfigError> {
+    let listen_s = env("TESSERA_LISTEN")
+        .map(|v| ("TESSERA_LISTEN", v))
+        .or(listen.map(|v| ("listen", v)))
+        .unwrap_or(("listen", "127.0.0.1:7300".to_owned()));
+    let listen: SocketAddr = listen_s.1.parse().map_err(|_| {
+        invalid(
+            listen_s.0,
+            format!(
+                "{:?} is not an address:port such as 127.0.0.1:7300",
+                listen_s.1
+            ),
+        )
+    })?;
+    let data_dir = env("TESSERA_DATA_DIR")
+        .map(PathBuf::from)
+        .or(data_dir)
+        .unwrap_or_else(|| PathBuf::from("./tessera-data"));
+    Ok((listen, data_dir))
+}
+
+/// `api_keys` plus `TESSERA_API_KEY`, each checked, and `api_key_file`
+/// (`TESSERA_API_KEY_FILE`), read at start-up.
+pub(super) fn api_keys(
+    mut api_keys: Vec<String>,
+    api_key_file: Option<PathBuf>,
+    env: Env<'_>,
+) -> Result<(Vec<String>, Option<PathBuf>), ConfigError> {
+    if let Some(k) = env("TESSERA_API_KEY") {
+        api_keys.push(k);
+    }
+    for (i, k) in api_keys.iter().enumerate() {
+        check_api_key(k).map_err(|m| invalid(&format!("api_keys[{i}]"), m))?;
+    }
+    let api_key_file = env("TESSERA_API_KEY_FILE")
+        .map(PathBuf::from)
+        .or(api_key_file);
+    Ok((api_keys, api_key_file))
+}
+
 /// API keys must be long enough to resist guessing and printable so they survive headers.
 pub(crate) fn check_api_key(k: &str) -> Result<(), String> {
     if k.len() < 32 {
@@ -27,4 +81,44 @@ pub(crate) fn check_api_key(k: &str) -> Result<(), String> {
         return Err("an API key must be printable ASCII without spaces".into());
     }
     Ok(())
+}
+
+/// `[limits]`.
+pub(super) fn limits(f: &FileLimits) -> Result<Limits, ConfigError> {
+    let dl = Limits::default();
+    let limits = Limits {
+        max_body_bytes: f.max_body_bytes.unwrap_or(dl.max_body_bytes),
+        max_header_bytes: f.max_header_bytes.unwrap_or(dl.max_header_bytes),
+    };
+    if !(1024..=16 * 1024 * 1024).contains(&limits.max_body_bytes) {
+        return Err(invalid(
+            "limits.max_body_bytes",
+            "must be between 1 KiB and 16 MiB",
+        ));
+    }
+    if !(1024..=1024 * 1024).contains(&limits.max_header_bytes) {
+        return Err(invalid(
+            "limits.max_header_bytes",
+            "must be between 1 KiB and 1 MiB",
+        ));
+    }
+    Ok(limits)
+}
+
+/// `[revocations] keep` (`TESSERA_REVOCATIONS_KEEP`).
+pub(super) fn revocation_keep(keep: Option<String>, env: Env<'_>) -> Result<Duration, ConfigError> {
+    let revocation_keep = duration(
+        env,
+        "TESSERA_REVOCATIONS_KEEP",
+        "revocations.keep",
+        keep,
+        crate::revocations::DEFAULT_KEEP,
+    )?;
+    if revocation_keep < Duration::from_secs(60) {
+        return Err(invalid(
+            "revocations.keep",
+            "must be at least 1m (the longest token lifetime plus skew)",
+        ));
+    }
+    Ok(revocation_keep)
 }

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use super::error::{ConfigError, invalid};
 
+/// How a section looks a variable up (`|k| std::env::var(k).ok()` in production).
+pub(super) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// Parses a duration like `500ms`, `90s`, `30m`, `12h`, `7d` (one integer and one unit).
 ///
 /// # Errors
@@ -39,8 +42,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// A value from the environment (which wins) or the file, with the name to blame.
-pub(crate) fn pick(
-    env: &dyn Fn(&str) -> Option<String>,
+pub(super) fn pick(
+    env: Env<'_>,
     env_name: &str,
     field: &str,
     file: Option<String>,
@@ -50,8 +53,9 @@ pub(crate) fn pick(
         .or_else(|| file.map(|v| (field.to_owned(), v)))
 }
 
-pub(crate) fn duration(
-    env: &dyn Fn(&str) -> Option<String>,
+/// A duration from the environment (which wins) or the file, else `default`.
+pub(super) fn duration(
+    env: Env<'_>,
     env_name: &str,
     field: &str,
     file: Option<String>,
@@ -63,7 +67,8 @@ pub(crate) fn duration(
     }
 }
 
-pub(crate) fn parse_bool(v: &str) -> Result<bool, String> {
+/// A boolean as the environment writes it (`1`/`0`, `true`/`false`, `yes`/`no`).
+pub(super) fn parse_bool(v: &str) -> Result<bool, String> {
     match v {
         "1" | "true" | "yes" => Ok(true),
         "0" | "false" | "no" | "" => Ok(false),

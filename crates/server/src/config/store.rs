@@ -1,7 +1,12 @@
 //! Store URLs: `[store] url`, `[store.anonymous] url` and their environment variables.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::error::{ConfigError, invalid};
+use super::file::FileAnonStore;
+use super::source::{Env, duration};
 
 /// A store named by a URL: `memory:`, `redb:PATH`, `redis://HOST:PORT[/DB]`,
 /// `rediss://…`, `redis+cluster://HOST:PORT,HOST:PORT,…` (`rediss+cluster://` for TLS), or
@@ -115,4 +120,50 @@ impl StoreUrl {
             "unknown store URL (scheme {scheme:?}); expected {STORE_FORMS}"
         ))
     }
+}
+
+/// `[store] url` (`TESSERA_STORE`; default `redb:DATA_DIR/sessions.redb`) and
+/// `[store.anonymous] url` (`TESSERA_ANON_STORE`).
+pub(super) fn urls(
+    url: Option<String>,
+    anonymous: Option<FileAnonStore>,
+    data_dir: &Path,
+    env: Env<'_>,
+) -> Result<(StoreUrl, Option<StoreUrl>), ConfigError> {
+    let store = match (env("TESSERA_STORE"), url) {
+        (Some(u), _) => StoreUrl::parse(&u).map_err(|m| invalid("TESSERA_STORE", m))?,
+        (None, Some(u)) => StoreUrl::parse(&u).map_err(|m| invalid("store.url", m))?,
+        (None, None) => StoreUrl::Redb(data_dir.join("sessions.redb")),
+    };
+    let anon_store = match (env("TESSERA_ANON_STORE"), anonymous) {
+        (Some(u), _) => Some(StoreUrl::parse(&u).map_err(|m| invalid("TESSERA_ANON_STORE", m))?),
+        (None, Some(a)) => {
+            Some(StoreUrl::parse(&a.url).map_err(|m| invalid("store.anonymous.url", m))?)
+        }
+        (None, None) => None,
+    };
+    if let (StoreUrl::Redb(a), Some(StoreUrl::Redb(b))) = (&store, &anon_store)
+        && a == b
+    {
+        return Err(invalid(
+            "store.anonymous.url",
+            "must not be the same redb file as store.url (leave it unset to share one store)",
+        ));
+    }
+    Ok((store, anon_store))
+}
+
+/// `[store] timeout` (`TESSERA_STORE_TIMEOUT`, default 1 s).
+pub(super) fn timeout(timeout: Option<String>, env: Env<'_>) -> Result<Duration, ConfigError> {
+    let store_timeout = duration(
+        env,
+        "TESSERA_STORE_TIMEOUT",
+        "store.timeout",
+        timeout,
+        Duration::from_secs(1),
+    )?;
+    if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&store_timeout) {
+        return Err(invalid("store.timeout", "must be between 10ms and 60s"));
+    }
+    Ok(store_timeout)
 }

@@ -10,7 +10,7 @@ use tessera_token::{Algorithm, JwsAlgorithm, OsKeySource, RotationPolicy, RsaBit
 
 use super::error::{ConfigError, invalid};
 use super::file::FileTokens;
-use super::source::{duration, parse_bool, pick};
+use super::source::{Env, duration, parse_bool, pick};
 
 /// The issuer used when none is configured.
 pub const DEFAULT_ISSUER: &str = "tessera";
@@ -249,7 +249,7 @@ fn default_claims(
 /// over file) override them one key at a time.
 pub(super) fn build(
     f: FileTokens,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: Env<'_>,
     session_cookie: &CookieConfig,
     revocation_keep: Duration,
 ) -> Result<TokensConfig, ConfigError> {

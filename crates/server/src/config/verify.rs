@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::error::{ConfigError, invalid};
 use super::file::FileVerify;
-use super::source::duration;
+use super::source::{Env, duration};
+use super::tokens::{TokenProfile, TokensConfig};
 
 /// `[verify]` beyond `mode` and `refresh`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,9 +59,48 @@ fn jwks_location(field: &str, s: &str) -> Result<crate::verifier::JwksLocation, 
     Ok(JwksLocation::File(PathBuf::from(s)))
 }
 
-pub(super) fn verify_config(
+/// `[verify]`: whether a token is required, how long the revocation copy is reused, and the
+/// rest ([`VerifyConfig`]). The defaults follow `tokens` (the MediaWiki profile's claims).
+pub(super) fn build(
     f: FileVerify,
-    env: &impl Fn(&str) -> Option<String>,
+    env: Env<'_>,
+    tokens: &TokensConfig,
+) -> Result<(bool, Duration, VerifyConfig), ConfigError> {
+    let verify_required = match f.mode.as_deref() {
+        None | Some("optional") => false,
+        Some("required") => true,
+        Some(m) => {
+            return Err(invalid(
+                "verify.mode",
+                format!("{m:?} is not \"optional\" or \"required\""),
+            ));
+        }
+    };
+    let verify_refresh = duration(
+        env,
+        "TESSERA_VERIFY_REFRESH",
+        "verify.refresh",
+        f.refresh.clone(),
+        Duration::from_secs(2),
+    )?;
+    if verify_refresh > Duration::from_secs(60) {
+        return Err(invalid("verify.refresh", "must be at most 1m"));
+    }
+    // The MediaWiki profile's edge rate-limits by `rlc` (Wikimedia's Lua reads it): pass
+    // it upstream unless `[verify] claims` says otherwise.
+    let default_claims = if tokens.profile == Some(TokenProfile::MediaWiki) {
+        vec!["rlc".to_owned()]
+    } else {
+        Vec::new()
+    };
+    let verify = verify_config(f, env, default_claims)?;
+    Ok((verify_required, verify_refresh, verify))
+}
+
+/// `[verify]` beyond `mode` and `refresh`.
+fn verify_config(
+    f: FileVerify,
+    env: Env<'_>,
     default_claims: Vec<String>,
 ) -> Result<VerifyConfig, ConfigError> {
     let dur = |field: &str, v: Option<String>, env_name: &str, default: Duration| {
