@@ -24,6 +24,8 @@
 
 pub mod api;
 pub mod cli;
+#[cfg(test)]
+mod codes;
 pub mod config;
 pub mod edge;
 #[doc(hidden)]

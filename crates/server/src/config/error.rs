@@ -34,9 +34,44 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// Every code [`ConfigError::code`] returns.
+    pub const CODES: &'static [&'static str] = &["config-read", "config-parse", "config-invalid"];
+
+    /// A stable identifier for logs and runbooks.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Read { .. } => "config-read",
+            Self::Parse { .. } => "config-parse",
+            Self::Invalid { .. } => "config-invalid",
+        }
+    }
+}
+
 pub(super) fn invalid(field: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         field: field.to_owned(),
         message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_listed_and_unique() {
+        let all = [
+            ConfigError::Read {
+                path: PathBuf::new(),
+                source: std::io::Error::other("test"),
+            },
+            ConfigError::Parse {
+                path: PathBuf::new(),
+                source: toml::from_str::<toml::Table>("=").unwrap_err(),
+            },
+            invalid("field", "message"),
+        ];
+        crate::codes::check(ConfigError::CODES, all.iter().map(ConfigError::code));
     }
 }
