@@ -107,6 +107,39 @@ pub enum StartupError {
     Verifier(String),
 }
 
+impl StartupError {
+    /// Every code [`StartupError::code`] returns.
+    pub const CODES: &'static [&'static str] = &[
+        "startup-data-dir",
+        "startup-key-file",
+        "startup-bad-key-file",
+        "startup-store",
+        "startup-random-failed",
+        "startup-engine",
+        "startup-keys",
+        "startup-seal-keys",
+        "startup-bind",
+        "startup-verifier",
+    ];
+
+    /// A stable identifier for logs and runbooks. The cause, with its own code, is the
+    /// [`source`](std::error::Error::source).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::DataDir { .. } => "startup-data-dir",
+            Self::KeyFile { .. } => "startup-key-file",
+            Self::BadKeyFile { .. } => "startup-bad-key-file",
+            Self::Store { .. } => "startup-store",
+            Self::Random(_) => "startup-random-failed",
+            Self::Engine(_) => "startup-engine",
+            Self::Keys(_) => "startup-keys",
+            Self::SealKeys { .. } => "startup-seal-keys",
+            Self::Bind { .. } => "startup-bind",
+            Self::Verifier(_) => "startup-verifier",
+        }
+    }
+}
+
 /// A service ready to serve: its state, the stores to purge, and what to tell the operator.
 #[derive(Debug)]
 pub struct Prepared {
@@ -637,6 +670,43 @@ mod tests {
     }
 
     #[test]
+    fn error_codes_are_listed_and_unique() {
+        let io = || std::io::Error::other("test");
+        let all = [
+            StartupError::DataDir {
+                path: PathBuf::new(),
+                source: io(),
+            },
+            StartupError::KeyFile {
+                path: PathBuf::new(),
+                source: io(),
+            },
+            StartupError::BadKeyFile {
+                path: PathBuf::new(),
+                message: String::new(),
+            },
+            StartupError::Store {
+                what: "session",
+                url: String::new(),
+                source: Box::new(io()),
+            },
+            StartupError::Random(getrandom::Error::UNSUPPORTED),
+            StartupError::Engine(tessera::Error::Contention),
+            StartupError::Keys(KeysError::NoNextKey),
+            StartupError::SealKeys {
+                path: PathBuf::new(),
+                source: tessera_token::Error::NoSigningKey,
+            },
+            StartupError::Bind {
+                addr: ([127, 0, 0, 1], 0).into(),
+                source: io(),
+            },
+            StartupError::Verifier(String::new()),
+        ];
+        crate::codes::check(StartupError::CODES, all.iter().map(StartupError::code));
+    }
+
+    #[test]
     fn scheduled_rotation_publishes_signs_and_saves() {
         let data = tempfile::tempdir().unwrap();
         let (dir, ring, sync) = key_sync(data.path(), "");
@@ -733,7 +803,7 @@ mod tests {
         let es = KeyDir::new(&Config::from_toml(&toml, |_| None).unwrap());
         es.generate(T0 + 10, true).unwrap();
         let err = sync.tick(T0 + 20).unwrap_err();
-        assert_eq!(err.code(), "algorithm_not_accepted", "{err}");
+        assert_eq!(err.code(), "keys-algorithm-not-accepted", "{err}");
         assert!(err.to_string().contains("ES256"), "{err}");
         assert_eq!(signer(&ring, T0 + 20), first);
     }
