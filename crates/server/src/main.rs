@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Parser as _;
 use tessera_server::cli::{self, Cli, Command, ConfigCommand, TokenCommand};
 
@@ -18,13 +17,13 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", e.report());
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: &Cli) -> cli::Result<ExitCode> {
     match &cli.command {
         Command::Config {
             command: ConfigCommand::Check,
@@ -48,9 +47,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// The async runtime of `serve` and `verifier`.
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+fn runtime() -> cli::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")
+        .map_err(cli::Error::Runtime)
 }

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use super::Result;
 use crate::config::Config;
 
 /// `config check`: a summary of the valid configuration `c` (store passwords hidden).
@@ -10,7 +11,7 @@ use crate::config::Config;
 ///
 /// None today; the signature is the one every command has.
 #[allow(clippy::print_stdout)]
-pub fn check(c: &Config) -> anyhow::Result<ExitCode> {
+pub fn check(c: &Config) -> Result<ExitCode> {
     println!("configuration is valid");
     println!("  listen:     {}", c.listen);
     println!("  data dir:   {}", c.data_dir.display());

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use serde_json::{Value, json};
 use tessera_token::{KeyState, Rotation};
 
-use super::{KeysCommand, note_disabled, now, print_json};
+use super::{KeysCommand, Result, note_disabled, now, print_json};
 use crate::config::Config;
 use crate::keys::{self, KeyDir, RotateOptions};
 
@@ -19,7 +19,7 @@ const PICKUP: &str =
 ///
 /// The key directory's errors; failures to write standard output.
 #[allow(clippy::print_stdout)]
-pub fn run(config: &Config, command: &KeysCommand) -> anyhow::Result<ExitCode> {
+pub fn run(config: &Config, command: &KeysCommand) -> Result<ExitCode> {
     note_disabled(config);
     let dir = KeyDir::new(config);
     let now = now();

@@ -8,6 +8,7 @@
 //! | [`keys`] | `tessera keys generate / rotate / list / jwks` |
 //! | [`token`] | `tessera token mint / inspect` |
 //! | [`config`] | `tessera config check` |
+//! | `error.rs` | [`Error`]: why a command failed |
 
 use std::io::Write as _;
 
@@ -18,6 +19,7 @@ use crate::config::Config;
 
 mod args;
 pub mod config;
+mod error;
 pub mod keys;
 pub mod serve;
 pub mod token;
@@ -25,6 +27,7 @@ pub mod token;
 pub use args::{
     Cli, Command, ConfigCommand, InspectArgs, KeysCommand, MintArgs, TokenCommand, parse_claim,
 };
+pub use error::{Error, Result};
 
 /// Sets up the log: `TESSERA_LOG` filters (default `info`), `TESSERA_LOG_FORMAT=json` for
 /// log shippers, human-readable lines on standard error otherwise.
@@ -47,7 +50,7 @@ pub fn init_logs() {
 /// # Errors
 ///
 /// The configuration's error.
-pub fn load(cli: &Cli) -> anyhow::Result<Config> {
+pub fn load(cli: &Cli) -> Result<Config> {
     Ok(Config::load(cli.config.as_deref(), |k| {
         std::env::var(k).ok()
     })?)
@@ -58,7 +61,7 @@ pub(crate) fn now() -> i64 {
     SystemClock.now().unix_secs()
 }
 
-pub(crate) fn print_json(v: &Value) -> anyhow::Result<()> {
+pub(crate) fn print_json(v: &Value) -> Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, v)?;
     writeln!(out)?;

@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use tessera_core::SystemClock;
 
+use super::{Error, Result};
 use crate::config::Config;
 use crate::startup;
 
@@ -16,7 +16,7 @@ use crate::startup;
 ///
 /// Start-up failures (files, keys, stores, the listener) and listener errors.
 #[allow(clippy::print_stdout)]
-pub async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
+pub async fn serve(config: &Config) -> Result<ExitCode> {
     let prepared = startup::prepare(config, Arc::new(SystemClock)).await?;
     let listener = startup::bind(config).await?;
     let addr = listener.local_addr()?;
@@ -26,7 +26,7 @@ pub async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     println!("Tessera listening on http://{addr}");
     startup::serve(listener, prepared, config.purge_interval, shutdown_signal())
         .await
-        .context("server failed")?;
+        .map_err(Error::Serve)?;
     println!("Tessera stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -37,7 +37,7 @@ pub async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
 ///
 /// Start-up failures (the `[verify]` settings, the listener) and listener errors.
 #[allow(clippy::print_stdout)]
-pub async fn verifier(config: &Config) -> anyhow::Result<ExitCode> {
+pub async fn verifier(config: &Config) -> Result<ExitCode> {
     let (state, notes) = crate::edge::prepare_edge(config, Arc::new(SystemClock)).await?;
     let listener = startup::bind(config).await?;
     let addr = listener.local_addr()?;
@@ -47,7 +47,7 @@ pub async fn verifier(config: &Config) -> anyhow::Result<ExitCode> {
     println!("Tessera verifier listening on http://{addr}");
     crate::edge::serve_edge(listener, state, shutdown_signal())
         .await
-        .context("verifier failed")?;
+        .map_err(Error::Verifier)?;
     println!("Tessera verifier stopped");
     Ok(ExitCode::SUCCESS)
 }

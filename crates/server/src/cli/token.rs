@@ -3,10 +3,10 @@
 use std::io::{IsTerminal as _, Read as _};
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use serde_json::{Value, json};
 
-use super::{Cli, InspectArgs, MintArgs, load, note_disabled, now, print_json};
+use super::error::MAX_STDIN;
+use super::{Cli, Error, InspectArgs, MintArgs, Result, load, note_disabled, now, print_json};
 use crate::config::Config;
 use crate::keys::{self, KeyDir};
 
@@ -15,8 +15,6 @@ use crate::keys::{self, KeyDir};
 const EXIT_REFUSED: u8 = 3;
 /// Exit status of a usage error, as clap's own.
 const EXIT_USAGE: u8 = 2;
-/// The most `token inspect` reads from standard input: a token is at most 4096 bytes.
-const MAX_STDIN: u64 = 16 * 1024;
 
 /// `token mint`: prints a token signed with the active key.
 ///
@@ -24,14 +22,14 @@ const MAX_STDIN: u64 = 16 * 1024;
 ///
 /// No keyring; a bad subject, claim or lifetime; signing failures.
 #[allow(clippy::print_stdout)]
-pub fn mint(config: &Config, args: &MintArgs) -> anyhow::Result<ExitCode> {
+pub fn mint(config: &Config, args: &MintArgs) -> Result<ExitCode> {
     note_disabled(config);
     let dir = KeyDir::new(config);
     let (ring, _) = dir.load()?;
     let sub = match (&args.sub, &args.user) {
         (Some(s), _) => s.clone(),
         (None, Some(u)) => config.tokens.subject.subject(u),
-        (None, None) => anyhow::bail!("--sub or --user is required"),
+        (None, None) => return Err(Error::NoSubject),
     };
     let claims = args.claims.iter().cloned().collect();
     let token = keys::mint(&dir, &ring, &sub, claims, args.ttl, now())?;
@@ -40,7 +38,7 @@ pub fn mint(config: &Config, args: &MintArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Reads the token from standard input, bounded, without echoing it anywhere.
-fn read_token() -> anyhow::Result<String> {
+fn read_token() -> Result<String> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         eprintln!("reading a token from standard input (paste it, then Ctrl-D)");
@@ -50,16 +48,14 @@ fn read_token() -> anyhow::Result<String> {
         .lock()
         .take(MAX_STDIN + 1)
         .read_to_end(&mut buf)
-        .context("cannot read standard input")?;
+        .map_err(Error::Stdin)?;
     if buf.len() as u64 > MAX_STDIN {
-        anyhow::bail!("standard input holds more than {MAX_STDIN} bytes; a token is at most 4096");
+        return Err(Error::StdinTooLarge);
     }
-    let text = String::from_utf8(buf).context("standard input is not UTF-8 text")?;
+    let text = String::from_utf8(buf).map_err(Error::StdinNotText)?;
     let token = text.trim();
     if token.is_empty() {
-        anyhow::bail!(
-            "no token on standard input; pipe it in, e.g. `tessera token inspect < token.txt`"
-        );
+        return Err(Error::NoToken);
     }
     Ok(token.to_owned())
 }
@@ -71,7 +67,7 @@ fn read_token() -> anyhow::Result<String> {
 ///
 /// The configuration's or the key directory's errors; unreadable standard input.
 #[allow(clippy::print_stdout)]
-pub fn inspect(cli: &Cli, args: &InspectArgs) -> anyhow::Result<ExitCode> {
+pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<ExitCode> {
     // `-` is the usual name of standard input; anything else is the token itself.
     if args.token.as_deref().is_some_and(|t| t != "-") {
         // Never echo it: it is a bearer secret, already in shell history and `ps` now.
