@@ -79,13 +79,7 @@ pub async fn feed(
     let q = match q {
         Ok(Query(q)) => q,
         Err(r) => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-query",
-                "Invalid query",
-                crate::problem::redact(&r.body_text()),
-            )
-            .into_response();
+            return ApiError::invalid_query(crate::problem::redact(&r.body_text())).into_response();
         }
     };
     let limit = q.limit.unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT);
@@ -95,13 +89,7 @@ pub async fn feed(
         .for_kind(SessionKind::Authenticated)
         .clone();
     let Some(log) = store.as_revocation_log() else {
-        return ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "no-revocation-log",
-            "No revocation log",
-            "the configured store keeps no revocation log",
-        )
-        .into_response();
+        return ApiError::no_revocation_log().into_response();
     };
     let horizon = s.clock().now().saturating_sub(s.revocation_keep());
     let subject = s
