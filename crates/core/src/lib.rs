@@ -23,6 +23,7 @@ mod record;
 mod revocation;
 mod store;
 mod time;
+mod url;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -37,3 +38,4 @@ pub use record::{MAX_USER_ID_LEN, RecordError, SessionRecord, User};
 pub use revocation::{Revocation, RevocationLog, RevokedSubject};
 pub use store::SessionStore;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use url::redact_url;
