@@ -7,6 +7,7 @@
 //! | feature   | what it adds |
 //! |-----------|--------------|
 //! | `testing` | [`testing`]: the store conformance suite every backend runs |
+//! | `purge`   | [`purge`]: the background purge loop, for every store |
 //!
 //! # Security
 //!
@@ -27,6 +28,9 @@ mod url;
 
 #[cfg(feature = "testing")]
 pub mod testing;
+
+#[cfg(feature = "purge")]
+pub mod purge;
 
 #[doc(hidden)]
 pub mod fuzzing;

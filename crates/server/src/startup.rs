@@ -21,6 +21,7 @@ use tessera::Stores;
 use tessera::bounded::Bounded;
 use tessera::csrf::CsrfKey;
 use tessera::token::TokenSettings;
+use tessera_core::purge::Purge;
 use tessera_core::{Clock, SessionStore};
 use tessera_store_memory::MemoryStore;
 use tessera_store_postgres::PostgresStore;
@@ -383,9 +384,17 @@ pub async fn serve(
         seal_keys,
         ..
     } = prepared;
+    let http = state.http().clone();
+    let purge = Purge::new()
+        .with_revocations_kept(state.revocation_keep())
+        .with_on_purged(move |backend, n| http.purged(backend, n));
     let mut purgers: Vec<_> = stores
         .into_iter()
-        .map(|store| spawn_purge(store, state.clone(), purge_interval))
+        .map(|store| {
+            purge
+                .clone()
+                .spawn(store, state.shared_clock(), purge_interval)
+        })
         .collect();
     if let Some(sync) = keys {
         purgers.push(spawn_key_sync(sync, state.clone()));
@@ -517,50 +526,6 @@ fn spawn_seal_sync(sync: Arc<SealSync>, state: AppState) -> tokio::task::JoinHan
             }
         },
     )
-}
-
-fn spawn_purge(
-    store: Arc<dyn SessionStore>,
-    state: AppState,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let now = state.clock().now();
-            if let Some(kv) = store.as_kv() {
-                match kv.kv_purge_expired(now).await {
-                    Ok(0) => {}
-                    Ok(n) => state.http().purged(store.backend(), n),
-                    Err(e) => {
-                        tracing::warn!(backend = store.backend(), code = e.code(), error = ?e, "key-value purge failed")
-                    }
-                }
-            }
-            if let Some(log) = store.as_revocation_log() {
-                let before = now.saturating_sub(state.revocation_keep());
-                if let Err(e) = log.purge_revocations(before).await {
-                    tracing::warn!(backend = store.backend(), code = e.code(), error = ?e, "revocation log purge failed");
-                }
-            }
-            match store.purge_expired(now).await {
-                Ok(0) => {}
-                Ok(n) => {
-                    state.http().purged(store.backend(), n);
-                    tracing::debug!(
-                        backend = store.backend(),
-                        purged = n,
-                        "purged expired sessions"
-                    );
-                }
-                Err(e) => {
-                    tracing::warn!(backend = store.backend(), code = e.code(), error = ?e, "purge failed")
-                }
-            }
-        }
-    })
 }
 
 fn create_private_dir(path: &Path) -> Result<(), StartupError> {
