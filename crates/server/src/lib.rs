@@ -57,8 +57,7 @@ use crate::problem::ApiError;
 
 /// Every route of [`app`]: its pattern and its handlers. The router is built from this list
 /// and the metrics' route labels are its patterns ([`ROUTES`]), so no route can be left
-/// without its label. Session and management endpoints need the API key (their handlers take
-/// the [`api::ApiKey`] extractor); health, metrics and the OpenAPI document do not.
+/// without its label.
 fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
         ("/v1/session/resolve", post(api::resolve)),
@@ -90,7 +89,8 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
 pub(crate) static ROUTES: LazyLock<Vec<&'static str>> =
     LazyLock::new(|| routes().into_iter().map(|(pattern, _)| pattern).collect());
 
-/// The service's router, from [`routes`].
+/// The service's router. Session and management endpoints need the API key (their handlers
+/// take the [`api::ApiKey`] extractor); health, metrics and the OpenAPI document do not.
 pub fn app(state: AppState) -> Router {
     let limits = state.limits();
     routes()
