@@ -264,39 +264,8 @@ impl PostgresConfig {
     }
 }
 
-/// `url` with its password replaced by `***`, in the user info (`postgres://user:***@host`)
-/// and in a `password=` query parameter. Anything without `://` is hidden whole.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "***".to_owned();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let authority = match authority.rfind('@') {
-        Some(at) => {
-            let (userinfo, hosts) = (&authority[..at], &authority[at + 1..]);
-            match userinfo.split_once(':') {
-                Some((user, _password)) => format!("{user}:***@{hosts}"),
-                None => authority.to_owned(),
-            }
-        }
-        None => authority.to_owned(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let params: Vec<String> = query
-                .split('&')
-                .map(|p| match p.split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                    _ => p.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}", params.join("&"))
-        }
-        None => tail.to_owned(),
-    };
-    format!("{scheme}://{authority}{tail}")
-}
+/// Store URLs are shown through the one redaction of `tessera-core`.
+pub use tessera_core::redact_url;
 
 /// A [`SessionStore`] on PostgreSQL, over a connection pool. Cheap to share: hold it in an
 /// `Arc`.

@@ -73,7 +73,6 @@ mod tests;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use redb::{
@@ -81,10 +80,14 @@ use redb::{
     TableHandle, WriteTransaction,
 };
 use tessera_core::{
-    Clock, KvStore, Revocation, RevocationLog, SessionRecord, SessionStore, StoreKey, Timestamp,
+    KvStore, Revocation, RevocationLog, SessionRecord, SessionStore, StoreKey, Timestamp,
 };
 
 use crate::codec::Stored;
+
+/// The background purge of `tessera-core`, the one every store uses: for redb, expired
+/// sessions, tombstones and key-value entries.
+pub use tessera_core::purge::spawn_purge;
 
 /// The on-disk layout this build reads and writes. [`RedbStore::open`] refuses any other.
 pub const LAYOUT_VERSION: u64 = 1;
@@ -756,37 +759,6 @@ fn purge_in(txn: &WriteTransaction, now: Timestamp) -> StoreResult<u64> {
         );
     }
     Ok(purged)
-}
-
-/// Purges `store` in the background every `every` (and once at once), reading "now" from
-/// `clock`. A failed purge is logged with `tracing::warn!` and retried at the next tick; a
-/// purge that overruns delays the next one rather than piling up. Intervals shorter than a
-/// millisecond are raised to one. Abort the returned handle to stop.
-///
-/// # Panics
-///
-/// Like [`tokio::spawn`], if called outside a Tokio runtime.
-pub fn spawn_purge(
-    store: Arc<RedbStore>,
-    clock: Arc<dyn Clock>,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
-    let every = every.max(Duration::from_millis(1));
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            match store.purge_expired(clock.now()).await {
-                Ok(purged) => tracing::debug!(purged, "purged expired sessions"),
-                Err(e) => tracing::warn!(
-                    code = e.code(),
-                    error = &e as &(dyn std::error::Error + 'static),
-                    "purging expired sessions failed"
-                ),
-            }
-        }
-    })
 }
 
 // === impl KvStore ===

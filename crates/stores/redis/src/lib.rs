@@ -134,9 +134,11 @@ use tessera_core::{
 };
 
 use config::Target;
-pub use config::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisConfig, redact_url};
+pub use config::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisConfig};
 use keys::Keys;
 pub use keys::hash_slot;
+/// Store URLs are shown through the one redaction of `tessera-core`.
+pub use tessera_core::redact_url;
 
 /// The shortest TTL given to a key: a record that is already dead when written still lives a
 /// second in Redis (it never loads: reads check expiry).
