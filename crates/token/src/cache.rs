@@ -201,8 +201,10 @@ mod tests {
         Decoded {
             alg: JwsAlgorithm::EdDsa,
             kid: "k".into(),
+            kid_in_header: true,
             typ: None,
             claims: Claims::new("i", "s", "sid", "j", n, n + 1, n + 2).into(),
+            latest: crate::claims::Latest { iat: n, exp: n + 2 },
             thumbprint: [0; 32],
         }
     }

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::config::ClaimSet;
 use crate::{Error, Part, Result};
 
 /// Claim names with a meaning of their own; a custom claim may not use them.
@@ -12,8 +13,13 @@ pub const REGISTERED_CLAIMS: [&str; 9] = [
 
 /// The claims of a session token (DESIGN §5).
 ///
-/// Times are Unix seconds (RFC 7519 NumericDate), always integers: a token whose `exp` is a
-/// string or a fraction is refused, never read as "no expiry".
+/// Times are Unix seconds (RFC 7519 NumericDate). Tessera writes integers; it reads a
+/// fractional NumericDate too, as RFC 7519 §2 allows, each rounded in the direction that
+/// refuses sooner: `exp` and `sxp` down (expired, soft-expired a fraction early), `nbf` up
+/// (valid a fraction late), `iat` down here (older: its lifetime and revocation checks are
+/// the stricter for it) while the "issued in the future" check uses it rounded up. A time
+/// that is a string, `null`, not finite or beyond ±2^53 is refused, never read as "no
+/// expiry".
 ///
 /// # Examples
 ///
@@ -38,14 +44,18 @@ pub struct Claims {
     pub iat: i64,
     /// Not before (`nbf`), optional.
     pub nbf: Option<i64>,
-    /// Hard expiry (`exp`): verifiers refuse the token from then on.
+    /// Hard expiry (`exp`): verifiers refuse the token from then on. A MediaWiki token
+    /// ([`ClaimSet::MediaWiki`]) may have none; then this is `iat` plus the longest token
+    /// lifetime, when this verifier stops accepting it.
     pub exp: i64,
     /// Soft expiry (`sxp`): from then on the token still verifies, as `soft_expired`, and the
-    /// engine issues a new one.
+    /// engine issues a new one. A MediaWiki token without one is soft-expired from `iat` on
+    /// (MediaWiki refreshes such a token at once).
     pub sxp: i64,
-    /// Token id (`jti`).
+    /// Token id (`jti`); empty for a MediaWiki token without one.
     pub jti: String,
-    /// Session binding (`sid`): a short keyed digest naming the session.
+    /// Session binding (`sid`): a short keyed digest naming the session. MediaWiki's tokens
+    /// carry none: empty then.
     pub sid: String,
     /// The session's custom claims (e.g. MediaWiki's `rlc`), beside the registered ones.
     pub custom: Map<String, Value>,
@@ -139,22 +149,30 @@ impl Claims {
         .map_err(|_| Error::Unreachable("claims serialization failed"))
     }
 
-    /// Reads claims from a duplicate-free JSON object, with exact types.
-    pub(crate) fn from_map(mut map: Map<String, Value>) -> Result<Self> {
-        fn string(map: &mut Map<String, Value>, name: &str) -> Result<String> {
+    /// Reads claims from a duplicate-free JSON object, with exact types, as `set` says
+    /// (which claims are required); `max_lifetime` (seconds) stands in for a MediaWiki
+    /// token's missing `exp`.
+    pub(crate) fn from_map(
+        mut map: Map<String, Value>,
+        set: &ClaimSet,
+        max_lifetime: i64,
+    ) -> Result<(Self, Latest)> {
+        let mediawiki = matches!(set, ClaimSet::MediaWiki { .. });
+        fn optional_string(map: &mut Map<String, Value>, name: &str) -> Result<Option<String>> {
             match map.remove(name) {
-                Some(Value::String(s)) => Ok(s),
+                Some(Value::String(s)) => Ok(Some(s)),
                 Some(_) => Err(bad("a string claim has another type")),
-                None => Err(bad("a required claim is missing")),
+                None => Ok(None),
             }
         }
-        fn time(v: Value) -> Result<i64> {
-            // Integers only (security checklist G6): `as_i64` is None for fractions, for
-            // integers beyond i64 and for every non-number.
-            v.as_i64().ok_or(bad("a time claim is not an integer"))
+        fn string(map: &mut Map<String, Value>, name: &str) -> Result<String> {
+            optional_string(map, name)?.ok_or(bad("a required claim is missing"))
         }
-        fn required_time(map: &mut Map<String, Value>, name: &str) -> Result<i64> {
-            time(map.remove(name).ok_or(bad("a required claim is missing"))?)
+        fn required(map: &mut Map<String, Value>, name: &str) -> Result<NumericDate> {
+            NumericDate::read(map.remove(name).ok_or(bad("a required claim is missing"))?)
+        }
+        fn optional(map: &mut Map<String, Value>, name: &str) -> Result<Option<NumericDate>> {
+            map.remove(name).map(NumericDate::read).transpose()
         }
         let aud = match map.remove("aud") {
             None => None,
@@ -170,19 +188,95 @@ impl Claims {
             ),
             Some(_) => return Err(bad("aud is neither a string nor an array")),
         };
-        let nbf = map.remove("nbf").map(time).transpose()?;
-        Ok(Self {
-            iss: string(&mut map, "iss")?,
-            sub: string(&mut map, "sub")?,
+        let nbf = optional(&mut map, "nbf")?;
+        let iss = string(&mut map, "iss")?;
+        let sub = string(&mut map, "sub")?;
+        let iat = required(&mut map, "iat")?;
+        let (exp, sxp, jti, sid) = if mediawiki {
+            // MediaWiki's `sessionJwt` has no `exp` and no `sid` (reference §7.3); `sxp` and
+            // `jti` it always writes, but MediaWiki's own check requires neither.
+            (
+                optional(&mut map, "exp")?,
+                optional(&mut map, "sxp")?,
+                optional_string(&mut map, "jti")?.unwrap_or_default(),
+                optional_string(&mut map, "sid")?.unwrap_or_default(),
+            )
+        } else {
+            (
+                Some(required(&mut map, "exp")?),
+                Some(required(&mut map, "sxp")?),
+                string(&mut map, "jti")?,
+                string(&mut map, "sid")?,
+            )
+        };
+        // Wikimedia's edge reads `rlc` as a rate-limit class name: text only.
+        if mediawiki && map.get("rlc").is_some_and(|v| !v.is_string()) {
+            return Err(bad("rlc is not a string"));
+        }
+        let exp = exp.unwrap_or(NumericDate::whole(iat.down.saturating_add(max_lifetime)));
+        let latest = Latest {
+            iat: iat.up,
+            exp: exp.up,
+        };
+        let claims = Self {
+            iss,
+            sub,
             aud,
-            iat: required_time(&mut map, "iat")?,
-            nbf,
-            exp: required_time(&mut map, "exp")?,
-            sxp: required_time(&mut map, "sxp")?,
-            jti: string(&mut map, "jti")?,
-            sid: string(&mut map, "sid")?,
+            iat: iat.down,
+            nbf: nbf.map(|t| t.up),
+            exp: exp.down,
+            sxp: sxp.map_or(iat.down, |t| t.down),
+            jti,
+            sid,
             custom: map,
-        })
+        };
+        Ok((claims, latest))
+    }
+}
+
+/// A token's `iat` and `exp` rounded up, beside the rounded-down values kept in [`Claims`]
+/// (equal for integer times).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Latest {
+    pub(crate) iat: i64,
+    pub(crate) exp: i64,
+}
+
+/// A NumericDate (RFC 7519 §2) as the whole seconds around it.
+#[derive(Clone, Copy)]
+struct NumericDate {
+    down: i64,
+    up: i64,
+}
+
+/// 2^53: beyond it an `f64` no longer holds every integer, and no honest time is there
+/// (year 285 million).
+const MAX_FRACTIONAL_TIME: f64 = 9_007_199_254_740_992.0;
+
+impl NumericDate {
+    fn whole(t: i64) -> Self {
+        Self { down: t, up: t }
+    }
+
+    fn read(v: Value) -> Result<Self> {
+        let Value::Number(n) = v else {
+            return Err(bad("a time claim is not a number"));
+        };
+        if let Some(t) = n.as_i64() {
+            return Ok(Self::whole(t));
+        }
+        // Integers beyond i64 (`as_i64` None, `as_u64` Some) are refused as ever; so are
+        // fractions too large to be a time (the security checklist's G6: never ignored).
+        match n.as_f64() {
+            Some(f) if n.as_u64().is_none() && f.is_finite() && f.abs() < MAX_FRACTIONAL_TIME => {
+                // In range, so the casts are exact.
+                Ok(Self {
+                    down: f.floor() as i64,
+                    up: f.ceil() as i64,
+                })
+            }
+            _ => Err(bad("a time claim is out of range")),
+        }
     }
 }
 
@@ -192,7 +286,12 @@ mod tests {
     use crate::json::parse_object;
 
     fn parse(s: &str) -> Result<Claims> {
-        Claims::from_map(parse_object(s.as_bytes()).unwrap())
+        Claims::from_map(parse_object(s.as_bytes()).unwrap(), &ClaimSet::Tessera, 100).map(|c| c.0)
+    }
+
+    fn parse_mw(s: &str) -> Result<(Claims, Latest)> {
+        let set = ClaimSet::mediawiki("mw:CentralAuth::");
+        Claims::from_map(parse_object(s.as_bytes()).unwrap(), &set, 100)
     }
 
     const OK: &str = r#"{"iss":"i","sub":"s","iat":1,"exp":3,"sxp":2,"jti":"j","sid":"d"}"#;
@@ -202,10 +301,11 @@ mod tests {
         assert!(parse(OK).is_ok());
         for (from, to) in [
             (r#""exp":3"#, r#""exp":"3""#),
-            (r#""exp":3"#, r#""exp":3.0"#),
-            (r#""exp":3"#, r#""exp":3e0"#),
             (r#""exp":3"#, r#""exp":null"#),
             (r#""exp":3"#, r#""exp":9223372036854775808"#),
+            (r#""exp":3"#, r#""exp":1e300"#),
+            (r#""exp":3"#, r#""exp":-1e300"#),
+            (r#""exp":3"#, r#""exp":9007199254740993.5"#),
             (r#""iat":1"#, r#""iat":true"#),
             (r#""sxp":2"#, r#""sxp":[2]"#),
             (r#""iss":"i""#, r#""iss":1"#),
@@ -216,10 +316,72 @@ mod tests {
             let s = OK.replacen(from, to, 1);
             assert!(matches!(parse(&s), Err(Error::BadJson { .. })), "{s}");
         }
+        // MediaWiki's `sid` and `exp` are optional only under its claim set.
+        assert!(parse(r#"{"iss":"i","sub":"s","iat":1,"sxp":2,"jti":"j"}"#).is_err());
         let with_nbf = OK.replacen('}', r#","nbf":"1"}"#, 1);
         assert!(parse(&with_nbf).is_err());
         let with_aud = OK.replacen('}', r#","aud":["a",1]}"#, 1);
         assert!(parse(&with_aud).is_err());
+    }
+
+    /// RFC 7519 §2 allows fractions; each is rounded the way that refuses sooner.
+    #[test]
+    fn fractional_times_round_toward_refusal() {
+        let c = parse(r#"{"iss":"i","sub":"s","iat":1.5,"nbf":1.25,"exp":3.75,"sxp":2.5,"jti":"j","sid":"d"}"#)
+            .unwrap();
+        assert_eq!((c.iat, c.nbf, c.exp, c.sxp), (1, Some(2), 3, 2));
+        let (_, latest) = Claims::from_map(
+            parse_object(
+                br#"{"iss":"i","sub":"s","iat":1.5,"exp":3.75,"sxp":2,"jti":"j","sid":"d"}"#,
+            )
+            .unwrap(),
+            &ClaimSet::Tessera,
+            100,
+        )
+        .unwrap();
+        assert_eq!(latest, Latest { iat: 2, exp: 4 });
+        // Whole numbers written as floats are those numbers; negative fractions round too.
+        let c =
+            parse(r#"{"iss":"i","sub":"s","iat":-1.5,"exp":3.0,"sxp":2e0,"jti":"j","sid":"d"}"#)
+                .unwrap();
+        assert_eq!((c.iat, c.exp, c.sxp), (-2, 3, 2));
+    }
+
+    /// MediaWiki's `sessionJwt` claims, in MediaWiki's order (reference §7.3).
+    #[test]
+    fn mediawiki_claims() {
+        let mw = r#"{"iss":"https://meta.wikimedia.org","sxp":1773972946,"jti":"RGO1bBxGZtR1atOrs5B3PQ==","sub":"mw:CentralAuth::123","iat":1773958546,"rlc":"test"}"#;
+        let (c, latest) = parse_mw(mw).unwrap();
+        assert_eq!(c.sub, "mw:CentralAuth::123");
+        assert_eq!(c.sxp, 1_773_972_946);
+        assert_eq!(
+            c.exp,
+            1_773_958_546 + 100,
+            "no exp: iat + the longest lifetime"
+        );
+        assert_eq!(
+            (c.sid.as_str(), c.jti.as_str()),
+            ("", "RGO1bBxGZtR1atOrs5B3PQ==")
+        );
+        assert_eq!(c.custom["rlc"], "test");
+        assert_eq!(latest.exp, c.exp);
+        // Tessera's claim set requires what MediaWiki leaves out.
+        assert!(parse(mw).is_err());
+        // Optional members keep their types; `rlc` is a class name.
+        assert!(parse_mw(&mw.replace(r#""rlc":"test""#, r#""rlc":7"#)).is_err());
+        assert!(
+            parse_mw(&mw.replace(r#""jti":"RGO1bBxGZtR1atOrs5B3PQ==""#, r#""jti":1"#)).is_err()
+        );
+        assert!(
+            parse_mw(&mw.replace(r#","iat":1773958546"#, "")).is_err(),
+            "iat is required"
+        );
+        let (c, _) = parse_mw(&mw.replace(r#""sxp":1773972946,"#, r#""exp":1773972000,"#)).unwrap();
+        assert_eq!(
+            (c.exp, c.sxp),
+            (1_773_972_000, 1_773_958_546),
+            "no sxp: soft-expired at once"
+        );
     }
 
     #[test]
@@ -233,7 +395,12 @@ mod tests {
             std::str::from_utf8(&json).unwrap(),
             r#"{"iss":"i","sub":"s","aud":"a","iat":1,"nbf":1,"exp":3,"sxp":2,"jti":"j","sid":"d","rlc":"x"}"#
         );
-        assert_eq!(Claims::from_map(parse_object(&json).unwrap()).unwrap(), c);
+        assert_eq!(
+            Claims::from_map(parse_object(&json).unwrap(), &ClaimSet::Tessera, 10)
+                .unwrap()
+                .0,
+            c
+        );
     }
 
     #[test]

@@ -16,6 +16,66 @@ pub(crate) fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// Which claims a token must carry ([`Config::with_claim_set`]), and what its `sub` must
+/// look like.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClaimSet {
+    /// Tessera's own tokens: `iss`, `sub`, `iat`, `exp`, `sxp`, `jti` and `sid` required,
+    /// `sub` any string. The default.
+    #[default]
+    Tessera,
+    /// MediaWiki's `sessionJwt` as MediaWiki 1.45+ issues it (and Tessera's MediaWiki
+    /// profile, which adds `exp` and `sid`), for an edge that verifies MediaWiki's own
+    /// tokens in place of Envoy's `jwt_authn`:
+    ///
+    /// - required: `iss`, `sub`, `iat`; optional: `exp` (absent in MediaWiki's token: the
+    ///   longest lifetime after `iat` bounds it instead), `sxp` (absent: soft-expired at
+    ///   once, as MediaWiki refreshes such a token), `jti`, `sid`, `nbf`, `aud`;
+    /// - `sub` is `subject_prefix` followed by a MediaWiki central id (1 to 19 ASCII
+    ///   digits, no leading zero), as MediaWiki's `validateJwtSubject` reads it;
+    ///   `mw:anon` and other shapes are [`Error::WrongSubject`](crate::Error::WrongSubject);
+    /// - `rlc`, if present, is a string (`bad_json` otherwise): Wikimedia's edge reads it
+    ///   as a rate-limit class.
+    ///
+    /// For verifying: [`Keyring::sign_at`](crate::Keyring::sign_at) writes Tessera's
+    /// claims whatever the set, which this set accepts when the `sub` has its shape.
+    MediaWiki {
+        /// What `sub` starts with: `mw:`, the central-id scope and `:`
+        /// (`mw:CentralAuth::` for CentralAuth, `mw:local:mywiki:` for a local wiki).
+        subject_prefix: String,
+    },
+}
+
+impl ClaimSet {
+    /// [`ClaimSet::MediaWiki`] with this subject prefix.
+    pub fn mediawiki(subject_prefix: impl Into<String>) -> Self {
+        Self::MediaWiki {
+            subject_prefix: subject_prefix.into(),
+        }
+    }
+
+    /// Whether `sub` is a subject this set accepts.
+    pub(crate) fn subject_ok(&self, sub: &str) -> bool {
+        match self {
+            Self::Tessera => true,
+            Self::MediaWiki { subject_prefix } => sub
+                .strip_prefix(subject_prefix.as_str())
+                .is_some_and(is_central_id),
+        }
+    }
+}
+
+/// A MediaWiki central id as `sub` writes it: a positive integer in decimal, as PHP's
+/// `(int)` prints it (no sign, no leading zero), that fits PHP's 64-bit int.
+fn is_central_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 19
+        && !id.starts_with('0')
+        && id.bytes().all(|b| b.is_ascii_digit())
+        && id.parse::<i64>().is_ok()
+}
+
 /// What a token must be: issuer, audience, type, algorithms, clock leeway, lifetime and
 /// size. The same value configures signing and verification, so a service cannot mint
 /// tokens its own verifier refuses.
@@ -44,6 +104,7 @@ pub struct Config {
     /// Seconds.
     pub(crate) max_lifetime: i64,
     pub(crate) max_token_bytes: usize,
+    pub(crate) claims: ClaimSet,
 }
 
 impl Config {
@@ -60,6 +121,7 @@ impl Config {
             leeway: 60,
             max_lifetime: 4 * 3600,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            claims: ClaimSet::Tessera,
         }
     }
 
@@ -106,8 +168,9 @@ impl Config {
         self
     }
 
-    /// The longest token lifetime: signing refuses `exp - iat` above it, and verification
-    /// refuses tokens whose `iat` is older than it (plus leeway), whatever their `exp`.
+    /// The longest token lifetime: signing refuses `exp - iat` above it; verification
+    /// refuses a token whose `exp - iat` is longer (plus leeway: `lifetime_too_long`), and
+    /// one whose `iat` is older than it (plus leeway: `expired`), whatever its `exp`.
     pub fn with_max_lifetime(mut self, lifetime: Duration) -> Self {
         self.max_lifetime = secs(lifetime);
         self
@@ -117,6 +180,17 @@ impl Config {
     pub fn with_max_token_bytes(mut self, bytes: usize) -> Self {
         self.max_token_bytes = bytes;
         self
+    }
+
+    /// Which claims a token must carry ([`ClaimSet::Tessera`] by default).
+    pub fn with_claim_set(mut self, claims: ClaimSet) -> Self {
+        self.claims = claims;
+        self
+    }
+
+    /// The claim set.
+    pub fn claim_set(&self) -> &ClaimSet {
+        &self.claims
     }
 
     /// The issuer.
@@ -172,6 +246,35 @@ mod tests {
         assert!(!c.typ_matches("JWT"));
         assert!(!c.typ_matches("session+jwt "));
         assert!(!c.typ_matches("é"));
+    }
+
+    #[test]
+    fn mediawiki_subjects() {
+        let set = ClaimSet::mediawiki("mw:CentralAuth::");
+        for ok in [
+            "mw:CentralAuth::1",
+            "mw:CentralAuth::123",
+            "mw:CentralAuth::9223372036854775807",
+        ] {
+            assert!(set.subject_ok(ok), "{ok}");
+        }
+        for bad in [
+            "mw:anon",
+            "mw:CentralAuth::",
+            "mw:CentralAuth::0",
+            "mw:CentralAuth::0123",
+            "mw:CentralAuth::-1",
+            "mw:CentralAuth::+1",
+            "mw:CentralAuth::12a",
+            "mw:CentralAuth::1 ",
+            "mw:CentralAuth::9223372036854775808",
+            "mw:local:mywiki:1",
+            "MW:CentralAuth::1",
+            "123",
+        ] {
+            assert!(!set.subject_ok(bad), "{bad}");
+        }
+        assert!(ClaimSet::Tessera.subject_ok("mw:anon"));
     }
 
     #[test]

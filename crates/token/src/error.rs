@@ -94,12 +94,23 @@ pub enum Error {
     /// leeway).
     #[error("token has expired")]
     Expired,
+    /// The token's own lifetime, `exp - iat`, is longer than the longest token lifetime
+    /// (plus leeway): signed by a valid key, but not a token this verifier's policy issues
+    /// (RFC 8725 §3.10 asks verifiers to bound it; a ten-year `exp` is refused here rather
+    /// than accepted until `iat` grows old).
+    #[error("token lifetime is longer than allowed")]
+    LifetimeTooLong,
     /// `nbf` or `iat` is in the future (beyond the leeway).
     #[error("token is not valid yet")]
     NotYetValid,
     /// `iss` is not the configured issuer.
     #[error("token issuer is wrong")]
     WrongIssuer,
+    /// `sub` is not what the configured claim set requires: with
+    /// [`ClaimSet::MediaWiki`](crate::ClaimSet::MediaWiki), the subject prefix followed by a
+    /// MediaWiki central id (`mw:CentralAuth::123`; `mw:anon` and other shapes are refused).
+    #[error("token subject has the wrong form")]
+    WrongSubject,
     /// `aud` does not contain the configured audience, or is present when none is
     /// configured.
     #[error("token audience is wrong")]
@@ -186,8 +197,10 @@ impl Error {
         "token-key-not-yet-valid",
         "token-bad-signature",
         "token-expired",
+        "token-lifetime-too-long",
         "token-not-yet-valid",
         "token-wrong-issuer",
+        "token-wrong-subject",
         "token-wrong-audience",
         "token-wrong-type",
         "token-revoked",
@@ -218,8 +231,10 @@ impl Error {
             Self::KeyNotYetValid => "token-key-not-yet-valid",
             Self::BadSignature => "token-bad-signature",
             Self::Expired => "token-expired",
+            Self::LifetimeTooLong => "token-lifetime-too-long",
             Self::NotYetValid => "token-not-yet-valid",
             Self::WrongIssuer => "token-wrong-issuer",
+            Self::WrongSubject => "token-wrong-subject",
             Self::WrongAudience => "token-wrong-audience",
             Self::WrongType => "token-wrong-type",
             Self::Revoked => "token-revoked",
@@ -240,8 +255,9 @@ impl Error {
     /// part of the HTTP API (`token_status`, `X-Tessera-Token-Status`, the `outcome` label of
     /// `tessera_token_validations_total`). The validation failures are `malformed`,
     /// `bad_encoding`, `unsupported`, `bad_json`, `alg_not_allowed`, `unknown_kid`,
-    /// `key_revoked`, `key_not_yet_valid`, `bad_signature`, `expired`, `not_yet_valid`,
-    /// `wrong_issuer`, `wrong_audience`, `wrong_type` and `revoked`; the successful outcomes
+    /// `key_revoked`, `key_not_yet_valid`, `bad_signature`, `expired`, `lifetime_too_long`,
+    /// `not_yet_valid`, `wrong_issuer`, `wrong_subject`, `wrong_audience`, `wrong_type` and
+    /// `revoked`; the successful outcomes
     /// `ok` and `soft_expired` come from [`Verified::outcome`](crate::Verified::outcome).
     /// Signing and keyring failures have one too (`no_signing_key`, `key_io` …), for the
     /// places that report them as a token status.
@@ -257,8 +273,10 @@ impl Error {
             Self::KeyNotYetValid => "key_not_yet_valid",
             Self::BadSignature => "bad_signature",
             Self::Expired => "expired",
+            Self::LifetimeTooLong => "lifetime_too_long",
             Self::NotYetValid => "not_yet_valid",
             Self::WrongIssuer => "wrong_issuer",
+            Self::WrongSubject => "wrong_subject",
             Self::WrongAudience => "wrong_audience",
             Self::WrongType => "wrong_type",
             Self::Revoked => "revoked",
@@ -295,8 +313,10 @@ impl Error {
             | Self::UnknownKeyId
             | Self::KeyNotYetValid
             | Self::BadSignature
+            | Self::LifetimeTooLong
             | Self::NotYetValid
             | Self::WrongIssuer
+            | Self::WrongSubject
             | Self::WrongAudience
             | Self::WrongType
             | Self::InvalidClaims(_)
@@ -335,8 +355,10 @@ mod tests {
             Error::KeyNotYetValid,
             Error::BadSignature,
             Error::Expired,
+            Error::LifetimeTooLong,
             Error::NotYetValid,
             Error::WrongIssuer,
+            Error::WrongSubject,
             Error::WrongAudience,
             Error::WrongType,
             Error::Revoked,

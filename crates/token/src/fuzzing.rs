@@ -94,6 +94,60 @@ pub fn verify_bytes(data: &[u8]) {
     }
 }
 
+/// Loads `data` as a JWK Set ([`TrustedKeys::add_jwks`](crate::TrustedKeys::add_jwks));
+/// must never panic, and what it reports must add up.
+pub fn jwks_bytes(data: &[u8]) {
+    let mut keys = crate::TrustedKeys::new();
+    if keys.add_jwks(data).is_ok() {
+        check_key_set(keys, false);
+    }
+}
+
+/// Loads `data` as PEM text ([`TrustedKeys::add_pem`](crate::TrustedKeys::add_pem)) and as
+/// one PEM key and a DER SubjectPublicKeyInfo; must never panic, and what it reports must
+/// add up; a token without a kid with a garbage signature never verifies against it.
+pub fn pem_bytes(data: &[u8]) {
+    let _ = PublicKey::from_pem(data);
+    let _ = PublicKey::from_spki_der(data);
+    let mut keys = crate::TrustedKeys::new();
+    keys.add_pem("fuzz.pem", data);
+    check_key_set(keys, true);
+}
+
+fn check_key_set(keys: crate::TrustedKeys, pem: bool) {
+    let usable = keys.usable();
+    for s in keys.skipped() {
+        let _ = (s.reason.as_str(), s.error.code(), s.error.to_string());
+        assert!(s.kid.as_ref().is_none_or(|k| k.chars().count() <= 64));
+    }
+    let built = keys.build();
+    assert!(built.is_ok(), "a trusted key set did not build");
+    let Ok((ring, _)) = built else { return };
+    assert_eq!(ring.keys().count(), usable, "usable keys lost");
+    assert!(ring.keys_without_kid().len() <= crate::MAX_KEYS_WITHOUT_KID);
+    assert_eq!(ring.keys_without_kid().is_empty(), !pem || usable == 0);
+    for info in ring.keys() {
+        let key = ring.public_key(&info.kid);
+        assert!(key.is_some(), "a listed key is missing");
+        let Some(key) = key else { return };
+        // What loaded is a key Tessera would publish and read back as itself.
+        let again = PublicKey::from_jwk(key.to_jwk_json().as_bytes());
+        assert!(again.is_ok_and(|k| k.kid() == key.kid()), "JWK round trip");
+    }
+    if pem && usable > 0 {
+        let config = Config::new("https://wiki.example").with_algorithms(JwsAlgorithm::ALL);
+        for alg in ["EdDSA", "ES256", "RS256"] {
+            let header = crate::b64::encode(format!(r#"{{"alg":"{alg}"}}"#).as_bytes());
+            let token = format!("{header}.e30.{}", crate::b64::encode(&[7u8; 64]));
+            assert!(
+                ring.verify_at(&config, &token, NOW, &RevocationList::default())
+                    .is_err(),
+                "a garbage signature verified"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -116,10 +170,39 @@ mod tests {
         }
     }
 
+    #[test]
+    fn jwks_keys_corpus_replays() {
+        for input in corpus("jwks_keys") {
+            super::jwks_bytes(&input);
+        }
+    }
+
+    #[test]
+    fn pem_keys_corpus_replays() {
+        for input in corpus("pem_keys") {
+            super::pem_bytes(&input);
+        }
+    }
+
     proptest! {
         #[test]
         fn verify_never_panics(data in proptest::collection::vec(any::<u8>(), 0..512)) {
             super::verify_bytes(&data);
+        }
+
+        #[test]
+        fn key_sets_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            super::jwks_bytes(&data);
+            super::pem_bytes(&data);
+        }
+
+        #[test]
+        fn pem_loading_never_panics_on_pem_shaped_input(
+            label in "(PUBLIC KEY|PRIVATE KEY|CERTIFICATE|X)",
+            body in "[A-Za-z0-9+/=\n]{0,200}",
+        ) {
+            let text = format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n");
+            super::pem_bytes(text.as_bytes());
         }
 
         #[test]

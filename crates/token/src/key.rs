@@ -755,6 +755,9 @@ impl SigningKey {
             SecretInner::Es256(sk) => {
                 use p256::ecdsa::signature::Signer as _;
                 let sig: p256::ecdsa::Signature = sk.sign(message);
+                // The low `s` (at most n/2): token verification refuses the high one, so
+                // every token has one spelling (`verify_jws_signature`).
+                let sig = sig.normalize_s().unwrap_or(sig);
                 Ok(sig.to_bytes().to_vec())
             }
             SecretInner::Rs256(kp) => {

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, secs};
 use crate::error::{Error, Result};
-use crate::json;
 use crate::key::{Algorithm, Jwk, JwsAlgorithm, KeyId, PublicKey, RsaBits, SigningKey};
 
 /// Where a key is in its life. Keys move down this list and never back up.
@@ -276,7 +275,15 @@ pub struct Keyring {
     // JWKS order and the order `signing_key_at` searches.
     entries: Vec<Entry>,
     policy: RotationPolicy,
+    /// The keys a token without a `kid` may name (keys given as PEM, which publish no key
+    /// id), at most [`MAX_KEYS_WITHOUT_KID`]. Empty for a keyring of Tessera's own.
+    without_kid: Vec<KeyId>,
 }
+
+/// The most keys a [`Keyring`] holds for tokens without a `kid`
+/// ([`KeyringBuilder::public_key_without_kid`]): such a token is checked against each key of
+/// its `alg`, so this bounds the signature checks one forged token can cost.
+pub const MAX_KEYS_WITHOUT_KID: usize = 8;
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -293,6 +300,7 @@ impl fmt::Debug for Keyring {
 pub struct KeyringBuilder {
     policy: RotationPolicy,
     entries: Vec<Entry>,
+    without_kid: Vec<KeyId>,
     error: Option<Error>,
 }
 
@@ -341,6 +349,23 @@ impl KeyringBuilder {
         self
     }
 
+    /// Adds a verify-only key (state `active`, valid since ever) that also verifies tokens
+    /// whose header has **no `kid`**: a key given as PEM, such as MediaWiki's
+    /// `$wgJwtPublicKey`, whose issuer writes no `kid` (MediaWiki's header is
+    /// `{"typ":"JWT","alg":"RS256"}`). A token without a `kid` is checked against each such
+    /// key of its `alg`, in the order added; a token with a `kid` finds the key by its
+    /// [`KeyId`] as any other.
+    ///
+    /// # Security
+    ///
+    /// At most [`MAX_KEYS_WITHOUT_KID`] (more make [`KeyringBuilder::build`] fail), so a
+    /// token without a `kid` costs at most that many signature checks. A keyring with no
+    /// such key refuses a token without a `kid` (`bad_json`), as before.
+    pub fn public_key_without_kid(mut self, key: PublicKey) -> Self {
+        self.without_kid.push(key.kid().clone());
+        self.public_key(key, KeyState::Active, i64::MIN, 0)
+    }
+
     /// The keyring.
     ///
     /// A keyring without an active key is allowed (signing then fails with
@@ -349,15 +374,21 @@ impl KeyringBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`] for two keys with one id, or a private half on a retired or
-    /// revoked key.
+    /// [`Error::InvalidKey`] for two keys with one id, a private half on a retired or
+    /// revoked key, or more than [`MAX_KEYS_WITHOUT_KID`] keys for tokens without a `kid`.
     pub fn build(self) -> Result<Keyring> {
         if let Some(e) = self.error {
             return Err(e);
         }
+        if self.without_kid.len() > MAX_KEYS_WITHOUT_KID {
+            return Err(Error::InvalidKey {
+                reason: "too many keys for tokens without a kid",
+            });
+        }
         let mut ring = Keyring {
             entries: self.entries,
             policy: self.policy,
+            without_kid: self.without_kid,
         };
         ring.sort();
         let duplicate = ring.entries.iter().enumerate().any(|(i, e)| {
@@ -393,6 +424,7 @@ impl Keyring {
         KeyringBuilder {
             policy,
             entries: Vec::new(),
+            without_kid: Vec::new(),
             error: None,
         }
     }
@@ -423,6 +455,11 @@ impl Keyring {
     /// Every key, newest first.
     pub fn keys(&self) -> impl Iterator<Item = KeyInfo> + '_ {
         self.entries.iter().map(Entry::info)
+    }
+
+    /// The keys that tokens without a `kid` may name, in the order they were added.
+    pub fn keys_without_kid(&self) -> &[KeyId] {
+        &self.without_kid
     }
 
     /// The entry with key id `kid`, compared as text (no allocation on the verify path).
@@ -703,61 +740,5 @@ impl Keyring {
             .map(|e| e.public.jwk(alg))
             .collect();
         serde_json::to_string(&Jwks { keys }).unwrap_or_else(|_| r#"{"keys":[]}"#.to_owned())
-    }
-
-    /// A verify-only keyring from a published JWK Set (RFC 7517 §5), for a verifier that has
-    /// no store and no private keys (DESIGN §1): every key in the set verifies.
-    ///
-    /// A JWKS says nothing of a key's `valid_from`, so a pre-published `next` key verifies at
-    /// once here; the signer never signs with it before its time, and a revoked key is
-    /// simply absent from the set (its tokens then fail with `unknown_kid`). Keys this crate
-    /// cannot use (another `kty` or curve, `use` other than `sig`) are skipped and counted in
-    /// the second value; a key whose `kid` is not its RFC 7638 thumbprint id is refused.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tessera_token::{Claims, Config, Keyring, NoRevocations, OsKeySource, RotationPolicy};
-    ///
-    /// let now = 1_800_000_000;
-    /// let signer = Keyring::generate_at(now, RotationPolicy::default(), &mut OsKeySource::default())?;
-    /// let config = Config::new("https://wiki.example");
-    /// let (edge, skipped) = Keyring::from_jwks(signer.jwks(&config).as_bytes())?;
-    /// assert_eq!(skipped, 0);
-    /// let claims = Claims::new("https://wiki.example", "alice", "sid", "jti", now, now + 60, now + 120);
-    /// let token = signer.sign_at(&config, &claims, now)?;
-    /// assert_eq!(edge.verify_at(&config, &token, now, &NoRevocations)?.claims.sub, "alice");
-    /// assert!(edge.signing_key_at(now).is_err());
-    /// # Ok::<(), tessera_token::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidKey`] if the text is not one JSON object with a `keys` array (duplicate
-    /// members refused), a member has the wrong type, a usable key is malformed or weak, or
-    /// two keys share an id.
-    pub fn from_jwks(json: &[u8]) -> Result<(Self, usize)> {
-        let bad = |reason| Error::InvalidKey { reason };
-        let mut set = json::parse_object(json).ok_or(bad(
-            "a JWK Set is one JSON object without duplicate members",
-        ))?;
-        let Some(serde_json::Value::Array(keys)) = set.remove("keys") else {
-            return Err(bad("a JWK Set has a keys array"));
-        };
-        let mut builder = Self::builder(RotationPolicy::default());
-        let mut skipped = 0;
-        for key in keys {
-            let serde_json::Value::Object(map) = key else {
-                return Err(bad("a JWK is a JSON object"));
-            };
-            match PublicKey::from_jwk_map(&map) {
-                Ok(k) => builder = builder.public_key(k, KeyState::Active, i64::MIN, 0),
-                Err(Error::InvalidKey {
-                    reason: "unsupported kty or crv" | "JWK is not for signatures",
-                }) => skipped += 1,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok((builder.build()?, skipped))
     }
 }

@@ -64,8 +64,14 @@
 //!   `fuzz/fuzz_targets/token_verify.rs`).
 //! - `none` and HMAC algorithms do not exist here; the header `alg` must be in the
 //!   allow-list *and* equal the algorithm of the key named by `kid`; keys come only from
-//!   the keyring (`jku`, `x5u`, `jwk`, `x5c` are ignored); `crit`, `b64`, `cty` and JWE are
-//!   refused.
+//!   the keyring (`jku`, `x5u`, `jwk`, `x5c` are ignored); `crit`, `b64`, `cty`, `zip` and
+//!   JWE are refused. A token without a `kid` is refused unless the keyring holds keys
+//!   given as PEM for such tokens (MediaWiki writes none); it is then checked against those
+//!   of its `alg` only, at most [`MAX_KEYS_WITHOUT_KID`].
+//! - ES256 signatures must have a low `s` ([`verify_jws_signature`]), so every token has
+//!   exactly one accepted spelling; the signer writes the low one.
+//! - Lifetimes are bounded both ways: `now - iat` and `exp - iat` at most the configured
+//!   longest lifetime (plus leeway).
 //! - Ed25519 uses ed25519-dalek's `verify_strict`, and weak (small-order) or non-canonical
 //!   public keys are refused when loaded. ES256 uses p256 (RFC 6979 deterministic nonces;
 //!   `r` and `s` must be in `[1, n-1]`, so CVE-2022-21449 "psychic signatures" fail). RS256
@@ -97,7 +103,9 @@
 //! | `claims` | [`Claims`] |
 //! | `config` | [`Config`]: what a token must be, for signing and verifying alike |
 //! | `revocation` | [`Revocations`], [`NoRevocations`], [`RevocationList`] |
-//! | `keyring` | [`Keyring`]: keys with states, [`Keyring::rotate_at`], [`Keyring::jwks`], [`Keyring::from_jwks`] |
+//! | `keyring` | [`Keyring`]: keys with states, [`Keyring::rotate_at`], [`Keyring::jwks`] |
+//! | `pem` | [`PublicKey::from_pem`], [`PublicKey::from_spki_der`]: RSA, P-256 and Ed25519 SubjectPublicKeyInfo |
+//! | `jwks` | [`TrustedKeys`]: verify-only key sets from JWK Sets and PEM, bad keys skipped ([`SkippedKey`]); [`Keyring::from_jwks`] |
 //! | `jws` | the compact form `header.payload.signature`, the JOSE header, what verified bytes say |
 //! | `sign` | [`Keyring::sign_at`] |
 //! | `cache` | [`VerifiedCache`] |
@@ -118,9 +126,11 @@ mod config;
 mod dir;
 mod error;
 mod json;
+mod jwks;
 mod jws;
 mod key;
 mod keyring;
+mod pem;
 mod revocation;
 pub mod seal;
 mod sign;
@@ -131,15 +141,17 @@ pub mod fuzzing;
 
 pub use cache::{CacheStats, VerifiedCache};
 pub use claims::{Claims, REGISTERED_CLAIMS};
-pub use config::{Config, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TYP, MAX_LEEWAY};
+pub use config::{ClaimSet, Config, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TYP, MAX_LEEWAY};
 pub use dir::{KeyringLock, LOCK_FILE, MANIFEST, ManifestVersion, SEAL_MANIFEST};
 pub use error::{Error, ErrorKind, Part, Result};
+pub use jwks::{SkipReason, SkippedKey, TrustedKeys};
 pub use key::{
     Algorithm, JwsAlgorithm, KEY_ID_LEN, KeyId, PublicKey, RSA_MAX_BITS, RSA_MIN_BITS, RsaBits,
     SigningKey,
 };
 pub use keyring::{
-    KeyInfo, KeySource, KeyState, Keyring, KeyringBuilder, OsKeySource, Rotation, RotationPolicy,
+    KeyInfo, KeySource, KeyState, Keyring, KeyringBuilder, MAX_KEYS_WITHOUT_KID, OsKeySource,
+    Rotation, RotationPolicy,
 };
 pub use revocation::{NoRevocations, RevocationList, Revocations};
-pub use verify::{Status, Verified};
+pub use verify::{Status, Verified, verify_jws_signature};

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::error::{Error, Part, Result};
 use crate::json;
 use crate::jws::{self, Decoded};
-use crate::key::{JwsAlgorithm, KeyId};
+use crate::key::{Algorithm, JwsAlgorithm, KeyId, PublicKey};
 use crate::keyring::{Entry, KeyState, Keyring};
 use crate::revocation::Revocations;
 
@@ -64,18 +64,20 @@ impl Keyring {
     /// | empty, or longer than the size cap | `malformed` |
     /// | five segments (a compact JWE) | `unsupported` |
     /// | not three segments of strict, canonical base64url without padding | `bad_encoding` |
-    /// | header not one JSON object; duplicate members; `alg`/`kid`/`typ` not strings; `alg` or `kid` missing | `bad_json` |
+    /// | header not one JSON object; duplicate members; `alg`/`kid`/`typ` not strings; `alg` missing; `kid` missing and no key for tokens without one | `bad_json` |
     /// | `alg` not in the allow-list | `alg_not_allowed` |
-    /// | `crit`, `b64` or `cty` present (`cty: JWT` = nested token) | `unsupported` |
+    /// | `crit`, `b64`, `cty` (`cty: JWT` = nested token) or `zip` present | `unsupported` |
     /// | `kid` not in the keyring | `unknown_kid` |
-    /// | `alg` not the key's algorithm | `alg_not_allowed` |
+    /// | `alg` not the key's algorithm (no `kid`: no key for such tokens has it) | `alg_not_allowed` |
     /// | key revoked | `key_revoked` |
     /// | key `valid_from` after `now` + leeway | `key_not_yet_valid` |
-    /// | signature (Ed25519 `verify_strict`, ES256, RS256) | `bad_signature` |
-    /// | claims not one JSON object with exact types (a string `exp` included) | `bad_json` |
+    /// | signature (Ed25519 `verify_strict`, ES256 with a low `s`, RS256; no `kid`: no key for such tokens verifies it) | `bad_signature` |
+    /// | claims not one JSON object with exact types (a string `exp` included) or without a claim the [`ClaimSet`](crate::ClaimSet) requires | `bad_json` |
     /// | `now >= exp + leeway`, or `now - iat > max lifetime + leeway` | `expired` |
+    /// | `exp - iat > max lifetime + leeway` | `lifetime_too_long` |
     /// | `nbf` or `iat` after `now + leeway` | `not_yet_valid` |
     /// | `iss` not the issuer | `wrong_issuer` |
+    /// | `sub` not of the claim set's form | `wrong_subject` |
     /// | `aud` without our audience, or present when none is configured | `wrong_audience` |
     /// | header `typ` missing or not ours | `wrong_type` |
     /// | `revocations` refuses it | `revoked` |
@@ -145,12 +147,20 @@ impl Keyring {
         if let Some(hit) = cache.get(&digest) {
             // The same bytes decode to the same header and claims and carry the same
             // signature, so only the key must be the one that verified it: the kid must
-            // still name a key with the same thumbprint (a refetched JWKS may differ).
-            let entry = self.check_key(config, hit.alg, &hit.kid, now)?;
-            if entry.public.thumbprint() != hit.thumbprint {
+            // still name a key with the same thumbprint (a refetched JWKS may differ). A
+            // token without a kid must still match that key as one for such tokens, or it
+            // goes the whole way again (which key it meets then is the keyring's answer).
+            let entry = if hit.kid_in_header {
+                Some(self.check_key(config, hit.alg, &hit.kid, now)?)
+            } else if !config.allows(hit.alg) {
+                return Err(Error::AlgorithmNotAllowed { mismatch: false });
+            } else {
+                self.without_kid_entry(&hit.kid)
+            };
+            let Some(entry) = entry.filter(|e| e.public.thumbprint() == hit.thumbprint) else {
                 cache.remove(&digest);
                 return self.verify_at(config, token, now, revocations);
-            }
+            };
             let status = check_claims(config, &hit, now, revocations)?;
             return Ok(Verified {
                 claims: hit.claims.clone(),
@@ -194,32 +204,88 @@ impl Keyring {
         }
         let segments = jws::split(token)?;
         let header = jws::parse_header(&segments.header)?;
+        if header.kid.is_none() && self.keys_without_kid().is_empty() {
+            return Err(Error::BadJson {
+                part: Part::Header,
+                reason: jws::KID_MISSING,
+            });
+        }
         let alg = JwsAlgorithm::from_name(&header.alg)
             .filter(|a| config.allows(*a))
             .ok_or(Error::AlgorithmNotAllowed { mismatch: false })?;
         if let Some(what) = header.unsupported {
             return Err(Error::Unsupported { what });
         }
-        let entry = self.check_key(config, alg, &header.kid, now)?;
-        entry
-            .public
-            .verify(segments.signing_input.as_bytes(), &segments.signature)?;
+        let input = segments.signing_input.as_bytes();
+        let (entry, kid_in_header) = match &header.kid {
+            Some(kid) => {
+                let entry = self.check_key(config, alg, kid, now)?;
+                check_signature(&entry.public, input, &segments.signature)?;
+                (entry, true)
+            }
+            None => (
+                self.match_without_kid(config, alg, input, &segments.signature, now)?,
+                false,
+            ),
+        };
 
-        let claims =
-            Claims::from_map(json::parse_object(&segments.payload).ok_or(Error::BadJson {
-                part: Part::Claims,
-                reason: "not one JSON object without duplicates",
-            })?)?;
+        let map = json::parse_object(&segments.payload).ok_or(Error::BadJson {
+            part: Part::Claims,
+            reason: "not one JSON object without duplicates",
+        })?;
+        let (claims, latest) = Claims::from_map(map, &config.claims, config.max_lifetime)?;
         Ok((
             entry,
             Decoded {
                 alg,
-                kid: header.kid,
+                kid: entry.public.kid().as_str().to_owned(),
+                kid_in_header,
                 typ: header.typ,
                 claims: Arc::new(claims),
+                latest,
                 thumbprint: [0; 32],
             },
         ))
+    }
+
+    /// For a token without a `kid`: the first key for such tokens, of `alg`'s algorithm,
+    /// whose signature check passes. At most [`crate::MAX_KEYS_WITHOUT_KID`] checks.
+    fn match_without_kid(
+        &self,
+        config: &Config,
+        alg: JwsAlgorithm,
+        input: &[u8],
+        signature: &[u8],
+        now: i64,
+    ) -> Result<&Entry> {
+        let mut candidates = self
+            .keys_without_kid()
+            .iter()
+            .filter_map(|kid| self.without_kid_entry(kid.as_str()))
+            .filter(|e| e.public.algorithm() == alg.key_algorithm())
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(Error::AlgorithmNotAllowed { mismatch: true });
+        }
+        let mut refusal = Error::BadSignature;
+        for entry in candidates {
+            // The key checks as for a kid, so a revoked key stays refused by name.
+            match self.check_key(config, alg, entry.public.kid().as_str(), now) {
+                Ok(e) if check_signature(&e.public, input, signature).is_ok() => return Ok(e),
+                Ok(_) => {}
+                Err(e) => refusal = e,
+            }
+        }
+        Err(refusal)
+    }
+
+    /// The entry `kid` if it is one of the keys for tokens without a `kid`.
+    fn without_kid_entry(&self, kid: &str) -> Option<&Entry> {
+        self.keys_without_kid()
+            .iter()
+            .any(|k| k.as_str() == kid)
+            .then(|| self.lookup(kid))
+            .flatten()
     }
 
     /// The key checks of [`Keyring::verify_at`], after the header's `alg` passed the
@@ -242,7 +308,43 @@ impl Keyring {
     }
 }
 
-/// The checks after the signature: times, issuer, audience, type, revocation.
+/// The signature step of [`Keyring::verify_at`] for the key a token named: the
+/// [`PublicKey::verify`] check, plus, for ES256, a low `s` (at most half the group order).
+///
+/// ECDSA accepts `(r, s)` and `(r, n - s)` alike, so without this every ES256 token would
+/// have a second valid spelling. [`PublicKey::verify`] is the bare primitive (RFC 7515
+/// Appendix A.3's example signature has a high `s` and verifies there); a token must have
+/// exactly one spelling, as its strict base64url already ensures for every other byte, so
+/// token verification refuses the high one. Tessera's signer writes the low one; other
+/// ES256 signers (OpenSSL, pyca/cryptography, lcobucci/jwt, Go) write either, so about half
+/// of their tokens are refused here until they normalize `s` (as BIP 62 asks of Bitcoin).
+///
+/// # Examples
+///
+/// ```
+/// use tessera_token::{Algorithm, SigningKey, verify_jws_signature};
+///
+/// let key = SigningKey::generate(Algorithm::Es256)?;
+/// let sig = key.sign(b"header.payload")?;
+/// verify_jws_signature(key.public_key(), b"header.payload", &sig)?;
+/// # Ok::<(), tessera_token::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::BadSignature`].
+pub fn verify_jws_signature(key: &PublicKey, signing_input: &[u8], signature: &[u8]) -> Result<()> {
+    check_signature(key, signing_input, signature)
+}
+
+fn check_signature(key: &PublicKey, input: &[u8], signature: &[u8]) -> Result<()> {
+    if key.algorithm() == Algorithm::Es256 && jws::es256_high_s(signature) {
+        return Err(Error::BadSignature);
+    }
+    key.verify(input, signature)
+}
+
+/// The checks after the signature: times, issuer, subject, audience, type, revocation.
 fn check_claims(
     config: &Config,
     decoded: &Decoded,
@@ -255,11 +357,20 @@ fn check_claims(
     if late >= claims.exp || late.saturating_sub(claims.iat) > config.max_lifetime {
         return Err(Error::Expired);
     }
-    if claims.nbf.is_some_and(|nbf| nbf > early) || claims.iat > early {
+    // RFC 8725 §3.10: the token's whole lifetime is bounded too, not only its age, so a
+    // valid key cannot vouch for a token that lives for years. Leeway as for its age.
+    let lifetime = decoded.latest.exp.saturating_sub(claims.iat);
+    if lifetime > config.max_lifetime.saturating_add(config.leeway) {
+        return Err(Error::LifetimeTooLong);
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > early) || decoded.latest.iat > early {
         return Err(Error::NotYetValid);
     }
     if claims.iss != config.issuer {
         return Err(Error::WrongIssuer);
+    }
+    if !config.claims.subject_ok(&claims.sub) {
+        return Err(Error::WrongSubject);
     }
     let audience_ok = match (&claims.aud, &config.audience) {
         (None, None) => true,

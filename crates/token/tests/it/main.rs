@@ -12,6 +12,7 @@ mod cache;
 mod common;
 mod keyring;
 mod negative;
+mod pem_keys;
 mod props;
 mod seal_keys;
 mod seal_vectors;

@@ -446,8 +446,7 @@ fn bad_json_claims_exact_types() {
     let e = format!(r#""exp":{exp}"#);
     for (from, to) in [
         (e.as_str(), format!(r#""exp":"{exp}""#)),
-        (e.as_str(), format!(r#""exp":{exp}.5"#)),
-        (e.as_str(), format!(r#""exp":{exp}.0"#)),
+        (e.as_str(), r#""exp":1e300"#.to_owned()),
         (e.as_str(), r#""exp":null"#.to_owned()),
         (e.as_str(), r#""exp":99999999999999999999"#.to_owned()),
         (e.as_str(), format!(r#""exp":{exp},"exp":{exp}"#)),
@@ -900,4 +899,393 @@ fn fuzz_corpus_files_have_their_expected_outcomes() {
         };
         assert_eq!(got, expected, "{file}");
     }
+}
+
+// === token hygiene (issue 16 item 6: RFC 8725, RFC 7519, RFC 6265) ===
+
+/// RFC 8725 §3.10: the whole lifetime `exp - iat` is capped (plus leeway), not only the
+/// token's age: a valid key cannot vouch for a token that lives ten years.
+#[test]
+fn lifetime_too_long_is_refused_whatever_the_key() {
+    let exp = format!(r#""exp":{}"#, NOW + 4 * 3600);
+    let with_exp = |e: i64| with_payload(&exp, &format!(r#""exp":{e}"#));
+    assert_eq!(
+        code(&with_exp(NOW + 10 * 365 * 86_400)),
+        "lifetime_too_long"
+    );
+    assert_eq!(code(&with_exp(NOW + 4 * 3600 + 61)), "lifetime_too_long");
+    assert_eq!(code(&with_exp(NOW + 4 * 3600 + 60)), "ok");
+    assert_eq!(code(&with_exp(i64::MAX)), "lifetime_too_long");
+    let err = verify(&with_exp(NOW + 86_400)).unwrap_err();
+    assert_eq!(
+        (err.kind(), err.code()),
+        (ErrorKind::Invalid, "token-lifetime-too-long")
+    );
+    // A longer configured lifetime takes it; an already expired token stays `expired`.
+    let long = config().with_max_lifetime(Duration::from_secs(86_400));
+    assert_eq!(
+        ring()
+            .verify_at(&long, &with_exp(NOW + 86_400), NOW, &NoRevocations)
+            .unwrap()
+            .outcome(),
+        "ok"
+    );
+    assert_eq!(
+        ring()
+            .verify_at(
+                &config(),
+                &with_exp(NOW + 86_400),
+                NOW + 86_400,
+                &NoRevocations
+            )
+            .unwrap_err()
+            .outcome(),
+        "expired"
+    );
+}
+
+/// `zip` is a JWE header parameter (RFC 7516 §4.1.3); a JWS carrying it is refused, not read.
+#[test]
+fn zip_header_is_unsupported() {
+    let kid = active_key().kid().to_string();
+    for zip in [r#""DEF""#, r#""""#, "null", "1"] {
+        let h = format!(r#"{{"alg":"EdDSA","kid":"{kid}","typ":"session+jwt","zip":{zip}}}"#);
+        let err = verify(&with_header(&h)).unwrap_err();
+        assert!(
+            matches!(err, Error::Unsupported { what: "zip" }),
+            "{zip}: {err:?}"
+        );
+    }
+}
+
+/// A token is exactly its bytes: surrounding whitespace or DQUOTEs (RFC 6265 allows a quoted
+/// cookie-value) are never trimmed away, here or by the callers (cookie, Bearer header,
+/// `tessera token inspect`), so one token has one spelling.
+#[test]
+fn whitespace_or_quotes_around_a_token_are_refused() {
+    let t = good();
+    assert_eq!(code(&t), "ok");
+    for spelled in [
+        format!(" {t}"),
+        format!("{t} "),
+        format!("{t}\n"),
+        format!("\t{t}"),
+        format!("\"{t}\""),
+        format!("'{t}'"),
+        format!("{t}\r\n"),
+        format!("\u{a0}{t}"),
+    ] {
+        assert_eq!(code(&spelled), "bad_encoding", "{spelled:?}");
+    }
+}
+
+/// RFC 7519 §2: a NumericDate may have a fraction. Accepted, rounded the way that refuses
+/// sooner: `exp`/`sxp` down, `nbf` up, `iat` up for "issued in the future" and down for
+/// its age, its lifetime and revocations.
+#[test]
+fn fractional_numeric_dates_round_toward_refusal() {
+    let iat = format!(r#""iat":{NOW}"#);
+    let exp = format!(r#""exp":{}"#, NOW + 4 * 3600);
+    let sxp = format!(r#""sxp":{}"#, NOW + 3600);
+    let at = |t: &str, now: i64| match ring().verify_at(&config(), t, now, &NoRevocations) {
+        Ok(v) => v.outcome(),
+        Err(e) => e.outcome(),
+    };
+    // exp 0.9 s after a whole second: expired from that whole second on.
+    let t = with_payload(&exp, &format!(r#""exp":{}.9"#, NOW + 100));
+    assert_eq!(at(&t, NOW), "ok");
+    assert_eq!(at(&t, NOW + 100 + 59), "ok");
+    assert_eq!(at(&t, NOW + 100 + 60), "expired", "not at 100.9 + 60");
+    // sxp rounds down.
+    let t = with_payload(&sxp, &format!(r#""sxp":{}.5"#, NOW + 10));
+    assert_eq!(at(&t, NOW + 9), "ok");
+    assert_eq!(at(&t, NOW + 10), "soft_expired");
+    // nbf rounds up: 0.1 s past the leeway is not yet valid.
+    let t = with_payload(r#""rlc":"bot""#, &format!(r#""nbf":{}.1"#, NOW + 60));
+    assert_eq!(at(&t, NOW), "not_yet_valid");
+    assert_eq!(at(&t, NOW + 1), "ok");
+    // iat rounds up for "issued in the future"…
+    let t = with_payload(&iat, &format!(r#""iat":{}.1"#, NOW + 60));
+    assert_eq!(at(&t, NOW), "not_yet_valid");
+    assert_eq!(at(&t, NOW + 1), "ok");
+    // …and down for its age and its lifetime (the longer reading counts).
+    let t = with_payload(&iat, &format!(r#""iat":{}.5"#, NOW - 1));
+    assert_eq!(at(&t, NOW), "ok");
+    let t = with_payload(&exp, &format!(r#""exp":{}.5"#, NOW + 4 * 3600 + 60));
+    assert_eq!(at(&t, NOW), "lifetime_too_long");
+    // …and down for revocations: issued at NOW.5, before "log out everywhere" at NOW.7,
+    // which the verifier keeps as "revoked before NOW + 1" in whole seconds.
+    let t = with_payload(&iat, &format!(r#""iat":{NOW}.5"#));
+    let mut list = RevocationList::default();
+    list.revoke_user_before("mw:CentralAuth::123", NOW + 1);
+    assert_eq!(
+        ring()
+            .verify_at(&config(), &t, NOW, &list)
+            .unwrap_err()
+            .outcome(),
+        "revoked"
+    );
+    // Whole floats and exponents are those numbers; huge ones are refused.
+    let t = with_payload(&exp, &format!(r#""exp":{}.0"#, NOW + 4 * 3600));
+    assert_eq!(at(&t, NOW), "ok");
+    let t = with_payload(&exp, r#""exp":1.8000144e9"#);
+    assert_eq!(at(&t, NOW), "ok");
+    let t = with_payload(&exp, r#""exp":1e20"#);
+    assert_eq!(at(&t, NOW), "bad_json");
+}
+
+/// `n - s` for a 32-byte big-endian `s` below the P-256 order `n`.
+fn p256_negate(s: &[u8]) -> Vec<u8> {
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
+        0x25, 0x51,
+    ];
+    let mut out = vec![0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = i16::from(N[i]) - i16::from(s[i]) - borrow;
+        borrow = i16::from(d < 0);
+        out[i] = (d + if d < 0 { 256 } else { 0 }) as u8;
+    }
+    out
+}
+
+/// Whether a 64-byte `r || s` has `s > n/2`.
+pub(crate) fn p256_high_s(sig: &[u8]) -> bool {
+    const HALF: [u8; 32] = [
+        0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31,
+        0x92, 0xa8,
+    ];
+    sig.len() == 64 && sig[32..] > HALF[..]
+}
+
+/// The token with its ES256 `s` replaced by `n - s` (the other spelling).
+pub(crate) fn with_high_s(token: &str) -> String {
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let mut sig = crate::common::unb64(sig);
+    let high = p256_negate(&sig[32..]);
+    sig[32..].copy_from_slice(&high);
+    format!("{input}.{}", b64(&sig))
+}
+
+/// ECDSA verifies `(r, s)` and `(r, n - s)` alike: the high-`s` spelling of a valid ES256
+/// token is refused, so each token has exactly one. Tessera's signer writes the low one.
+#[test]
+fn es256_high_s_is_a_bad_signature() {
+    let key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let r = Keyring::builder(RotationPolicy::default())
+        .key(key, KeyState::Active, NOW - 60)
+        .build()
+        .unwrap();
+    let cfg = config().with_algorithms([JwsAlgorithm::Es256]);
+    for i in 0..40 {
+        let mut c = claims();
+        c.jti = format!("jti-{i}");
+        let t = r.sign_at(&cfg, &c, NOW).unwrap();
+        let sig = crate::common::unb64(t.rsplit_once('.').unwrap().1);
+        assert!(
+            !p256_high_s(&sig),
+            "the signer wrote a high s (it must normalize)"
+        );
+        assert_eq!(
+            r.verify_at(&cfg, &t, NOW, &NoRevocations)
+                .unwrap()
+                .outcome(),
+            "ok"
+        );
+        let high = with_high_s(&t);
+        // The same signature for ECDSA itself…
+        let public = r.keys().next().unwrap().kid;
+        let pk = r.public_key(&public).unwrap();
+        let (input, hs) = high.rsplit_once('.').unwrap();
+        let hs = crate::common::unb64(hs);
+        assert!(pk.verify(input.as_bytes(), &hs).is_ok());
+        // …but not a token spelling.
+        assert!(tessera_token::verify_jws_signature(pk, input.as_bytes(), &hs).is_err());
+        let err = r.verify_at(&cfg, &high, NOW, &NoRevocations).unwrap_err();
+        assert!(matches!(err, Error::BadSignature), "{err:?}");
+        let cache = tessera_token::VerifiedCache::new(8);
+        assert!(
+            r.verify_cached_at(&cfg, &t, NOW, &NoRevocations, &cache)
+                .is_ok()
+        );
+        assert_eq!(
+            r.verify_cached_at(&cfg, &high, NOW, &NoRevocations, &cache)
+                .unwrap_err()
+                .outcome(),
+            "bad_signature"
+        );
+    }
+}
+
+// === tokens without kid, MediaWiki's claims (issue 16 item 3) ===
+
+/// A keyring with no key for tokens without a kid refuses them as before (`bad_json`); one
+/// with such keys checks them against its keys of the token's `alg` only.
+#[test]
+fn tokens_without_kid_need_a_key_for_them() {
+    let no_kid = forge(
+        &active_key(),
+        r#"{"alg":"EdDSA","typ":"session+jwt"}"#,
+        &payload(),
+    );
+    let err = verify(&no_kid).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::BadJson {
+                part: Part::Header,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let other = SigningKey::ed25519_from_seed(&[9; 32]);
+    let rsa = crate::common::rfc7515_rsa_key();
+    let pinned = Keyring::builder(RotationPolicy::default())
+        .public_key_without_kid(other.public_key().clone())
+        .public_key_without_kid(active_key().public_key().clone())
+        .build()
+        .unwrap();
+    let all = config().with_algorithms([JwsAlgorithm::EdDsa, JwsAlgorithm::Rs256]);
+    let at = |t: &str| match pinned.verify_at(&all, t, NOW, &NoRevocations) {
+        Ok(v) => v.outcome(),
+        Err(e) => e.outcome(),
+    };
+    // The second key matches; its kid is reported.
+    let v = pinned
+        .verify_at(&all, &no_kid, NOW, &NoRevocations)
+        .unwrap();
+    assert_eq!(&v.kid, active_key().kid());
+    // With the kid (its thumbprint id), as any key.
+    assert_eq!(at(&good()), "ok");
+    // Signed by a key the set does not hold.
+    let stranger = forge(
+        &SigningKey::ed25519_from_seed(&[10; 32]),
+        r#"{"alg":"EdDSA","typ":"session+jwt"}"#,
+        &payload(),
+    );
+    assert_eq!(at(&stranger), "bad_signature");
+    // RS256 allowed, but no RS256 key for tokens without kid.
+    let rs = forge(&rsa, r#"{"alg":"RS256","typ":"session+jwt"}"#, &payload());
+    assert_eq!(at(&rs), "alg_not_allowed");
+    // The allow-list still comes first.
+    let h = r#"{"alg":"none","typ":"session+jwt"}"#;
+    assert_eq!(at(&forge(&active_key(), h, &payload())), "alg_not_allowed");
+    // A cache hit gives the same outcomes, also after the key left the set.
+    let cache = tessera_token::VerifiedCache::new(8);
+    for _ in 0..2 {
+        let v = pinned
+            .verify_cached_at(&all, &no_kid, NOW, &NoRevocations, &cache)
+            .unwrap();
+        assert_eq!(&v.kid, active_key().kid());
+    }
+    assert_eq!(cache.stats().hits, 1);
+    let by_kid_only = Keyring::builder(RotationPolicy::default())
+        .public_key_without_kid(other.public_key().clone())
+        .public_key(active_key().public_key().clone(), KeyState::Active, 0, 0)
+        .build()
+        .unwrap();
+    let err = by_kid_only
+        .verify_cached_at(&all, &no_kid, NOW, &NoRevocations, &cache)
+        .unwrap_err();
+    assert_eq!(err.outcome(), "bad_signature");
+    // At most MAX_KEYS_WITHOUT_KID keys for such tokens.
+    let mut b = Keyring::builder(RotationPolicy::default());
+    for i in 0..=tessera_token::MAX_KEYS_WITHOUT_KID {
+        b = b.public_key_without_kid(
+            SigningKey::ed25519_from_seed(&[u8::try_from(i).unwrap() + 20; 32])
+                .public_key()
+                .clone(),
+        );
+    }
+    assert!(b.build().is_err());
+}
+
+/// The MediaWiki claim set: MediaWiki's `sessionJwt` claims verify (no `exp`, no `sid`),
+/// its `sub` form is required (`wrong_subject`), `rlc` is text, and `iat` bounds the life
+/// of a token without `exp`.
+#[test]
+fn mediawiki_claim_set() {
+    let key = active_key();
+    let mw = config()
+        .with_typ("JWT")
+        .with_claim_set(tessera_token::ClaimSet::mediawiki("mw:CentralAuth::"));
+    let r = ring();
+    let token = |claims: &str| {
+        forge(
+            &key,
+            &format!(r#"{{"typ":"JWT","alg":"EdDSA","kid":"{}"}}"#, key.kid()),
+            claims,
+        )
+    };
+    let claims = format!(
+        r#"{{"iss":"https://wiki.example","sxp":{},"jti":"RGO1bBxGZtR1atOrs5B3PQ==","sub":"mw:CentralAuth::123","iat":{NOW},"rlc":"authed-user"}}"#,
+        NOW + 4 * 3600
+    );
+    let at = |t: &str, now: i64| match r.verify_at(&mw, t, now, &NoRevocations) {
+        Ok(v) => v.outcome(),
+        Err(e) => e.outcome(),
+    };
+    let t = token(&claims);
+    assert_eq!(at(&t, NOW), "ok");
+    assert_eq!(at(&t, NOW + 4 * 3600), "soft_expired");
+    assert_eq!(at(&t, NOW + 4 * 3600 + 59), "soft_expired");
+    assert_eq!(at(&t, NOW + 4 * 3600 + 60), "expired", "iat bounds it");
+    // Tessera's claim set refuses MediaWiki's token (no exp, no sid).
+    assert_eq!(code(&t), "bad_json");
+    for sub in [
+        "mw:anon",
+        "mw:CentralAuth::0",
+        "mw:CentralAuth::x",
+        "mw:local:w:1",
+        "123",
+    ] {
+        let t = token(&claims.replace("mw:CentralAuth::123", sub));
+        assert_eq!(at(&t, NOW), "wrong_subject", "{sub}");
+    }
+    let err = r
+        .verify_at(
+            &mw,
+            &token(&claims.replace("::123", "::x")),
+            NOW,
+            &NoRevocations,
+        )
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.kind()),
+        ("token-wrong-subject", ErrorKind::Invalid)
+    );
+    // Wrong issuer comes first.
+    let t = token(
+        &claims
+            .replace("https://wiki.example", "https://x")
+            .replace("::123", "::x"),
+    );
+    assert_eq!(at(&t, NOW), "wrong_issuer");
+    for bad in [r#""rlc":1"#, r#""rlc":null"#, r#""rlc":["a"]"#] {
+        let t = token(&claims.replace(r#""rlc":"authed-user""#, bad));
+        assert_eq!(at(&t, NOW), "bad_json", "{bad}");
+    }
+    let t = token(&claims.replace(&format!(r#","iat":{NOW}"#), ""));
+    assert_eq!(at(&t, NOW), "bad_json", "iat is required");
+    // An exp, when present, is the hard expiry, and capped like any.
+    let with_exp = claims.replace(r#""jti""#, &format!(r#""exp":{},"jti""#, NOW + 100));
+    assert_eq!(at(&token(&with_exp), NOW + 100 + 60), "expired");
+    let far = claims.replace(r#""jti""#, &format!(r#""exp":{},"jti""#, NOW + 86_400));
+    assert_eq!(at(&token(&far), NOW), "lifetime_too_long");
+    // Tessera's own tokens in the profile's shape verify under the MediaWiki set too.
+    assert_eq!(
+        at(
+            &forge(
+                &key,
+                &format!(r#"{{"alg":"EdDSA","kid":"{}","typ":"JWT"}}"#, key.kid()),
+                &payload()
+            ),
+            NOW
+        ),
+        "ok"
+    );
 }

@@ -103,6 +103,14 @@ fn rfc7515_a3_es256_verifies() {
     assert!(public.verify(b"", &[0u8; 64]).is_err());
     let fixture = &tessera_token::fuzzing::fixture().0;
     assert!(fixture.public_key(public.kid()).is_some());
+    // Its `s` is high: ECDSA takes it, a token signature must not (one spelling per
+    // token); the low twin `(r, n - s)` is the spelling a token may have.
+    let sig = unb64(v["jws"].as_str().unwrap().rsplit_once('.').unwrap().1);
+    assert!(crate::negative::p256_high_s(&sig));
+    assert!(tessera_token::verify_jws_signature(&public, input.as_bytes(), &sig).is_err());
+    let low = crate::negative::with_high_s(v["jws"].as_str().unwrap());
+    let low = unb64(low.rsplit_once('.').unwrap().1);
+    tessera_token::verify_jws_signature(&public, input.as_bytes(), &low).unwrap();
 }
 
 #[test]
