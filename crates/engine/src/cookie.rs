@@ -182,6 +182,11 @@ pub enum Lookup<'a> {
 /// Finds the cookie called `name` (exact, case-sensitive) in a `Cookie` header.
 ///
 /// Several `Cookie` header lines (HTTP/2) may be joined with `; ` before the call.
+///
+/// The value is returned exactly as sent between `=` and the next `;`: whitespace around
+/// it and DQUOTEs wrapping it (RFC 6265 §4.1.1 allows a quoted cookie-value) are **not**
+/// trimmed away, so a handle or a token with them is refused by its own parser rather
+/// than accepted under a second spelling. Tessera never writes either.
 pub fn find<'a>(header: &'a str, name: &str) -> Lookup<'a> {
     if header.len() > MAX_COOKIE_HEADER {
         return Lookup::Invalid;
@@ -194,11 +199,6 @@ pub fn find<'a>(header: &'a str, name: &str) -> Lookup<'a> {
         if n.trim() != name {
             continue;
         }
-        let v = v.trim();
-        let v = v
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(v);
         match found {
             Some(prev) if prev != v => return Lookup::Invalid,
             _ => found = Some(v),
@@ -267,7 +267,11 @@ mod tests {
     fn find_is_exact_and_refuses_ambiguity() {
         assert_eq!(find("", "a"), Lookup::Absent);
         assert_eq!(find("b=1; a=2", "a"), Lookup::Found("2"));
-        assert_eq!(find("a=\"2\"", "a"), Lookup::Found("2"));
+        // Quotes and surrounding whitespace stay: the value's parser refuses them.
+        assert_eq!(find("a=\"2\"", "a"), Lookup::Found("\"2\""));
+        assert_eq!(find("a= 2", "a"), Lookup::Found(" 2"));
+        assert_eq!(find("a=2 ; b=3", "a"), Lookup::Found("2 "));
+        assert_eq!(find("a=2;a=\"2\"", "a"), Lookup::Invalid);
         assert_eq!(find("A=2; aa=3; a =4", "a"), Lookup::Found("4"));
         assert_eq!(find("a=1;a=1", "a"), Lookup::Found("1"));
         assert_eq!(find("a=1; a=2", "a"), Lookup::Invalid);

@@ -197,7 +197,8 @@ impl State {
         let mut kept: Vec<&str> = self
             .cookie
             .split(';')
-            .map(str::trim)
+            // The space after `;` is the header's; what follows `=` is the value as sent.
+            .map(str::trim_start)
             .filter(|p| !p.is_empty() && p.split_once('=').map_or(*p, |(n, _)| n.trim()) != name)
             .collect();
         if !value.is_empty() {

@@ -1,11 +1,14 @@
 //! `tessera verifier`: the edge verifier alone, with no store and no private key (DESIGN §1).
 //!
 //! It serves `GET /v1/verify` (the same answers as inside `tessera serve`), `/healthz`,
-//! `/readyz` (ready once the keys and a first copy of the revocations are in) and `/metrics`.
-//! Keys come from `[verify] jwks` (a URL, refetched every `jwks_refresh` and on an unknown
-//! `kid` at most once per `unknown_kid_cooldown`, or a file), revocations from `[verify]
-//! revocations`, the feed of the service that issues the tokens. What a token must be
-//! (issuer, lifetime, cookie name) comes from `[tokens]` and `[cookie]`, as for the service.
+//! `/readyz` (ready once a usable key and a first copy of the revocations are in) and
+//! `/metrics`. Keys come from `[verify] jwks` (a URL, refetched every `jwks_refresh` and on an
+//! unknown `kid` at most once per `unknown_kid_cooldown`, or a file) and/or `[verify]
+//! public_keys` (PEM files, read again on the same schedule, which also verify tokens without
+//! a `kid`, such as MediaWiki's), revocations from `[verify] revocations`, the feed of the
+//! service that issues the tokens, or `"none"`. What a token must be (issuer, lifetime,
+//! cookie name, MediaWiki's claims with `profile = "mediawiki"`) comes from `[tokens]` and
+//! `[cookie]`, as for the service.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -85,15 +88,32 @@ async fn metrics(State(s): State<EdgeState>) -> Response {
 }
 
 /// What a token must be at the edge: the service's `[tokens]` settings (issuer, lifetime,
-/// `typ`), accepting every algorithm whose keys the trusted JWK Set holds. The header `alg`
-/// must still be the algorithm of the key its `kid` names, and keys come only from that set,
-/// so this allows exactly what the service's own allow-list (its algorithm plus those of the
+/// `typ`, and MediaWiki's claim set with the MediaWiki profile), accepting every algorithm
+/// whose keys the trusted set holds. The header `alg` must still be the algorithm of the key
+/// its `kid` names (or, without a `kid`, of a PEM key), and keys come only from that set, so
+/// this allows exactly what the service's own allow-list (its algorithm plus those of the
 /// keys it keeps) allows, without knowing its keyring.
 fn edge_codec(config: &Config) -> tessera_token::Config {
     use tessera_token::Algorithm;
-    config
+    let codec = config
         .tokens
-        .codec([Algorithm::Ed25519, Algorithm::Es256, Algorithm::Rs256])
+        .codec([Algorithm::Ed25519, Algorithm::Es256, Algorithm::Rs256]);
+    codec.with_claim_set(verify_claim_set(config))
+}
+
+/// The claims `GET /v1/verify` requires: MediaWiki's (no `exp` or `sid` needed, `sub`
+/// `mw:<scope>:<central id>`, `rlc` text) with `[tokens] profile = "mediawiki"`, else
+/// Tessera's.
+pub(crate) fn verify_claim_set(config: &Config) -> tessera_token::ClaimSet {
+    use crate::config::TokenProfile;
+    use tessera::token::SubjectFormat;
+    match (config.tokens.profile, &config.tokens.subject) {
+        (Some(TokenProfile::MediaWiki), SubjectFormat::Prefixed(p)) => {
+            tessera_token::ClaimSet::mediawiki(p.clone())
+        }
+        (Some(TokenProfile::MediaWiki), _) => tessera_token::ClaimSet::mediawiki(""),
+        _ => tessera_token::ClaimSet::Tessera,
+    }
 }
 
 /// The verifier for `config`'s `[verify] jwks` and `revocations`, with a first attempt at
@@ -108,13 +128,17 @@ pub async fn prepare_edge(
 ) -> Result<(EdgeState, Vec<String>), StartupError> {
     let fail = |m: String| StartupError::Verifier(m);
     let v = &config.verify;
-    let jwks = v.jwks.clone().ok_or_else(|| {
-        fail("set [verify] jwks (TESSERA_VERIFY_JWKS) to the JWKS URL or file of the service that issues the tokens".to_owned())
-    })?;
+    if v.jwks.is_none() && v.public_keys.is_empty() {
+        return Err(fail("set [verify] jwks (TESSERA_VERIFY_JWKS) to the JWKS URL or file of the service that issues the tokens, or [verify] public_keys (TESSERA_VERIFY_PUBLIC_KEYS) to the issuer's PEM public keys".to_owned()));
+    }
+    if v.revocations.is_none() {
+        return Err(fail("set [verify] revocations (TESSERA_VERIFY_REVOCATIONS) to the revocation feed of the service that issues the tokens (…/v1/revocations), or to \"none\" to check no revocations (MediaWiki publishes none)".to_owned()));
+    }
     let mut notes = Vec::new();
     let client = crate::verifier::http_client().map_err(|e| fail(e.to_string()))?;
     let remote = Arc::new(RemoteKeys::new(
-        jwks.clone(),
+        v.jwks.clone(),
+        v.public_keys.clone(),
         client,
         v.unknown_kid_cooldown,
     ));
@@ -139,6 +163,7 @@ pub async fn prepare_edge(
             config: edge_codec(config),
             cookie_name,
             keys: KeySource::Remote(remote.clone()),
+            pem_keys: None,
             revocations,
             refresh: config.verify_refresh,
             keep: config.revocation_keep,
@@ -153,10 +178,20 @@ pub async fn prepare_edge(
     registry.register_collector(Box::new(crate::verifier::CacheMetrics(
         verifier.cache_arc(),
     )));
-    let shown = match &jwks {
-        JwksLocation::Url(u) => u.clone(),
-        JwksLocation::File(p) => p.display().to_string(),
-    };
+    registry.register_collector(Box::new(crate::verifier::KeySetMetrics(remote.clone())));
+    let shown = v
+        .jwks
+        .iter()
+        .map(|j| match j {
+            JwksLocation::Url(u) => u.clone(),
+            JwksLocation::File(p) => p.display().to_string(),
+        })
+        .chain(v.public_keys.iter().map(|p| p.display().to_string()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(p) = config.tokens.profile {
+        notes.push(format!("token profile {}", p.name()));
+    }
     match remote.refresh().await {
         Ok(()) => notes.push(format!("keys from {shown}")),
         Err(e) => notes.push(format!(
@@ -192,17 +227,10 @@ pub async fn serve_edge(
 ) -> std::io::Result<()> {
     let mut tasks = Vec::new();
     if let Some(remote) = state.verifier.remote_keys().cloned() {
-        let every = state.jwks_refresh;
-        tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                // A failure keeps the last good copy and is logged by `refresh`.
-                let _ = remote.refresh().await;
-            }
-        }));
+        tasks.push(crate::startup::spawn_key_refresh(
+            remote,
+            state.jwks_refresh,
+        ));
     }
     let clock = state.clock.clone();
     tasks.extend(crate::startup::spawn_revocation_refresh(

@@ -51,7 +51,7 @@ use axum::routing::{MethodRouter, any, delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use openapi::ApiDoc;
-pub use state::{ApiKeys, AppState, Settings};
+pub use state::{ApiKeys, AppState, Settings, VerifyPem};
 
 use crate::problem::ApiError;
 

@@ -153,6 +153,8 @@ pub struct Prepared {
     keys: Option<Arc<KeySync>>,
     /// The sealing keys and their directory, kept in step while serving.
     seal_keys: Arc<SealSync>,
+    /// `[verify] public_keys`, read again every `[verify] jwks_refresh`.
+    pem_keys: Option<(Arc<crate::verifier::RemoteKeys>, Duration)>,
 }
 
 /// What the operator is told about a store. Passwords are hidden.
@@ -299,6 +301,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         ),
     });
     let seal = Arc::new(RwLock::new(seal));
+    let verify_pem = pem_keys(config, &mut notes).await?;
     let settings = Settings {
         session: config.session.clone(),
         cookie: config.cookie.clone(),
@@ -309,6 +312,8 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         verify_required: config.verify_required,
         verify_refresh: config.verify_refresh,
         verify_claims: config.verify.claims.clone(),
+        verify_claim_set: crate::edge::verify_claim_set(config),
+        verify_pem: verify_pem.clone(),
         seal_keys: Some(seal.clone()),
     };
     let state =
@@ -319,7 +324,58 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         stores: stores_to_purge,
         keys: sync.map(Arc::new),
         seal_keys: Arc::new(SealSync::new(dir, seal, policy)),
+        pem_keys: verify_pem.map(|p| (p.keys, config.verify.jwks_refresh)),
     })
+}
+
+/// `[verify] public_keys` for `GET /v1/verify`, loaded once now (a failure is a note; the
+/// refresh retries while serving).
+async fn pem_keys(
+    config: &Config,
+    notes: &mut Vec<String>,
+) -> Result<Option<crate::state::VerifyPem>, StartupError> {
+    use tessera_token::Algorithm;
+    let v = &config.verify;
+    if v.public_keys.is_empty() {
+        return Ok(None);
+    }
+    let client =
+        crate::verifier::http_client().map_err(|e| StartupError::Verifier(e.to_string()))?;
+    let keys = Arc::new(crate::verifier::RemoteKeys::new(
+        None,
+        v.public_keys.clone(),
+        client,
+        v.unknown_kid_cooldown,
+    ));
+    let shown: Vec<String> = v
+        .public_keys
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    match keys.refresh().await {
+        Ok(()) => notes.push(format!(
+            "GET /v1/verify also accepts the public keys in {}",
+            shown.join(", ")
+        )),
+        Err(e) => notes.push(format!(
+            "WARNING: cannot load the public keys in {} yet ({e}); retrying every {:?}",
+            shown.join(", "),
+            v.jwks_refresh
+        )),
+    }
+    Ok(Some(crate::state::VerifyPem {
+        keys,
+        codec: config
+            .tokens
+            .codec([Algorithm::Ed25519, Algorithm::Es256, Algorithm::Rs256]),
+        cookie_name: config
+            .tokens
+            .cookie_name
+            .clone()
+            .unwrap_or_else(|| tessera::token::default_cookie_name(&config.cookie)),
+        subject: config.tokens.subject.clone(),
+        cache: v.cache,
+    }))
 }
 
 /// The keyring in `data_dir/keys` (generated on a first run), the token settings, and
@@ -384,6 +440,7 @@ pub async fn serve(
         stores,
         keys,
         seal_keys,
+        pem_keys,
         ..
     } = prepared;
     let http = state.http().clone();
@@ -408,6 +465,9 @@ pub async fn serve(
         }));
     }
     purgers.push(spawn_seal_sync(seal_keys, state.clone()));
+    if let Some((keys, every)) = pem_keys {
+        purgers.push(spawn_key_refresh(keys, every));
+    }
     let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;
@@ -435,6 +495,23 @@ pub async fn bind(config: &Config) -> Result<TcpListener, StartupError> {
 /// day before it signs) and changes made by `tessera keys …`, which a running service thus
 /// picks up within this interval.
 const KEY_SYNC_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Reads a verifier's key set again every `every` (a failure keeps the last good copy and is
+/// logged by `refresh`).
+pub(crate) fn spawn_key_refresh(
+    keys: Arc<crate::verifier::RemoteKeys>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let _ = keys.refresh().await;
+        }
+    })
+}
 
 /// Keeps the verifier's copy of the revocations fresh in the background, so no request
 /// waits for the log or the feed. Nothing to do when the interval is zero (every request

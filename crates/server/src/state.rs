@@ -13,7 +13,7 @@ use tessera_core::{Clock, SessionKind};
 use crate::config::Limits;
 use crate::http_metrics::HttpMetrics;
 use crate::kask::KaskSettings;
-use crate::verifier::{KeySource, RevocationSource, Verifier, VerifierSettings};
+use crate::verifier::{KeySource, RemoteKeys, RevocationSource, Verifier, VerifierSettings};
 
 /// The management API keys, kept as SHA-256 digests and compared in constant time, so
 /// neither the key's content nor its length leaks through timing.
@@ -73,7 +73,8 @@ struct Inner {
     kask: KaskSettings,
     revocation_keep: std::time::Duration,
     verify_required: bool,
-    /// The edge verifier over the engine's keyring and store (none without tokens).
+    /// The edge verifier over the engine's keyring (and `[verify] public_keys`) and store
+    /// (none without tokens or public keys).
     verifier: Option<Arc<Verifier>>,
 }
 
@@ -109,9 +110,30 @@ pub struct Settings {
     pub verify_refresh: std::time::Duration,
     /// Custom claims `GET /v1/verify` passes upstream, as `X-Tessera-Claim-<name>`.
     pub verify_claims: Vec<String>,
+    /// The claims `GET /v1/verify` requires ([`tessera_token::ClaimSet::MediaWiki`] with
+    /// the MediaWiki profile).
+    pub verify_claim_set: tessera_token::ClaimSet,
+    /// Keys given as PEM files that `GET /v1/verify` also accepts (`[verify] public_keys`).
+    pub verify_pem: Option<VerifyPem>,
     /// The sealing keys of anonymous cookies and secrets (`None`: fresh keys in memory,
     /// lost at restart).
     pub seal_keys: Option<Arc<std::sync::RwLock<tessera_token::seal::SealKeyring>>>,
+}
+
+/// `[verify] public_keys` inside the service: the keys, and what `GET /v1/verify` needs when
+/// the service issues no tokens of its own (`[tokens] enabled = false`).
+#[derive(Debug, Clone)]
+pub struct VerifyPem {
+    /// The keys, loaded (and reloaded) from their files.
+    pub keys: Arc<RemoteKeys>,
+    /// What a token must be when tokens are off (else the engine's codec is used).
+    pub codec: tessera_token::Config,
+    /// The token cookie's name when tokens are off.
+    pub cookie_name: String,
+    /// How user ids of the revocation log become `sub`, when tokens are off.
+    pub subject: tessera::token::SubjectFormat,
+    /// The verified-token cache's size, when tokens are off.
+    pub cache: usize,
 }
 
 impl AppState {
@@ -139,29 +161,48 @@ impl AppState {
         if let Some(k) = settings.seal_keys {
             engine = engine.with_seal_keys(k);
         }
-        let verifier = engine
-            .tokens()
-            .map(|t| {
-                Verifier::new(
-                    VerifierSettings {
-                        config: t.config.clone(),
-                        cookie_name: t.cookie.name().to_owned(),
-                        keys: KeySource::Local(t.keyring.clone()),
-                        revocations: RevocationSource::Store(authenticated, t.subject.clone()),
-                        refresh: settings.verify_refresh,
-                        keep: settings.revocation_keep,
-                        required: settings.verify_required,
-                        claim_headers: settings.verify_claims.clone(),
-                        cache: t.cache.clone(),
-                    },
-                    validations,
-                )
-            })
+        let pem = settings.verify_pem.clone();
+        let verifier_settings = match (engine.tokens(), pem) {
+            (Some(t), pem) => Some(VerifierSettings {
+                config: t
+                    .config
+                    .clone()
+                    .with_claim_set(settings.verify_claim_set.clone()),
+                cookie_name: t.cookie.name().to_owned(),
+                keys: KeySource::Local(t.keyring.clone()),
+                pem_keys: pem.map(|p| p.keys),
+                revocations: RevocationSource::Store(authenticated, t.subject.clone()),
+                refresh: settings.verify_refresh,
+                keep: settings.revocation_keep,
+                required: settings.verify_required,
+                claim_headers: settings.verify_claims.clone(),
+                cache: t.cache.clone(),
+            }),
+            // Tokens off, public keys on: a verifier of the issuer's tokens only.
+            (None, Some(p)) => Some(VerifierSettings {
+                config: p.codec.with_claim_set(settings.verify_claim_set.clone()),
+                cookie_name: p.cookie_name,
+                keys: KeySource::Remote(p.keys),
+                pem_keys: None,
+                revocations: RevocationSource::Store(authenticated, p.subject),
+                refresh: settings.verify_refresh,
+                keep: settings.revocation_keep,
+                required: settings.verify_required,
+                claim_headers: settings.verify_claims.clone(),
+                cache: Arc::new(tessera_token::VerifiedCache::new(p.cache)),
+            }),
+            (None, None) => None,
+        };
+        let verifier = verifier_settings
+            .map(|s| Verifier::new(s, validations))
             .transpose()
             .map_err(|e| tessera::Error::Config(format!("verify: {e}")))?
             .map(Arc::new);
-        if let Some(t) = engine.tokens() {
-            registry.register_collector(Box::new(crate::verifier::CacheMetrics(t.cache.clone())));
+        if let Some(v) = &verifier {
+            registry.register_collector(Box::new(crate::verifier::CacheMetrics(v.cache_arc())));
+        }
+        if let Some(p) = &settings.verify_pem {
+            registry.register_collector(Box::new(crate::verifier::KeySetMetrics(p.keys.clone())));
         }
         Ok(Self {
             inner: Arc::new(Inner {

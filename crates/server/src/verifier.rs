@@ -4,17 +4,23 @@
 //! One [`Verifier`] serves both deployments:
 //!
 //! - inside `tessera serve`, with the service's own keyring and its store's revocation log;
-//! - alone (`tessera verifier`), with no store at all: keys from a JWKS URL or file, refetched
-//!   on an unknown `kid` (at most once per cooldown, the last good copy kept), revocations from
-//!   the feed of a Tessera service (`/v1/revocations`).
+//! - alone (`tessera verifier`), with no store at all: keys from a JWKS URL or file and/or
+//!   PEM files, refetched on an unknown `kid` (at most once per cooldown, the last good copy
+//!   kept), revocations from the feed of a Tessera service (`/v1/revocations`).
+//!
+//! Keys given as PEM (`[verify] public_keys`, e.g. MediaWiki's `$wgJwtPublicKey`) also verify
+//! tokens without a `kid`; inside `tessera serve` they are tried before the service's own
+//! keyring. A key of the set that cannot be used is skipped, logged once (not on every
+//! refresh) and counted in `tessera_verifier_keys_skipped{reason}`; the others keep verifying,
+//! and the verifier is not ready only when no usable key is left.
 //!
 //! Requests never wait for I/O once a copy of the revocations is loaded: a stale copy is
 //! brought up to date by one request while the others verify against it. Tokens seen before
 //! are served from a [`VerifiedCache`], so a cookie sent again costs no signature check.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -27,7 +33,9 @@ use tessera::cookie::{self, Lookup};
 use tessera::metrics::TokenOutcomeLabels;
 use tessera::token::SubjectFormat;
 use tessera_core::{RevokedSubject, SessionStore};
-use tessera_token::{Config, Error as TokenError, Keyring, RevocationList, VerifiedCache};
+use tessera_token::{
+    Config, Error as TokenError, Keyring, RevocationList, SkipReason, TrustedKeys, VerifiedCache,
+};
 use tokio::time::Instant;
 
 /// The subject header of `GET /v1/verify`.
@@ -74,20 +82,33 @@ pub enum RevocationSource {
     Feed(String),
 }
 
-/// Keys from a JWK Set, with the last good copy kept when a fetch fails.
+/// Keys from a JWK Set and/or PEM files, with the last good copy kept when a fetch fails.
 pub struct RemoteKeys {
-    location: JwksLocation,
+    location: Option<JwksLocation>,
+    pem: Vec<PathBuf>,
     client: reqwest::Client,
     ring: RwLock<Option<Arc<Keyring>>>,
     /// When the set was last fetched (successfully or not), guarding refetches.
     last_attempt: tokio::sync::Mutex<Option<Instant>>,
     cooldown: Duration,
+    report: Mutex<KeyReport>,
+}
+
+/// What the copy in use holds, for the metrics, and which bad keys were logged already.
+#[derive(Debug, Default)]
+struct KeyReport {
+    usable: usize,
+    skipped: BTreeMap<SkipReason, usize>,
+    /// Digests of the skipped entries of the last load: an entry still there at the next
+    /// refresh is not logged again.
+    logged: BTreeSet<[u8; 32]>,
 }
 
 impl std::fmt::Debug for RemoteKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteKeys")
             .field("location", &self.location)
+            .field("pem", &self.pem)
             .field("loaded", &self.current().is_some())
             .finish_non_exhaustive()
     }
@@ -111,6 +132,16 @@ pub enum FetchError {
     /// Not a JWK Set this verifier can use.
     #[error("not a usable JWK Set")]
     Jwks(#[source] TokenError),
+    /// A PEM file could not be read.
+    #[error("cannot read the PEM file {0}")]
+    PemFile(PathBuf, #[source] std::io::Error),
+    /// The JWK Set and the PEM files hold no key this verifier can use (every one was
+    /// skipped, or there were none).
+    #[error("no usable key ({skipped} skipped)")]
+    NoUsableKey {
+        /// How many keys were skipped.
+        skipped: usize,
+    },
     /// Not a revocation feed.
     #[error("not a revocation feed")]
     Feed(#[source] serde_json::Error),
@@ -127,6 +158,8 @@ impl FetchError {
         "fetch-too-large",
         "fetch-file",
         "fetch-jwks",
+        "fetch-pem-file",
+        "fetch-no-usable-key",
         "fetch-feed",
         "fetch-store",
     ];
@@ -139,6 +172,8 @@ impl FetchError {
             Self::TooLarge => "fetch-too-large",
             Self::File(_) => "fetch-file",
             Self::Jwks(_) => "fetch-jwks",
+            Self::PemFile(..) => "fetch-pem-file",
+            Self::NoUsableKey { .. } => "fetch-no-usable-key",
             Self::Feed(_) => "fetch-feed",
             Self::Store(_) => "fetch-store",
         }
@@ -187,16 +222,29 @@ async fn get_bounded(
 }
 
 impl RemoteKeys {
-    /// Keys from `location`, none loaded yet (call [`RemoteKeys::refresh`]). A refetch on an
-    /// unknown `kid` happens at most once per `cooldown`.
-    pub fn new(location: JwksLocation, client: reqwest::Client, cooldown: Duration) -> Self {
+    /// Keys from the JWK Set at `location` (if any) and the PEM files `pem`, none loaded yet
+    /// (call [`RemoteKeys::refresh`]). A refetch on an unknown `kid` happens at most once per
+    /// `cooldown`.
+    pub fn new(
+        location: Option<JwksLocation>,
+        pem: Vec<PathBuf>,
+        client: reqwest::Client,
+        cooldown: Duration,
+    ) -> Self {
         Self {
             location,
+            pem,
             client,
             ring: RwLock::new(None),
             last_attempt: tokio::sync::Mutex::new(None),
             cooldown,
+            report: Mutex::new(KeyReport::default()),
         }
+    }
+
+    /// Whether the copy in use has at least one key.
+    pub fn has_usable_key(&self) -> bool {
+        self.current().is_some_and(|r| r.keys().next().is_some())
     }
 
     /// The last good copy.
@@ -208,24 +256,64 @@ impl RemoteKeys {
     }
 
     async fn fetch(&self) -> Result<Keyring, FetchError> {
-        let body = match &self.location {
-            JwksLocation::Url(url) => {
-                get_bounded(&self.client, url, None)
-                    .await?
-                    .ok_or(FetchError::Status(StatusCode::NOT_MODIFIED))?
-                    .0
-            }
-            JwksLocation::File(path) => {
-                let body = tokio::fs::read(path).await.map_err(FetchError::File)?;
-                if body.len() > MAX_FETCH_BYTES {
-                    return Err(FetchError::TooLarge);
+        let mut keys = TrustedKeys::new();
+        if let Some(location) = &self.location {
+            let body = match location {
+                JwksLocation::Url(url) => {
+                    get_bounded(&self.client, url, None)
+                        .await?
+                        .ok_or(FetchError::Status(StatusCode::NOT_MODIFIED))?
+                        .0
                 }
-                body
+                JwksLocation::File(path) => {
+                    let body = tokio::fs::read(path).await.map_err(FetchError::File)?;
+                    if body.len() > MAX_FETCH_BYTES {
+                        return Err(FetchError::TooLarge);
+                    }
+                    body
+                }
+            };
+            keys.add_jwks(&body).map_err(FetchError::Jwks)?;
+        }
+        for path in &self.pem {
+            // A file that cannot be read fails the whole load (the last copy stays): a
+            // deployment replacing it must not leave the edge without its keys.
+            let text = tokio::fs::read(path)
+                .await
+                .map_err(|e| FetchError::PemFile(path.clone(), e))?;
+            if text.len() > MAX_FETCH_BYTES {
+                return Err(FetchError::TooLarge);
             }
-        };
-        let (ring, skipped) = Keyring::from_jwks(&body).map_err(FetchError::Jwks)?;
-        if skipped > 0 {
-            tracing::info!(skipped, "JWKS keys of other types or uses were skipped");
+            keys.add_pem(&path.display().to_string(), &text);
+        }
+        let usable = keys.usable();
+        let (ring, skipped) = keys.build().map_err(FetchError::Jwks)?;
+        let mut report = self.report.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut logged = BTreeSet::new();
+        for s in &skipped {
+            // Logged once: an entry that was bad at the last load as well is not again.
+            if !report.logged.contains(&s.digest) {
+                tracing::warn!(
+                    code = "verifier-key-skipped",
+                    location = %s.location,
+                    kid = s.kid.as_deref().unwrap_or(""),
+                    reason = s.reason.as_str(),
+                    error = %s.error,
+                    "a key of the trusted set cannot be used; skipped, the others verify"
+                );
+            }
+            logged.insert(s.digest);
+        }
+        report.logged = logged;
+        if usable == 0 {
+            return Err(FetchError::NoUsableKey {
+                skipped: skipped.len(),
+            });
+        }
+        report.usable = usable;
+        report.skipped = BTreeMap::new();
+        for s in &skipped {
+            *report.skipped.entry(s.reason).or_default() += 1;
         }
         Ok(ring)
     }
@@ -251,7 +339,7 @@ impl RemoteKeys {
                 Ok(())
             }
             Err(e) => {
-                tracing::warn!(error = %e, source = ?std::error::Error::source(&e).map(ToString::to_string), "cannot fetch the JWKS; keeping the last copy");
+                tracing::warn!(code = e.code(), error = %e, source = ?std::error::Error::source(&e).map(ToString::to_string), "cannot load the keys; keeping the last copy");
                 Err(e)
             }
         }
@@ -279,6 +367,54 @@ impl KeySource {
             Self::Local(ring) => Some(f(&ring.read().unwrap_or_else(PoisonError::into_inner))),
             Self::Remote(remote) => remote.current().map(|r| f(&r)),
         }
+    }
+
+    fn has_usable_key(&self) -> bool {
+        match self {
+            Self::Local(_) => self.with_ring(|r| r.keys().next().is_some()) == Some(true),
+            Self::Remote(remote) => remote.has_usable_key(),
+        }
+    }
+}
+
+/// `tessera_verifier_keys` and `tessera_verifier_keys_skipped{reason}` of a key set, read at
+/// every scrape.
+#[derive(Debug)]
+pub(crate) struct KeySetMetrics(pub(crate) Arc<RemoteKeys>);
+
+impl prometheus_client::collector::Collector for KeySetMetrics {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric as _;
+        use prometheus_client::metrics::TypedMetric as _;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let (usable, skipped) = {
+            let r = self.0.report.lock().unwrap_or_else(PoisonError::into_inner);
+            let loaded = self.0.has_usable_key();
+            (if loaded { r.usable } else { 0 }, r.skipped.clone())
+        };
+        let g = ConstGauge::new(i64::try_from(usable).unwrap_or(i64::MAX));
+        g.encode(encoder.encode_descriptor(
+            "tessera_verifier_keys",
+            "Usable keys in the verifier's trusted set (JWKS and PEM files)",
+            None,
+            ConstGauge::<i64>::TYPE,
+        )?)?;
+        let mut family = encoder.encode_descriptor(
+            "tessera_verifier_keys_skipped",
+            "Keys of the trusted set that cannot be used and were skipped, by reason",
+            None,
+            ConstGauge::<i64>::TYPE,
+        )?;
+        for reason in SkipReason::ALL {
+            let n = skipped.get(&reason).copied().unwrap_or(0);
+            let labels = [("reason", reason.as_str())];
+            let g = ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
+            g.encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -321,6 +457,9 @@ pub struct VerifierSettings {
     pub cookie_name: String,
     /// Where the keys are.
     pub keys: KeySource,
+    /// Keys given as PEM (`[verify] public_keys`), tried before `keys` inside `tessera
+    /// serve`; `None` when there are none or they are `keys` already.
+    pub pem_keys: Option<Arc<RemoteKeys>>,
     /// Where the revocations are.
     pub revocations: RevocationSource,
     /// How long a copy of the revocations is used before new entries are read (zero: on
@@ -341,6 +480,7 @@ pub struct Verifier {
     config: Config,
     cookie_name: String,
     keys: KeySource,
+    pem_keys: Option<Arc<RemoteKeys>>,
     source: RevocationSource,
     client: reqwest::Client,
     copy: RwLock<Copy>,
@@ -419,6 +559,7 @@ impl Verifier {
             config: s.config,
             cookie_name: s.cookie_name,
             keys: s.keys,
+            pem_keys: s.pem_keys,
             source: s.revocations,
             client: http_client().map_err(|e| e.to_string())?,
             copy: RwLock::new(Copy::default()),
@@ -441,10 +582,11 @@ impl Verifier {
         self.cache.clone()
     }
 
-    /// Whether keys are loaded and, if revocations are checked, a copy of them exists: the
-    /// verifier's readiness.
+    /// Whether at least one usable key is loaded and, if revocations are checked, a copy of
+    /// them exists: the verifier's readiness.
     pub fn ready(&self) -> bool {
-        let keys = self.keys.with_ring(|_| ()).is_some();
+        let keys = self.keys.has_usable_key()
+            || self.pem_keys.as_ref().is_some_and(|k| k.has_usable_key());
         let revocations = matches!(self.source, RevocationSource::None)
             || self
                 .copy
@@ -470,7 +612,10 @@ impl Verifier {
                 let mut resp = StatusCode::OK.into_response();
                 let h = resp.headers_mut();
                 h.insert(HeaderName::from_static(SUBJECT_HEADER), sub);
-                h.insert(HeaderName::from_static(SESSION_HEADER), sid);
+                // MediaWiki's own tokens bind no session: no header then.
+                if !sid.is_empty() {
+                    h.insert(HeaderName::from_static(SESSION_HEADER), sid);
+                }
                 h.insert(
                     HeaderName::from_static(STATUS_HEADER),
                     HeaderValue::from_static(id.code),
@@ -492,7 +637,10 @@ impl Verifier {
             .inc();
     }
 
-    /// The token of the request: the token cookie, else `Authorization: Bearer`.
+    /// The token of the request: the token cookie, else `Authorization: Bearer`. Taken as
+    /// sent: whitespace or quotes around it are not trimmed away, so they fail verification
+    /// (`bad_encoding`) and a token has one spelling. RFC 6750 §2.1 puts one or more spaces
+    /// between `Bearer` and the token; those are the header's syntax, not the token's.
     fn token<'h>(&self, headers: &'h HeaderMap) -> Result<&'h str, &'static str> {
         for v in headers.get_all(header::COOKIE) {
             let Ok(c) = v.to_str() else { continue };
@@ -506,7 +654,7 @@ impl Verifier {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .map(|t| t.trim_start_matches(' '))
             .filter(|t| !t.is_empty())
             .ok_or("none")
     }
@@ -515,10 +663,14 @@ impl Verifier {
         let token = self.token(headers)?;
         self.bring_up_to_date(now).await?;
         let mut verified = self.verify(token, now);
-        if let (Err(TokenError::UnknownKeyId), KeySource::Remote(remote)) = (&verified, &self.keys)
-            && remote.refetch_for_unknown_kid().await
-        {
-            verified = self.verify(token, now);
+        if matches!(verified, Err(TokenError::UnknownKeyId)) {
+            let mut refetched = false;
+            for remote in self.remotes() {
+                refetched |= remote.refetch_for_unknown_kid().await;
+            }
+            if refetched {
+                verified = self.verify(token, now);
+            }
         }
         match verified {
             Ok(v) => {
@@ -546,12 +698,30 @@ impl Verifier {
         }
     }
 
+    /// The key sets fetched from elsewhere (refetched on an unknown `kid`).
+    fn remotes(&self) -> impl Iterator<Item = &Arc<RemoteKeys>> {
+        let primary = match &self.keys {
+            KeySource::Remote(r) => Some(r),
+            KeySource::Local(_) => None,
+        };
+        self.pem_keys.iter().chain(primary)
+    }
+
+    /// Verifies against the PEM keys first (they alone take tokens without a `kid`; a
+    /// token whose `kid` they do not hold is `unknown_kid` there), then the keys.
     fn verify(&self, token: &str, now: i64) -> tessera_token::Result<tessera_token::Verified> {
         let copy = self.copy.read().unwrap_or_else(PoisonError::into_inner);
+        let check = |ring: &Keyring| {
+            ring.verify_cached_at(&self.config, token, now, &copy.list, &self.cache)
+        };
+        if let Some(pem) = self.pem_keys.as_ref().and_then(|k| k.current()) {
+            match check(&pem) {
+                Err(TokenError::UnknownKeyId) => {}
+                other => return other,
+            }
+        }
         self.keys
-            .with_ring(|ring| {
-                ring.verify_cached_at(&self.config, token, now, &copy.list, &self.cache)
-            })
+            .with_ring(check)
             .unwrap_or(Err(TokenError::UnknownKeyId))
     }
 
@@ -829,6 +999,8 @@ mod tests {
             FetchError::TooLarge,
             FetchError::File(std::io::Error::other("test")),
             FetchError::Jwks(TokenError::NoSigningKey),
+            FetchError::PemFile(PathBuf::new(), std::io::Error::other("test")),
+            FetchError::NoUsableKey { skipped: 1 },
             FetchError::Feed(serde_json::from_str::<Value>("{").unwrap_err()),
             FetchError::Store(tessera_core::Error::AlreadyExists),
         ];

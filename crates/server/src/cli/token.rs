@@ -38,6 +38,11 @@ pub fn mint(config: &Config, args: &MintArgs) -> Result<ExitCode> {
 }
 
 /// Reads the token from standard input, bounded, without echoing it anywhere.
+///
+/// One line ending after the token (`\n` or `\r\n`, what `echo`, editors and `> file`
+/// leave) is the line's, not the token's, and is dropped; any other whitespace, and quotes
+/// around the token, stay, so `inspect` refuses them (`bad_encoding`) as `GET /v1/verify`
+/// does.
 fn read_token() -> Result<String> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
@@ -53,8 +58,10 @@ fn read_token() -> Result<String> {
         return Err(Error::StdinTooLarge);
     }
     let text = String::from_utf8(buf).map_err(Error::StdinNotText)?;
-    let token = text.trim();
-    if token.is_empty() {
+    let token = text
+        .strip_suffix('\n')
+        .map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
+    if token.trim().is_empty() {
         return Err(Error::NoToken);
     }
     Ok(token.to_owned())

@@ -40,6 +40,7 @@ pub(super) struct FileVerify {
     pub(super) claims: Option<Vec<String>>,
     pub(super) cache: Option<usize>,
     pub(super) jwks: Option<String>,
+    pub(super) public_keys: Option<Vec<String>>,
     pub(super) revocations: Option<String>,
     pub(super) jwks_refresh: Option<String>,
     pub(super) unknown_kid_cooldown: Option<String>,

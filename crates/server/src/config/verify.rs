@@ -18,6 +18,11 @@ pub struct VerifyConfig {
     pub cache: usize,
     /// `jwks`: where `tessera verifier` reads the keys (a URL or a file path).
     pub jwks: Option<crate::verifier::JwksLocation>,
+    /// `public_keys`: PEM files of public keys (SubjectPublicKeyInfo: RSA, EC P-256,
+    /// Ed25519) that `GET /v1/verify` accepts, also for tokens without a `kid`, such as
+    /// MediaWiki's `$wgJwtPublicKey` (default none). Relative paths are read from the
+    /// working directory. `TESSERA_VERIFY_PUBLIC_KEYS`: the paths separated by `:`.
+    pub public_keys: Vec<PathBuf>,
     /// `revocations`: the revocation feed URL `tessera verifier` polls; `None` inside when
     /// set to `"none"` (no revocation check). Required with `jwks`.
     pub revocations: Option<Option<String>>,
@@ -33,6 +38,7 @@ impl Default for VerifyConfig {
             claims: Vec::new(),
             cache: tessera::token::DEFAULT_TOKEN_CACHE,
             jwks: None,
+            public_keys: Vec::new(),
             revocations: None,
             jwks_refresh: Duration::from_secs(300),
             unknown_kid_cooldown: Duration::from_secs(30),
@@ -57,6 +63,25 @@ fn jwks_location(field: &str, s: &str) -> Result<crate::verifier::JwksLocation, 
         return Err(invalid(field, "must not be empty"));
     }
     Ok(JwksLocation::File(PathBuf::from(s)))
+}
+
+/// The most PEM files `[verify] public_keys` names (each holds one key or more; at most
+/// [`tessera_token::MAX_KEYS_WITHOUT_KID`] keys are used in all).
+const MAX_PUBLIC_KEY_FILES: usize = tessera_token::MAX_KEYS_WITHOUT_KID;
+
+fn public_key_files(field: &str, files: Vec<PathBuf>) -> Result<Vec<PathBuf>, ConfigError> {
+    if files.iter().any(|f| f.as_os_str().is_empty()) {
+        return Err(invalid(field, "a file name is empty"));
+    }
+    if files.len() > MAX_PUBLIC_KEY_FILES {
+        return Err(invalid(
+            field,
+            format!(
+                "at most {MAX_PUBLIC_KEY_FILES} files (tokens without a kid are checked against each key)"
+            ),
+        ));
+    }
+    Ok(files)
 }
 
 /// `[verify]`: whether a token is required, how long the revocation copy is reused, and the
@@ -118,6 +143,17 @@ fn verify_config(
         (None, Some(v)) => Some(jwks_location("verify.jwks", &v)?),
         (None, None) => None,
     };
+    let public_keys = match (env("TESSERA_VERIFY_PUBLIC_KEYS"), f.public_keys) {
+        (Some(v), _) => public_key_files(
+            "TESSERA_VERIFY_PUBLIC_KEYS",
+            std::env::split_paths(&v).collect(),
+        )?,
+        (None, Some(v)) => public_key_files(
+            "verify.public_keys",
+            v.into_iter().map(PathBuf::from).collect(),
+        )?,
+        (None, None) => Vec::new(),
+    };
     let revocations = match (env("TESSERA_VERIFY_REVOCATIONS"), f.revocations) {
         (Some(v), _) => Some(("TESSERA_VERIFY_REVOCATIONS", v)),
         (None, Some(v)) => Some(("verify.revocations", v)),
@@ -138,7 +174,9 @@ fn verify_config(
             Some(Some(v))
         }
     };
-    if jwks.is_some() != revocations.is_some() {
+    // `revocations` is for `tessera verifier`, whose keys are `jwks` and/or `public_keys`.
+    let keys_for_the_edge = jwks.is_some() || !public_keys.is_empty();
+    if (jwks.is_some() && revocations.is_none()) || (revocations.is_some() && !keys_for_the_edge) {
         return Err(invalid(
             "verify.revocations",
             "verify.jwks and verify.revocations go together: the feed URL of the service that \
@@ -167,6 +205,7 @@ fn verify_config(
         claims,
         cache,
         jwks,
+        public_keys,
         revocations,
         jwks_refresh,
         unknown_kid_cooldown,

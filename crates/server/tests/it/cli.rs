@@ -389,6 +389,24 @@ fn token_mint_and_inspect() {
     assert_eq!(j["revocations_checked"], false);
     // `-` names standard input.
     env.run_with_stdin(&["token", "inspect", "-"], &token).ok();
+    env.run_with_stdin(&["token", "inspect"], &format!("{token}\r\n"))
+        .ok();
+    // One line ending is the line's; other whitespace and quotes are the value's, refused
+    // as /v1/verify refuses them (issue 16 item 6), never trimmed into a valid token.
+    for spelled in [
+        format!(" {token}"),
+        format!("{token} "),
+        format!("{token}\n\n"),
+        format!("\t{token}\n"),
+        format!("\"{token}\""),
+    ] {
+        let r = env.inspect(&spelled);
+        assert_eq!(
+            (r.code, r.json()["outcome"].as_str()),
+            (3, Some("bad_encoding")),
+            "{spelled:?}"
+        );
+    }
 
     // A bad signature: exit 3, and the decoded parts shown, marked unverified.
     let (input, sig) = token.rsplit_once('.').unwrap();

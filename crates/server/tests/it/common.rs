@@ -207,6 +207,8 @@ impl TestSettings for Settings {
             verify_required: false,
             verify_refresh: Duration::ZERO,
             verify_claims: Vec::new(),
+            verify_claim_set: tessera_token::ClaimSet::Tessera,
+            verify_pem: None,
             seal_keys: None,
         }
     }

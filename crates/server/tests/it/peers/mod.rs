@@ -224,6 +224,48 @@ pub(crate) fn with_claims(token: &str, edit: impl FnOnce(&mut Value)) -> String 
     format!("{}.{payload}.{}", parts[0], parts[2])
 }
 
+/// The order of P-256, big-endian.
+const P256_N: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// An ES256 token's `s`, and whether it is high (above n/2). Other signers (PyJWT with
+/// pyca/cryptography, OpenSSL) write either `s`; Tessera refuses the high one (one spelling
+/// per token) and writes the low one.
+pub(crate) fn es256_high_s(token: &str) -> bool {
+    let sig = URL_SAFE_NO_PAD
+        .decode(token.rsplit_once('.').unwrap().1)
+        .unwrap();
+    assert_eq!(sig.len(), 64, "an ES256 signature");
+    // s > n/2 ⇔ 2s > n; compare n - s < s.
+    other_s(&sig[32..]).as_slice() < &sig[32..]
+}
+
+/// `n - s`.
+fn other_s(s: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut d = i16::from(P256_N[i]) - i16::from(s[i]) - borrow;
+        borrow = i16::from(d < 0);
+        if d < 0 {
+            d += 256;
+        }
+        out[i] = u8::try_from(d).unwrap();
+    }
+    out
+}
+
+/// The same ES256 token with the other `s` (`n - s`): the same signature to ECDSA.
+pub(crate) fn es256_other_s(token: &str) -> String {
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let mut sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    let s = other_s(&sig[32..]);
+    sig[32..].copy_from_slice(&s);
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(&sig))
+}
+
 /// Fresh claims for `sub` as Tessera would issue them, at the wall clock's now.
 pub(crate) fn claims_for(sub: &str) -> Value {
     let now = now();
