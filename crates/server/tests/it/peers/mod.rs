@@ -16,6 +16,7 @@
 
 mod algorithms;
 mod jose;
+mod mediawiki_edge;
 mod nginx;
 mod pyjwt;
 mod service_algorithms;

@@ -62,25 +62,25 @@ fn readme_config() -> String {
 
 /// `text` with `from` replaced by `to`, where `from` occurs exactly once (so a change of the
 /// README is noticed rather than silently testing something else).
-fn replace_once(text: &str, from: &str, to: &str) -> String {
+pub(crate) fn replace_once(text: &str, from: &str, to: &str) -> String {
     assert_eq!(
         text.matches(from).count(),
         1,
-        "README's nginx block should have `{from}` once"
+        "the documented block should have `{from}` once"
     );
     text.replacen(from, to, 1)
 }
 
 /// The upstream application: answers every request with the request headers it received,
 /// in order, duplicates kept, and counts the requests.
-struct Upstream {
-    addr: String,
+pub(crate) struct Upstream {
+    pub(crate) addr: String,
     hits: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Upstream {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         async fn echo(State(hits): State<Arc<AtomicUsize>>, headers: HeaderMap) -> Json<Value> {
             hits.fetch_add(1, Ordering::SeqCst);
             let list: Vec<Value> = headers
@@ -99,7 +99,7 @@ impl Upstream {
         Self { addr, hits, task }
     }
 
-    fn hits(&self) -> usize {
+    pub(crate) fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
 }
@@ -113,14 +113,34 @@ impl Drop for Upstream {
 /// nginx in the foreground (`daemon off`, one process: `master_process off`, so killing
 /// the child stops all of it), everything it writes in a temporary directory, serving the
 /// README's configuration over TLS with a fresh self-signed certificate.
-struct Nginx {
+pub(crate) struct Nginx {
     port: u16,
     child: std::process::Child,
     dir: tempfile::TempDir,
 }
 
 impl Nginx {
+    /// The README's configuration, for Tessera on `tessera` and the application on `app`.
     async fn start(tessera: &str, app: &str) -> Self {
+        let (tessera, app) = (tessera.to_owned(), app.to_owned());
+        Self::start_site(move |port, crt, key| {
+            let mut site = readme_config();
+            for (from, to) in [
+                ("server 127.0.0.1:7300;", format!("server {tessera};")),
+                ("server 127.0.0.1:8080;", format!("server {app};")),
+                ("listen 443 ssl;", format!("listen 127.0.0.1:{port} ssl;")),
+                ("/etc/nginx/tls/example.org.crt", crt.to_owned()),
+                ("/etc/nginx/tls/example.org.key", key.to_owned()),
+            ] {
+                site = replace_once(&site, &from, &to);
+            }
+            site
+        })
+        .await
+    }
+
+    /// nginx serving the `http {}` contents `site(port, certificate, key)` gives.
+    pub(crate) async fn start_site(site: impl Fn(u16, &str, &str) -> String) -> Self {
         let bin = nginx_binary();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -158,16 +178,7 @@ impl Nginx {
                 .local_addr()
                 .unwrap()
                 .port();
-            let mut site = readme_config();
-            for (from, to) in [
-                ("server 127.0.0.1:7300;", format!("server {tessera};")),
-                ("server 127.0.0.1:8080;", format!("server {app};")),
-                ("listen 443 ssl;", format!("listen 127.0.0.1:{port} ssl;")),
-                ("/etc/nginx/tls/example.org.crt", path(&crt)),
-                ("/etc/nginx/tls/example.org.key", path(&key)),
-            ] {
-                site = replace_once(&site, from, &to);
-            }
+            let site = site(port, &path(&crt), &path(&key));
             let t = path(d);
             let conf = format!(
                 "daemon off;\nmaster_process off;\npid {t}/nginx.pid;\nerror_log {t}/error.log info;\n\
@@ -213,7 +224,7 @@ impl Nginx {
     }
 
     /// `GET path` through nginx over TLS (curl), with `headers` sent as given.
-    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+    pub(crate) async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
         let mut cmd = tokio::process::Command::new("curl");
         cmd.args(["-sS", "-k", "-i", "--max-time", "20"])
             .arg(format!("https://127.0.0.1:{}{path}", self.port));
@@ -248,7 +259,7 @@ impl Nginx {
         }
     }
 
-    fn error_log(&self) -> String {
+    pub(crate) fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
     }
 }
@@ -266,8 +277,8 @@ fn path(p: &Path) -> String {
 
 /// A response from nginx.
 #[derive(Debug)]
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
     body: String,
 }
@@ -282,7 +293,7 @@ impl Reply {
 
     /// The identity headers the upstream received: every header whose name, lower-cased
     /// with `_` read as `-` (as CGI-style frameworks do), starts with `x-tessera-`, sorted.
-    fn upstream_identity(&self) -> Vec<(String, String)> {
+    pub(crate) fn upstream_identity(&self) -> Vec<(String, String)> {
         assert_eq!(self.status, 200, "{self:?}");
         let v: Value = serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not the upstream's answer ({e}): {self:?}"));
