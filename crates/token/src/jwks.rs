@@ -112,7 +112,7 @@ pub struct SkippedKey {
 /// and a revoked key is simply absent from it). A key that cannot be used is skipped and
 /// reported ([`SkippedKey`]), and the others keep verifying: one bad entry does not take
 /// an edge down. PEM keys also verify tokens without a `kid`
-/// ([`KeyringBuilder::public_key_without_kid`]), as MediaWiki writes them.
+/// ([`KeyringBuilder::public_key_without_kid`](crate::KeyringBuilder::public_key_without_kid)), as MediaWiki writes them.
 ///
 /// # Examples
 ///
@@ -290,7 +290,7 @@ impl TrustedKeys {
     /// Adds the public keys of a PEM text (`name` says where it came from, e.g. its file
     /// name): every `PUBLIC KEY` block (RSA, EC P-256, Ed25519 SubjectPublicKeyInfo) is a
     /// key that also verifies tokens **without a `kid`**
-    /// ([`KeyringBuilder::public_key_without_kid`]), and by its thumbprint id otherwise.
+    /// ([`KeyringBuilder::public_key_without_kid`](crate::KeyringBuilder::public_key_without_kid)), and by its thumbprint id otherwise.
     /// Each block that cannot be used (a private key, a certificate, another algorithm, a
     /// malformed block, more than [`MAX_KEYS_WITHOUT_KID`] keys in all) is skipped; so is a
     /// text with no PEM block at all. Text around the blocks is ignored (RFC 7468 §2).

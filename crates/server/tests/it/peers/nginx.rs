@@ -132,7 +132,7 @@ impl Nginx {
                 ("/etc/nginx/tls/example.org.crt", crt.to_owned()),
                 ("/etc/nginx/tls/example.org.key", key.to_owned()),
             ] {
-                site = replace_once(&site, &from, &to);
+                site = replace_once(&site, from, &to);
             }
             site
         })
