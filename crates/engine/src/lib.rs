@@ -61,6 +61,7 @@ pub mod cookie;
 pub mod csrf;
 mod engine;
 mod error;
+mod limits;
 pub mod metrics;
 pub mod token;
 
@@ -71,10 +72,8 @@ pub mod tower;
 
 pub use anonymous::AnonymousMode;
 pub use config::SessionConfig;
-pub use engine::{
-    Edits, Engine, Login, MAX_CLAIMS_BYTES, MAX_EDITS, MAX_JSON_DEPTH, MAX_KEY_LEN, Outcome,
-    RESERVED_CLAIMS, Session, Status, Storage, Stores,
-};
+pub use engine::{Edits, Engine, Login, Outcome, Session, Status, Storage, Stores};
 pub use error::{Error, Result};
+pub use limits::{MAX_CLAIMS_BYTES, MAX_EDITS, MAX_JSON_DEPTH, MAX_KEY_LEN, RESERVED_CLAIMS};
 pub use tessera_core;
 pub use tessera_token;

@@ -120,7 +120,7 @@ impl TokenSettings {
                 "the token cookie needs its own name".to_owned(),
             ));
         }
-        crate::engine::validate_claims(&self.default_claims)
+        crate::limits::validate_claims(&self.default_claims)
             .map_err(|e| crate::Error::Config(format!("default token claims: {e}")))?;
         Ok(())
     }

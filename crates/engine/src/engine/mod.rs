@@ -1,0 +1,305 @@
+//! The session engine: the [`Engine`] type, its constructors and accessors, and the
+//! helpers every flow shares. Each flow lives in a file of its own.
+
+mod client;
+mod csrf;
+mod login;
+mod outcome;
+mod request;
+mod resolve;
+mod secrets;
+mod store;
+mod tokens;
+mod update;
+mod users;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use tessera_core::{Handle, SessionRecord, StoreKey, Timestamp};
+use tessera_token::seal::{SealKey, SealKeyring};
+
+use crate::anonymous;
+use crate::cookie::{self, CookieConfig, Lookup};
+use crate::csrf::CsrfKey;
+use crate::metrics::Metrics;
+use crate::token::TokenSettings;
+use crate::{Error, Result, SessionConfig};
+
+pub use outcome::{Outcome, Session, Status, Storage};
+pub use request::{Edits, Login};
+pub use store::Stores;
+
+/// The session engine: every lifecycle rule of DESIGN §3 over a pair of [`Stores`].
+///
+/// Every method takes `now`, read once per request by the caller from its
+/// [`Clock`](tessera_core::Clock).
+#[derive(Debug)]
+pub struct Engine {
+    stores: Stores,
+    config: SessionConfig,
+    cookie: CookieConfig,
+    csrf: CsrfKey,
+    metrics: Metrics,
+    tokens: Option<TokenSettings>,
+    /// The sealed anonymous cookie: the session cookie's attributes, its own name.
+    anon_cookie: CookieConfig,
+    /// Seals anonymous cookies and secrets; shared so rotation can swap keys under a
+    /// running engine.
+    seal: Arc<RwLock<SealKeyring>>,
+}
+
+impl Engine {
+    /// An engine over `stores`.
+    ///
+    /// Anonymous sessions follow [`SessionConfig::anonymous`] (client-side by default), in
+    /// a cookie named [`anonymous::DEFAULT_ANON_COOKIE`] (`<name>-anon` beside a
+    /// development cookie) with the attributes of `cookie`. The sealing keys are fresh and
+    /// in memory until [`Engine::with_seal_keys`] gives persistent ones.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if `config` is inconsistent; [`Error::Random`] if the OS random
+    /// source fails.
+    pub fn try_new(
+        stores: Stores,
+        config: SessionConfig,
+        cookie: CookieConfig,
+        csrf: CsrfKey,
+        metrics: Metrics,
+    ) -> Result<Self> {
+        config.validate()?;
+        let anon_name = if cookie.secure() {
+            anonymous::DEFAULT_ANON_COOKIE.to_owned()
+        } else {
+            format!("{}-anon", cookie.name())
+        };
+        let anon_cookie = cookie
+            .with_name(anon_name)
+            .map_err(|e| Error::Config(format!("anonymous cookie: {e}")))?;
+        let key = SealKey::generate().map_err(Error::Random)?;
+        let engine = Self {
+            stores,
+            config,
+            cookie,
+            csrf,
+            metrics,
+            tokens: None,
+            anon_cookie,
+            seal: Arc::new(RwLock::new(SealKeyring::new(vec![key]))),
+        };
+        engine.check_cookie_names()?;
+        Ok(engine)
+    }
+
+    /// Turns on session tokens (DESIGN §5): authenticated sessions get a token cookie.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the token settings are inconsistent.
+    pub fn with_tokens(mut self, tokens: TokenSettings) -> Result<Self> {
+        tokens.validate(&self.cookie)?;
+        self.tokens = Some(tokens);
+        self.check_cookie_names()?;
+        Ok(self)
+    }
+
+    /// Seals anonymous cookies and secrets with `keys` (the service loads them from its
+    /// key directory and rotates them on a schedule through this handle).
+    ///
+    /// # ⚠️ Warning
+    ///
+    /// Without this call the keys live in memory only: after a restart every client-side
+    /// anonymous session starts afresh and stored secrets no longer open.
+    pub fn with_seal_keys(mut self, keys: Arc<RwLock<SealKeyring>>) -> Self {
+        self.seal = keys;
+        self
+    }
+
+    /// Names the anonymous cookie `name` (with the session cookie's attributes).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the name is not valid for these attributes or is the name of
+    /// another cookie of the engine.
+    pub fn with_anonymous_cookie(mut self, name: impl Into<String>) -> Result<Self> {
+        self.anon_cookie = self
+            .cookie
+            .with_name(name)
+            .map_err(|e| Error::Config(format!("anonymous cookie: {e}")))?;
+        self.check_cookie_names()?;
+        Ok(self)
+    }
+
+    fn check_cookie_names(&self) -> Result<()> {
+        let anon = self.anon_cookie.name();
+        let token = self.tokens.as_ref().map(|t| t.cookie.name());
+        if anon == self.cookie.name() || token == Some(anon) {
+            return Err(Error::Config(
+                "the anonymous cookie needs its own name".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The sealing keys (anonymous cookies and secrets).
+    pub fn seal_keys(&self) -> &Arc<RwLock<SealKeyring>> {
+        &self.seal
+    }
+
+    /// The anonymous cookie's configuration.
+    pub fn anonymous_cookie(&self) -> &CookieConfig {
+        &self.anon_cookie
+    }
+
+    /// The token settings, if tokens are on.
+    pub fn tokens(&self) -> Option<&TokenSettings> {
+        self.tokens.as_ref()
+    }
+
+    /// The session configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// The cookie configuration.
+    pub fn cookie(&self) -> &CookieConfig {
+        &self.cookie
+    }
+
+    /// The engine's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The stores.
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
+    // ---- internals -------------------------------------------------------------------
+
+    pub(super) fn outcome(
+        &self,
+        session: Option<Session>,
+        set_cookie: Vec<String>,
+        status: Status,
+    ) -> Outcome {
+        Outcome {
+            session,
+            set_cookie,
+            status,
+            token_status: if self.tokens.is_some() {
+                "none"
+            } else {
+                "disabled"
+            },
+        }
+    }
+
+    pub(super) fn count(&self, op: &'static str, r: &Result<Outcome>) {
+        let outcome = match r {
+            Ok(o) => o.status.as_str(),
+            Err(e) => e.code(),
+        };
+        self.metrics.op(op, outcome);
+    }
+
+    pub(super) fn handle_from(&self, cookie: &str) -> Result<Option<Handle>> {
+        match cookie::find(cookie, self.cookie.name()) {
+            Lookup::Absent | Lookup::Found("") => Ok(None),
+            Lookup::Found(v) => match v.parse::<Handle>() {
+                Ok(h) => Ok(Some(h)),
+                Err(_) => {
+                    tracing::warn!(target: "security", "possibly suspicious activity: malformed session cookie");
+                    Err(Error::MalformedCookie)
+                }
+            },
+            Lookup::Invalid => {
+                tracing::warn!(target: "security", "possibly suspicious activity: oversized or duplicated session cookie");
+                Err(Error::MalformedCookie)
+            }
+        }
+    }
+
+    pub(super) fn renewal_due(&self, record: &SessionRecord, now: Timestamp) -> bool {
+        let (idle, _) = self.lifetimes(record);
+        now.duration_since(record.renewed_at) >= idle / 2
+            && record.idle_expires_at < record.absolute_expires_at
+    }
+
+    pub(super) fn renew(&self, record: &mut SessionRecord, now: Timestamp) {
+        let (idle, _) = self.lifetimes(record);
+        record.renewed_at = now;
+        record.idle_expires_at = now.saturating_add(idle).min(record.absolute_expires_at);
+    }
+
+    pub(super) fn lifetimes(&self, record: &SessionRecord) -> (Duration, Duration) {
+        if record.remember {
+            (
+                self.config.remember_idle_timeout,
+                self.config.remember_absolute_timeout,
+            )
+        } else {
+            (self.config.idle_timeout, self.config.absolute_timeout)
+        }
+    }
+
+    /// The cookie for `handle`: persistent until the session's expiry for remember-me
+    /// sessions, a browser-session cookie otherwise (the server enforces both timeouts).
+    pub(super) fn set_cookie(
+        &self,
+        handle: &Handle,
+        record: &SessionRecord,
+        now: Timestamp,
+    ) -> String {
+        let max_age = record
+            .remember
+            .then(|| record.expires_at().duration_since(now));
+        self.cookie.set(handle.expose(), max_age)
+    }
+
+    /// Data and (sealed) secrets together stay within `max_data_bytes`.
+    pub(super) fn check_size(
+        &self,
+        data: &BTreeMap<String, Value>,
+        secrets: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let size = serde_json::to_vec(data)
+            .map_err(|e| Error::InvalidInput(format!("data is not serialisable: {e}")))?
+            .len()
+            + secrets
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 6)
+                .sum::<usize>();
+        if size > self.config.max_data_bytes {
+            return Err(Error::DataTooLarge {
+                size,
+                limit: self.config.max_data_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn stored(key: StoreKey, record: SessionRecord) -> Session {
+    Session {
+        key,
+        record,
+        storage: Storage::Store,
+    }
+}
+
+/// Randomised exponential backoff after a conflict, so writers that collided spread out.
+pub(super) async fn backoff(attempt: u32) {
+    let mut b = [0u8; 2];
+    let jitter = if getrandom::fill(&mut b).is_ok() {
+        u64::from(u16::from_le_bytes(b))
+    } else {
+        0
+    };
+    let ceiling_us = 50u64 << attempt.min(6);
+    tokio::time::sleep(Duration::from_micros(jitter % ceiling_us.max(1))).await;
+}
