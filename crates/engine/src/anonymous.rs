@@ -29,41 +29,9 @@ use tessera_token::seal::{SealKeyring, sealed_len};
 
 use crate::SessionConfig;
 
-/// Where new anonymous sessions live (`[session] anonymous` in the service).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum AnonymousMode {
-    /// In a sealed cookie: no store write until the data outgrows the cookie or the
-    /// application keeps a secret (the default).
-    #[default]
-    Client,
-    /// In the (anonymous) store, one write to create, like authenticated sessions. A sealed
-    /// cookie issued in client mode is still read, and moves to the store at its first write.
-    Server,
-}
-
-impl AnonymousMode {
-    /// The configuration name: `client` or `server`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Client => "client",
-            Self::Server => "server",
-        }
-    }
-}
-
 /// The default name of the anonymous cookie (a development session cookie `tessera` gets
 /// `tessera-anon` instead: `__Host-` needs `Secure`).
 pub const DEFAULT_ANON_COOKIE: &str = "__Host-tessera-anon";
-/// The default budget of the anonymous cookie's `name=value`, in bytes: about 3 KB, so the
-/// whole `Set-Cookie` (attributes add under 100 bytes) stays well under browsers' 4096.
-pub const DEFAULT_COOKIE_BUDGET: usize = 3072;
-/// The smallest budget accepted: an empty session must fit.
-pub const MIN_COOKIE_BUDGET: usize = 512;
-/// The largest budget accepted: the `Set-Cookie` must stay under 4096 bytes with its
-/// attributes.
-pub const MAX_COOKIE_BUDGET: usize = 3800;
 /// The purpose the anonymous cookie is sealed for (part of the associated data).
 pub const PURPOSE: &str = "tessera-anon-v1";
 /// The purpose prefix secrets are sealed for; the session's reference follows it.
@@ -205,6 +173,7 @@ mod tests {
     use tessera_token::seal::SealKey;
 
     use super::*;
+    use crate::limits::{DEFAULT_COOKIE_BUDGET, MAX_COOKIE_BUDGET};
 
     const NOW: Timestamp = Timestamp::from_unix_secs(1_800_000_000);
     const NAME: &str = DEFAULT_ANON_COOKIE;

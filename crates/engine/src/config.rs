@@ -1,8 +1,8 @@
 use std::time::Duration;
 
-use crate::anonymous::{
-    AnonymousMode, DEFAULT_COOKIE_BUDGET, MAX_COOKIE_BUDGET, MIN_COOKIE_BUDGET,
-};
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{DEFAULT_COOKIE_BUDGET, MAX_COOKIE_BUDGET, MIN_COOKIE_BUDGET};
 use crate::{Error, Result};
 
 /// Lifetimes and limits of sessions. The defaults and their reasons are in
@@ -46,6 +46,30 @@ impl Default for SessionConfig {
             max_conflict_retries: 100,
             anonymous: AnonymousMode::Client,
             anonymous_cookie_bytes: DEFAULT_COOKIE_BUDGET,
+        }
+    }
+}
+
+/// Where new anonymous sessions live (`[session] anonymous` in the service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum AnonymousMode {
+    /// In a sealed cookie: no store write until the data outgrows the cookie or the
+    /// application keeps a secret (the default).
+    #[default]
+    Client,
+    /// In the (anonymous) store, one write to create, like authenticated sessions. A sealed
+    /// cookie issued in client mode is still read, and moves to the store at its first write.
+    Server,
+}
+
+impl AnonymousMode {
+    /// The configuration name: `client` or `server`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Server => "server",
         }
     }
 }

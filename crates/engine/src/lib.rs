@@ -61,7 +61,7 @@ pub mod cookie;
 pub mod csrf;
 mod engine;
 mod error;
-mod limits;
+pub mod limits;
 pub mod metrics;
 pub mod token;
 
@@ -70,8 +70,7 @@ pub mod fuzzing;
 #[cfg(feature = "tower")]
 pub mod tower;
 
-pub use anonymous::AnonymousMode;
-pub use config::SessionConfig;
+pub use config::{AnonymousMode, SessionConfig};
 pub use engine::{Edits, Engine, Login, Outcome, Session, Status, Storage, Stores};
 pub use error::{Error, Result};
 pub use limits::{MAX_CLAIMS_BYTES, MAX_EDITS, MAX_JSON_DEPTH, MAX_KEY_LEN, RESERVED_CLAIMS};

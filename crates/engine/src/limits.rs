@@ -1,8 +1,10 @@
-//! Limits on what requests may ask for, and the checks that enforce them.
+//! Limits on what requests may ask for and what cookies may carry, and the checks that
+//! enforce them.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+use tessera_token::json_depth;
 
 use crate::{Edits, Error, Result};
 
@@ -12,15 +14,18 @@ pub const MAX_EDITS: usize = 256;
 pub const MAX_KEY_LEN: usize = 256;
 /// The deepest JSON nesting accepted in a value.
 pub const MAX_JSON_DEPTH: usize = 32;
-/// The largest custom claims of one session, as JSON bytes: they travel in every token.
-pub const MAX_CLAIMS_BYTES: usize = 1024;
-/// Claim names the token codec owns (and header names, so a claim cannot be mistaken for
-/// one); custom claims may not use them.
-pub const RESERVED_CLAIMS: [&str; 11] = [
-    "iss", "sub", "aud", "iat", "exp", "nbf", "sxp", "jti", "sid", "typ", "kid",
-];
+/// The default budget of the anonymous cookie's `name=value`, in bytes: about 3 KB, so the
+/// whole `Set-Cookie` (attributes add under 100 bytes) stays well under browsers' 4096.
+pub const DEFAULT_COOKIE_BUDGET: usize = 3072;
+/// The smallest budget accepted: an empty session must fit.
+pub const MIN_COOKIE_BUDGET: usize = 512;
+/// The largest budget accepted: the `Set-Cookie` must stay under 4096 bytes with its
+/// attributes.
+pub const MAX_COOKIE_BUDGET: usize = 3800;
+/// The claim rules live in the token crate, beside [`Claims`](tessera_token::Claims).
+pub use tessera_token::{MAX_CLAIMS_BYTES, RESERVED_CLAIMS};
 
-pub(crate) fn validate_key(k: &str) -> Result<()> {
+fn validate_key(k: &str) -> Result<()> {
     if k.is_empty() || k.len() > MAX_KEY_LEN || k.chars().any(char::is_control) {
         return Err(Error::InvalidInput(format!(
             "data keys must be 1 to {MAX_KEY_LEN} bytes without control characters"
@@ -29,6 +34,7 @@ pub(crate) fn validate_key(k: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks the size of an edit, its keys and the nesting of its values.
 pub(crate) fn validate_edits(edits: &Edits) -> Result<()> {
     let count =
         edits.set.len() + edits.remove.len() + edits.secrets.len() + edits.remove_secrets.len();
@@ -50,7 +56,7 @@ pub(crate) fn validate_edits(edits: &Edits) -> Result<()> {
         .set
         .values()
         .chain(edits.secrets.values())
-        .any(|v| depth(v) > MAX_JSON_DEPTH)
+        .any(|v| json_depth(v) > MAX_JSON_DEPTH)
     {
         return Err(Error::InvalidInput(format!(
             "values may nest at most {MAX_JSON_DEPTH} levels"
@@ -69,52 +75,39 @@ pub(crate) fn validate_edits(edits: &Edits) -> Result<()> {
     Ok(())
 }
 
+/// Checks custom claims (login, mint): the token crate's rule, the one `tessera token mint`
+/// follows too.
 pub(crate) fn validate_claims(claims: &BTreeMap<String, Value>) -> Result<()> {
-    if let Some(k) = claims
-        .keys()
-        .find(|k| RESERVED_CLAIMS.contains(&k.as_str()))
-    {
-        return Err(Error::InvalidInput(format!(
-            "claim {k:?} is reserved for the token itself"
-        )));
-    }
-    for k in claims.keys() {
-        validate_key(k)?;
-    }
-    let size = serde_json::to_vec(claims)
-        .map_err(|e| Error::InvalidInput(format!("claims are not serialisable: {e}")))?
-        .len();
-    if size > MAX_CLAIMS_BYTES {
-        return Err(Error::InvalidInput(format!(
-            "claims may take at most {MAX_CLAIMS_BYTES} bytes of JSON"
-        )));
-    }
-    if claims.values().any(|v| depth(v) > MAX_JSON_DEPTH) {
-        return Err(Error::InvalidInput(format!(
-            "claims may nest at most {MAX_JSON_DEPTH} levels"
-        )));
-    }
-    Ok(())
+    tessera_token::validate_custom_claims(claims).map_err(|e| Error::InvalidInput(e.to_string()))
 }
 
-fn depth(v: &Value) -> usize {
-    match v {
-        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
-        Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
-        _ => 0,
+/// Checks a token subject (mint), by the token crate's rule.
+pub(crate) fn validate_subject(sub: &str) -> Result<()> {
+    tessera_token::validate_subject(sub).map_err(|e| Error::InvalidInput(e.to_string()))
+}
+
+/// Data and (sealed) secrets together stay within `limit` bytes.
+pub(crate) fn check_size(
+    data: &BTreeMap<String, Value>,
+    secrets: &BTreeMap<String, String>,
+    limit: usize,
+) -> Result<()> {
+    let size = serde_json::to_vec(data)
+        .map_err(|e| Error::InvalidInput(format!("data is not serialisable: {e}")))?
+        .len()
+        + secrets
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 6)
+            .sum::<usize>();
+    if size > limit {
+        return Err(Error::DataTooLarge { size, limit });
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn depth_counts_nesting() {
-        assert_eq!(depth(&serde_json::json!(1)), 0);
-        assert_eq!(depth(&serde_json::json!([[1]])), 2);
-        assert_eq!(depth(&serde_json::json!({"a": {"b": []}})), 3);
-    }
 
     #[test]
     fn edits_are_bounded() {

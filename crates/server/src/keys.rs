@@ -448,8 +448,8 @@ fn random_id() -> Result<String, KeysError> {
 ///
 /// # Errors
 ///
-/// [`KeysError::InvalidInput`] for a bad `sub`, a reserved claim name or a `ttl` out of
-/// range; [`KeysError::Token`] if nothing can sign.
+/// [`KeysError::InvalidInput`] for a bad `sub` or claims (the rules of the API's mint:
+/// [`tessera_token::validate_custom_claims`]) or a `ttl` out of range; [`KeysError::Token`] if nothing can sign.
 pub fn mint(
     dir: &KeyDir,
     ring: &Keyring,
@@ -459,20 +459,10 @@ pub fn mint(
     now: i64,
 ) -> Result<String, KeysError> {
     let t = dir.tokens();
-    if sub.is_empty() || sub.len() > tessera::MAX_KEY_LEN || sub.chars().any(char::is_control) {
-        return Err(KeysError::InvalidInput(format!(
-            "the subject must be 1 to {} bytes without control characters",
-            tessera::MAX_KEY_LEN
-        )));
-    }
-    if let Some(k) = claims
-        .keys()
-        .find(|k| tessera::RESERVED_CLAIMS.contains(&k.as_str()))
-    {
-        return Err(KeysError::InvalidInput(format!(
-            "claim {k:?} is set by the token itself"
-        )));
-    }
+    // The rules of `POST /v1/tokens`, from the one place they live.
+    tessera_token::validate_subject(sub)
+        .and_then(|()| tessera_token::validate_custom_claims(&claims))
+        .map_err(|e| KeysError::InvalidInput(e.to_string()))?;
     let ttl = ttl.unwrap_or(t.exp);
     if ttl < Duration::from_secs(1) || ttl > t.exp {
         return Err(KeysError::InvalidInput(format!(

@@ -99,7 +99,10 @@ pub mod seal;
 pub mod fuzzing;
 
 pub use cache::{CacheStats, VerifiedCache};
-pub use claims::{Claims, REGISTERED_CLAIMS};
+pub use claims::{
+    Claims, ClaimsError, MAX_CLAIM_DEPTH, MAX_CLAIM_NAME_LEN, MAX_CLAIMS_BYTES, REGISTERED_CLAIMS,
+    RESERVED_CLAIMS, json_depth, validate_custom_claims, validate_subject,
+};
 pub use codec::{
     Config, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TYP, MAX_LEEWAY, NoRevocations, RevocationList,
     Revocations, Status, Verified,

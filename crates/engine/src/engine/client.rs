@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use tessera_core::{SessionKind, Timestamp};
 
-use super::store::outcome_of;
+use super::store::Write;
 use super::update::apply;
 use super::{Edits, Engine, Outcome, Session, Status, Storage, stored};
-use crate::anonymous::{self, AnonymousMode, ClientState, NotSealed};
+use crate::anonymous::{self, ClientState, NotSealed};
 use crate::cookie::{self, Lookup};
-use crate::{Error, Result};
+use crate::{AnonymousMode, Error, Result};
 
 impl Engine {
     /// `update` without a session cookie: edits the sealed anonymous state (or a fresh one
@@ -80,7 +80,11 @@ impl Engine {
                 }
             }
         }
-        let reason = if server && fresh { "create" } else { "spill" };
+        let reason = if server && fresh {
+            Write::Create
+        } else {
+            Write::Spill
+        };
         let mut o = self.spill(state, edits, reason, now).await?;
         if !fresh || refused {
             o.set_cookie.push(self.anon_cookie.remove());
@@ -96,7 +100,7 @@ impl Engine {
         &self,
         state: ClientState,
         edits: &Edits,
-        reason: &'static str,
+        reason: Write,
         now: Timestamp,
     ) -> Result<Outcome> {
         let kind = SessionKind::Anonymous;
@@ -107,14 +111,8 @@ impl Engine {
         let mut record = base.clone();
         self.apply_secrets(&mut record, &key, edits)?;
         self.check_size(&record.data, &record.secrets)?;
-        let store = self.stores.for_kind(kind);
-        let r = store.create(&key, &record).await;
-        self.store_op(store.backend(), kind, "write", outcome_of(&r));
-        let (handle, key, record) = match r {
-            Ok(()) => {
-                self.write(kind, reason);
-                (handle, key, record)
-            }
+        let (handle, key, record) = match self.store.create(kind, &key, &record, reason).await {
+            Ok(()) => (handle, key, record),
             Err(tessera_core::Error::AlreadyExists) => {
                 // This cookie spilled already (a request racing this one) or its stored
                 // session has since ended. Holding the seal proves the handle was given to
@@ -141,7 +139,7 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
-        if reason == "spill" {
+        if reason == Write::Spill {
             self.metrics.anon("spilled");
         }
         let set = vec![self.set_cookie(&handle, &record, now)];

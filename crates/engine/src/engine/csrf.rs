@@ -56,7 +56,7 @@ impl Engine {
             return Ok(false);
         };
         let key = handle.store_key();
-        if self.load(handle.kind(), &key, now).await?.is_none() {
+        if self.store.load(handle.kind(), &key, now).await?.is_none() {
             self.metrics.op("csrf_check", "no_session");
             return Ok(false);
         }

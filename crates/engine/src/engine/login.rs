@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use tessera_core::{Handle, SessionKind, SessionRecord, Timestamp, User};
 
 use super::client::Anon;
+use super::store::Write;
 use super::{Engine, Login, Outcome, Status, backoff, stored};
 use crate::cookie::{self, Lookup};
 use crate::limits::validate_claims;
@@ -77,7 +78,7 @@ impl Engine {
         self.check_size(&base.data, &base.secrets)?;
         // Secrets are sealed to the session they belong to: re-sealed for the new one.
         let (handle, key, record) = self
-            .create_record_with(SessionKind::Authenticated, "login", |k| {
+            .create_record_with(SessionKind::Authenticated, Write::Login, |k| {
                 let mut r = base.clone();
                 for (name, v) in &secrets {
                     let sealed = self.seal_secret(name, v, k, r.absolute_expires_at)?;
@@ -126,8 +127,10 @@ impl Engine {
         if let Some(h) = handle {
             let key = h.store_key();
             // Only a session that exists gets a tombstone: a never-issued handle costs no write.
-            if let Some(record) = self.load(h.kind(), &key, now).await? {
-                self.delete(h.kind(), &key, now, "logout").await?;
+            if let Some(record) = self.store.load(h.kind(), &key, now).await? {
+                self.store
+                    .delete(h.kind(), &key, now, Write::Logout)
+                    .await?;
                 self.log_session_end(&key, &record, now).await?;
             }
         }
@@ -157,18 +160,19 @@ impl Engine {
         let key = handle.store_key();
         let mut attempt = 0u32;
         loop {
-            let Some(record) = self.load(kind, &key, now).await? else {
+            let Some(record) = self.store.load(kind, &key, now).await? else {
                 return Ok(None);
             };
             let mut sealed = record.clone();
             sealed.idle_expires_at = now;
             sealed.version = record.version.saturating_add(1);
             match self
-                .save(kind, &key, record.version, &sealed, now, "login")
+                .store
+                .save(kind, &key, record.version, &sealed, now, Write::Login)
                 .await
             {
                 Ok(()) => {
-                    self.delete(kind, &key, now, "login").await?;
+                    self.store.delete(kind, &key, now, Write::Login).await?;
                     self.log_session_end(&key, &record, now).await?;
                     return Ok(Some(record));
                 }

@@ -18,19 +18,20 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
-use tessera_core::{Handle, SessionRecord, StoreKey, Timestamp};
+use tessera_core::{Handle, SessionKind, SessionRecord, StoreKey, Timestamp};
 use tessera_token::seal::{SealKey, SealKeyring};
 
-use crate::anonymous;
 use crate::cookie::{self, CookieConfig, Lookup};
 use crate::csrf::CsrfKey;
 use crate::metrics::Metrics;
 use crate::token::TokenSettings;
 use crate::{Error, Result, SessionConfig};
+use crate::{anonymous, limits};
 
 pub use outcome::{Outcome, Session, Status, Storage};
 pub use request::{Edits, Login};
 pub use store::Stores;
+use store::{Metered, Write};
 
 /// The session engine: every lifecycle rule of DESIGN §3 over a pair of [`Stores`].
 ///
@@ -38,7 +39,7 @@ pub use store::Stores;
 /// [`Clock`](tessera_core::Clock).
 #[derive(Debug)]
 pub struct Engine {
-    stores: Stores,
+    store: Metered,
     config: SessionConfig,
     cookie: CookieConfig,
     csrf: CsrfKey,
@@ -81,7 +82,7 @@ impl Engine {
             .map_err(|e| Error::Config(format!("anonymous cookie: {e}")))?;
         let key = SealKey::generate().map_err(Error::Random)?;
         let engine = Self {
-            stores,
+            store: Metered::new(stores, metrics.clone(), config.tombstone_ttl),
             config,
             cookie,
             csrf,
@@ -176,12 +177,12 @@ impl Engine {
 
     /// The stores.
     pub fn stores(&self) -> &Stores {
-        &self.stores
+        self.store.stores()
     }
 
     // ---- internals -------------------------------------------------------------------
 
-    pub(super) fn outcome(
+    fn outcome(
         &self,
         session: Option<Session>,
         set_cookie: Vec<String>,
@@ -199,7 +200,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn count(&self, op: &'static str, r: &Result<Outcome>) {
+    fn count(&self, op: &'static str, r: &Result<Outcome>) {
         let outcome = match r {
             Ok(o) => o.status.as_str(),
             Err(e) => e.code(),
@@ -207,7 +208,7 @@ impl Engine {
         self.metrics.op(op, outcome);
     }
 
-    pub(super) fn handle_from(&self, cookie: &str) -> Result<Option<Handle>> {
+    fn handle_from(&self, cookie: &str) -> Result<Option<Handle>> {
         match cookie::find(cookie, self.cookie.name()) {
             Lookup::Absent | Lookup::Found("") => Ok(None),
             Lookup::Found(v) => match v.parse::<Handle>() {
@@ -224,19 +225,19 @@ impl Engine {
         }
     }
 
-    pub(super) fn renewal_due(&self, record: &SessionRecord, now: Timestamp) -> bool {
+    fn renewal_due(&self, record: &SessionRecord, now: Timestamp) -> bool {
         let (idle, _) = self.lifetimes(record);
         now.duration_since(record.renewed_at) >= idle / 2
             && record.idle_expires_at < record.absolute_expires_at
     }
 
-    pub(super) fn renew(&self, record: &mut SessionRecord, now: Timestamp) {
+    fn renew(&self, record: &mut SessionRecord, now: Timestamp) {
         let (idle, _) = self.lifetimes(record);
         record.renewed_at = now;
         record.idle_expires_at = now.saturating_add(idle).min(record.absolute_expires_at);
     }
 
-    pub(super) fn lifetimes(&self, record: &SessionRecord) -> (Duration, Duration) {
+    fn lifetimes(&self, record: &SessionRecord) -> (Duration, Duration) {
         if record.remember {
             (
                 self.config.remember_idle_timeout,
@@ -249,12 +250,7 @@ impl Engine {
 
     /// The cookie for `handle`: persistent until the session's expiry for remember-me
     /// sessions, a browser-session cookie otherwise (the server enforces both timeouts).
-    pub(super) fn set_cookie(
-        &self,
-        handle: &Handle,
-        record: &SessionRecord,
-        now: Timestamp,
-    ) -> String {
+    fn set_cookie(&self, handle: &Handle, record: &SessionRecord, now: Timestamp) -> String {
         let max_age = record
             .remember
             .then(|| record.expires_at().duration_since(now));
@@ -262,29 +258,40 @@ impl Engine {
     }
 
     /// Data and (sealed) secrets together stay within `max_data_bytes`.
-    pub(super) fn check_size(
+    fn check_size(
         &self,
         data: &BTreeMap<String, Value>,
         secrets: &BTreeMap<String, String>,
     ) -> Result<()> {
-        let size = serde_json::to_vec(data)
-            .map_err(|e| Error::InvalidInput(format!("data is not serialisable: {e}")))?
-            .len()
-            + secrets
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 6)
-                .sum::<usize>();
-        if size > self.config.max_data_bytes {
-            return Err(Error::DataTooLarge {
-                size,
-                limit: self.config.max_data_bytes,
-            });
+        limits::check_size(data, secrets, self.config.max_data_bytes)
+    }
+
+    /// Stores the record `make` builds for a fresh handle's key (secrets are sealed to the
+    /// key). A collision of 256-bit random values does not happen, but `create` is unique,
+    /// so the loop costs nothing to keep honest.
+    async fn create_record_with(
+        &self,
+        kind: SessionKind,
+        reason: Write,
+        make: impl Fn(&StoreKey) -> Result<SessionRecord>,
+    ) -> Result<(Handle, StoreKey, SessionRecord)> {
+        for _ in 0..3 {
+            let handle = Handle::generate(kind).map_err(Error::Random)?;
+            let key = handle.store_key();
+            let record = make(&key)?;
+            match self.store.create(kind, &key, &record, reason).await {
+                Ok(()) => return Ok((handle, key, record)),
+                Err(tessera_core::Error::AlreadyExists) => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
-        Ok(())
+        Err(Error::Store(tessera_core::Error::Unreachable(
+            "three 256-bit random handles collided",
+        )))
     }
 }
 
-pub(super) fn stored(key: StoreKey, record: SessionRecord) -> Session {
+fn stored(key: StoreKey, record: SessionRecord) -> Session {
     Session {
         key,
         record,
@@ -293,7 +300,7 @@ pub(super) fn stored(key: StoreKey, record: SessionRecord) -> Session {
 }
 
 /// Randomised exponential backoff after a conflict, so writers that collided spread out.
-pub(super) async fn backoff(attempt: u32) {
+async fn backoff(attempt: u32) {
     let mut b = [0u8; 2];
     let jitter = if getrandom::fill(&mut b).is_ok() {
         u64::from(u16::from_le_bytes(b))

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use tessera_core::{Handle, SessionKind, SessionRecord, Timestamp};
 
 use super::client::Anon;
+use super::store::Write;
 use super::{Engine, Outcome, Status, Storage, stored};
-use crate::anonymous::{AnonymousMode, ClientState, NotSealed};
-use crate::{Error, Result};
+use crate::anonymous::{ClientState, NotSealed};
+use crate::{AnonymousMode, Error, Result};
 
 impl Engine {
     /// Reads the session named by the `Cookie` header. Renews it (one write) when half its
@@ -59,7 +60,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Outcome> {
         let key = handle.store_key();
-        let Some(record) = self.load(handle.kind(), &key, now).await? else {
+        let Some(record) = self.store.load(handle.kind(), &key, now).await? else {
             if create {
                 let mut o = self.create_anonymous(now).await?;
                 // One Set-Cookie per name: a new stored session's cookie replaces the stale
@@ -79,7 +80,15 @@ impl Engine {
         self.renew(&mut renewed, now);
         renewed.version = record.version.saturating_add(1);
         match self
-            .save(handle.kind(), &key, record.version, &renewed, now, "renew")
+            .store
+            .save(
+                handle.kind(),
+                &key,
+                record.version,
+                &renewed,
+                now,
+                Write::Renew,
+            )
             .await
         {
             Ok(()) => {
@@ -168,7 +177,7 @@ impl Engine {
             version: 1,
         };
         let (handle, key, record) = self
-            .create_record_with(record.kind, "create", |_| Ok(record.clone()))
+            .create_record_with(record.kind, Write::Create, |_| Ok(record.clone()))
             .await?;
         let set = vec![self.set_cookie(&handle, &record, now)];
         Ok(self.outcome(Some(stored(key, record)), set, Status::Created))

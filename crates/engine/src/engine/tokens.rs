@@ -9,7 +9,7 @@ use tessera_core::{SessionKind, Timestamp};
 
 use super::{Engine, Outcome, Session};
 use crate::cookie::{self, Lookup};
-use crate::limits::{MAX_KEY_LEN, validate_claims};
+use crate::limits::{validate_claims, validate_subject};
 use crate::metrics::{AlgLabels, TokenOutcomeLabels};
 use crate::token::TokenSettings;
 use crate::{Error, Result};
@@ -32,11 +32,7 @@ impl Engine {
             .tokens
             .as_ref()
             .ok_or_else(|| Error::Config("tokens are disabled".to_owned()))?;
-        if sub.is_empty() || sub.len() > MAX_KEY_LEN || sub.chars().any(char::is_control) {
-            return Err(Error::InvalidInput(format!(
-                "sub must be 1 to {MAX_KEY_LEN} bytes without control characters"
-            )));
-        }
+        validate_subject(sub)?;
         validate_claims(claims)?;
         let secs = now.unix_secs();
         let mut c = t.claims(sub.to_owned(), crate::token::random_id()?, secs, i64::MAX)?;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use tessera_core::{Handle, Timestamp};
 
+use super::store::Write;
 use super::{Edits, Engine, Outcome, Status, backoff, stored};
 use crate::limits::validate_edits;
 use crate::{Error, Result};
@@ -53,6 +54,7 @@ impl Engine {
         let mut attempt = 0u32;
         loop {
             let record = self
+                .store
                 .load(kind, &key, now)
                 .await?
                 .ok_or(Error::SessionNotFound)?;
@@ -71,8 +73,9 @@ impl Engine {
                 self.renew(&mut next, now);
             }
             next.version = record.version.saturating_add(1);
-            let reason = if changed { "update" } else { "renew" };
+            let reason = if changed { Write::Update } else { Write::Renew };
             match self
+                .store
                 .save(kind, &key, record.version, &next, now, reason)
                 .await
             {

@@ -4,9 +4,8 @@ use tessera_core::{
     Revocation, RevokedSubject, SessionKind, SessionRecord, StoreKey, Timestamp, User,
 };
 
-use super::store::outcome_of;
+use super::store::Write;
 use super::{Engine, Session, stored};
-use crate::metrics::WriteLabels;
 use crate::{Error, Result};
 
 impl Engine {
@@ -17,14 +16,7 @@ impl Engine {
     /// [`Error::InvalidInput`] for a bad user id; store errors.
     pub async fn list_user_sessions(&self, user_id: &str, now: Timestamp) -> Result<Vec<Session>> {
         User::validate_id(user_id).map_err(|e| Error::InvalidInput(e.to_string()))?;
-        let store = self.stores.for_kind(SessionKind::Authenticated);
-        let list = store.list_user_sessions(user_id, now).await;
-        self.store_op(
-            store.backend(),
-            SessionKind::Authenticated,
-            "read",
-            outcome_of(&list),
-        );
+        let list = self.store.list_user_sessions(user_id, now).await;
         self.metrics
             .op("list", if list.is_ok() { "ok" } else { "error" });
         Ok(list?
@@ -49,9 +41,9 @@ impl Engine {
         let key = StoreKey::from_ref(reference)
             .ok_or_else(|| Error::InvalidInput("not a session reference".to_owned()))?;
         let kind = SessionKind::Authenticated;
-        let found = match self.load(kind, &key, now).await? {
+        let found = match self.store.load(kind, &key, now).await? {
             Some(r) if r.user_id() == Some(user_id) => {
-                self.delete(kind, &key, now, "revoke").await?;
+                self.store.delete(kind, &key, now, Write::Revoke).await?;
                 self.log_session_end(&key, &r, now).await?;
                 true
             }
@@ -72,30 +64,17 @@ impl Engine {
     pub async fn revoke_all(&self, user_id: &str, now: Timestamp) -> Result<usize> {
         User::validate_id(user_id).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let kind = SessionKind::Authenticated;
-        let store = self.stores.for_kind(kind);
-        let live = store.list_user_sessions(user_id, now).await?;
-        let r = store.revoke_user(user_id, now).await;
-        self.store_op(store.backend(), kind, "write", outcome_of(&r));
-        r?;
-        self.log(
-            kind,
-            Revocation {
-                subject: RevokedSubject::User(user_id.to_owned()),
-                at: now,
-            },
-        )
-        .await?;
-        self.metrics
-            .session_writes
-            .get_or_create(&WriteLabels {
-                kind: kind.as_str(),
-                reason: "revoke_all",
-            })
-            .inc();
+        let live = self.store.list_user_sessions(user_id, now).await?;
+        self.store.revoke_user(user_id, now).await?;
+        let r = Revocation {
+            subject: RevokedSubject::User(user_id.to_owned()),
+            at: now,
+        };
+        self.store.log(kind, &r).await?;
         // The revocation time already kills them; deleting frees the space and the index now
         // rather than at purge.
         for (key, _) in &live {
-            self.delete(kind, key, now, "revoke").await?;
+            self.store.delete(kind, key, now, Write::Revoke).await?;
         }
         self.metrics.op("revoke_all", "ok");
         Ok(live.len())
@@ -116,6 +95,6 @@ impl Engine {
             subject: RevokedSubject::Session(self.csrf.sid(key)),
             at: now,
         };
-        self.log(record.kind, r).await
+        self.store.log(record.kind, &r).await
     }
 }
