@@ -89,7 +89,7 @@ impl ClientState {
         }
     }
 
-    fn payload(&self) -> Option<Vec<u8>> {
+    fn payload(&self) -> serde_json::Result<Vec<u8>> {
         serde_json::to_vec(&Payload {
             h: self.handle.expose().to_owned(),
             c: self.created_at.unix_millis(),
@@ -98,7 +98,6 @@ impl ClientState {
             a: self.absolute_expires_at.unix_millis(),
             d: self.data.clone(),
         })
-        .ok()
     }
 
     fn expires_at(&self) -> Timestamp {
@@ -111,8 +110,24 @@ impl ClientState {
 pub(crate) enum NotSealed {
     /// The cookie would be over the budget: the session spills to the store.
     OverBudget,
-    /// No sealing key, or the OS random source failed.
-    Failed,
+    /// Sealing failed: no sealing key, or the OS random source failed.
+    Failed(crate::Error),
+}
+
+/// Seals `payload` for cookie `name` and `purpose` until `expires_at` (Unix seconds), with
+/// the cause of a failure kept: no key, or the sealing itself (the OS random source).
+pub(crate) fn seal_value(
+    ring: &SealKeyring,
+    name: &str,
+    purpose: &str,
+    payload: &[u8],
+    expires_at: i64,
+) -> crate::Result<String> {
+    if ring.sealing_kid().is_none() {
+        return Err(crate::Error::NoSealingKey);
+    }
+    ring.seal(name, purpose, payload, expires_at)
+        .map_err(crate::Error::Seal)
 }
 
 /// Seals `state` into the value of cookie `name`, if `name=value` fits in `budget` bytes.
@@ -122,15 +137,18 @@ pub(crate) fn seal(
     state: &ClientState,
     budget: usize,
 ) -> Result<String, NotSealed> {
-    let payload = zeroize::Zeroizing::new(state.payload().ok_or(NotSealed::Failed)?);
+    let payload = zeroize::Zeroizing::new(state.payload().map_err(|_| {
+        NotSealed::Failed(crate::Error::Unreachable(
+            "an anonymous session's payload does not serialise",
+        ))
+    })?);
     if name.len() + 1 + sealed_len(payload.len()) > budget {
         return Err(NotSealed::OverBudget);
     }
     // Whole seconds, rounded up: the engine checks the exact expiry after opening.
     let exp_ms = state.expires_at().unix_millis();
     let exp = exp_ms.div_euclid(1000) + i64::from(exp_ms.rem_euclid(1000) != 0);
-    ring.seal(name, PURPOSE, &payload, exp)
-        .map_err(|_| NotSealed::Failed)
+    seal_value(ring, name, PURPOSE, &payload, exp).map_err(NotSealed::Failed)
 }
 
 /// Opens the value of cookie `name` into a live state at `now`, with the timeouts of
@@ -210,7 +228,7 @@ mod tests {
         assert!(NAME.len() + 1 + v.len() <= MAX_COOKIE_BUDGET);
         assert!(matches!(
             seal(&SealKeyring::default(), NAME, &s, MAX_COOKIE_BUDGET),
-            Err(NotSealed::Failed)
+            Err(NotSealed::Failed(crate::Error::NoSealingKey))
         ));
     }
 

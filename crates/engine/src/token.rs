@@ -86,7 +86,7 @@ impl TokenSettings {
     ///
     /// # Errors
     ///
-    /// [`crate::Error::Config`] if the session cookie's attributes cannot carry the name
+    /// [`crate::Error::CookieConfig`] if the session cookie's attributes cannot carry the name
     /// (a development cookie is not `Secure`, so the token cookie drops the `__Host-` prefix).
     pub fn new(
         config: Config,
@@ -94,9 +94,13 @@ impl TokenSettings {
         session_cookie: &CookieConfig,
     ) -> crate::Result<Self> {
         let name = default_cookie_name(session_cookie);
-        let cookie = session_cookie
-            .with_name(name)
-            .map_err(|e| crate::Error::Config(format!("token cookie: {e}")))?;
+        let cookie =
+            session_cookie
+                .with_name(name)
+                .map_err(|source| crate::Error::CookieConfig {
+                    cookie: "token cookie",
+                    source,
+                })?;
         Ok(Self {
             config,
             keyring,

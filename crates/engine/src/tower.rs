@@ -589,15 +589,9 @@ impl IntoResponse for SessionRejection {
     }
 }
 
+/// The engine's one status mapping ([`Error::status`]), the service's too.
 fn status_of(e: &Error) -> StatusCode {
-    match e {
-        Error::MalformedCookie | Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
-        Error::SessionNotFound => StatusCode::NOT_FOUND,
-        Error::DataTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::Contention => StatusCode::CONFLICT,
-        Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 fn body_of(e: &Error) -> String {

@@ -75,9 +75,7 @@ impl Engine {
                     return Ok(self.outcome(Some(self.client(&state)), vec![value], status));
                 }
                 Err(NotSealed::OverBudget) => {}
-                Err(NotSealed::Failed) => {
-                    return Err(Error::Seal(tessera_token::seal::SealError));
-                }
+                Err(NotSealed::Failed(e)) => return Err(e),
             }
         }
         let reason = if server && fresh {

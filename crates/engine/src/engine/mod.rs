@@ -79,7 +79,10 @@ impl Engine {
         };
         let anon_cookie = cookie
             .with_name(anon_name)
-            .map_err(|e| Error::Config(format!("anonymous cookie: {e}")))?;
+            .map_err(|source| Error::CookieConfig {
+                cookie: "anonymous cookie",
+                source,
+            })?;
         let key = SealKey::generate().map_err(Error::Random)?;
         let engine = Self {
             store: Metered::new(stores, metrics.clone(), config.tombstone_ttl),
@@ -129,7 +132,10 @@ impl Engine {
         self.anon_cookie = self
             .cookie
             .with_name(name)
-            .map_err(|e| Error::Config(format!("anonymous cookie: {e}")))?;
+            .map_err(|source| Error::CookieConfig {
+                cookie: "anonymous cookie",
+                source,
+            })?;
         self.check_cookie_names()?;
         Ok(self)
     }
@@ -285,9 +291,7 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::Store(tessera_core::Error::Unreachable(
-            "three 256-bit random handles collided",
-        )))
+        Err(Error::Unreachable("three 256-bit random handles collided"))
     }
 }
 

@@ -32,7 +32,8 @@ impl Engine {
             // The session (and a renewal already written) stands without a token rather
             // than failing the request.
             tracing::error!(code = e.code(), error = ?e, "cannot issue a session token");
-            self.token_outcome(o, e.code());
+            // The token status says "not issued" whatever the cause; the log has the cause.
+            self.token_outcome(o, "token_failed");
         }
         self.count("resolve", &r);
         r
@@ -132,7 +133,7 @@ impl Engine {
                     Err(NotSealed::OverBudget) => {
                         Ok(self.outcome(Some(self.client(&state)), vec![], Status::Loaded))
                     }
-                    Err(NotSealed::Failed) => Err(Error::Seal(tessera_token::seal::SealError)),
+                    Err(NotSealed::Failed(e)) => Err(e),
                 };
             }
             Anon::Refused => true,
@@ -158,9 +159,12 @@ impl Engine {
     pub(super) async fn create_anonymous(&self, now: Timestamp) -> Result<Outcome> {
         if self.config.anonymous == AnonymousMode::Client {
             let state = ClientState::fresh(&self.config, now).map_err(Error::Random)?;
-            let value = self
-                .try_seal(&state)
-                .map_err(|_| Error::Seal(tessera_token::seal::SealError))?;
+            let value = self.try_seal(&state).map_err(|e| match e {
+                NotSealed::Failed(e) => e,
+                NotSealed::OverBudget => {
+                    Error::Unreachable("an empty anonymous session is over the cookie budget")
+                }
+            })?;
             return Ok(self.outcome(Some(self.client(&state)), vec![value], Status::Created));
         }
         let record = SessionRecord {

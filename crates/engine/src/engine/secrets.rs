@@ -40,11 +40,11 @@ impl Engine {
         );
         let ms = expires_at.unix_millis();
         let exp = ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0);
-        self.seal
+        let ring = self
+            .seal
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .seal(name, &Self::secret_purpose(key), &plain, exp)
-            .map_err(Error::Seal)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        anonymous::seal_value(&ring, name, &Self::secret_purpose(key), &plain, exp)
     }
 
     pub(super) fn open_secret(

@@ -20,7 +20,7 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] if tokens are off; [`Error::InvalidInput`] for a bad `sub` or
+    /// [`Error::TokensDisabled`] if tokens are off; [`Error::InvalidInput`] for a bad `sub` or
     /// claims; [`Error::Token`] if signing fails.
     pub fn mint(
         &self,
@@ -28,10 +28,7 @@ impl Engine {
         claims: &BTreeMap<String, Value>,
         now: Timestamp,
     ) -> Result<String> {
-        let t = self
-            .tokens
-            .as_ref()
-            .ok_or_else(|| Error::Config("tokens are disabled".to_owned()))?;
+        let t = self.tokens.as_ref().ok_or(Error::TokensDisabled)?;
         validate_subject(sub)?;
         validate_claims(claims)?;
         let secs = now.unix_secs();
@@ -139,9 +136,11 @@ impl Engine {
         session: &Session,
         now: Timestamp,
     ) -> Result<String> {
-        let user_id = session.record.user_id().ok_or(Error::Config(
-            "only authenticated sessions get tokens".to_owned(),
-        ))?;
+        // Callers pass authenticated sessions only (login, and `check_token`'s filter).
+        let user_id = session
+            .record
+            .user_id()
+            .ok_or(Error::Unreachable("a token for a session without a user"))?;
         let secs = now.unix_secs();
         let mut c = t.claims(
             t.subject.subject(user_id),
