@@ -66,6 +66,16 @@ pub enum Error {
     /// A value could not be sealed (the OS random source failed).
     #[error("cannot seal a value")]
     Seal(#[source] tessera_token::seal::SealError),
+    /// Keys are missing and there is nowhere to keep them: the store has no directory.
+    #[error(
+        "the store keeps no files, so the engine's keys have nowhere to persist: give the \
+         builder a key directory (with_key_dir), the keys (with_csrf_key, with_seal_keys), or \
+         ask for ephemeral_keys()"
+    )]
+    NoKeyDir,
+    /// The key files could not be read or created.
+    #[error("cannot load or create the engine's keys")]
+    KeyFiles(#[source] crate::keys::KeyFileError),
     /// Logic that cannot happen happened; the string says where.
     #[error("internal invariant broken: {0}")]
     Unreachable(&'static str),
@@ -87,6 +97,8 @@ impl Error {
         "token-issue-failed",
         "engine-no-sealing-key",
         "engine-seal-failed",
+        "engine-no-key-dir",
+        "engine-key-files",
         "engine-unreachable",
     ];
 
@@ -107,6 +119,8 @@ impl Error {
             Self::Token(_) => "token-issue-failed",
             Self::NoSealingKey => "engine-no-sealing-key",
             Self::Seal(_) => "engine-seal-failed",
+            Self::NoKeyDir => "engine-no-key-dir",
+            Self::KeyFiles(_) => "engine-key-files",
             Self::Unreachable(_) => "engine-unreachable",
         }
     }
@@ -157,6 +171,11 @@ mod tests {
             Error::Token(tessera_token::Error::NoSigningKey),
             Error::NoSealingKey,
             Error::Seal(tessera_token::seal::SealError),
+            Error::NoKeyDir,
+            Error::KeyFiles(crate::keys::KeyFileError::Invalid {
+                path: std::path::PathBuf::new(),
+                message: "",
+            }),
             Error::Unreachable(""),
         ]
     }

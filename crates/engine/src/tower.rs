@@ -3,18 +3,12 @@
 //!
 //! ```
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::sync::Arc;
 //! use axum::{Router, routing::get};
+//! use tessera::Engine;
 //! use tessera::tower::{Session, SessionLayer};
-//! use tessera::{Engine, SessionConfig, Stores, cookie::CookieConfig, csrf::CsrfKey, metrics::Metrics};
 //!
-//! let engine = Engine::try_new(
-//!     Stores::single(Arc::new(tessera_store_memory::MemoryStore::new())),
-//!     SessionConfig::default(),
-//!     CookieConfig::default(),
-//!     CsrfKey::generate()?,
-//!     Metrics::default(),
-//! )?;
+//! let store = tessera_store_memory::MemoryStore::new();
+//! let engine = Engine::builder(store).ephemeral_keys().build()?;
 //! async fn visits(session: Session) -> Result<String, tessera::Error> {
 //!     let n: u64 = session.get("visits").await?.unwrap_or(0);
 //!     session.set("visits", n + 1).await?;
@@ -22,14 +16,18 @@
 //! }
 //! let app: Router = Router::new()
 //!     .route("/", get(visits))
-//!     .layer(SessionLayer::new(Arc::new(engine), Arc::new(tessera_core::SystemClock)));
+//!     .layer(SessionLayer::new(engine));
 //! # let _ = app; Ok(()) }
 //! ```
 //!
 //! # Behaviour
 //!
-//! - The layer reads the request's `Cookie` headers once and puts a [`Session`] handle in the
-//!   request's extensions. Nothing touches the store until a handler calls the handle.
+//! - The layer reads the request's `Cookie` headers and the engine's clock once and puts a
+//!   [`Session`] handle in the request's extensions. Nothing touches the store until a
+//!   handler calls the handle.
+//! - Two extractors: [`Session`], the handle every operation goes through, and
+//!   [`LiveSession`](crate::LiveSession), the live session's data read eagerly (401 without
+//!   one; `Option<LiveSession>` for optional).
 //! - Each operation is one call on the handle and goes through the same [`Engine`] as the HTTP
 //!   service: same stores, same keys, same rules (compare-and-set edits, renewal throttling,
 //!   fixation defence at login, tombstones at logout).
@@ -55,10 +53,10 @@ use http::request::Parts;
 use http::{HeaderValue, Request, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tessera_core::{Clock, Timestamp, User};
+use tessera_core::{Timestamp, User};
 use tokio::sync::Mutex;
 
-use crate::{Edits, Engine, Error, Login, Outcome, Result};
+use crate::{Edits, Engine, Error, IfMissing, LiveSession, Login, Outcome, Result, TokenStatus};
 
 /// The CSRF purpose used by [`Session::csrf_token`] and [`Session::verify_csrf`] by default.
 pub const DEFAULT_PURPOSE: &str = "default";
@@ -67,13 +65,15 @@ pub const DEFAULT_PURPOSE: &str = "default";
 #[derive(Clone)]
 pub struct SessionLayer {
     engine: Arc<Engine>,
-    clock: Arc<dyn Clock>,
 }
 
 impl SessionLayer {
-    /// A layer over `engine`, reading "now" from `clock` once per request.
-    pub fn new(engine: Arc<Engine>, clock: Arc<dyn Clock>) -> Self {
-        Self { engine, clock }
+    /// A layer over `engine` (an [`Engine`], or an `Arc` of one shared with other users),
+    /// reading "now" from the engine's clock once per request.
+    pub fn new(engine: impl Into<Arc<Engine>>) -> Self {
+        Self {
+            engine: engine.into(),
+        }
     }
 }
 
@@ -90,7 +90,6 @@ impl<S> tower::Layer<S> for SessionLayer {
         SessionService {
             inner,
             engine: self.engine.clone(),
-            clock: self.clock.clone(),
         }
     }
 }
@@ -100,7 +99,6 @@ impl<S> tower::Layer<S> for SessionLayer {
 pub struct SessionService<S> {
     inner: S,
     engine: Arc<Engine>,
-    clock: Arc<dyn Clock>,
 }
 
 impl<S> fmt::Debug for SessionService<S> {
@@ -136,7 +134,8 @@ where
             .filter_map(|v| v.to_str().ok())
             .collect::<Vec<_>>()
             .join("; ");
-        let session = Session::new(self.engine.clone(), cookie, self.clock.now());
+        let now = self.engine.now();
+        let session = Session::new(self.engine.clone(), cookie, now);
         req.extensions_mut().insert(session.clone());
         // The service that was polled ready is the one to call (tower's clone pattern).
         let clone = self.inner.clone();
@@ -179,11 +178,11 @@ struct State {
     /// The names of the cookies the request came with.
     sent: Vec<String>,
     /// The session as last read or written in this request.
-    current: Option<Option<crate::Session>>,
+    current: Option<Option<LiveSession>>,
     /// The last `Set-Cookie` value of each cookie name, in first-set order: one per name.
     set_cookie: Vec<(String, String)>,
     /// The token outcome of the last operation.
-    token_status: &'static str,
+    token_status: Option<TokenStatus>,
 }
 
 impl State {
@@ -258,7 +257,7 @@ impl Session {
     /// Runs one engine operation with the current cookie and records its outcome. A
     /// malformed cookie is dropped (and cleared in the response) and the operation retried
     /// as if there were none.
-    async fn run<F, Fut>(&self, op: F) -> Result<Option<crate::Session>>
+    async fn run<F, Fut>(&self, op: F) -> Result<Option<LiveSession>>
     where
         F: Fn(String) -> Fut,
         Fut: Future<Output = Result<Outcome>>,
@@ -275,7 +274,7 @@ impl Session {
         for sc in &out.set_cookie {
             st.record(sc);
         }
-        st.token_status = out.token_status;
+        st.token_status = Some(out.token_status);
         st.current = Some(out.session.clone());
         Ok(out.session)
     }
@@ -285,12 +284,12 @@ impl Session {
     /// # Errors
     ///
     /// Store failures.
-    pub async fn load(&self) -> Result<Option<crate::Session>> {
+    pub async fn load(&self) -> Result<Option<LiveSession>> {
         if let Some(current) = self.inner.state.lock().await.current.clone() {
             return Ok(current);
         }
         let now = self.inner.now;
-        self.run(|c| async move { self.engine().resolve(&c, false, now).await })
+        self.run(|c| async move { self.engine().resolve(&c, IfMissing::Nothing, now).await })
             .await
     }
 
@@ -395,23 +394,13 @@ impl Session {
             .and_then(|v| serde_json::from_value(v).ok()))
     }
 
-    /// Logs `user` in: a new session under a new handle, the anonymous data carried over.
+    /// Logs a user in: a new session under a new handle, the anonymous data carried over.
     ///
     /// # Errors
     ///
     /// As [`Engine::login`].
-    pub async fn login(
-        &self,
-        user: User,
-        claims: BTreeMap<String, serde_json::Value>,
-        remember: bool,
-    ) -> Result<()> {
+    pub async fn login(&self, login: Login) -> Result<()> {
         let now = self.inner.now;
-        let login = Login {
-            user,
-            claims,
-            remember,
-        };
         let login = &login;
         self.run(|c| async move { self.engine().login(&c, login.clone(), now).await })
             .await
@@ -442,24 +431,34 @@ impl Session {
         let session = match self.load().await? {
             Some(s) => s,
             None => self
-                .run(|c| async move { self.engine().resolve(&c, true, now).await })
+                .run(|c| async move {
+                    self.engine()
+                        .resolve(&c, IfMissing::CreateAnonymous, now)
+                        .await
+                })
                 .await?
                 .ok_or(Error::SessionNotFound)?,
         };
         Ok(self.engine().csrf_token(&session, purpose, now))
     }
 
-    /// The session token's outcome for this request (the codes of DESIGN §5, e.g. `ok`,
-    /// `soft_expired`, `user_session_without_token`; `disabled` without tokens). Reading it
-    /// resolves the session, which issues or refreshes the token cookie when due, without a
-    /// store write.
+    /// The session token's status for this request ([`TokenStatus`]: `ok`, `soft_expired`,
+    /// `user_session_without_token`, ...; `disabled` without tokens). Reading it resolves
+    /// the session, which issues or refreshes the token cookie when due, without a store
+    /// write.
     ///
     /// # Errors
     ///
     /// Store failures.
-    pub async fn token_status(&self) -> Result<&'static str> {
+    pub async fn token_status(&self) -> Result<TokenStatus> {
         self.load().await?;
-        Ok(self.inner.state.lock().await.token_status)
+        let status = self.inner.state.lock().await.token_status;
+        // `load` ran an engine operation unless an earlier one already had.
+        Ok(status.unwrap_or(if self.engine().tokens().is_some() {
+            TokenStatus::None
+        } else {
+            TokenStatus::Disabled
+        }))
     }
 
     /// Mints a token for a non-persisted session (a bearer or OAuth-style client): nothing is
@@ -499,7 +498,7 @@ impl Session {
     /// # Errors
     ///
     /// Store failures.
-    pub async fn sessions(&self) -> Result<Vec<crate::Session>> {
+    pub async fn sessions(&self) -> Result<Vec<LiveSession>> {
         match self.user().await? {
             Some(u) => {
                 self.engine()
@@ -630,12 +629,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     }
 }
 
-/// The live session, read eagerly: extracting it fails with 401 when there is none.
-/// `Option<LiveSession>` is the optional form: `None` when there is no live session, while a
-/// store failure still rejects (503) rather than looking like "logged out".
-#[derive(Debug, Clone)]
-pub struct LiveSession(pub crate::Session);
-
+/// [`LiveSession`] as an extractor: the live session, read eagerly; extracting it fails
+/// with 401 when there is none. `Option<LiveSession>` is the optional form: `None` when
+/// there is no live session, while a store failure still rejects (503) rather than looking
+/// like "logged out".
 impl<S: Send + Sync> OptionalFromRequestParts<S> for LiveSession {
     type Rejection = SessionRejection;
 
@@ -644,11 +641,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for LiveSession {
         state: &S,
     ) -> std::result::Result<Option<Self>, Self::Rejection> {
         let handle = <Session as FromRequestParts<S>>::from_request_parts(parts, state).await?;
-        handle
-            .load()
-            .await
-            .map(|s| s.map(Self))
-            .map_err(SessionRejection::Engine)
+        handle.load().await.map_err(SessionRejection::Engine)
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -20,6 +20,8 @@ use tessera_token::{
     Algorithm, Claims, JwsAlgorithm, KeyInfo, Keyring, KeyringLock, ManifestVersion, Rotation,
     Verified,
 };
+
+use tessera::keys::TokenKeys;
 
 use crate::config::{Config, TokensConfig};
 
@@ -311,7 +313,7 @@ pub struct Tick {
 #[derive(Debug)]
 pub struct KeySync {
     dir: KeyDir,
-    ring: Arc<RwLock<Keyring>>,
+    ring: TokenKeys,
     codec: tessera_token::Config,
     known: Mutex<ManifestVersion>,
 }
@@ -320,7 +322,7 @@ impl KeySync {
     /// Syncs `ring` (loaded from `dir` at `version`) for a service whose tokens use `codec`.
     pub fn new(
         dir: KeyDir,
-        ring: Arc<RwLock<Keyring>>,
+        ring: TokenKeys,
         codec: tessera_token::Config,
         version: ManifestVersion,
     ) -> Self {
@@ -355,7 +357,6 @@ impl KeySync {
                 // let the next start generate new ones that no verifier knows.
                 self.ring
                     .read()
-                    .unwrap_or_else(PoisonError::into_inner)
                     .save(&self.dir.path)
                     .map_err(|e| self.dir.err(e))?;
                 tick.restored = true;
@@ -389,7 +390,7 @@ impl KeySync {
                 algorithm: k.algorithm.name(),
             });
         }
-        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = ring;
+        self.ring.replace(ring);
         *self.known.lock().unwrap_or_else(PoisonError::into_inner) = version;
         Ok(tick)
     }

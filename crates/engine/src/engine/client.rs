@@ -7,7 +7,7 @@ use tessera_core::{SessionKind, Timestamp};
 
 use super::store::Write;
 use super::update::apply;
-use super::{Edits, Engine, Outcome, Session, Status, Storage, stored};
+use super::{Edits, Engine, LiveSession, Outcome, Status, Storage, stored};
 use crate::anonymous::{self, ClientState, NotSealed};
 use crate::cookie::{self, Lookup};
 use crate::{AnonymousMode, Error, Result};
@@ -151,10 +151,7 @@ impl Engine {
         let opened = match cookie::find(cookie, name) {
             Lookup::Absent | Lookup::Found("") => return Anon::Absent,
             Lookup::Found(v) => {
-                let ring = self
-                    .seal
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let ring = self.seal.read();
                 anonymous::open(&ring, name, v, &self.config, now)
             }
             Lookup::Invalid => None,
@@ -197,8 +194,8 @@ impl Engine {
             .is_some_and(|(n, _)| n == self.cookie.name())
     }
 
-    pub(super) fn client(&self, state: &ClientState) -> Session {
-        Session {
+    pub(super) fn client(&self, state: &ClientState) -> LiveSession {
+        LiveSession {
             key: state.handle.store_key(),
             record: state.record(),
             storage: Storage::Cookie,
@@ -215,10 +212,7 @@ impl Engine {
     /// The `Set-Cookie` value carrying `state`, if it fits the budget. A browser-session
     /// cookie: the expiry inside is what counts.
     pub(super) fn try_seal(&self, state: &ClientState) -> std::result::Result<String, NotSealed> {
-        let ring = self
-            .seal
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ring = self.seal.read();
         let value = anonymous::seal(
             &ring,
             self.anon_cookie.name(),

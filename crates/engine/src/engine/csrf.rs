@@ -3,19 +3,19 @@
 use tessera_core::Timestamp;
 
 use super::client::Anon;
-use super::{Engine, Session};
+use super::{Engine, LiveSession};
 use crate::csrf;
 use crate::{Error, Result};
 
 impl Engine {
     /// The session's `sid` (see [`CsrfKey::sid`]).
-    pub fn sid(&self, session: &Session) -> String {
+    pub fn sid(&self, session: &LiveSession) -> String {
         self.csrf.sid(&session.key)
     }
 
     /// A CSRF token for the session, for `purpose`. Costs no write (and, for a client-side
     /// anonymous session, no read: its identity is inside its sealed cookie).
-    pub fn csrf_token(&self, session: &Session, purpose: &str, now: Timestamp) -> String {
+    pub fn csrf_token(&self, session: &LiveSession, purpose: &str, now: Timestamp) -> String {
         self.csrf.issue(purpose, &session.key, now)
     }
 

@@ -7,7 +7,7 @@ use tessera_core::{Handle, SessionKind, SessionRecord, Timestamp, User};
 
 use super::client::Anon;
 use super::store::Write;
-use super::{Engine, Login, Outcome, Status, backoff, stored};
+use super::{Engine, Login, Outcome, Status, TokenStatus, backoff, stored};
 use crate::cookie::{self, Lookup};
 use crate::limits::validate_claims;
 use crate::{Error, Result};
@@ -54,7 +54,8 @@ impl Engine {
             data = state.data;
             self.metrics.anon("promoted");
         }
-        let (idle, absolute) = if login.remember {
+        let remember = login.lifetime.is_remembered();
+        let (idle, absolute) = if remember {
             (
                 self.config.remember_idle_timeout,
                 self.config.remember_absolute_timeout,
@@ -70,7 +71,7 @@ impl Engine {
             renewed_at: now,
             idle_expires_at: now.saturating_add(idle),
             absolute_expires_at: now.saturating_add(absolute),
-            remember: login.remember,
+            remember,
             data,
             secrets: BTreeMap::new(),
             version: 1,
@@ -95,7 +96,7 @@ impl Engine {
         {
             let value = self.issue(t, session, now)?;
             o.set_cookie.push(value);
-            o.token_status = "issued";
+            o.token_status = TokenStatus::Issued;
         }
         self.clear_anon(cookie, &mut o);
         Ok(o)

@@ -1,6 +1,7 @@
-//! The session engine: the [`Engine`] type, its constructors and accessors, and the
-//! helpers every flow shares. Each flow lives in a file of its own.
+//! The session engine: the [`Engine`] type, its accessors, and the helpers every flow
+//! shares. Construction is in `builder`; each flow lives in a file of its own.
 
+mod builder;
 mod client;
 mod csrf;
 mod login;
@@ -14,145 +15,82 @@ mod update;
 mod users;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::registry::Registry;
 use serde_json::Value;
-use tessera_core::{Handle, SessionKind, SessionRecord, StoreKey, Timestamp};
-use tessera_token::seal::{SealKey, SealKeyring};
+use tessera_core::{Clock, Handle, SessionKind, SessionRecord, StoreKey, Timestamp};
 
 use crate::cookie::{self, CookieConfig, Lookup};
 use crate::csrf::CsrfKey;
+use crate::keys::SealKeys;
+use crate::limits;
 use crate::metrics::Metrics;
 use crate::token::TokenSettings;
 use crate::{Error, Result, SessionConfig};
-use crate::{anonymous, limits};
 
-pub use outcome::{Outcome, Session, Status, Storage};
-pub use request::{Edits, Login};
+pub use builder::EngineBuilder;
+pub use outcome::{LiveSession, Outcome, Status, Storage, TokenStatus};
+pub use request::{Edits, IfMissing, Lifetime, Login};
 pub use store::Stores;
 use store::{Metered, Write};
 
 /// The session engine: every lifecycle rule of DESIGN §3 over a pair of [`Stores`].
 ///
-/// Every method takes `now`, read once per request by the caller from its
-/// [`Clock`](tessera_core::Clock).
-#[derive(Debug)]
+/// Built with [`Engine::builder`]. Every operation takes `now`, read once per request by
+/// the caller from the engine's [`Clock`] ([`Engine::now`]; the tower layer does it).
 pub struct Engine {
     store: Metered,
     config: SessionConfig,
     cookie: CookieConfig,
     csrf: CsrfKey,
     metrics: Metrics,
+    /// The registry the builder registered the metrics in, when the caller gave none.
+    registry: Option<Registry>,
+    clock: Arc<dyn Clock>,
     tokens: Option<TokenSettings>,
     /// The sealed anonymous cookie: the session cookie's attributes, its own name.
     anon_cookie: CookieConfig,
     /// Seals anonymous cookies and secrets; shared so rotation can swap keys under a
     /// running engine.
-    seal: Arc<RwLock<SealKeyring>>,
+    seal: SealKeys,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .field("cookie", &self.cookie)
+            .field("tokens", &self.tokens)
+            .field("anon_cookie", &self.anon_cookie)
+            .field("seal", &self.seal)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Engine {
-    /// An engine over `stores`.
-    ///
-    /// Anonymous sessions follow [`SessionConfig::anonymous`] (client-side by default), in
-    /// a cookie named [`anonymous::DEFAULT_ANON_COOKIE`] (`<name>-anon` beside a
-    /// development cookie) with the attributes of `cookie`. The sealing keys are fresh and
-    /// in memory until [`Engine::with_seal_keys`] gives persistent ones.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] if `config` is inconsistent; [`Error::Random`] if the OS random
-    /// source fails.
-    pub fn try_new(
-        stores: Stores,
-        config: SessionConfig,
-        cookie: CookieConfig,
-        csrf: CsrfKey,
-        metrics: Metrics,
-    ) -> Result<Self> {
-        config.validate()?;
-        let anon_name = if cookie.secure() {
-            anonymous::DEFAULT_ANON_COOKIE.to_owned()
-        } else {
-            format!("{}-anon", cookie.name())
-        };
-        let anon_cookie = cookie
-            .with_name(anon_name)
-            .map_err(|source| Error::CookieConfig {
-                cookie: "anonymous cookie",
-                source,
-            })?;
-        let key = SealKey::generate().map_err(Error::Random)?;
-        let engine = Self {
-            store: Metered::new(stores, metrics.clone(), config.tombstone_ttl),
-            config,
-            cookie,
-            csrf,
-            metrics,
-            tokens: None,
-            anon_cookie,
-            seal: Arc::new(RwLock::new(SealKeyring::new(vec![key]))),
-        };
-        engine.check_cookie_names()?;
-        Ok(engine)
+    /// The clock the engine's users read "now" from.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
-    /// Turns on session tokens (DESIGN §5): authenticated sessions get a token cookie.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] if the token settings are inconsistent.
-    pub fn with_tokens(mut self, tokens: TokenSettings) -> Result<Self> {
-        tokens.validate(&self.cookie)?;
-        self.tokens = Some(tokens);
-        self.check_cookie_names()?;
-        Ok(self)
+    /// "Now", from the engine's clock: read it once per request and pass it to every
+    /// operation of that request.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
-    /// Seals anonymous cookies and secrets with `keys` (the service loads them from its
-    /// key directory and rotates them on a schedule through this handle).
-    ///
-    /// # ⚠️ Warning
-    ///
-    /// Without this call the keys live in memory only: after a restart every client-side
-    /// anonymous session starts afresh and stored secrets no longer open.
-    pub fn with_seal_keys(mut self, keys: Arc<RwLock<SealKeyring>>) -> Self {
-        self.seal = keys;
-        self
-    }
-
-    /// Names the anonymous cookie `name` (with the session cookie's attributes).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] if the name is not valid for these attributes or is the name of
-    /// another cookie of the engine.
-    pub fn with_anonymous_cookie(mut self, name: impl Into<String>) -> Result<Self> {
-        self.anon_cookie = self
-            .cookie
-            .with_name(name)
-            .map_err(|source| Error::CookieConfig {
-                cookie: "anonymous cookie",
-                source,
-            })?;
-        self.check_cookie_names()?;
-        Ok(self)
-    }
-
-    fn check_cookie_names(&self) -> Result<()> {
-        let anon = self.anon_cookie.name();
-        let token = self.tokens.as_ref().map(|t| t.cookie.name());
-        if anon == self.cookie.name() || token == Some(anon) {
-            return Err(Error::Config(
-                "the anonymous cookie needs its own name".to_owned(),
-            ));
-        }
-        Ok(())
+    /// The Prometheus registry the builder made for the engine's metrics, to serve at a
+    /// `/metrics` endpoint; `None` when the builder was given metrics registered elsewhere
+    /// ([`EngineBuilder::with_metrics`]).
+    pub fn registry(&self) -> Option<&Registry> {
+        self.registry.as_ref()
     }
 
     /// The sealing keys (anonymous cookies and secrets).
-    pub fn seal_keys(&self) -> &Arc<RwLock<SealKeyring>> {
+    pub fn seal_keys(&self) -> &SealKeys {
         &self.seal
     }
 
@@ -190,7 +128,7 @@ impl Engine {
 
     fn outcome(
         &self,
-        session: Option<Session>,
+        session: Option<LiveSession>,
         set_cookie: Vec<String>,
         status: Status,
     ) -> Outcome {
@@ -199,9 +137,9 @@ impl Engine {
             set_cookie,
             status,
             token_status: if self.tokens.is_some() {
-                "none"
+                TokenStatus::None
             } else {
-                "disabled"
+                TokenStatus::Disabled
             },
         }
     }
@@ -295,8 +233,8 @@ impl Engine {
     }
 }
 
-fn stored(key: StoreKey, record: SessionRecord) -> Session {
-    Session {
+fn stored(key: StoreKey, record: SessionRecord) -> LiveSession {
+    LiveSession {
         key,
         record,
         storage: Storage::Store,

@@ -22,9 +22,14 @@ impl Storage {
     }
 }
 
-/// A live session: its store key (whose base64url form is the public reference) and record.
+/// A live session as the engine read or wrote it: its store key (whose base64url form is the
+/// public reference), its record, and where it is kept.
+///
+/// Named apart from [`tower::Session`](crate::tower), the per-request *handle* of the tower
+/// layer that operations go through: this is the *data* of a live session, what the engine
+/// answers and what the tower layer's eager extractor gives a handler.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Session {
+pub struct LiveSession {
     /// Where the session is stored; for a client-side anonymous session, the key its
     /// random identity would be stored under if it spilled (no store holds it).
     pub key: StoreKey,
@@ -34,7 +39,7 @@ pub struct Session {
     pub storage: Storage,
 }
 
-impl Session {
+impl LiveSession {
     /// The session's public reference (not a secret: it cannot be turned into a cookie).
     pub fn reference(&self) -> String {
         self.key.to_ref()
@@ -88,13 +93,73 @@ impl Status {
 #[must_use = "the Set-Cookie values must reach the browser"]
 pub struct Outcome {
     /// The live session after the operation.
-    pub session: Option<Session>,
+    pub session: Option<LiveSession>,
     /// `Set-Cookie` header values, in order.
     pub set_cookie: Vec<String>,
     /// What happened.
     pub status: Status,
-    /// What the token check found (DESIGN §5 codes; on `resolve`), `issued` when a token
-    /// was issued on login, `none` when no token applies, `disabled` without the token
-    /// component.
-    pub token_status: &'static str,
+    /// What the token check found (on `resolve`) or did (on `login`).
+    pub token_status: TokenStatus,
+}
+
+/// What the session token check found or did: the `token_status` of the API, the
+/// `X-Tessera-Token-Status` vocabulary of DESIGN §5.
+///
+/// These are token statuses, not error codes: [`TokenStatus::as_str`] gives the snake_case
+/// names that appear on the wire and in the `outcome` label of
+/// `tessera_token_validations_total` (`ok`, `soft_expired`, `bad_signature`, ...), and they
+/// never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenStatus {
+    /// The engine issues no tokens: `disabled`.
+    Disabled,
+    /// No token applies (no authenticated session and no token cookie): `none`.
+    None,
+    /// A token was issued at login: `issued`.
+    Issued,
+    /// The token cookie verified and matches the session: `ok`, or `soft_expired` (a new
+    /// token was issued).
+    Valid(tessera_token::Status),
+    /// The token cookie did not verify, with the token crate's outcome (`bad_signature`,
+    /// `expired`, `unknown_kid`, ...): a new token was issued.
+    Refused(&'static str),
+    /// An anonymous session came with a token cookie, which was cleared:
+    /// `anon_session_with_token`.
+    AnonSessionWithToken,
+    /// An authenticated session came without a token; one was issued:
+    /// `user_session_without_token`.
+    UserSessionWithoutToken,
+    /// The token belongs to another user; it was cleared: `wrong_user`.
+    WrongUser,
+    /// The token belongs to another session of the user; it was cleared: `wrong_session`.
+    WrongSession,
+    /// A token was due but could not be issued (no key can sign now); the session stands
+    /// without one: `token_failed`.
+    IssueFailed,
+}
+
+impl TokenStatus {
+    /// The stable snake_case name (see the type's documentation).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::None => "none",
+            Self::Issued => "issued",
+            // TODO(#10): `Status::outcome()` once tessera-token renames `code()`.
+            Self::Valid(s) => s.code(),
+            Self::Refused(outcome) => outcome,
+            Self::AnonSessionWithToken => "anon_session_with_token",
+            Self::UserSessionWithoutToken => "user_session_without_token",
+            Self::WrongUser => "wrong_user",
+            Self::WrongSession => "wrong_session",
+            Self::IssueFailed => "token_failed",
+        }
+    }
+}
+
+impl std::fmt::Display for TokenStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

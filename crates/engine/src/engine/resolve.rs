@@ -6,15 +6,16 @@ use tessera_core::{Handle, SessionKind, SessionRecord, Timestamp};
 
 use super::client::Anon;
 use super::store::Write;
-use super::{Engine, Outcome, Status, Storage, stored};
+use super::{Engine, IfMissing, Outcome, Status, Storage, TokenStatus, stored};
 use crate::anonymous::{ClientState, NotSealed};
 use crate::{AnonymousMode, Error, Result};
 
 impl Engine {
     /// Reads the session named by the `Cookie` header. Renews it (one write) when half its
     /// idle lifetime has passed since the last renewal, re-sending the cookie with a fresh
-    /// `Max-Age`. A cookie naming no live session is cleared. With `create`, a request without
-    /// a live session gets a new anonymous one.
+    /// `Max-Age`. A cookie naming no live session is cleared. With
+    /// [`IfMissing::CreateAnonymous`], a request without a live session gets a new anonymous
+    /// one.
     ///
     /// # Errors
     ///
@@ -24,8 +25,13 @@ impl Engine {
     /// missing, invalid or past its soft expiry (never a store write), cleared when it
     /// belongs to another user or session or when there is no authenticated session;
     /// [`Outcome::token_status`] says which.
-    pub async fn resolve(&self, cookie: &str, create: bool, now: Timestamp) -> Result<Outcome> {
-        let mut r = self.resolve_inner(cookie, create, now).await;
+    pub async fn resolve(
+        &self,
+        cookie: &str,
+        missing: IfMissing,
+        now: Timestamp,
+    ) -> Result<Outcome> {
+        let mut r = self.resolve_inner(cookie, missing, now).await;
         if let Ok(o) = &mut r
             && let Err(e) = self.check_token(cookie, o, now)
         {
@@ -33,7 +39,7 @@ impl Engine {
             // than failing the request.
             tracing::error!(code = e.code(), error = ?e, "cannot issue a session token");
             // The token status says "not issued" whatever the cause; the log has the cause.
-            self.token_outcome(o, "token_failed");
+            self.token_outcome(o, TokenStatus::IssueFailed);
         }
         self.count("resolve", &r);
         r
@@ -42,13 +48,13 @@ impl Engine {
     pub(super) async fn resolve_inner(
         &self,
         cookie: &str,
-        create: bool,
+        missing: IfMissing,
         now: Timestamp,
     ) -> Result<Outcome> {
         let Some(handle) = self.handle_from(cookie)? else {
-            return self.resolve_client(cookie, create, now).await;
+            return self.resolve_client(cookie, missing, now).await;
         };
-        let mut o = self.resolve_stored(&handle, create, now).await?;
+        let mut o = self.resolve_stored(&handle, missing, now).await?;
         self.clear_anon(cookie, &mut o);
         Ok(o)
     }
@@ -57,12 +63,12 @@ impl Engine {
     pub(super) async fn resolve_stored(
         &self,
         handle: &Handle,
-        create: bool,
+        missing: IfMissing,
         now: Timestamp,
     ) -> Result<Outcome> {
         let key = handle.store_key();
         let Some(record) = self.store.load(handle.kind(), &key, now).await? else {
-            if create {
+            if missing == IfMissing::CreateAnonymous {
                 let mut o = self.create_anonymous(now).await?;
                 // One Set-Cookie per name: a new stored session's cookie replaces the stale
                 // one; a client-side one needs the stale one removed.
@@ -112,7 +118,7 @@ impl Engine {
     pub(super) async fn resolve_client(
         &self,
         cookie: &str,
-        create: bool,
+        missing: IfMissing,
         now: Timestamp,
     ) -> Result<Outcome> {
         let refused = match self.anon_from(cookie, now) {
@@ -139,7 +145,7 @@ impl Engine {
             Anon::Refused => true,
             Anon::Absent => false,
         };
-        if create {
+        if missing == IfMissing::CreateAnonymous {
             let mut o = self.create_anonymous(now).await?;
             // A new anonymous cookie replaces a refused one (one Set-Cookie per name); a new
             // stored session needs it removed.

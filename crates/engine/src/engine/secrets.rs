@@ -5,19 +5,19 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use tessera_core::{SessionRecord, StoreKey, Timestamp};
 
-use super::{Edits, Engine, Session};
+use super::{Edits, Engine, LiveSession};
 use crate::anonymous;
 use crate::{Error, Result};
 
 impl Engine {
     /// The session's secrets, opened. A secret that no longer opens (its sealing key was
     /// dropped) is left out, with a warning in the log.
-    pub fn secrets(&self, session: &Session, now: Timestamp) -> BTreeMap<String, Value> {
+    pub fn secrets(&self, session: &LiveSession, now: Timestamp) -> BTreeMap<String, Value> {
         self.open_secrets(&session.record.secrets, &session.key, now)
     }
 
     /// One secret of the session, opened; `None` if there is none (or it no longer opens).
-    pub fn secret(&self, session: &Session, name: &str, now: Timestamp) -> Option<Value> {
+    pub fn secret(&self, session: &LiveSession, name: &str, now: Timestamp) -> Option<Value> {
         let sealed = session.record.secrets.get(name)?;
         self.open_secret(name, sealed, &session.key, now)
     }
@@ -40,10 +40,7 @@ impl Engine {
         );
         let ms = expires_at.unix_millis();
         let exp = ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0);
-        let ring = self
-            .seal
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ring = self.seal.read();
         anonymous::seal_value(&ring, name, &Self::secret_purpose(key), &plain, exp)
     }
 
@@ -54,11 +51,10 @@ impl Engine {
         key: &StoreKey,
         now: Timestamp,
     ) -> Option<Value> {
-        let opened = self
-            .seal
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .open(name, &Self::secret_purpose(key), sealed, now.unix_secs());
+        let opened =
+            self.seal
+                .read()
+                .open(name, &Self::secret_purpose(key), sealed, now.unix_secs());
         match opened.map(|p| serde_json::from_slice(&zeroize::Zeroizing::new(p))) {
             Ok(Ok(v)) => Some(v),
             _ => {

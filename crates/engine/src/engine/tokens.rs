@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tessera_core::{SessionKind, Timestamp};
 
-use super::{Engine, Outcome, Session};
+use super::{Engine, LiveSession, Outcome, TokenStatus};
 use crate::cookie::{self, Lookup};
 use crate::limits::{validate_claims, validate_subject};
 use crate::metrics::{AlgLabels, TokenOutcomeLabels};
@@ -58,24 +58,21 @@ impl Engine {
         let Some((session, user_id)) = user else {
             if presented.is_some() {
                 o.set_cookie.push(t.cookie.remove());
-                self.token_outcome(o, "anon_session_with_token");
+                self.token_outcome(o, TokenStatus::AnonSessionWithToken);
                 return Ok(());
             }
-            o.token_status = "none";
+            o.token_status = TokenStatus::None;
             return Ok(());
         };
         let Some(token) = presented else {
             let value = self.issue(t, session, now)?;
             o.set_cookie.push(value);
-            self.token_outcome(o, "user_session_without_token");
+            self.token_outcome(o, TokenStatus::UserSessionWithoutToken);
             return Ok(());
         };
         let secs = now.unix_secs();
         let verified = {
-            let ring = t
-                .keyring
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let ring = t.keyring.read();
             // Revocation is the store's job here: a revoked session does not load.
             ring.verify_cached_at(
                 &t.config,
@@ -85,46 +82,51 @@ impl Engine {
                 &t.cache,
             )
         };
-        let code = match verified {
+        let status = match verified {
             Err(e) => {
-                tracing::info!(target: "security", code = e.code(), issuer = t.config.issuer(), "session token refused; issuing a new one");
+                // TODO(#10): `e.outcome()` once tessera-token renames its outcome method.
+                let outcome = e.code();
+                tracing::info!(target: "security", code = outcome, issuer = t.config.issuer(), "session token refused; issuing a new one");
                 let value = self.issue(t, session, now)?;
                 o.set_cookie.push(value);
-                e.code()
+                TokenStatus::Refused(outcome)
             }
             Ok(v) => {
                 let subject = t.subject.subject(user_id);
-                let code = if v.claims.sub != subject {
-                    "wrong_user"
+                let status = if v.claims.sub != subject {
+                    TokenStatus::WrongUser
                 } else if v.claims.sid != self.sid(session) {
-                    "wrong_session"
+                    TokenStatus::WrongSession
                 } else {
-                    v.code()
+                    TokenStatus::Valid(v.status)
                 };
-                match code {
-                    "wrong_user" | "wrong_session" => {
+                let code = status.as_str();
+                match status {
+                    TokenStatus::WrongUser | TokenStatus::WrongSession => {
                         tracing::warn!(target: "security", code, issuer = t.config.issuer(), subject = %v.claims.sub, kid = %v.kid, "session token does not match its session; cleared");
                         o.set_cookie.push(t.cookie.remove());
                     }
-                    "soft_expired" => {
+                    TokenStatus::Valid(tessera_token::Status::SoftExpired) => {
                         tracing::debug!(code, issuer = t.config.issuer(), subject = %v.claims.sub, kid = %v.kid, "session token soft-expired; issuing a new one");
                         let value = self.issue(t, session, now)?;
                         o.set_cookie.push(value);
                     }
                     _ => {}
                 }
-                code
+                status
             }
         };
-        self.token_outcome(o, code);
+        self.token_outcome(o, status);
         Ok(())
     }
 
-    pub(super) fn token_outcome(&self, o: &mut Outcome, code: &'static str) {
-        o.token_status = code;
+    pub(super) fn token_outcome(&self, o: &mut Outcome, status: TokenStatus) {
+        o.token_status = status;
         self.metrics
             .token_validations
-            .get_or_create(&TokenOutcomeLabels { outcome: code })
+            .get_or_create(&TokenOutcomeLabels {
+                outcome: status.as_str(),
+            })
             .inc();
     }
 
@@ -133,7 +135,7 @@ impl Engine {
     pub(super) fn issue(
         &self,
         t: &TokenSettings,
-        session: &Session,
+        session: &LiveSession,
         now: Timestamp,
     ) -> Result<String> {
         // Callers pass authenticated sessions only (login, and `check_token`'s filter).
@@ -171,10 +173,7 @@ impl Engine {
         c: &tessera_token::Claims,
         secs: i64,
     ) -> Result<String> {
-        let ring = t
-            .keyring
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ring = t.keyring.read();
         let alg = ring.signing_key_at(secs).map_err(Error::Token)?.algorithm();
         let token = ring.sign_at(&t.config, c, secs).map_err(Error::Token)?;
         self.metrics

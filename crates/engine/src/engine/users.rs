@@ -5,7 +5,7 @@ use tessera_core::{
 };
 
 use super::store::Write;
-use super::{Engine, Session, stored};
+use super::{Engine, LiveSession, stored};
 use crate::{Error, Result};
 
 impl Engine {
@@ -14,7 +14,11 @@ impl Engine {
     /// # Errors
     ///
     /// [`Error::InvalidInput`] for a bad user id; store errors.
-    pub async fn list_user_sessions(&self, user_id: &str, now: Timestamp) -> Result<Vec<Session>> {
+    pub async fn list_user_sessions(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<LiveSession>> {
         User::validate_id(user_id).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let list = self.store.list_user_sessions(user_id, now).await;
         self.metrics
