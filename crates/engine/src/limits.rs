@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use tessera_token::json_depth;
 
-use crate::{Edits, Error, Result};
+use crate::engine::request::Edits;
+use crate::{Error, Result};
 
 /// The most keys one request may set or remove.
 pub const MAX_EDITS: usize = 256;

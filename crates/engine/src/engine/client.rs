@@ -10,6 +10,7 @@ use super::update::apply;
 use super::{Edits, Engine, LiveSession, Outcome, Status, Storage, stored};
 use crate::anonymous::{self, ClientState, NotSealed};
 use crate::cookie::{self, Lookup};
+use crate::limits::check_size;
 use crate::{AnonymousMode, Error, Result};
 
 impl Engine {
@@ -50,7 +51,7 @@ impl Engine {
         apply(&mut state.data, edits);
         let changed = fresh || state.data != before;
         if changed {
-            self.check_size(&state.data, &BTreeMap::new())?;
+            check_size(&state.data, &BTreeMap::new(), self.config.max_data_bytes)?;
         }
         let server = self.config.anonymous == AnonymousMode::Server;
         let spill = !edits.secrets.is_empty() || (server && changed);
@@ -108,7 +109,7 @@ impl Engine {
         let key = handle.store_key();
         let mut record = base.clone();
         self.apply_secrets(&mut record, &key, edits)?;
-        self.check_size(&record.data, &record.secrets)?;
+        check_size(&record.data, &record.secrets, self.config.max_data_bytes)?;
         let (handle, key, record) = match self.store.create(kind, &key, &record, reason).await {
             Ok(()) => (handle, key, record),
             Err(tessera_core::Error::AlreadyExists) => {

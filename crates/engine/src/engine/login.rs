@@ -9,7 +9,7 @@ use super::client::Anon;
 use super::store::Write;
 use super::{Engine, Login, Outcome, Status, TokenStatus, backoff, stored};
 use crate::cookie::{self, Lookup};
-use crate::limits::validate_claims;
+use crate::limits::{check_size, validate_claims};
 use crate::{Error, Result};
 
 impl Engine {
@@ -76,7 +76,7 @@ impl Engine {
             secrets: BTreeMap::new(),
             version: 1,
         };
-        self.check_size(&base.data, &base.secrets)?;
+        check_size(&base.data, &base.secrets, self.config.max_data_bytes)?;
         // Secrets are sealed to the session they belong to: re-sealed for the new one.
         let (handle, key, record) = self
             .create_record_with(SessionKind::Authenticated, Write::Login, |k| {
@@ -85,7 +85,7 @@ impl Engine {
                     let sealed = self.seal_secret(name, v, k, r.absolute_expires_at)?;
                     r.secrets.insert(name.clone(), sealed);
                 }
-                self.check_size(&r.data, &r.secrets)?;
+                check_size(&r.data, &r.secrets, self.config.max_data_bytes)?;
                 Ok(r)
             })
             .await?;

@@ -6,7 +6,7 @@ mod client;
 mod csrf;
 mod login;
 mod outcome;
-mod request;
+pub(crate) mod request;
 mod resolve;
 mod secrets;
 mod store;
@@ -14,18 +14,15 @@ mod tokens;
 mod update;
 mod users;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
-use serde_json::Value;
 use tessera_core::{Clock, Handle, SessionKind, SessionRecord, StoreKey, Timestamp};
 
 use crate::cookie::{self, CookieConfig, Lookup};
 use crate::csrf::CsrfKey;
 use crate::keys::SealKeys;
-use crate::limits;
 use crate::metrics::Metrics;
 use crate::token::TokenSettings;
 use crate::{Error, Result, SessionConfig};
@@ -199,15 +196,6 @@ impl Engine {
             .remember
             .then(|| record.expires_at().duration_since(now));
         self.cookie.set(handle.expose(), max_age)
-    }
-
-    /// Data and (sealed) secrets together stay within `max_data_bytes`.
-    fn check_size(
-        &self,
-        data: &BTreeMap<String, Value>,
-        secrets: &BTreeMap<String, String>,
-    ) -> Result<()> {
-        limits::check_size(data, secrets, self.config.max_data_bytes)
     }
 
     /// Stores the record `make` builds for a fresh handle's key (secrets are sealed to the

@@ -7,7 +7,7 @@ use tessera_core::{Handle, Timestamp};
 
 use super::store::Write;
 use super::{Edits, Engine, Outcome, Status, backoff, stored};
-use crate::limits::validate_edits;
+use crate::limits::{check_size, validate_edits};
 use crate::{Error, Result};
 
 impl Engine {
@@ -63,7 +63,7 @@ impl Engine {
             self.apply_secrets(&mut next, &key, edits)?;
             let changed = next.data != record.data || next.secrets != record.secrets;
             if changed {
-                self.check_size(&next.data, &next.secrets)?;
+                check_size(&next.data, &next.secrets, self.config.max_data_bytes)?;
             }
             let renew = self.renewal_due(&record, now);
             if !changed && !renew {
