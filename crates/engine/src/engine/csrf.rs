@@ -8,7 +8,7 @@ use crate::csrf;
 use crate::{Error, Result};
 
 impl Engine {
-    /// The session's `sid` (see [`CsrfKey::sid`]).
+    /// The session's `sid` (see [`CsrfKey::sid`](crate::csrf::CsrfKey::sid)).
     pub fn sid(&self, session: &LiveSession) -> String {
         self.csrf.sid(&session.key)
     }

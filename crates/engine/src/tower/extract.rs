@@ -12,7 +12,7 @@ use crate::{Error, LiveSession};
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SessionRejection {
-    /// The router has no [`SessionLayer`].
+    /// The router has no [`SessionLayer`](super::SessionLayer).
     MissingLayer,
     /// Reading the session failed.
     Engine(Error),

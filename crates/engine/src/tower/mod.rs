@@ -28,7 +28,7 @@
 //! - Two extractors: [`Session`], the handle every operation goes through, and
 //!   [`LiveSession`](crate::LiveSession), the live session's data read eagerly (401 without
 //!   one; `Option<LiveSession>` for optional).
-//! - Each operation is one call on the handle and goes through the same [`Engine`] as the HTTP
+//! - Each operation is one call on the handle and goes through the same [`Engine`](crate::Engine) as the HTTP
 //!   service: same stores, same keys, same rules (compare-and-set edits, renewal throttling,
 //!   fixation defence at login, tombstones at logout).
 //! - `Set-Cookie` is written on the response only when an operation changed a cookie (a new
