@@ -97,14 +97,7 @@ impl TokenSettings {
         keyring: TokenKeys,
         session_cookie: &CookieConfig,
     ) -> crate::Result<Self> {
-        let name = default_cookie_name(session_cookie);
-        let cookie =
-            session_cookie
-                .with_name(name)
-                .map_err(|source| crate::Error::CookieConfig {
-                    cookie: "token cookie",
-                    source,
-                })?;
+        let cookie = token_cookie(session_cookie, default_cookie_name(session_cookie))?;
         Ok(Self {
             config,
             keyring,
@@ -127,13 +120,7 @@ impl TokenSettings {
         name: impl Into<String>,
         session_cookie: &CookieConfig,
     ) -> crate::Result<Self> {
-        self.cookie =
-            session_cookie
-                .with_name(name)
-                .map_err(|source| crate::Error::CookieConfig {
-                    cookie: "token cookie",
-                    source,
-                })?;
+        self.cookie = token_cookie(session_cookie, name)?;
         Ok(self)
     }
 
@@ -205,6 +192,19 @@ impl TokenSettings {
         );
         Ok(claims)
     }
+}
+
+/// The token cookie named `name`, with the attributes of `session_cookie`.
+fn token_cookie(
+    session_cookie: &CookieConfig,
+    name: impl Into<String>,
+) -> crate::Result<CookieConfig> {
+    session_cookie
+        .with_name(name)
+        .map_err(|source| crate::Error::CookieConfig {
+            cookie: "token cookie",
+            source,
+        })
 }
 
 fn secs(d: Duration) -> i64 {
