@@ -201,6 +201,8 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
 
     let main = open_store(&config.store, "session", config.store_timeout).await?;
     notes.push(format!("session store: {}", describe(&config.store)));
+    // The Kask API keeps its values with the authenticated sessions, in this store.
+    notes.push(config.kask.startup_note(main.as_kv().is_some()));
     let mut stores_to_purge = vec![main.clone()];
     let stores = match &config.anon_store {
         Some(url) => {
