@@ -170,7 +170,7 @@ mod tests {
             Error::Store(tessera_core::Error::Conflict),
             Error::Token(tessera_token::Error::NoSigningKey),
             Error::NoSealingKey,
-            Error::Seal(tessera_token::seal::SealError),
+            Error::Seal(tessera_token::seal::SealError::NoKey),
             Error::NoKeyDir,
             Error::KeyFiles(crate::keys::KeyFileError::Invalid {
                 path: std::path::PathBuf::new(),

@@ -40,29 +40,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     || (m.starts_with("application/") && m.ends_with("+json"))
             });
         if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "send the body as Content-Type: application/json",
-            ));
+            return Err(ApiError::unsupported_media_type());
         }
         // The body limit (DefaultBodyLimit) applies here.
         let body = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body-too-large",
-                    "Request body too large",
-                    "the request body is over the configured limit",
-                )
+                ApiError::body_too_large()
             } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid-json",
-                    "Invalid JSON",
-                    "the body could not be read",
-                )
+                ApiError::invalid_json("the body could not be read")
             }
         })?;
         // serde's derived structs also accept arrays; the API takes objects only. Checked on
@@ -76,12 +61,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             let detail = crate::problem::redact(&e.to_string());
             match e.classify() {
                 serde_json::error::Category::Data => ApiError::invalid(detail),
-                _ => ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid-json",
-                    "Invalid JSON",
-                    detail,
-                ),
+                _ => ApiError::invalid_json(detail),
             }
         })
     }
@@ -703,12 +683,7 @@ pub async fn revoke_one(
     if found {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "session-not-found",
-            "No such session",
-            "this user has no live session with this reference",
-        ))
+        Err(ApiError::no_such_reference())
     }
 }
 

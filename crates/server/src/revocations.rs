@@ -93,26 +93,15 @@ pub async fn feed(
     let q = match q {
         Ok(Query(q)) => q,
         Err(r) => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-query",
-                "Invalid query",
-                crate::problem::redact(&r.body_text()),
-            )
-            .into_response();
+            return ApiError::invalid_query(crate::problem::redact(&r.body_text())).into_response();
         }
     };
     let limit = match q.limit {
         None => MAX_LIMIT,
         Some(n @ 1..=MAX_LIMIT) => n,
         Some(_) => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-query",
-                "Invalid query",
-                format!("limit must be 1 to {MAX_LIMIT}"),
-            )
-            .into_response();
+            return ApiError::invalid_query(format!("limit must be 1 to {MAX_LIMIT}"))
+                .into_response();
         }
     };
     let store = s
@@ -121,13 +110,7 @@ pub async fn feed(
         .for_kind(SessionKind::Authenticated)
         .clone();
     let Some(log) = store.as_revocation_log() else {
-        return ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "no-revocation-log",
-            "No revocation log",
-            "the configured store keeps no revocation log",
-        )
-        .into_response();
+        return ApiError::no_revocation_log().into_response();
     };
     let horizon = s.clock().now().saturating_sub(s.revocation_keep());
     let subject = s

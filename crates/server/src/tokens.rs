@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,15 +17,6 @@ use crate::problem::ApiError;
 
 pub use crate::verifier::{SESSION_HEADER, STATUS_HEADER, SUBJECT_HEADER};
 
-fn disabled() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "tokens-disabled",
-        "Session tokens are disabled",
-        "this service issues no session tokens ([tokens] enabled = false)",
-    )
-}
-
 /// The public keys that verify session tokens (RFC 7517).
 #[utoipa::path(get, path = "/.well-known/jwks.json",
     responses(
@@ -35,7 +26,7 @@ fn disabled() -> ApiError {
     tag = "tokens")]
 pub async fn jwks(State(s): State<AppState>) -> Response {
     let Some(t) = s.engine().tokens() else {
-        return disabled().into_response();
+        return ApiError::tokens_disabled().into_response();
     };
     let body = t.keyring.read().jwks(&t.config);
     (
@@ -95,7 +86,7 @@ pub async fn mint(
     ApiJson(req): ApiJson<MintRequest>,
 ) -> Result<ApiJson<MintResponse>, ApiError> {
     if s.engine().tokens().is_none() {
-        return Err(disabled());
+        return Err(ApiError::tokens_disabled());
     }
     let token = s
         .engine()

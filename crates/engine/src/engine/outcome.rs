@@ -146,8 +146,7 @@ impl TokenStatus {
             Self::Disabled => "disabled",
             Self::None => "none",
             Self::Issued => "issued",
-            // TODO(#10): `Status::outcome()` once tessera-token renames `code()`.
-            Self::Valid(s) => s.code(),
+            Self::Valid(s) => s.outcome(),
             Self::Refused(outcome) => outcome,
             Self::AnonSessionWithToken => "anon_session_with_token",
             Self::UserSessionWithoutToken => "user_session_without_token",

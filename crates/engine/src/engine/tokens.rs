@@ -84,8 +84,7 @@ impl Engine {
         };
         let status = match verified {
             Err(e) => {
-                // TODO(#10): `e.outcome()` once tessera-token renames its outcome method.
-                let outcome = e.code();
+                let outcome = e.outcome();
                 tracing::info!(target: "security", code = outcome, issuer = t.config.issuer(), "session token refused; issuing a new one");
                 let value = self.issue(t, session, now)?;
                 o.set_cookie.push(value);
