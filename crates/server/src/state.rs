@@ -111,7 +111,7 @@ pub struct Settings {
     pub verify_claims: Vec<String>,
     /// The sealing keys of anonymous cookies and secrets (`None`: fresh keys in memory,
     /// lost at restart).
-    pub seal_keys: Option<Arc<std::sync::RwLock<tessera_token::seal::SealKeyring>>>,
+    pub seal_keys: Option<tessera::keys::SealKeys>,
 }
 
 impl AppState {
@@ -132,13 +132,20 @@ impl AppState {
         let http = HttpMetrics::register(&mut registry);
         let validations = metrics.token_validations.clone();
         let authenticated = stores.for_kind(SessionKind::Authenticated).clone();
-        let mut engine = Engine::try_new(stores, settings.session, settings.cookie, csrf, metrics)?;
+        let mut builder = Engine::builder(stores)
+            .with_config(settings.session)
+            .with_cookie(settings.cookie)
+            .with_csrf_key(csrf)
+            .with_metrics(metrics)
+            .with_clock(clock.clone());
         if let Some(t) = settings.tokens {
-            engine = engine.with_tokens(t)?;
+            builder = builder.with_tokens(t);
         }
-        if let Some(k) = settings.seal_keys {
-            engine = engine.with_seal_keys(k);
-        }
+        builder = match settings.seal_keys {
+            Some(k) => builder.with_seal_keys(k),
+            None => builder.ephemeral_keys(),
+        };
+        let engine = builder.build()?;
         let verifier = engine
             .tokens()
             .map(|t| {

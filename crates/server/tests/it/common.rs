@@ -232,7 +232,7 @@ pub(crate) fn token_settings(verify_required: bool) -> Settings {
     .unwrap();
     let mut t = tessera::token::TokenSettings::new(
         tessera_token::Config::new("tessera-test"),
-        Arc::new(std::sync::RwLock::new(ring)),
+        tessera::keys::TokenKeys::new(ring),
         &s.cookie,
     )
     .unwrap();

@@ -486,6 +486,16 @@ fn live(
 
 #[async_trait]
 impl SessionStore for RedbStore {
+    fn directory(&self) -> Option<&Path> {
+        // `sessions.redb` alone lives in the current directory.
+        Some(
+            self.path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )
+    }
+
     fn backend(&self) -> &'static str {
         "redb"
     }
