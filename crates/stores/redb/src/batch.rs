@@ -47,8 +47,9 @@
 //!   all but may already be durable, and it refuses further write transactions until the file
 //!   is reopened: an error answer means "not known to be applied", like a timeout from a
 //!   network store.
-//! - A **panic** while applying a batch fails its operations with [`BatchError::Panicked`];
-//!   the transaction is dropped (rolled back) and the writer goes on with the next batch.
+//! - A **panic** while running a batch fails its operations with [`BatchError::Panicked`];
+//!   the transaction is dropped (rolled back, unless the panic came from within the commit)
+//!   and the writer goes on with the next batch.
 //!
 //! # Read cache
 //!
@@ -72,9 +73,10 @@ use crate::{ReadCache, StoreResult};
 /// The most writes one transaction takes. What is queued beyond it waits for the next one.
 pub(crate) const MAX_BATCH: usize = 512;
 
-/// The upper bounds of the batch-size buckets of [`CommitStats::commits_by_size`]: commit
-/// `i` of the array counts the commits of more than `BATCH_SIZE_BUCKETS[i - 1]` and at most
-/// `BATCH_SIZE_BUCKETS[i]` writes. The last bound is the largest batch there can be.
+/// The upper bounds of the batch-size buckets of [`CommitStats::commits_by_size`]:
+/// `commits_by_size[i]` counts the commits of more than `BATCH_SIZE_BUCKETS[i - 1]` (none for
+/// the first) and at most `BATCH_SIZE_BUCKETS[i]` writes. The last bound is the largest batch
+/// there can be.
 pub const BATCH_SIZE_BUCKETS: [u64; 10] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
 
 const _: () = assert!(BATCH_SIZE_BUCKETS[BATCH_SIZE_BUCKETS.len() - 1] == MAX_BATCH as u64);
@@ -126,8 +128,9 @@ pub enum BatchError {
     /// after a failed commit it may already be durable: the write may or may not be there.
     #[error("the commit of this write's batch failed; the write may or may not have been applied")]
     Commit(#[source] Arc<redb::Error>),
-    /// The writer panicked while applying the batch; its transaction was rolled back.
-    #[error("the store's writer panicked while applying this write's batch")]
+    /// The writer panicked while running the batch (in a write, or in redb). Its transaction
+    /// was dropped, which rolls it back, unless the panic came from within the commit.
+    #[error("the store's writer panicked while running this write's batch")]
     Panicked,
     /// The writer thread is gone: the write was not applied.
     #[error("the store's writer has stopped")]

@@ -24,11 +24,11 @@
 //! # Durability
 //!
 //! Every operation that writes is answered only after the redb write transaction that holds
-//! it has committed with [`Durability::Immediate`] (redb's default, set explicitly): the data
-//! is flushed to stable storage before the call returns. An acknowledged write therefore
-//! survives `kill -9`, a crash or a power cut; on the next [`RedbStore::open`] redb repairs
-//! whatever a torn commit left behind. A future dropped (cancelled) after its first poll does
-//! not cancel its write: it may still commit.
+//! it has committed with [`Durability::Immediate`](redb::Durability::Immediate) (redb's
+//! default, set explicitly): the data is flushed to stable storage before the call returns. An
+//! acknowledged write therefore survives `kill -9`, a crash or a power cut; on the next
+//! [`RedbStore::open`] redb repairs whatever a torn commit left behind. A future dropped
+//! (cancelled) after its first poll does not cancel its write: it may still commit.
 //!
 //! # Group commit
 //!
