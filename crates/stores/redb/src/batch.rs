@@ -17,7 +17,11 @@
 //! Its answer is sent after the transaction that holds its write has committed (or failed),
 //! and after the read cache has dropped what the batch touched. So an `Ok` is durable, and a
 //! read that starts after it sees the write. Every answer of a batch, a refusal included,
-//! waits for that commit: a caller told `Conflict` reads the version that beat it.
+//! waits for that commit: a caller told `Conflict` reads the version that beat it. A batch in
+//! which every write was refused has nothing to make durable: it is aborted rather than
+//! committed, and answered at once. This matters when many writers race for one record: after
+//! each winning commit, the losers' retries that lost again would otherwise each cost an fsync
+//! in which nothing is written.
 //!
 //! # Failure semantics
 //!
@@ -53,11 +57,13 @@
 //!
 //! # Read cache
 //!
-//! Whatever became of the batch, committed, aborted or failed (a failed commit may still have
-//! applied it), the writer drops every cached record the batch's operations may have touched
-//! and starts a new cache generation before it answers anyone. A read that raced the batch
-//! never fills the cache with what it read, and a read after an answer never meets a stale
-//! entry (see `ReadCache` in `lib.rs`).
+//! Once the writer has tried to commit a batch, whether the commit succeeded or failed (a
+//! failed commit may still have applied it), it drops every cached record the batch's
+//! operations may have touched and starts a new cache generation before it answers anyone. A
+//! read that raced the batch never fills the cache with what it read, and a read after an
+//! answer never meets a stale entry (see `ReadCache` in `lib.rs`). A batch whose
+//! transactions were all aborted (refusals only, failed writes, a failed begin) changed
+//! nothing, and leaves the cache as it is.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -114,6 +120,9 @@ pub struct CommitStats {
     /// Write transactions that did not commit: aborted because an operation in them failed
     /// (its batch then ran again without it), or failed to begin or to commit.
     pub failed_transactions: u64,
+    /// Batches in which every write was refused (`Conflict`, say): nothing to make durable,
+    /// so their transaction was aborted, without a commit. Not in `commits` or `writes`.
+    pub refused_batches: u64,
 }
 
 /// Why a write failed with the other writes of its batch (kept as the source of
@@ -184,6 +193,9 @@ trait Pending: Send {
     /// Runs the write in `txn` and keeps its outcome. `false` when it failed in a way that may
     /// have left part of its writes in `txn`.
     fn apply(&mut self, txn: &WriteTransaction) -> bool;
+    /// Whether its latest outcome is a success: it may have written something. A refusal
+    /// wrote nothing.
+    fn succeeded(&self) -> bool;
     /// Replaces the outcome with `err`.
     fn fail(&mut self, err: tessera_core::Error);
     fn touches(&self) -> Touches;
@@ -208,6 +220,10 @@ where
         let kept = outcome.as_ref().map_or_else(is_refusal, |_| true);
         self.outcome = Some(outcome);
         kept
+    }
+
+    fn succeeded(&self) -> bool {
+        matches!(self.outcome, Some(Ok(_)))
     }
 
     fn fail(&mut self, err: tessera_core::Error) {
@@ -235,6 +251,7 @@ struct Counters {
     by_size: [AtomicU64; BATCH_SIZE_BUCKETS.len()],
     largest: AtomicU64,
     failed: AtomicU64,
+    refused_only: AtomicU64,
 }
 
 impl Counters {
@@ -256,6 +273,10 @@ impl Counters {
         self.failed.fetch_add(1, Ordering::Relaxed);
     }
 
+    fn refused_only(&self) {
+        self.refused_only.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn snapshot(&self) -> CommitStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CommitStats {
@@ -264,6 +285,7 @@ impl Counters {
             commits_by_size: std::array::from_fn(|i| self.by_size.get(i).map_or(0, get)),
             largest_batch: get(&self.largest),
             failed_transactions: get(&self.failed),
+            refused_batches: get(&self.refused_only),
         }
     }
 }
@@ -353,22 +375,24 @@ fn run(
         faults.wait_while_paused();
         let mut batch = vec![first];
         batch.extend(jobs.try_iter().take(MAX_BATCH - 1));
-        let applied = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            apply(db, &mut batch, counters, faults);
-        }));
-        if applied.is_err() {
+        let applied =
+            std::panic::catch_unwind(AssertUnwindSafe(|| apply(db, &mut batch, counters, faults)));
+        // A panic may have come from within a commit: count it as one.
+        let committing = applied.unwrap_or_else(|_| {
             counters.failed();
             for job in &mut batch {
                 job.fail(tessera_core::Error::backend(BatchError::Panicked));
             }
-        }
-        // After the transaction, whatever became of it, and before anyone is answered.
+            true
+        });
+        // After the transaction, whatever became of its commit (a failed one may have
+        // applied it), and before anyone is answered. Aborted transactions changed nothing.
         let touched: Vec<Touches> = batch
             .iter()
             .map(|j| j.touches())
             .filter(|t| *t != Touches::Nothing)
             .collect();
-        if !touched.is_empty() {
+        if committing && !touched.is_empty() {
             cache.invalidate(&touched);
         }
         for job in batch {
@@ -379,8 +403,14 @@ fn run(
 
 /// Runs `batch` in one transaction and commits it, leaving each write's outcome in it. A
 /// write that fails (other than a refusal) aborts the transaction and keeps its error; the
-/// others run again without it in a new transaction.
-fn apply(db: &Database, batch: &mut [Box<dyn Pending>], counters: &Counters, faults: &Faults) {
+/// others run again without it in a new transaction. Whether a commit was attempted: if not,
+/// every transaction was aborted and the file is as it was.
+fn apply(
+    db: &Database,
+    batch: &mut [Box<dyn Pending>],
+    counters: &Counters,
+    faults: &Faults,
+) -> bool {
     // Positions in `batch` of the writes still in the running; a failed one leaves.
     let mut left: Vec<usize> = (0..batch.len()).collect();
     while !left.is_empty() {
@@ -389,7 +419,7 @@ fn apply(db: &Database, batch: &mut [Box<dyn Pending>], counters: &Counters, fau
             Err(e) => {
                 counters.failed();
                 fail_all(batch, &left, &BatchError::Begin(Arc::new(e)));
-                return;
+                return false;
             }
         };
         let mut failed = None;
@@ -410,6 +440,16 @@ fn apply(db: &Database, batch: &mut [Box<dyn Pending>], counters: &Counters, fau
             left.remove(pos);
             continue;
         }
+        if !left
+            .iter()
+            .any(|&i| batch.get(i).is_some_and(|j| j.succeeded()))
+        {
+            // Every write was refused: nothing to make durable, so no commit (no fsync), and
+            // the callers, refused against what is committed, are answered at once.
+            let _ = txn.abort();
+            counters.refused_only();
+            return false;
+        }
         match commit(txn, faults) {
             Ok(()) => counters.committed(left.len()),
             Err(e) => {
@@ -417,8 +457,9 @@ fn apply(db: &Database, batch: &mut [Box<dyn Pending>], counters: &Counters, fau
                 fail_all(batch, &left, &BatchError::Commit(Arc::new(e)));
             }
         }
-        return;
+        return true;
     }
+    false
 }
 
 fn fail_all(batch: &mut [Box<dyn Pending>], left: &[usize], err: &BatchError) {

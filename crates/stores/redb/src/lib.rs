@@ -219,10 +219,11 @@ const CACHE_CAPACITY: usize = 100_000;
 /// A cache of decoded live records in front of redb's point reads.
 ///
 /// It can be exact because the file has one writer: this process (redb locks the file), and
-/// every write goes through this store's writer thread. After each batch's transaction,
-/// committed, aborted or failed, the writer bumps a generation and drops the keys the batch
-/// touched, *before it answers any of its callers*, so even a write whose caller went away
-/// invalidates, and a failed commit (which redb may still have applied) does too. A read
+/// every write goes through this store's writer thread. After each batch it tried to commit,
+/// whether the commit succeeded or failed, the writer bumps a generation and drops the keys
+/// the batch touched, *before it answers any of its callers*, so even a write whose caller
+/// went away invalidates, and a failed commit (which redb may still have applied) does too. A
+/// batch that was only aborted changed nothing and invalidates nothing. A read
 /// records the generation before it opens its snapshot and fills the cache only if the
 /// generation is unchanged, under the same lock: a read that raced a write never caches what
 /// it read.

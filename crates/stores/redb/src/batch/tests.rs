@@ -204,6 +204,46 @@ async fn each_write_sees_the_writes_before_it_and_refusals_fail_alone() {
     assert_consistent(&store);
 }
 
+/// Many writers racing for one record mostly lose: a batch of refusals has nothing to make
+/// durable, so it costs no commit (no fsync), and it leaves the read cache as it was.
+#[tokio::test]
+async fn a_batch_of_refusals_only_is_not_committed() {
+    let (_dir, store) = temp_store();
+    let (k, r1) = cached(&store).await;
+    let missing = testing::fresh_key(SessionKind::Anonymous);
+    let before = store.commit_stats();
+
+    let got = one_batch(
+        &store,
+        vec![
+            save(&store, &k, 7, &v(&r1, 8, "stale")),
+            save(&store, &missing, 1, &testing::record(None, T0)),
+            create(&store, &k, &r1),
+        ],
+    )
+    .await;
+    let codes: Vec<_> = got
+        .iter()
+        .map(|r| r.as_ref().map_err(StoreError::code).err())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            Some(StoreError::Conflict.code()),
+            Some(StoreError::NotFound.code()),
+            Some(StoreError::AlreadyExists.code())
+        ]
+    );
+    let mut want = before.clone();
+    want.refused_batches += 1;
+    assert_eq!(store.commit_stats(), want);
+    assert!(
+        store.cache.get(k.as_bytes()).is_some(),
+        "the cache was dropped"
+    );
+    assert_eq!(store.load(&k, T0).await.unwrap(), Some(r1));
+}
+
 #[tokio::test]
 async fn a_write_that_fails_part_way_fails_alone_and_the_others_commit_without_it() {
     let (_dir, store) = temp_store();
