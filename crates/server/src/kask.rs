@@ -21,7 +21,13 @@
 //! name the same key on every method.
 //!
 //! Unlike Kask, the API key can be required (`Authorization: Bearer`, which `RESTBagOStuff`
-//! sends through its `readHeaders`, `writeHeaders` and `deleteHeaders`), and it is by default.
+//! sends through the `readHeaders`, `writeHeaders` and `deleteHeaders` of its `httpParams`),
+//! and it is by default.
+//!
+//! Every request is logged in one line on the target [`LOG_TARGET`]: method, a hash of the
+//! key ([`key_digest`]), status, value size and latency; never the key or the value. Failures
+//! are logged at `info` (a store failure at `warn`), the rest (including a `GET` that finds
+//! nothing, a normal miss) at `debug`: `TESSERA_LOG=info,tessera::kask=debug` shows them all.
 
 use std::time::Duration;
 
@@ -30,12 +36,37 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 use tessera_core::{KvStore, MAX_KV_KEY_LEN, SessionKind};
+use tokio::time::Instant;
 
 use crate::AppState;
 
 /// The path prefix of the API.
 pub const PREFIX: &str = "/sessions/v1/";
+
+/// The `tracing` target of the request log: one line per request.
+pub const LOG_TARGET: &str = "tessera::kask";
+
+/// How a key appears in the request log: the first 16 hex digits (64 bits) of the SHA-256
+/// of the key as stored (percent-decoded), e.g. `mywiki:MWSession:<id>`.
+///
+/// Unkeyed on purpose, so an operator can find the requests behind a MediaWiki log line
+/// (`Failed to store mywiki:MWSession:<id>`, which has the key in clear):
+/// `printf %s 'mywiki:MWSession:<id>' | sha256sum | cut -c1-16`. The session ids in those
+/// keys are random (MediaWiki's: 160 bits), so the digest tells nothing about the id to
+/// whoever does not have it already.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(tessera_server::kask::key_digest(b"abc"), "ba7816bf8f01cfea");
+/// ```
+#[must_use]
+pub fn key_digest(key: &[u8]) -> String {
+    let digest = Sha256::digest(key);
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
 
 /// How the Kask-compatible API behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +87,41 @@ impl Default for KaskSettings {
             max_value_bytes: 256 * 1024,
             require_api_key: true,
         }
+    }
+}
+
+impl KaskSettings {
+    /// The startup line saying whether the API is on (it is when the session store keeps
+    /// key-value data: `has_kv`), and with which TTL, size limit and API key rule.
+    #[must_use]
+    pub fn startup_note(&self, has_kv: bool) -> String {
+        if !has_kv {
+            return format!(
+                "Kask API off: the session store keeps no key-value data ({PREFIX} answers 501)"
+            );
+        }
+        let key = if self.require_api_key {
+            "API key required"
+        } else {
+            "NO API key required (kask.require_api_key = false)"
+        };
+        format!(
+            "Kask API on {PREFIX}: values kept {} (kask.ttl), at most {} bytes, {key}",
+            short_duration(self.ttl),
+            self.max_value_bytes
+        )
+    }
+}
+
+/// `1d`, `12h`, `90m`, `45s`: the largest unit that divides the duration exactly.
+fn short_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0 => format!("{}ms", d.as_millis()),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
     }
 }
 
@@ -172,8 +238,60 @@ fn key_of(path: &str) -> Result<Vec<u8>, BadKey> {
     Ok(key)
 }
 
-/// Every request under [`PREFIX`] (and the prefix itself) comes here.
+/// Every request under [`PREFIX`] (and the prefix itself) comes here, and is logged.
 pub(crate) async fn handle(State(s): State<AppState>, req: Request) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let key = key_of(req.uri().path()).ok();
+    let (res, bytes) = respond(&s, req).await;
+    log_request(
+        &method,
+        key.as_deref(),
+        res.status(),
+        bytes,
+        start.elapsed(),
+    );
+    res
+}
+
+/// One line on [`LOG_TARGET`]; its level says how much it matters (the module docs).
+fn log_request(
+    method: &Method,
+    key: Option<&[u8]>,
+    status: StatusCode,
+    bytes: usize,
+    latency: Duration,
+) {
+    let key = key.map_or_else(|| "-".to_owned(), key_digest);
+    let status_code = status.as_u16();
+    let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    macro_rules! line {
+        ($level:ident) => {
+            tracing::$level!(
+                target: LOG_TARGET,
+                method = method.as_str(),
+                key_sha256 = key.as_str(),
+                status = status_code,
+                bytes,
+                latency_us,
+                "Kask request"
+            )
+        };
+    }
+    if status.is_server_error() {
+        line!(warn);
+    } else if status.is_client_error()
+        && !(status == StatusCode::NOT_FOUND && method == Method::GET)
+    {
+        line!(info);
+    } else {
+        line!(debug);
+    }
+}
+
+/// The response to a request, and the size of the value it carried (the body written, or
+/// the value read; 0 for none).
+async fn respond(s: &AppState, req: Request) -> (Response, usize) {
     let path = req.uri().path().to_owned();
     let settings = s.kask();
     if settings.require_api_key && !s.bearer_ok(req.headers()) {
@@ -187,18 +305,18 @@ pub(crate) async fn handle(State(s): State<AppState>, req: Request) -> Response 
         );
         res.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return res;
+        return (res, 0);
     }
     if req.uri().query().is_some() {
-        return bad_request("query strings are not supported", &path);
+        return (bad_request("query strings are not supported", &path), 0);
     }
     let key = match key_of(&path) {
         Ok(k) => k,
-        Err(bad) => return bad.response(&path),
+        Err(bad) => return (bad.response(&path), 0),
     };
     let method = req.method().clone();
     if !matches!(method, Method::GET | Method::POST | Method::DELETE) {
-        return bad_request("unsupported method", &path);
+        return (bad_request("unsupported method", &path), 0);
     }
     // The values live with the authenticated sessions' backend.
     let store = s
@@ -207,13 +325,14 @@ pub(crate) async fn handle(State(s): State<AppState>, req: Request) -> Response 
         .for_kind(SessionKind::Authenticated)
         .clone();
     let Some(kv) = store.as_kv() else {
-        return problem(
+        let res = problem(
             StatusCode::NOT_IMPLEMENTED,
             "server_error",
             "Not implemented",
             "the configured store has no key-value namespace",
             &path,
         );
+        return (res, 0);
     };
     let now = s.clock().now();
     match method {
@@ -221,19 +340,22 @@ pub(crate) async fn handle(State(s): State<AppState>, req: Request) -> Response 
         Method::POST => {
             let limit = settings.max_value_bytes;
             let Ok(body) = axum::body::to_bytes(req.into_body(), limit).await else {
-                return problem(
+                let res = problem(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "bad_request",
                     "Value too large",
                     &format!("values may be at most {limit} bytes"),
                     &path,
                 );
+                return (res, 0);
             };
-            post(kv, &key, body, now, now.saturating_add(settings.ttl), &path).await
+            let bytes = body.len();
+            let until = now.saturating_add(settings.ttl);
+            (post(kv, &key, body, now, until, &path).await, bytes)
         }
         _ => match kv.kv_delete(&key).await {
-            Ok(()) => StatusCode::NO_CONTENT.into_response(),
-            Err(e) => store_failed(&e, &path),
+            Ok(()) => (StatusCode::NO_CONTENT.into_response(), 0),
+            Err(e) => (store_failed(&e, &path), 0),
         },
     }
 }
@@ -243,18 +365,27 @@ fn store_failed(e: &tessera_core::Error, path: &str) -> Response {
     unavailable(path)
 }
 
-async fn get(kv: &dyn KvStore, key: &[u8], now: tessera_core::Timestamp, path: &str) -> Response {
+async fn get(
+    kv: &dyn KvStore,
+    key: &[u8],
+    now: tessera_core::Timestamp,
+    path: &str,
+) -> (Response, usize) {
     match kv.kv_get(key, now).await {
-        Ok(Some(v)) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            )],
-            v,
-        )
-            .into_response(),
-        Ok(None) => not_found(path),
-        Err(e) => store_failed(&e, path),
+        Ok(Some(v)) => {
+            let bytes = v.len();
+            let res = (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                )],
+                v,
+            )
+                .into_response();
+            (res, bytes)
+        }
+        Ok(None) => (not_found(path), 0),
+        Err(e) => (store_failed(&e, path), 0),
     }
 }
 
@@ -278,6 +409,37 @@ async fn post(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn startup_note_says_whether_the_api_is_on_and_its_ttl() {
+        let d = KaskSettings::default();
+        assert_eq!(
+            d.startup_note(true),
+            "Kask API on /sessions/v1/: values kept 1d (kask.ttl), at most 262144 bytes, \
+             API key required"
+        );
+        let open = KaskSettings {
+            ttl: Duration::from_secs(5400),
+            require_api_key: false,
+            ..d
+        };
+        let note = open.startup_note(true);
+        assert!(
+            note.contains("values kept 90m") && note.contains("NO API key"),
+            "{note}"
+        );
+        assert!(d.startup_note(false).starts_with("Kask API off"));
+        for (secs, shown) in [(45, "45s"), (7200, "2h"), (86_400 * 3, "3d")] {
+            assert_eq!(short_duration(Duration::from_secs(secs)), shown);
+        }
+    }
+
+    #[test]
+    fn key_digest_is_a_truncated_sha256() {
+        // printf %s 'wiki:MWSession:abc' | sha256sum | cut -c1-16
+        assert_eq!(key_digest(b"wiki:MWSession:abc"), "32132e79bc24b859");
+        assert_eq!(key_digest(b"abc"), "ba7816bf8f01cfea");
+    }
 
     #[test]
     fn keys_decode_once_and_refuse_slashes() {

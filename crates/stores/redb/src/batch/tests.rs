@@ -399,18 +399,5 @@ fn batch_error_codes_are_listed_unique_and_kebab_case() {
         BatchError::Panicked,
         BatchError::WriterStopped,
     ];
-    let mut codes: Vec<_> = all.iter().map(BatchError::code).collect();
-    for c in &codes {
-        assert!(BatchError::CODES.contains(c), "{c}");
-        assert!(
-            c.split('-').all(|w| !w.is_empty()
-                && w.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())),
-            "{c}"
-        );
-    }
-    codes.sort_unstable();
-    codes.dedup();
-    assert_eq!(codes.len(), all.len());
-    assert_eq!(BatchError::CODES.len(), all.len());
+    tessera_test_support::assert_error_codes(BatchError::CODES, all.iter().map(BatchError::code));
 }
