@@ -168,11 +168,14 @@ fn describe(url: &StoreUrl) -> String {
 
 /// Opens (connects to) a store, with a deadline on every operation: a hanging store costs a
 /// bounded wait and a 503. Networked stores are reached, and Postgres migrated, before the
-/// service starts, so a wrong URL or password fails at start-up.
+/// service starts, so a wrong URL or password fails at start-up. A redb store is also put in
+/// `redb`, labelled `label`, for its metrics.
 async fn open_store(
     url: &StoreUrl,
     what: &'static str,
     timeout: Duration,
+    label: &'static str,
+    redb: &mut Vec<(&'static str, Arc<RedbStore>)>,
 ) -> Result<Arc<dyn SessionStore>, StartupError> {
     let fail = |source: tessera_core::BoxError| StartupError::Store {
         what,
@@ -181,7 +184,11 @@ async fn open_store(
     };
     let store: Arc<dyn SessionStore> = match url {
         StoreUrl::Memory => Arc::new(MemoryStore::new()),
-        StoreUrl::Redb(p) => Arc::new(RedbStore::open(p).map_err(|e| fail(Box::new(e)))?),
+        StoreUrl::Redb(p) => {
+            let store = Arc::new(RedbStore::open(p).map_err(|e| fail(Box::new(e)))?);
+            redb.push((label, store.clone()));
+            store
+        }
         StoreUrl::Redis(u) => Arc::new(
             RedisStore::open(u.expose())
                 .await
@@ -233,14 +240,29 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
     }
     let api_keys = ApiKeys::new(keys.iter().map(|k| k.as_str()));
 
-    let main = open_store(&config.store, "session", config.store_timeout).await?;
+    let mut redb_stores = vec![];
+    let main = open_store(
+        &config.store,
+        "session",
+        config.store_timeout,
+        "session",
+        &mut redb_stores,
+    )
+    .await?;
     notes.push(format!("session store: {}", describe(&config.store)));
     // The Kask API keeps its values with the authenticated sessions, in this store.
     notes.push(config.kask.startup_note(main.as_kv().is_some()));
     let mut stores_to_purge = vec![main.clone()];
     let stores = match &config.anon_store {
         Some(url) => {
-            let anon = open_store(url, "anonymous session", config.store_timeout).await?;
+            let anon = open_store(
+                url,
+                "anonymous session",
+                config.store_timeout,
+                "anonymous",
+                &mut redb_stores,
+            )
+            .await?;
             notes.push(format!("anonymous session store: {}", describe(url)));
             stores_to_purge.push(anon.clone());
             Stores::split(main, anon)
@@ -291,6 +313,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         verify_refresh: config.verify_refresh,
         verify_claims: config.verify.claims.clone(),
         seal_keys: Some(seal.clone()),
+        redb_stores,
     };
     let state =
         AppState::new(stores, settings, csrf, api_keys, clock).map_err(StartupError::Engine)?;

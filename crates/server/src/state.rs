@@ -112,6 +112,9 @@ pub struct Settings {
     /// The sealing keys of anonymous cookies and secrets (`None`: fresh keys in memory,
     /// lost at restart).
     pub seal_keys: Option<tessera::keys::SealKeys>,
+    /// The redb stores whose group commit `/metrics` shows, each with its `store` label
+    /// (`session`, `anonymous`). [`crate::startup::prepare`] fills it.
+    pub redb_stores: Vec<(&'static str, Arc<tessera_store_redb::RedbStore>)>,
 }
 
 impl AppState {
@@ -169,6 +172,11 @@ impl AppState {
             .map(Arc::new);
         if let Some(t) = engine.tokens() {
             registry.register_collector(Box::new(crate::verifier::CacheMetrics(t.cache.clone())));
+        }
+        if !settings.redb_stores.is_empty() {
+            registry.register_collector(Box::new(crate::store_metrics::CommitMetrics(
+                settings.redb_stores,
+            )));
         }
         Ok(Self {
             inner: Arc::new(Inner {

@@ -229,7 +229,16 @@ fn stored(key: StoreKey, record: SessionRecord) -> LiveSession {
     }
 }
 
-/// Randomised exponential backoff after a conflict, so writers that collided spread out.
+/// Randomised exponential backoff after a conflict, so writers that collided spread out: up
+/// to 100 µs after the first, doubling to at most 51 ms from the tenth on.
+///
+/// The ceiling must outgrow a commit. A store answers a conflict within about one commit (the
+/// redb store's group commit answers every write of a batch together), and only one writer of
+/// a record can win per commit: with a ceiling near one commit, every writer of a hot record
+/// retries in every round, and the last of N needs about N attempts, which ran 200 concurrent
+/// edits of one session past
+/// [`SessionConfig::max_conflict_retries`](crate::SessionConfig::max_conflict_retries).
+/// The longer waits only begin after several conflicts in a row.
 async fn backoff(attempt: u32) {
     let mut b = [0u8; 2];
     let jitter = if getrandom::fill(&mut b).is_ok() {
@@ -237,6 +246,6 @@ async fn backoff(attempt: u32) {
     } else {
         0
     };
-    let ceiling_us = 50u64 << attempt.min(6);
+    let ceiling_us = 50u64 << attempt.min(10);
     tokio::time::sleep(Duration::from_micros(jitter % ceiling_us.max(1))).await;
 }

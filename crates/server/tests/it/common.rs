@@ -208,6 +208,7 @@ impl TestSettings for Settings {
             verify_refresh: Duration::ZERO,
             verify_claims: Vec::new(),
             seal_keys: None,
+            redb_stores: Vec::new(),
         }
     }
 }
