@@ -18,6 +18,7 @@
 //! [`https_get`].
 
 mod algorithms;
+mod caddy;
 mod jose;
 mod nginx;
 mod pyjwt;
