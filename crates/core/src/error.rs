@@ -5,7 +5,8 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// Errors a [`SessionStore`](crate::SessionStore) reports.
 ///
-/// Callers branch on the typed variants; [`Error::code`] is stable for logs and runbooks.
+/// Callers branch on the typed variants; [`Error::code`] is stable for logs and runbooks
+/// (every code is in [`Error::CODES`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -36,17 +37,30 @@ pub enum Error {
 }
 
 impl Error {
-    /// A stable identifier for this error, for logs, metrics and runbooks.
+    /// Every code [`Error::code`] returns.
+    pub const CODES: &'static [&'static str] = &[
+        "store-already-exists",
+        "store-conflict",
+        "store-not-found",
+        "store-encode",
+        "store-decode",
+        "store-timeout",
+        "store-backend",
+        "store-unreachable",
+    ];
+
+    /// A stable identifier for this error, for logs, metrics and runbooks: kebab-case,
+    /// prefixed `store-`, unique across Tessera.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::AlreadyExists => "store.already_exists",
-            Self::Conflict => "store.conflict",
-            Self::NotFound => "store.not_found",
-            Self::Encode(_) => "store.encode",
-            Self::Decode(_) => "store.decode",
-            Self::Timeout => "store.timeout",
-            Self::Backend(_) => "store.backend",
-            Self::Unreachable(_) => "store.unreachable",
+            Self::AlreadyExists => "store-already-exists",
+            Self::Conflict => "store-conflict",
+            Self::NotFound => "store-not-found",
+            Self::Encode(_) => "store-encode",
+            Self::Decode(_) => "store-decode",
+            Self::Timeout => "store-timeout",
+            Self::Backend(_) => "store-backend",
+            Self::Unreachable(_) => "store-unreachable",
         }
     }
 
@@ -64,7 +78,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_are_unique() {
+    fn codes_are_listed_unique_and_kebab_case() {
         let io = || Box::new(std::io::Error::other("x")) as BoxError;
         let all = [
             Error::AlreadyExists,
@@ -76,9 +90,6 @@ mod tests {
             Error::Backend(io()),
             Error::Unreachable("x"),
         ];
-        let mut codes: Vec<_> = all.iter().map(Error::code).collect();
-        codes.sort_unstable();
-        codes.dedup();
-        assert_eq!(codes.len(), all.len());
+        tessera_test_support::assert_error_codes(Error::CODES, all.iter().map(Error::code));
     }
 }

@@ -108,6 +108,16 @@ impl Handle {
 #[error("not a well-formed session handle")]
 pub struct MalformedHandle;
 
+impl MalformedHandle {
+    /// Every code [`MalformedHandle::code`] returns.
+    pub const CODES: &'static [&'static str] = &["handle-malformed"];
+
+    /// A stable identifier for this error, for logs and runbooks.
+    pub fn code(&self) -> &'static str {
+        "handle-malformed"
+    }
+}
+
 impl FromStr for Handle {
     type Err = MalformedHandle;
 
@@ -203,6 +213,11 @@ impl fmt::Debug for StoreKey {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn malformed_handle_code() {
+        tessera_test_support::assert_error_codes(MalformedHandle::CODES, [MalformedHandle.code()]);
+    }
 
     #[test]
     fn generated_handles_parse_back_and_keep_their_kind() {

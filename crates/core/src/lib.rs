@@ -7,6 +7,7 @@
 //! | feature   | what it adds |
 //! |-----------|--------------|
 //! | `testing` | [`testing`]: the store conformance suite every backend runs |
+//! | `purge`   | [`purge`]: the background purge loop, for every store |
 //!
 //! # Security
 //!
@@ -23,9 +24,13 @@ mod record;
 mod revocation;
 mod store;
 mod time;
+mod url;
 
 #[cfg(feature = "testing")]
 pub mod testing;
+
+#[cfg(feature = "purge")]
+pub mod purge;
 
 #[doc(hidden)]
 pub mod fuzzing;
@@ -37,3 +42,4 @@ pub use record::{MAX_USER_ID_LEN, RecordError, SessionRecord, User};
 pub use revocation::{Revocation, RevocationLog, RevokedSubject};
 pub use store::SessionStore;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use url::redact_url;

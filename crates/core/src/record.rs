@@ -29,6 +29,18 @@ pub enum RecordError {
     BadUserId,
 }
 
+impl RecordError {
+    /// Every code [`RecordError::code`] returns.
+    pub const CODES: &'static [&'static str] = &["user-id-invalid"];
+
+    /// A stable identifier for this error, for logs and runbooks.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadUserId => "user-id-invalid",
+        }
+    }
+}
+
 impl User {
     /// Checks that `id` can name a user in every backend's index.
     ///
@@ -87,9 +99,62 @@ impl SessionRecord {
         self.idle_expires_at.min(self.absolute_expires_at)
     }
 
-    /// Whether the record is dead at `now`. Expiry is inclusive: at `expires_at` it is dead.
+    /// Whether the record is dead at `now` by its own times alone. Expiry is inclusive: at
+    /// `expires_at` it is dead. [`SessionRecord::is_live`] adds the user's revocation time.
     pub fn is_expired(&self, now: Timestamp) -> bool {
         now >= self.expires_at()
+    }
+
+    /// Whether a store may return this record at `now`: the one rule behind "`load` never
+    /// returns a dead record", the security contract of every
+    /// [`SessionStore`](crate::SessionStore).
+    ///
+    /// `revoked_at` is the revocation time of the record's user
+    /// ([`SessionStore::user_revoked_at`](crate::SessionStore::user_revoked_at)), `None` when
+    /// the record has no user or its user was never revoked. The record is live when both
+    /// hold:
+    ///
+    /// - it has not expired: `now` is before both its idle and its absolute expiry
+    ///   ([`SessionRecord::is_expired`]; at the expiry it is dead);
+    /// - it was created *after* its user's revocation time: a session created at or before
+    ///   "log out everywhere" is dead, one created a millisecond later lives.
+    ///
+    /// A tombstone (what `delete` leaves) is not a record and is never live: stores check for
+    /// it before they have a record to ask.
+    ///
+    /// Every store decides with this function on the Rust side. Where a store must also check
+    /// inside the backend, so that the check and a write are one atomic step (the
+    /// compare-and-set of `save` in Redis' Lua and in Postgres' SQL), that restatement must
+    /// agree with this function; the conformance suite (`tessera_core::testing`) checks on
+    /// every backend that it does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::collections::BTreeMap;
+    /// use tessera_core::{SessionKind, SessionRecord, Timestamp, User};
+    ///
+    /// let t = Timestamp::from_unix_secs;
+    /// let record = SessionRecord {
+    ///     kind: SessionKind::Authenticated,
+    ///     user: Some(User { id: "alice".into(), name: None, provider: None }),
+    ///     claims: BTreeMap::new(),
+    ///     created_at: t(100),
+    ///     renewed_at: t(100),
+    ///     idle_expires_at: t(200),
+    ///     absolute_expires_at: t(300),
+    ///     remember: false,
+    ///     data: BTreeMap::new(),
+    ///     secrets: BTreeMap::new(),
+    ///     version: 1,
+    /// };
+    /// assert!(record.is_live(t(150), None));
+    /// assert!(!record.is_live(t(200), None), "idle expiry reached");
+    /// assert!(!record.is_live(t(150), Some(t(100))), "logged out everywhere at its creation");
+    /// assert!(record.is_live(t(150), Some(t(99))), "revoked before it was created");
+    /// ```
+    pub fn is_live(&self, now: Timestamp, revoked_at: Option<Timestamp>) -> bool {
+        !self.is_expired(now) && revoked_at.is_none_or(|at| self.created_at > at)
     }
 
     /// The user id, for authenticated sessions.
@@ -103,6 +168,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn record_error_codes() {
+        tessera_test_support::assert_error_codes(
+            RecordError::CODES,
+            [RecordError::BadUserId.code()],
+        );
+    }
+
+    #[test]
     fn user_ids_are_checked() {
         assert!(User::validate_id("alice").is_ok());
         assert!(User::validate_id("mw:CentralAuth::123").is_ok());
@@ -112,23 +185,48 @@ mod tests {
         assert!(User::validate_id(&"x".repeat(255)).is_ok());
     }
 
-    #[test]
-    fn expiry_is_the_earlier_bound_and_inclusive() {
-        let r = SessionRecord {
+    fn record(idle: i64, absolute: i64) -> SessionRecord {
+        SessionRecord {
             kind: SessionKind::Anonymous,
             user: None,
             claims: BTreeMap::new(),
             created_at: Timestamp::from_unix_secs(0),
             renewed_at: Timestamp::from_unix_secs(0),
-            idle_expires_at: Timestamp::from_unix_secs(20),
-            absolute_expires_at: Timestamp::from_unix_secs(10),
+            idle_expires_at: Timestamp::from_unix_secs(idle),
+            absolute_expires_at: Timestamp::from_unix_secs(absolute),
             remember: false,
             data: BTreeMap::new(),
             secrets: BTreeMap::new(),
             version: 1,
-        };
+        }
+    }
+
+    #[test]
+    fn expiry_is_the_earlier_bound_and_inclusive() {
+        let r = record(20, 10);
         assert_eq!(r.expires_at(), Timestamp::from_unix_secs(10));
         assert!(!r.is_expired(Timestamp::from_unix_millis(9_999)));
         assert!(r.is_expired(Timestamp::from_unix_secs(10)));
+    }
+
+    #[test]
+    fn liveness_is_expiry_then_revocation() {
+        let ms = Timestamp::from_unix_millis;
+        // Created at 0, idle expiry at 20 s, absolute at 10 s.
+        let r = record(20, 10);
+        assert!(r.is_live(ms(0), None));
+        assert!(r.is_live(ms(9_999), None));
+        // Expired (the earlier bound, inclusive), whatever the revocation time says.
+        assert!(!r.is_live(ms(10_000), None));
+        assert!(!r.is_live(ms(10_000), Some(ms(-1))));
+        let r = record(10, 20);
+        assert!(!r.is_live(ms(10_000), None), "idle expiry is a bound too");
+        // Revoked at or after its creation: dead. Revoked before it: alive.
+        assert!(!r.is_live(ms(1), Some(ms(0))));
+        assert!(!r.is_live(ms(1), Some(ms(5))));
+        assert!(r.is_live(ms(1), Some(ms(-1))));
+        // A revocation time in the future of `now` still kills it: it is a fact about the
+        // user, not about the request.
+        assert!(!r.is_live(ms(1), Some(ms(9_000))));
     }
 }

@@ -18,7 +18,8 @@ use crate::{KvStore, Result, RevocationLog, SessionRecord, StoreKey, Timestamp};
 ///   record or tombstone is under the key.
 /// - **`load` never returns a dead record**: not expired (`now >= expires_at`), not
 ///   tombstoned, and not an authenticated session created at or before its user's
-///   revocation time.
+///   revocation time. The rule is [`SessionRecord::is_live`]; `list_user_sessions` and
+///   `save` keep it too.
 /// - **`save` is compare-and-set**: it writes only if the stored version equals `expected`,
 ///   else [`Error::Conflict`](crate::Error); if no live record is there (expired, deleted,
 ///   never created) it fails with [`Error::NotFound`](crate::Error) and writes nothing, so a

@@ -314,6 +314,38 @@ pub async fn revocation_time(s: Arc<dyn SessionStore>) {
     assert!(s.load(&other, t1).await.unwrap().is_some());
 }
 
+/// `save` keeps the liveness rule of `load` ([`SessionRecord::is_live`]), which a store may
+/// restate inside its backend for atomicity (Redis' Lua, Postgres' SQL): a session created at
+/// its user's revocation time is not saved, one created a millisecond later is.
+pub async fn save_keeps_the_liveness_rule(s: Arc<dyn SessionStore>) {
+    let u = fresh_user();
+    let t1 = T0.saturating_add(Duration::from_secs(10));
+    let t2 = t1.saturating_add(Duration::from_millis(1));
+    let (at, after) = (
+        fresh_key(SessionKind::Authenticated),
+        fresh_key(SessionKind::Authenticated),
+    );
+    s.create(&at, &record(Some(&u), t1)).await.unwrap();
+    s.create(&after, &record(Some(&u), t2)).await.unwrap();
+    s.revoke_user(&u, t1).await.unwrap();
+    let revoked = s.user_revoked_at(&u).await.unwrap();
+    for (key, created) in [(at, t1), (after, t2)] {
+        let mut edited = record(Some(&u), created);
+        edited.version = 2;
+        let saved = s.save(&key, 1, &edited, t2).await;
+        if record(Some(&u), created).is_live(t2, revoked) {
+            assert!(saved.is_ok(), "{saved:?}");
+            assert_eq!(s.load(&key, t2).await.unwrap(), Some(edited));
+        } else {
+            assert!(matches!(saved, Err(Error::NotFound)), "{saved:?}");
+            assert_eq!(s.load(&key, t2).await.unwrap(), None);
+        }
+    }
+    // The rule says which is which: the first is dead, the second lives.
+    assert!(!record(Some(&u), t1).is_live(t2, revoked));
+    assert!(record(Some(&u), t2).is_live(t2, revoked));
+}
+
 /// Purge removes expired records and old tombstones and keeps live ones.
 pub async fn purge(s: Arc<dyn SessionStore>) {
     let u = fresh_user();
@@ -351,7 +383,8 @@ macro_rules! conformance_tests {
             create_then_load, create_is_unique, concurrent_creates_have_one_winner,
             load_never_returns_expired, save_is_compare_and_set,
             concurrent_saves_have_one_winner, save_never_creates,
-            tombstone_blocks_resurrection, user_index, revocation_time, purge);
+            tombstone_blocks_resurrection, user_index, revocation_time,
+            save_keeps_the_liveness_rule, purge);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(

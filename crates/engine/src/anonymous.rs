@@ -121,7 +121,7 @@ impl ClientState {
         }
     }
 
-    fn payload(&self) -> Option<Vec<u8>> {
+    fn payload(&self) -> serde_json::Result<Vec<u8>> {
         serde_json::to_vec(&Payload {
             h: self.handle.expose().to_owned(),
             c: self.created_at.unix_millis(),
@@ -130,7 +130,6 @@ impl ClientState {
             a: self.absolute_expires_at.unix_millis(),
             d: self.data.clone(),
         })
-        .ok()
     }
 
     fn expires_at(&self) -> Timestamp {
@@ -143,8 +142,22 @@ impl ClientState {
 pub(crate) enum NotSealed {
     /// The cookie would be over the budget: the session spills to the store.
     OverBudget,
-    /// No sealing key, or the OS random source failed.
-    Failed,
+    /// Sealing failed (no sealing key, the OS random source failed), with its cause.
+    Failed(crate::Error),
+}
+
+impl NotSealed {
+    /// The error of a state that had to be sealed: a new, empty one. It always fits the
+    /// smallest budget accepted ([`MIN_COOKIE_BUDGET`]), so over budget means the budget is
+    /// misconfigured.
+    pub(crate) fn into_error(self) -> crate::Error {
+        match self {
+            Self::Failed(e) => e,
+            Self::OverBudget => crate::Error::Config(
+                "the anonymous cookie budget cannot hold a new session".to_owned(),
+            ),
+        }
+    }
 }
 
 /// Seals `state` into the value of cookie `name`, if `name=value` fits in `budget` bytes.
@@ -154,7 +167,12 @@ pub(crate) fn seal(
     state: &ClientState,
     budget: usize,
 ) -> Result<String, NotSealed> {
-    let payload = zeroize::Zeroizing::new(state.payload().ok_or(NotSealed::Failed)?);
+    // The engine checked that the data serialises before it got here.
+    let payload = zeroize::Zeroizing::new(state.payload().map_err(|e| {
+        NotSealed::Failed(crate::Error::InvalidInput(format!(
+            "data is not serialisable: {e}"
+        )))
+    })?);
     if name.len() + 1 + sealed_len(payload.len()) > budget {
         return Err(NotSealed::OverBudget);
     }
@@ -162,7 +180,7 @@ pub(crate) fn seal(
     let exp_ms = state.expires_at().unix_millis();
     let exp = exp_ms.div_euclid(1000) + i64::from(exp_ms.rem_euclid(1000) != 0);
     ring.seal(name, PURPOSE, &payload, exp)
-        .map_err(|_| NotSealed::Failed)
+        .map_err(|e| NotSealed::Failed(crate::Error::Seal(e)))
 }
 
 /// Opens the value of cookie `name` into a live state at `now`, with the timeouts of
@@ -241,7 +259,9 @@ mod tests {
         assert!(NAME.len() + 1 + v.len() <= MAX_COOKIE_BUDGET);
         assert!(matches!(
             seal(&SealKeyring::default(), NAME, &s, MAX_COOKIE_BUDGET),
-            Err(NotSealed::Failed)
+            Err(NotSealed::Failed(crate::Error::Seal(
+                tessera_token::seal::SealError::NoKey
+            )))
         ));
     }
 

@@ -443,7 +443,7 @@ impl Engine {
                     Err(NotSealed::OverBudget) => {
                         Ok(self.outcome(Some(self.client(&state)), vec![], Status::Loaded))
                     }
-                    Err(NotSealed::Failed) => Err(Error::Seal(tessera_token::seal::SealError)),
+                    Err(NotSealed::Failed(e)) => Err(e),
                 };
             }
             Anon::Refused => true,
@@ -611,9 +611,7 @@ impl Engine {
                     return Ok(self.outcome(Some(self.client(&state)), vec![value], status));
                 }
                 Err(NotSealed::OverBudget) => {}
-                Err(NotSealed::Failed) => {
-                    return Err(Error::Seal(tessera_token::seal::SealError));
-                }
+                Err(NotSealed::Failed(e)) => return Err(e),
             }
         }
         let reason = if server && fresh { "create" } else { "spill" };
@@ -891,10 +889,10 @@ impl Engine {
         };
         let code = match verified {
             Err(e) => {
-                tracing::info!(target: "security", code = e.code(), issuer = t.config.issuer(), "session token refused; issuing a new one");
+                tracing::info!(target: "security", code = e.outcome(), issuer = t.config.issuer(), "session token refused; issuing a new one");
                 let value = self.issue(t, session, now)?;
                 o.set_cookie.push(value);
-                e.code()
+                e.outcome()
             }
             Ok(v) => {
                 let subject = t.subject.subject(user_id);
@@ -903,7 +901,7 @@ impl Engine {
                 } else if v.claims.sid != self.sid(session) {
                     "wrong_session"
                 } else {
-                    v.code()
+                    v.outcome()
                 };
                 match code {
                     "wrong_user" | "wrong_session" => {
@@ -1243,9 +1241,7 @@ impl Engine {
     async fn create_anonymous(&self, now: Timestamp) -> Result<Outcome> {
         if self.config.anonymous == AnonymousMode::Client {
             let state = ClientState::fresh(&self.config, now).map_err(Error::Random)?;
-            let value = self
-                .try_seal(&state)
-                .map_err(|_| Error::Seal(tessera_token::seal::SealError))?;
+            let value = self.try_seal(&state).map_err(NotSealed::into_error)?;
             return Ok(self.outcome(Some(self.client(&state)), vec![value], Status::Created));
         }
         let record = SessionRecord {

@@ -84,7 +84,7 @@ mod tests {
             Error::Store(tessera_core::Error::Timeout),
             Error::Store(tessera_core::Error::Conflict),
             Error::Token(tessera_token::Error::BadEncoding),
-            Error::Seal(tessera_token::seal::SealError),
+            Error::Seal(tessera_token::seal::SealError::NoKey),
         ];
         let mut codes: Vec<_> = all.iter().map(Error::code).collect();
         codes.sort_unstable();

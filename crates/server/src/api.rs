@@ -40,29 +40,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     || (m.starts_with("application/") && m.ends_with("+json"))
             });
         if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "send the body as Content-Type: application/json",
-            ));
+            return Err(ApiError::unsupported_media_type());
         }
         // The body limit (DefaultBodyLimit) applies here.
         let body = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body-too-large",
-                    "Request body too large",
-                    "the request body is over the configured limit",
-                )
+                ApiError::body_too_large()
             } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid-json",
-                    "Invalid JSON",
-                    "the body could not be read",
-                )
+                ApiError::invalid_json("the body could not be read")
             }
         })?;
         // serde's derived structs also accept arrays; the API takes objects only. Checked on
@@ -76,12 +61,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             let detail = crate::problem::redact(&e.to_string());
             match e.classify() {
                 serde_json::error::Category::Data => ApiError::invalid(detail),
-                _ => ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid-json",
-                    "Invalid JSON",
-                    detail,
-                ),
+                _ => ApiError::invalid_json(detail),
             }
         })
     }
@@ -136,13 +116,15 @@ pub const DEFAULT_PURPOSE: &str = "default";
 pub struct ResolveRequest {
     /// The browser's raw `Cookie` header (may be empty).
     #[serde(default)]
+    #[schema(max_length = 8192)]
     pub cookie: String,
     /// Create an anonymous session when there is no live one: a sealed cookie in client-side
     /// mode (no store write), one store write in server-side mode.
     #[serde(default)]
     pub create: bool,
-    /// The purpose the returned CSRF token is for (default `default`).
+    /// The purpose the returned CSRF token is for (default `default`; 1 to 128 bytes).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     pub csrf_purpose: Option<String>,
     /// Return the session's secrets, opened, in `session.secrets` (default false: only on
     /// request, so they are not copied around with the rest of the session).
@@ -156,22 +138,25 @@ pub struct ResolveRequest {
 pub struct UpdateRequest {
     /// The browser's raw `Cookie` header (may be empty: a new anonymous session is created).
     #[serde(default)]
+    #[schema(max_length = 8192)]
     pub cookie: String,
     /// Keys to set, with their JSON values.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::openapi::key_map)]
     pub set: BTreeMap<String, Value>,
     /// Keys to remove.
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::key_list)]
     pub remove: Vec<String>,
     /// Secrets to set, with their JSON values: sealed with a server key and kept in the
     /// store only, never in a cookie. Setting one moves a client-side anonymous session to
     /// the store.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::openapi::secret_map)]
     pub secrets: BTreeMap<String, Value>,
     /// Secrets to remove.
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::secret_list)]
     pub remove_secrets: Vec<String>,
 }
 
@@ -180,6 +165,11 @@ pub struct UpdateRequest {
 #[serde(deny_unknown_fields)]
 pub struct UserInput {
     /// The application's user id (1 to 255 bytes, no control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub id: String,
     /// A display name.
     #[serde(default)]
@@ -195,12 +185,13 @@ pub struct UserInput {
 pub struct LoginRequest {
     /// The browser's raw `Cookie` header (may be empty).
     #[serde(default)]
+    #[schema(max_length = 8192)]
     pub cookie: String,
     /// The user to bind.
     pub user: UserInput,
     /// Custom claims for session tokens (e.g. a rate-limit class `rlc`).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::openapi::claims_map)]
     pub claims: BTreeMap<String, Value>,
     /// Remember-me: a persistent cookie and the longer lifetimes.
     #[serde(default)]
@@ -211,7 +202,8 @@ pub struct LoginRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
-    /// The browser's raw `Cookie` header.
+    /// The browser's raw `Cookie` header (any length: a header over 8 KiB is cleared like a
+    /// malformed cookie).
     #[serde(default)]
     pub cookie: String,
 }
@@ -222,11 +214,13 @@ pub struct LogoutRequest {
 pub struct CsrfCheckRequest {
     /// The browser's raw `Cookie` header.
     #[serde(default)]
+    #[schema(max_length = 8192)]
     pub cookie: String,
     /// The token the browser sent in a header or form field.
     pub token: String,
-    /// The purpose the token was issued for (default `default`).
+    /// The purpose the token was issued for (default `default`; 1 to 128 bytes).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     pub purpose: Option<String>,
 }
 
@@ -375,7 +369,23 @@ fn purpose(p: Option<&str>) -> Result<&str, ApiError> {
 
 /// Reads the session named by the cookie, renewing it when due.
 #[utoipa::path(post, path = "/v1/session/resolve", request_body = ResolveRequest,
-    responses((status = 200, body = SessionResponse), (status = "4XX", body = Problem), (status = 503, body = Problem)),
+    responses(
+        (status = 200, description = "the session (or `null`) and the cookies to set", body = SessionResponse,
+            links(
+                ("update" = (operation_id = "update", request_body = json!({"cookie": "$request.body#/cookie"}),
+                    description = "edit the session just resolved")),
+                ("csrf_check" = (operation_id = "csrf_check",
+                    request_body = json!({"cookie": "$request.body#/cookie", "token": "$response.body#/csrf_token"}),
+                    description = "check the CSRF token just issued")),
+                ("logout" = (operation_id = "logout", request_body = json!({"cookie": "$request.body#/cookie"}),
+                    description = "end the session just resolved")),
+            )),
+        (status = 400, description = "invalid JSON, or a malformed session cookie (`set_cookie` clears it)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "the body or the session data is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "valid JSON with an invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])), tag = "session")]
 pub async fn resolve(
     _key: ApiKey,
@@ -395,7 +405,25 @@ pub async fn resolve(
 /// the cookie names none: in client-side mode a sealed cookie, which moves to the store when
 /// it outgrows its budget or a secret is set).
 #[utoipa::path(post, path = "/v1/session/update", request_body = UpdateRequest,
-    responses((status = 200, body = SessionResponse), (status = 404, body = Problem), (status = "4XX", body = Problem), (status = 503, body = Problem)),
+    responses(
+        (status = 200, description = "the session after the edits and the cookies to set", body = SessionResponse,
+            links(
+                ("resolve" = (operation_id = "resolve", request_body = json!({"cookie": "$request.body#/cookie"}),
+                    description = "read the session back")),
+                ("csrf_check" = (operation_id = "csrf_check",
+                    request_body = json!({"cookie": "$request.body#/cookie", "token": "$response.body#/csrf_token"}),
+                    description = "check the session's CSRF token")),
+                ("logout" = (operation_id = "logout", request_body = json!({"cookie": "$request.body#/cookie"}),
+                    description = "end the session")),
+            )),
+        (status = 404, description = "the cookie names no live session (`set_cookie` clears it)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the edit lost too many compare-and-set races; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "invalid JSON, or a malformed session cookie (`set_cookie` clears it)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "the body or the session data is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "valid JSON with an invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])), tag = "session")]
 pub async fn update(
     _key: ApiKey,
@@ -418,7 +446,33 @@ pub async fn update(
 
 /// Binds a user to a new session (new handle; anonymous data carried over).
 #[utoipa::path(post, path = "/v1/session/login", request_body = LoginRequest,
-    responses((status = 200, body = SessionResponse), (status = "4XX", body = Problem), (status = 503, body = Problem)),
+    responses(
+        (status = 200, description = "the new session and the cookies to set (the session cookie first)", body = SessionResponse,
+            links(
+                ("resolve" = (operation_id = "resolve", request_body = json!({"cookie": "$response.body#/set_cookie/0"}),
+                    description = "resolve the new session (a `Set-Cookie` value is a valid `Cookie` header: its attributes are ignored)")),
+                ("update" = (operation_id = "update", request_body = json!({"cookie": "$response.body#/set_cookie/0"}),
+                    description = "edit the new session")),
+                ("csrf_check" = (operation_id = "csrf_check",
+                    request_body = json!({"cookie": "$response.body#/set_cookie/0", "token": "$response.body#/csrf_token"}),
+                    description = "check the new session's CSRF token")),
+                ("logout" = (operation_id = "logout", request_body = json!({"cookie": "$response.body#/set_cookie/0"}),
+                    description = "end the new session")),
+                ("list_sessions" = (operation_id = "list_sessions", parameters(("id" = "$request.body#/user/id")),
+                    description = "list the user's sessions")),
+                ("revoke_one" = (operation_id = "revoke_one",
+                    parameters(("id" = "$request.body#/user/id"), ("ref" = "$response.body#/session/ref")),
+                    description = "revoke the new session")),
+                ("revoke_all" = (operation_id = "revoke_all", parameters(("id" = "$request.body#/user/id")),
+                    description = "log the user out everywhere")),
+            )),
+        (status = 409, description = "the old session kept changing during the login; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "invalid JSON, or a malformed session cookie (`set_cookie` clears it)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "the body or the session data is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "valid JSON with an invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])), tag = "session")]
 pub async fn login(
     _key: ApiKey,
@@ -444,7 +498,18 @@ pub async fn login(
 
 /// Ends the session and returns the cookie removal.
 #[utoipa::path(post, path = "/v1/session/logout", request_body = LogoutRequest,
-    responses((status = 200, body = SessionResponse), (status = "4XX", body = Problem), (status = 503, body = Problem)),
+    responses(
+        (status = 200, description = "`session: null` and the cookies to clear", body = SessionResponse,
+            links(
+                ("resolve" = (operation_id = "resolve", request_body = json!({"cookie": "$request.body#/cookie"}),
+                    description = "the ended session no longer resolves")),
+            )),
+        (status = 400, description = "invalid JSON, or a malformed session cookie (`set_cookie` clears it)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "the body or the session data is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "valid JSON with an invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])), tag = "session")]
 pub async fn logout(
     _key: ApiKey,
@@ -461,7 +526,18 @@ pub async fn logout(
 
 /// Checks a CSRF token against the live session named by the cookie.
 #[utoipa::path(post, path = "/v1/session/csrf/check", request_body = CsrfCheckRequest,
-    responses((status = 200, body = CsrfCheckResponse), (status = "4XX", body = Problem), (status = 503, body = Problem)),
+    responses(
+        (status = 200, description = "whether the token is valid", body = CsrfCheckResponse,
+            links(
+                ("logout" = (operation_id = "logout", request_body = json!({"cookie": "$request.body#/cookie"}),
+                    description = "end the session")),
+            )),
+        (status = 400, description = "invalid JSON, or a malformed session cookie (`set_cookie` clears it)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "the body or the session data is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "valid JSON with an invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])), tag = "session")]
 pub async fn csrf_check(
     _key: ApiKey,
@@ -511,8 +587,17 @@ pub struct RevokeAllResponse {
 }
 
 /// Lists a user's live sessions.
-#[utoipa::path(get, path = "/v1/users/{id}/sessions", params(("id" = String, Path, description = "user id")),
-    responses((status = 200, body = SessionList), (status = "4XX", body = Problem), (status = 503, body = Problem)),
+#[utoipa::path(get, path = "/v1/users/{id}/sessions", params(("id" = String, Path, description = "user id (1 to 255 bytes, no control characters)", min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")),
+    responses(
+        (status = 200, description = "the user's live sessions", body = SessionList,
+            links(
+                ("revoke_one" = (operation_id = "revoke_one",
+                    parameters(("id" = "$request.path.id"), ("ref" = "$response.body#/sessions/0/ref")),
+                    description = "revoke the first session listed")),
+            )),
+        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "an invalid user id or session reference", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])), tag = "users")]
 pub async fn list_sessions(
     _key: ApiKey,
@@ -539,8 +624,12 @@ pub async fn list_sessions(
 }
 
 /// Logs a user out everywhere.
-#[utoipa::path(delete, path = "/v1/users/{id}/sessions", params(("id" = String, Path, description = "user id")),
-    responses((status = 200, body = RevokeAllResponse), (status = "4XX", body = Problem), (status = 503, body = Problem)),
+#[utoipa::path(delete, path = "/v1/users/{id}/sessions", params(("id" = String, Path, description = "user id (1 to 255 bytes, no control characters)", min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")),
+    responses(
+        (status = 200, description = "every session and token of the user up to now is revoked", body = RevokeAllResponse),
+        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "an invalid user id or session reference", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])), tag = "users")]
 pub async fn revoke_all(
     _key: ApiKey,
@@ -561,8 +650,15 @@ pub async fn revoke_all(
 
 /// Ends one session of a user.
 #[utoipa::path(delete, path = "/v1/users/{id}/sessions/{ref}",
-    params(("id" = String, Path, description = "user id"), ("ref" = String, Path, description = "session reference")),
-    responses((status = 204), (status = 404, body = Problem), (status = "4XX", body = Problem), (status = 503, body = Problem)),
+    params(("id" = String, Path, description = "user id (1 to 255 bytes, no control characters)", min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"),
+        ("ref" = String, Path, description = "a session reference (`ref`: the unpadded base64url of 32 bytes)",
+            pattern = "^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$")),
+    responses(
+        (status = 204, description = "the session is ended"),
+        (status = 404, description = "this user has no live session with this reference", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "an invalid user id or session reference", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])), tag = "users")]
 pub async fn revoke_one(
     _key: ApiKey,
@@ -577,17 +673,14 @@ pub async fn revoke_one(
     if found {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "session-not-found",
-            "No such session",
-            "this user has no live session with this reference",
-        ))
+        Err(ApiError::no_such_reference())
     }
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "alive")), tag = "operations")]
+#[utoipa::path(get, path = "/healthz",
+    responses((status = 200, description = "alive", body = String, content_type = "text/plain", example = "ok\n")),
+    tag = "operations")]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -596,7 +689,11 @@ pub async fn healthz() -> &'static str {
 const READY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Readiness: every configured store answers a read within a second.
-#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready"), (status = 503, body = Problem)), tag = "operations")]
+#[utoipa::path(get, path = "/readyz",
+    responses(
+        (status = 200, description = "ready", body = String, content_type = "text/plain", example = "ready\n"),
+        (status = 503, description = "a store did not answer within a second", body = Problem, content_type = "application/problem+json")),
+    tag = "operations")]
 pub async fn readyz(State(s): State<AppState>) -> Response {
     let now = s.clock().now();
     for kind in [SessionKind::Anonymous, SessionKind::Authenticated] {
@@ -628,7 +725,10 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
 }
 
 /// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")), tag = "operations")]
+#[utoipa::path(get, path = "/metrics",
+    responses((status = 200, description = "Prometheus metrics in the OpenMetrics text format", body = String,
+        content_type = "application/openmetrics-text")),
+    tag = "operations")]
 pub async fn metrics(State(s): State<AppState>) -> Response {
     let mut out = String::new();
     if prometheus_client::encoding::text::encode(&mut out, s.registry()).is_err() {

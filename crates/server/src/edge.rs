@@ -65,13 +65,7 @@ async fn readyz(State(s): State<EdgeState>) -> Response {
     if s.verifier.ready() {
         "ready\n".into_response()
     } else {
-        ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "verifier-not-ready",
-            "Verifier not ready",
-            "the keys or the first copy of the revocations are not loaded yet",
-        )
-        .into_response()
+        ApiError::verifier_not_ready().into_response()
     }
 }
 

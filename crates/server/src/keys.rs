@@ -79,16 +79,27 @@ pub enum KeysError {
 }
 
 impl KeysError {
+    /// Every code [`KeysError::code`] returns for its own variants; [`KeysError::Token`]
+    /// returns the keyring error's code ([`tessera_token::Error::code`]).
+    pub const CODES: &'static [&'static str] = &[
+        "keys-missing",
+        "keys-exists",
+        "keys-algorithm-not-accepted",
+        "keys-no-next-key",
+        "keys-invalid-input",
+        "keys-random-failed",
+    ];
+
     /// A stable identifier for logs and runbooks.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Missing { .. } => "keyring_missing",
-            Self::Exists { .. } => "keyring_exists",
+            Self::Missing { .. } => "keys-missing",
+            Self::Exists { .. } => "keys-exists",
             Self::Token { source, .. } => source.code(),
-            Self::AlgorithmNotAccepted { .. } => "algorithm_not_accepted",
-            Self::NoNextKey => "no_next_key",
-            Self::InvalidInput(_) => "invalid_input",
-            Self::Random(_) => "random_failed",
+            Self::AlgorithmNotAccepted { .. } => "keys-algorithm-not-accepted",
+            Self::NoNextKey => "keys-no-next-key",
+            Self::InvalidInput(_) => "keys-invalid-input",
+            Self::Random(_) => "keys-random-failed",
         }
     }
 }
@@ -579,7 +590,7 @@ mod tests {
     }
 
     #[test]
-    fn error_codes_are_unique() {
+    fn error_codes_are_listed_and_unique() {
         let all = [
             KeysError::Missing {
                 path: PathBuf::new(),
@@ -593,10 +604,8 @@ mod tests {
             },
             KeysError::NoNextKey,
             KeysError::InvalidInput(String::new()),
+            KeysError::Random(getrandom::Error::UNSUPPORTED),
         ];
-        let mut codes: Vec<_> = all.iter().map(KeysError::code).collect();
-        codes.sort_unstable();
-        codes.dedup();
-        assert_eq!(codes.len(), all.len());
+        crate::codes::check(KeysError::CODES, all.iter().map(KeysError::code));
     }
 }

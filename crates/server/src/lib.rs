@@ -24,6 +24,8 @@
 
 pub mod api;
 pub mod cli;
+#[cfg(test)]
+mod codes;
 pub mod config;
 pub mod edge;
 #[doc(hidden)]
@@ -40,10 +42,12 @@ mod state;
 pub mod tokens;
 pub mod verifier;
 
+use std::sync::LazyLock;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
-use axum::routing::{any, delete, get, post};
+use axum::routing::{MethodRouter, any, delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use openapi::ApiDoc;
@@ -51,57 +55,49 @@ pub use state::{ApiKeys, AppState, Settings};
 
 use crate::problem::ApiError;
 
-/// Every route pattern of [`app`], for metric labels.
-pub(crate) const ROUTES: &[&str] = &[
-    "/v1/session/resolve",
-    "/v1/session/update",
-    "/v1/session/login",
-    "/v1/session/logout",
-    "/v1/session/csrf/check",
-    "/v1/users/{id}/sessions",
-    "/v1/users/{id}/sessions/{ref}",
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "/openapi.json",
-    "/v1/revocations",
-    "/v1/tokens",
-    "/v1/verify",
-    "/.well-known/jwks.json",
-    "/sessions/v1",
-    "/sessions/v1/",
-    "/sessions/v1/{*key}",
-];
+/// Every route of [`app`]: its pattern and its handlers. The router is built from this list
+/// and the metrics' route labels are its patterns ([`ROUTES`]), so no route can be left
+/// without its label.
+fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/v1/session/resolve", post(api::resolve)),
+        ("/v1/session/update", post(api::update)),
+        ("/v1/session/login", post(api::login)),
+        ("/v1/session/logout", post(api::logout)),
+        ("/v1/session/csrf/check", post(api::csrf_check)),
+        (
+            "/v1/users/{id}/sessions",
+            get(api::list_sessions).delete(api::revoke_all),
+        ),
+        ("/v1/users/{id}/sessions/{ref}", delete(api::revoke_one)),
+        ("/healthz", get(api::healthz)),
+        ("/readyz", get(api::readyz)),
+        ("/metrics", get(api::metrics)),
+        ("/openapi.json", get(openapi::serve)),
+        ("/v1/revocations", get(revocations::feed)),
+        ("/v1/tokens", post(tokens::mint)),
+        ("/v1/verify", get(tokens::verify)),
+        ("/.well-known/jwks.json", get(tokens::jwks)),
+        // Kask answers 404/400 itself for empty keys and other methods: route them all there.
+        ("/sessions/v1", any(kask::handle)),
+        ("/sessions/v1/", any(kask::handle)),
+        ("/sessions/v1/{*key}", any(kask::handle)),
+    ]
+}
+
+/// Every route pattern of [`app`], in the order of [`routes`]: the metrics' route labels.
+pub(crate) static ROUTES: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| routes().into_iter().map(|(pattern, _)| pattern).collect());
 
 /// The service's router. Session and management endpoints need the API key (their handlers
 /// take the [`api::ApiKey`] extractor); health, metrics and the OpenAPI document do not.
 pub fn app(state: AppState) -> Router {
     let limits = state.limits();
-    let protected = Router::new()
-        .route("/v1/session/resolve", post(api::resolve))
-        .route("/v1/session/update", post(api::update))
-        .route("/v1/session/login", post(api::login))
-        .route("/v1/session/logout", post(api::logout))
-        .route("/v1/session/csrf/check", post(api::csrf_check))
-        .route(
-            "/v1/users/{id}/sessions",
-            get(api::list_sessions).delete(api::revoke_all),
-        )
-        .route("/v1/users/{id}/sessions/{ref}", delete(api::revoke_one))
-        .route("/v1/tokens", post(tokens::mint));
-    Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
-        .route("/metrics", get(api::metrics))
-        .route("/openapi.json", get(openapi::serve))
-        .route("/v1/revocations", get(revocations::feed))
-        .route("/v1/verify", get(tokens::verify))
-        .route("/.well-known/jwks.json", get(tokens::jwks))
-        // Kask answers 404/400 itself for empty keys and other methods: route them all there.
-        .route("/sessions/v1", any(kask::handle))
-        .route("/sessions/v1/", any(kask::handle))
-        .route("/sessions/v1/{*key}", any(kask::handle))
-        .merge(protected)
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, (pattern, handlers)| {
+            router.route(pattern, handlers)
+        })
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(http_metrics::TrackLayer::new(
@@ -113,4 +109,21 @@ pub fn app(state: AppState) -> Router {
             ApiError::internal().into_response()
         }))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_has_one_label() {
+        let mut labels = super::ROUTES.clone();
+        assert_eq!(labels.len(), super::routes().len());
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(
+            labels.len(),
+            super::ROUTES.len(),
+            "a pattern is routed twice"
+        );
+        assert!(!labels.contains(&"unmatched") && !labels.contains(&"other"));
+    }
 }

@@ -34,12 +34,20 @@ const MAX_LIMIT: usize = 10_000;
 /// The feed's query.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FeedQuery {
     /// Only entries after this sequence number (the `next` of the previous answer; 0 for all).
     #[serde(default)]
+    #[param(
+        required = false,
+        format = "uint64",
+        minimum = 0,
+        maximum = 18_446_744_073_709_551_615_u64
+    )]
     pub after: u64,
-    /// At most this many entries (default and maximum 10000).
+    /// At most this many entries (1 to 10000; default 10000).
     #[serde(default)]
+    #[param(required = false, value_type = usize, minimum = 1, maximum = 10_000)]
     pub limit: Option<usize>,
 }
 
@@ -69,7 +77,13 @@ pub struct Feed {
 
 /// The revocation feed.
 #[utoipa::path(get, path = "/v1/revocations", params(FeedQuery),
-    responses((status = 200, body = Feed), (status = 304, description = "unchanged (If-None-Match)"), (status = 503, body = crate::problem::Problem)),
+    responses(
+        (status = 200, description = "revocations after the cursor", body = Feed,
+            headers(("ETag" = String, description = "a digest of the body"), ("Cache-Control" = String))),
+        (status = 304, description = "unchanged (If-None-Match)"),
+        (status = 400, description = "an invalid query (`invalid-query`)", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 501, description = "the store keeps no revocation log", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "the store failed or did not answer", body = crate::problem::Problem, content_type = "application/problem+json")),
     tag = "tokens")]
 pub async fn feed(
     State(s): State<AppState>,
@@ -79,29 +93,24 @@ pub async fn feed(
     let q = match q {
         Ok(Query(q)) => q,
         Err(r) => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-query",
-                "Invalid query",
-                crate::problem::redact(&r.body_text()),
-            )
-            .into_response();
+            return ApiError::invalid_query(crate::problem::redact(&r.body_text())).into_response();
         }
     };
-    let limit = q.limit.unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT);
+    let limit = match q.limit {
+        None => MAX_LIMIT,
+        Some(n @ 1..=MAX_LIMIT) => n,
+        Some(_) => {
+            return ApiError::invalid_query(format!("limit must be 1 to {MAX_LIMIT}"))
+                .into_response();
+        }
+    };
     let store = s
         .engine()
         .stores()
         .for_kind(SessionKind::Authenticated)
         .clone();
     let Some(log) = store.as_revocation_log() else {
-        return ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "no-revocation-log",
-            "No revocation log",
-            "the configured store keeps no revocation log",
-        )
-        .into_response();
+        return ApiError::no_revocation_log().into_response();
     };
     let horizon = s.clock().now().saturating_sub(s.revocation_keep());
     let subject = s

@@ -21,6 +21,7 @@ use tessera::Stores;
 use tessera::bounded::Bounded;
 use tessera::csrf::CsrfKey;
 use tessera::token::TokenSettings;
+use tessera_core::purge::Purge;
 use tessera_core::{Clock, SessionStore};
 use tessera_store_memory::MemoryStore;
 use tessera_store_postgres::PostgresStore;
@@ -105,6 +106,39 @@ pub enum StartupError {
     /// A verifier-only deployment cannot start (`tessera verifier`).
     #[error("verifier: {0}")]
     Verifier(String),
+}
+
+impl StartupError {
+    /// Every code [`StartupError::code`] returns.
+    pub const CODES: &'static [&'static str] = &[
+        "startup-data-dir",
+        "startup-key-file",
+        "startup-bad-key-file",
+        "startup-store",
+        "startup-random-failed",
+        "startup-engine",
+        "startup-keys",
+        "startup-seal-keys",
+        "startup-bind",
+        "startup-verifier",
+    ];
+
+    /// A stable identifier for logs and runbooks. The cause, with its own code, is the
+    /// [`source`](std::error::Error::source).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::DataDir { .. } => "startup-data-dir",
+            Self::KeyFile { .. } => "startup-key-file",
+            Self::BadKeyFile { .. } => "startup-bad-key-file",
+            Self::Store { .. } => "startup-store",
+            Self::Random(_) => "startup-random-failed",
+            Self::Engine(_) => "startup-engine",
+            Self::Keys(_) => "startup-keys",
+            Self::SealKeys { .. } => "startup-seal-keys",
+            Self::Bind { .. } => "startup-bind",
+            Self::Verifier(_) => "startup-verifier",
+        }
+    }
 }
 
 /// A service ready to serve: its state, the stores to purge, and what to tell the operator.
@@ -352,9 +386,17 @@ pub async fn serve(
         seal_keys,
         ..
     } = prepared;
+    let http = state.http().clone();
+    let purge = Purge::new()
+        .with_revocations_kept(state.revocation_keep())
+        .with_on_purged(move |backend, n| http.purged(backend, n));
     let mut purgers: Vec<_> = stores
         .into_iter()
-        .map(|store| spawn_purge(store, state.clone(), purge_interval))
+        .map(|store| {
+            purge
+                .clone()
+                .spawn(store, state.shared_clock(), purge_interval)
+        })
         .collect();
     if let Some(sync) = keys {
         purgers.push(spawn_key_sync(sync, state.clone()));
@@ -488,50 +530,6 @@ fn spawn_seal_sync(sync: Arc<SealSync>, state: AppState) -> tokio::task::JoinHan
     )
 }
 
-fn spawn_purge(
-    store: Arc<dyn SessionStore>,
-    state: AppState,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let now = state.clock().now();
-            if let Some(kv) = store.as_kv() {
-                match kv.kv_purge_expired(now).await {
-                    Ok(0) => {}
-                    Ok(n) => state.http().purged(store.backend(), n),
-                    Err(e) => {
-                        tracing::warn!(backend = store.backend(), code = e.code(), error = ?e, "key-value purge failed")
-                    }
-                }
-            }
-            if let Some(log) = store.as_revocation_log() {
-                let before = now.saturating_sub(state.revocation_keep());
-                if let Err(e) = log.purge_revocations(before).await {
-                    tracing::warn!(backend = store.backend(), code = e.code(), error = ?e, "revocation log purge failed");
-                }
-            }
-            match store.purge_expired(now).await {
-                Ok(0) => {}
-                Ok(n) => {
-                    state.http().purged(store.backend(), n);
-                    tracing::debug!(
-                        backend = store.backend(),
-                        purged = n,
-                        "purged expired sessions"
-                    );
-                }
-                Err(e) => {
-                    tracing::warn!(backend = store.backend(), code = e.code(), error = ?e, "purge failed")
-                }
-            }
-        }
-    })
-}
-
 fn create_private_dir(path: &Path) -> Result<(), StartupError> {
     let err = |source| StartupError::DataDir {
         path: path.to_owned(),
@@ -639,6 +637,43 @@ mod tests {
     }
 
     #[test]
+    fn error_codes_are_listed_and_unique() {
+        let io = || std::io::Error::other("test");
+        let all = [
+            StartupError::DataDir {
+                path: PathBuf::new(),
+                source: io(),
+            },
+            StartupError::KeyFile {
+                path: PathBuf::new(),
+                source: io(),
+            },
+            StartupError::BadKeyFile {
+                path: PathBuf::new(),
+                message: String::new(),
+            },
+            StartupError::Store {
+                what: "session",
+                url: String::new(),
+                source: Box::new(io()),
+            },
+            StartupError::Random(getrandom::Error::UNSUPPORTED),
+            StartupError::Engine(tessera::Error::Contention),
+            StartupError::Keys(KeysError::NoNextKey),
+            StartupError::SealKeys {
+                path: PathBuf::new(),
+                source: tessera_token::Error::NoSigningKey,
+            },
+            StartupError::Bind {
+                addr: ([127, 0, 0, 1], 0).into(),
+                source: io(),
+            },
+            StartupError::Verifier(String::new()),
+        ];
+        crate::codes::check(StartupError::CODES, all.iter().map(StartupError::code));
+    }
+
+    #[test]
     fn scheduled_rotation_publishes_signs_and_saves() {
         let data = tempfile::tempdir().unwrap();
         let (dir, ring, sync) = key_sync(data.path(), "");
@@ -735,7 +770,7 @@ mod tests {
         let es = KeyDir::new(&Config::from_toml(&toml, |_| None).unwrap());
         es.generate(T0 + 10, true).unwrap();
         let err = sync.tick(T0 + 20).unwrap_err();
-        assert_eq!(err.code(), "algorithm_not_accepted", "{err}");
+        assert_eq!(err.code(), "keys-algorithm-not-accepted", "{err}");
         assert!(err.to_string().contains("ES256"), "{err}");
         assert_eq!(signer(&ring, T0 + 20), first);
     }

@@ -189,6 +189,11 @@ impl AppState {
         self.inner.clock.as_ref()
     }
 
+    /// The same clock, for a background task.
+    pub(crate) fn shared_clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock.clone()
+    }
+
     pub(crate) fn api_keys(&self) -> &ApiKeys {
         &self.inner.api_keys
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,22 +17,16 @@ use crate::problem::ApiError;
 
 pub use crate::verifier::{SESSION_HEADER, STATUS_HEADER, SUBJECT_HEADER};
 
-fn disabled() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "tokens-disabled",
-        "Session tokens are disabled",
-        "this service issues no session tokens ([tokens] enabled = false)",
-    )
-}
-
 /// The public keys that verify session tokens (RFC 7517).
 #[utoipa::path(get, path = "/.well-known/jwks.json",
-    responses((status = 200, description = "JWK set"), (status = 404, body = crate::problem::Problem)),
+    responses(
+        (status = 200, description = "the JWK set (RFC 7517): the `next`, `active` and `retired` public keys",
+            body = ref("#/components/schemas/JwkSet")),
+        (status = 404, description = "session tokens are disabled (`tokens-disabled`)", body = crate::problem::Problem, content_type = "application/problem+json")),
     tag = "tokens")]
 pub async fn jwks(State(s): State<AppState>) -> Response {
     let Some(t) = s.engine().tokens() else {
-        return disabled().into_response();
+        return ApiError::tokens_disabled().into_response();
     };
     let body = t
         .keyring
@@ -59,11 +53,16 @@ pub async fn jwks(State(s): State<AppState>) -> Response {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MintRequest {
-    /// The token's subject.
+    /// The token's subject (1 to 256 bytes, no control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub sub: String,
     /// Custom claims.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::openapi::claims_map)]
     pub claims: BTreeMap<String, Value>,
 }
 
@@ -76,7 +75,14 @@ pub struct MintResponse {
 
 /// A token for a session that is not stored (an API client): nothing is written.
 #[utoipa::path(post, path = "/v1/tokens", request_body = MintRequest,
-    responses((status = 200, body = MintResponse), (status = "4XX", body = crate::problem::Problem)),
+    responses(
+        (status = 200, description = "the token", body = MintResponse),
+        (status = 400, description = "the body is not JSON", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or wrong API key", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "session tokens are disabled (`tokens-disabled`)", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "the body is too large", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not `application/json`", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "valid JSON with an invalid field", body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("api_key" = [])), tag = "tokens")]
 pub async fn mint(
     _key: ApiKey,
@@ -84,7 +90,7 @@ pub async fn mint(
     ApiJson(req): ApiJson<MintRequest>,
 ) -> Result<ApiJson<MintResponse>, ApiError> {
     if s.engine().tokens().is_none() {
-        return Err(disabled());
+        return Err(ApiError::tokens_disabled());
     }
     let token = s
         .engine()
@@ -100,8 +106,15 @@ pub async fn mint(
 /// 200 with subject `anon` (optional mode) or 401 with `WWW-Authenticate: Bearer` (required
 /// mode), and the outcome code.
 #[utoipa::path(get, path = "/v1/verify",
-    responses((status = 200, description = "valid token, or none in optional mode (X-Tessera-Subject: anon)"),
-        (status = 401, description = "no valid token (required mode)")),
+    responses(
+        (status = 200, description = "a valid token, or none in optional mode (`X-Tessera-Subject: anon`); no body",
+            headers(
+                ("X-Tessera-Subject" = String, description = "the token's `sub`, or `anon`"),
+                ("X-Tessera-Token-Status" = String, description = "the token status (`ok`, `none`, `expired`, ...)"))),
+        (status = 401, description = "no valid token (required mode); no body",
+            headers(
+                ("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was sent"),
+                ("X-Tessera-Token-Status" = String, description = "the token status")))),
     tag = "tokens")]
 pub async fn verify(State(s): State<AppState>, headers: HeaderMap) -> Response {
     match s.verifier() {

@@ -119,6 +119,32 @@ pub enum FetchError {
     Store(#[source] tessera_core::Error),
 }
 
+impl FetchError {
+    /// Every code [`FetchError::code`] returns.
+    pub const CODES: &'static [&'static str] = &[
+        "fetch-http",
+        "fetch-status",
+        "fetch-too-large",
+        "fetch-file",
+        "fetch-jwks",
+        "fetch-feed",
+        "fetch-store",
+    ];
+
+    /// A stable identifier for logs and runbooks.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Http(_) => "fetch-http",
+            Self::Status(_) => "fetch-status",
+            Self::TooLarge => "fetch-too-large",
+            Self::File(_) => "fetch-file",
+            Self::Jwks(_) => "fetch-jwks",
+            Self::Feed(_) => "fetch-feed",
+            Self::Store(_) => "fetch-store",
+        }
+    }
+}
+
 /// An HTTP client for the JWKS and the feed: bounded time, no redirects to elsewhere.
 pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
@@ -508,14 +534,14 @@ impl Verifier {
                     })
                     .collect();
                 Ok(Identity {
-                    code: v.code(),
+                    code: v.outcome(),
                     token: v.claims,
                     claims,
                 })
             }
             Err(e) => {
-                tracing::info!(target: "security", code = e.code(), issuer = self.config.issuer(), "token refused at /v1/verify");
-                Err(e.code())
+                tracing::info!(target: "security", code = e.outcome(), issuer = self.config.issuer(), "token refused at /v1/verify");
+                Err(e.outcome())
             }
         }
     }
@@ -793,6 +819,21 @@ impl prometheus_client::collector::Collector for CacheMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetch_error_codes_are_listed_and_unique() {
+        let http = reqwest::Client::new().get("not a URL").build().unwrap_err();
+        let all = [
+            FetchError::Http(http),
+            FetchError::Status(StatusCode::NOT_FOUND),
+            FetchError::TooLarge,
+            FetchError::File(std::io::Error::other("test")),
+            FetchError::Jwks(TokenError::NoSigningKey),
+            FetchError::Feed(serde_json::from_str::<Value>("{").unwrap_err()),
+            FetchError::Store(tessera_core::Error::AlreadyExists),
+        ];
+        crate::codes::check(FetchError::CODES, all.iter().map(FetchError::code));
+    }
 
     #[test]
     fn claim_headers_are_named_predictably() {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
-use crate::codec::Decoded;
+use crate::jws::Decoded;
 
 /// Shards, so that two cores verifying at once rarely wait on one lock.
 const SHARDS: usize = 16;

@@ -24,10 +24,11 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
+use crate::error::{Error, Result};
+use crate::json;
 use crate::key::{Algorithm, JwsAlgorithm, PublicKey, SigningKey};
 use crate::keyring::{Entry, KeySource, KeyState, Keyring, RotationPolicy};
 use crate::seal::{SealEntry, SealKey, SealKeyring, SealPolicy};
-use crate::{Error, Result, json};
 
 /// The manifest's file name inside the keyring directory.
 pub const MANIFEST: &str = "manifest.json";

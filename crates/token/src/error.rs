@@ -2,8 +2,8 @@ use std::path::PathBuf;
 
 /// What a caller may branch on when a token operation fails: four classes, fixed forever.
 ///
-/// The detailed variant of [`Error`] (and its [`Error::code`]) is for logs and metrics; a
-/// caller decides with this (rustls' `PeerMisbehaved` guidance).
+/// The detailed variant of [`Error`] (and its [`Error::code`] and [`Error::outcome`]) is for
+/// logs and metrics; a caller decides with this (rustls' `PeerMisbehaved` guidance).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     /// The token was good once and is now past its hard expiry (`exp`, or `iat` older than
@@ -30,10 +30,17 @@ pub enum Part {
 
 /// Errors of token signing and verification, keys and the keyring.
 ///
-/// Every variant has a stable [`Error::code`]: the token validation outcomes use the codes
-/// of DESIGN §5 (`malformed`, `bad_encoding`, …), which also label the
-/// `tessera_token_validations_total` metric. No variant carries token bytes, key material
-/// or any string taken from a token, so an error can be logged as it is.
+/// Every variant has two stable names, in two vocabularies:
+///
+/// - [`Error::code`], the error code (kebab-case, `token-bad-signature`, `keyring-io` …,
+///   listed in [`Error::CODES`]), as every Tessera error type has, for logs and runbooks;
+/// - [`Error::outcome`], the token status of DESIGN §5 (snake_case, `bad_signature`,
+///   `unknown_kid` …): part of the HTTP API (`token_status`, `X-Tessera-Token-Status`) and the
+///   `outcome` label of `tessera_token_validations_total`, beside the successful outcomes
+///   `ok` and `soft_expired` of [`Verified::outcome`](crate::Verified::outcome).
+///
+/// No variant carries token bytes, key material or any string taken from a token, so an
+/// error can be logged as it is.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -167,11 +174,78 @@ pub enum Error {
 }
 
 impl Error {
-    /// A stable identifier for logs, metrics and runbooks.
+    /// Every code [`Error::code`] returns.
+    pub const CODES: &'static [&'static str] = &[
+        "token-malformed",
+        "token-bad-encoding",
+        "token-unsupported",
+        "token-bad-json",
+        "token-alg-not-allowed",
+        "token-unknown-kid",
+        "token-key-revoked",
+        "token-key-not-yet-valid",
+        "token-bad-signature",
+        "token-expired",
+        "token-not-yet-valid",
+        "token-wrong-issuer",
+        "token-wrong-audience",
+        "token-wrong-type",
+        "token-revoked",
+        "token-invalid-claims",
+        "token-no-signing-key",
+        "key-invalid",
+        "key-weak",
+        "key-generation-failed",
+        "token-signing-failed",
+        "key-file-insecure",
+        "keyring-io",
+        "keyring-manifest-invalid",
+        "token-unreachable",
+    ];
+
+    /// The error code: stable, kebab-case, unique across Tessera, for logs and runbooks.
     ///
-    /// Token validation failures use the outcome codes of DESIGN §5; the successful
-    /// outcomes `ok` and `soft_expired` come from [`Verified::code`](crate::Verified::code).
+    /// Not the token status a client or a metric sees: that is [`Error::outcome`].
     pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed { .. } => "token-malformed",
+            Self::BadEncoding => "token-bad-encoding",
+            Self::Unsupported { .. } => "token-unsupported",
+            Self::BadJson { .. } => "token-bad-json",
+            Self::AlgorithmNotAllowed { .. } => "token-alg-not-allowed",
+            Self::UnknownKeyId => "token-unknown-kid",
+            Self::KeyRevoked => "token-key-revoked",
+            Self::KeyNotYetValid => "token-key-not-yet-valid",
+            Self::BadSignature => "token-bad-signature",
+            Self::Expired => "token-expired",
+            Self::NotYetValid => "token-not-yet-valid",
+            Self::WrongIssuer => "token-wrong-issuer",
+            Self::WrongAudience => "token-wrong-audience",
+            Self::WrongType => "token-wrong-type",
+            Self::Revoked => "token-revoked",
+            Self::InvalidClaims(_) => "token-invalid-claims",
+            Self::NoSigningKey => "token-no-signing-key",
+            Self::InvalidKey { .. } => "key-invalid",
+            Self::WeakKey => "key-weak",
+            Self::KeyGeneration { .. } => "key-generation-failed",
+            Self::Signing => "token-signing-failed",
+            Self::InsecureKeyFile { .. } => "key-file-insecure",
+            Self::Io { .. } => "keyring-io",
+            Self::Manifest { .. } => "keyring-manifest-invalid",
+            Self::Unreachable(_) => "token-unreachable",
+        }
+    }
+
+    /// The token status (DESIGN §5), a vocabulary of its own: snake_case, fixed forever,
+    /// part of the HTTP API (`token_status`, `X-Tessera-Token-Status`, the `outcome` label of
+    /// `tessera_token_validations_total`). The validation failures are `malformed`,
+    /// `bad_encoding`, `unsupported`, `bad_json`, `alg_not_allowed`, `unknown_kid`,
+    /// `key_revoked`, `key_not_yet_valid`, `bad_signature`, `expired`, `not_yet_valid`,
+    /// `wrong_issuer`, `wrong_audience`, `wrong_type` and `revoked`; the successful outcomes
+    /// `ok` and `soft_expired` come from [`Verified::outcome`](crate::Verified::outcome).
+    /// Signing and keyring failures have one too (`no_signing_key`, `key_io` …), for the
+    /// places that report them as a token status.
+    pub fn outcome(&self) -> &'static str {
         match self {
             Self::Malformed { .. } => "malformed",
             Self::BadEncoding => "bad_encoding",
@@ -287,18 +361,25 @@ mod tests {
     }
 
     #[test]
-    fn codes_are_unique_and_distinct_from_success_codes() {
+    fn codes_are_listed_unique_and_kebab_case() {
+        tessera_test_support::assert_error_codes(Error::CODES, all().iter().map(Error::code));
+    }
+
+    #[test]
+    fn outcomes_are_unique_and_distinct_from_success_outcomes() {
         let all = all();
-        let mut codes: Vec<_> = all.iter().map(Error::code).collect();
-        codes.extend(["ok", "soft_expired"]);
-        codes.sort_unstable();
-        codes.dedup();
-        assert_eq!(codes.len(), all.len() + 2);
+        let mut outcomes: Vec<_> = all.iter().map(Error::outcome).collect();
+        outcomes.extend(["ok", "soft_expired"]);
+        outcomes.sort_unstable();
+        outcomes.dedup();
+        assert_eq!(outcomes.len(), all.len() + 2);
+        // A vocabulary of its own: no outcome is an error code.
+        assert!(outcomes.iter().all(|o| !Error::CODES.contains(o)));
     }
 
     #[test]
     fn design_outcome_codes_exist() {
-        let codes: Vec<_> = all().iter().map(Error::code).collect();
+        let codes: Vec<_> = all().iter().map(Error::outcome).collect();
         for c in [
             "expired",
             "not_yet_valid",

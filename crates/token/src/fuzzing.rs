@@ -71,8 +71,11 @@ pub fn verify_bytes(data: &[u8]) {
     for _ in 0..2 {
         let cached = ring.verify_cached_at(config, token, NOW, &revoked, &cache);
         assert_eq!(
-            cached.as_ref().map_err(Error::code).map(Verified::code),
-            full.as_ref().map_err(Error::code).map(Verified::code),
+            cached
+                .as_ref()
+                .map_err(Error::outcome)
+                .map(Verified::outcome),
+            full.as_ref().map_err(Error::outcome).map(Verified::outcome),
             "the verified-token cache changed an outcome"
         );
     }
@@ -86,7 +89,7 @@ pub fn verify_bytes(data: &[u8]) {
             }
         }
         Err(e) => {
-            let _ = (e.code(), e.kind(), e.to_string());
+            let _ = (e.code(), e.outcome(), e.kind(), e.to_string());
         }
     }
 }

@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::{Error, Result, b64, json};
+use crate::error::{Error, Result};
+use crate::{b64, json};
 
 /// How many base64url characters of the RFC 7638 thumbprint form a [`KeyId`]: 16
 /// characters, 96 bits. Fixed forever: changing it would orphan every key id in use.

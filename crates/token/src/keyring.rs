@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::key::{Algorithm, JwsAlgorithm, KeyId, PublicKey, RsaBits, SigningKey};
-use crate::{Config, Error, Result};
+use crate::config::{Config, secs};
+use crate::error::{Error, Result};
+use crate::json;
+use crate::key::{Algorithm, Jwk, JwsAlgorithm, KeyId, PublicKey, RsaBits, SigningKey};
 
 /// Where a key is in its life. Keys move down this list and never back up.
 ///
@@ -37,10 +39,6 @@ impl KeyState {
             Self::Revoked => "revoked",
         }
     }
-}
-
-fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// When keys are made, start signing and are dropped.
@@ -258,6 +256,10 @@ impl Rotation {
 ///   [`Error::KeyRevoked`]; unknown ids with [`Error::UnknownKeyId`].
 /// - [`Keyring::rotate_at`] pre-publishes, promotes, retires and drops keys;
 ///   [`Keyring::jwks`] publishes the public halves.
+///
+/// Its methods are grouped by job: [`Keyring::sign_at`] is in `sign.rs`,
+/// [`Keyring::verify_at`] and [`Keyring::verify_cached_at`] in `verify.rs`, [`Keyring::load`]
+/// and [`Keyring::save`] in `dir.rs`; the keys, their states and rotation are here.
 ///
 /// # Examples
 ///
@@ -691,7 +693,7 @@ impl Keyring {
     pub fn jwks(&self, config: &Config) -> String {
         #[derive(Serialize)]
         struct Jwks<'a> {
-            keys: Vec<crate::key::Jwk<'a>>,
+            keys: Vec<Jwk<'a>>,
         }
         let alg: JwsAlgorithm = config.ed25519_alg();
         let keys = self
@@ -736,7 +738,7 @@ impl Keyring {
     /// two keys share an id.
     pub fn from_jwks(json: &[u8]) -> Result<(Self, usize)> {
         let bad = |reason| Error::InvalidKey { reason };
-        let mut set = crate::json::parse_object(json).ok_or(bad(
+        let mut set = json::parse_object(json).ok_or(bad(
             "a JWK Set is one JSON object without duplicate members",
         ))?;
         let Some(serde_json::Value::Array(keys)) = set.remove("keys") else {

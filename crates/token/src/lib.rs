@@ -13,8 +13,10 @@
 //!   signature check (and only that).
 //! - [`Keyring::sign_at`] and [`Keyring::verify_at`]: header `alg`, `kid`, `typ`; claims
 //!   `iss`, `sub`, `iat`, `exp`, `sxp`, `jti`, `sid`, optional `aud`/`nbf`, custom claims
-//!   ([`Claims`]); validation in a fixed order with one stable code per outcome
-//!   ([`Error::code`], [`Verified::code`]) and a coarse [`Error::kind`] to branch on.
+//!   ([`Claims`]); validation in a fixed order with one stable token status per outcome
+//!   ([`Error::outcome`], [`Verified::outcome`]: `ok`, `bad_signature` …, DESIGN §5), a
+//!   coarse [`Error::kind`] to branch on, and an error code ([`Error::code`]:
+//!   `token-bad-signature` …) as every Tessera error has.
 //!
 //! ```
 //! use tessera_token::{Claims, Config, ErrorKind, Keyring, OsKeySource, RevocationList, RotationPolicy, Status};
@@ -30,13 +32,13 @@
 //!
 //! let mut revoked = RevocationList::default();
 //! let ok = ring.verify_at(&config, &token, now + 10, &revoked)?;
-//! assert_eq!((ok.status, ok.code()), (Status::Fresh, "ok"));
-//! assert_eq!(ring.verify_at(&config, &token, now + 3600, &revoked)?.code(), "soft_expired");
+//! assert_eq!((ok.status, ok.outcome()), (Status::Fresh, "ok"));
+//! assert_eq!(ring.verify_at(&config, &token, now + 3600, &revoked)?.outcome(), "soft_expired");
 //! assert_eq!(ring.verify_at(&config, &token, now + 5 * 3600, &revoked).unwrap_err().kind(), ErrorKind::Expired);
 //!
 //! revoked.revoke_session("sid-1");
 //! let err = ring.verify_at(&config, &token, now + 10, &revoked).unwrap_err();
-//! assert_eq!((err.kind(), err.code()), (ErrorKind::Revoked, "revoked"));
+//! assert_eq!((err.kind(), err.outcome(), err.code()), (ErrorKind::Revoked, "revoked", "token-revoked"));
 //!
 //! let jwks = ring.jwks(&config);
 //! assert!(jwks.starts_with(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","#));
@@ -74,36 +76,62 @@
 //! - Private keys are [`SigningKey`]s: zeroized on drop, `Debug` shows only kid and
 //!   algorithm, no `Serialize`, no `Clone`. Their files are mode 0600 and refused at load
 //!   when group- or world-readable. Public keys are a distinct type, [`PublicKey`].
-//! - Errors never carry token contents; log the [`Error::code`], never the token.
+//! - Errors never carry token contents; log the [`Error::code`] or [`Error::outcome`], never
+//!   the token.
 //!
 //! `docs/tokens.md` has the rotation model, the validation order and a threat model of past
 //! JWT vulnerability classes.
+//!
+//! # Layout
+//!
+//! One job per module, lowest first; each uses only modules above it, so there is no
+//! import cycle. [`Keyring`]'s methods live with the job they do: signing in `sign.rs`,
+//! verification in `verify.rs`, files in `dir.rs`, the rest (keys, states, rotation, JWKS)
+//! in `keyring.rs`.
+//!
+//! | module | what it does |
+//! |---|---|
+//! | `error` | [`Error`], [`ErrorKind`], [`Part`] |
+//! | `b64`, `json` | strict base64url; JSON objects without duplicate members |
+//! | `key` | algorithms, [`KeyId`], [`PublicKey`] (checks a signature), [`SigningKey`] (makes one) |
+//! | `claims` | [`Claims`] |
+//! | `config` | [`Config`]: what a token must be, for signing and verifying alike |
+//! | `revocation` | [`Revocations`], [`NoRevocations`], [`RevocationList`] |
+//! | `keyring` | [`Keyring`]: keys with states, [`Keyring::rotate_at`], [`Keyring::jwks`], [`Keyring::from_jwks`] |
+//! | `jws` | the compact form `header.payload.signature`, the JOSE header, what verified bytes say |
+//! | `sign` | [`Keyring::sign_at`] |
+//! | `cache` | [`VerifiedCache`] |
+//! | `verify` | [`Keyring::verify_at`], [`Keyring::verify_cached_at`]: the validation order; [`Verified`], [`Status`] |
+//! | [`seal`] | sealed values and [`seal::SealKeyring`] |
+//! | `dir` | both keyrings on disk: [`Keyring::load`], [`Keyring::save`], [`Keyring::lock_dir`], [`seal::SealKeyring::load`] |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 // Parsers of untrusted input: no indexing that could panic (STYLE.md).
 #![deny(clippy::indexing_slicing)]
 #![warn(clippy::print_stdout)]
 
+// One job per module; "Layout" in the crate docs lists them lowest first (no cycles).
 mod b64;
 mod cache;
 mod claims;
-mod codec;
+mod config;
 mod dir;
 mod error;
 mod json;
+mod jws;
 mod key;
 mod keyring;
+mod revocation;
 pub mod seal;
+mod sign;
+mod verify;
 
 #[doc(hidden)]
 pub mod fuzzing;
 
 pub use cache::{CacheStats, VerifiedCache};
 pub use claims::{Claims, REGISTERED_CLAIMS};
-pub use codec::{
-    Config, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TYP, MAX_LEEWAY, NoRevocations, RevocationList,
-    Revocations, Status, Verified,
-};
+pub use config::{Config, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TYP, MAX_LEEWAY};
 pub use dir::{KeyringLock, LOCK_FILE, MANIFEST, ManifestVersion, SEAL_MANIFEST};
 pub use error::{Error, ErrorKind, Part, Result};
 pub use key::{
@@ -113,3 +141,5 @@ pub use key::{
 pub use keyring::{
     KeyInfo, KeySource, KeyState, Keyring, KeyringBuilder, OsKeySource, Rotation, RotationPolicy,
 };
+pub use revocation::{NoRevocations, RevocationList, Revocations};
+pub use verify::{Status, Verified};

@@ -11,9 +11,9 @@
 //! - the associated data is `"tessera-seal-v1\0" ‖ name ‖ "\0" ‖ purpose`, so a value sealed
 //!   for one cookie name or purpose does not open under another.
 //!
-//! Opening fails with the one error [`SealError`], whatever went wrong (format, version,
-//! unknown key, forgery, splice, other name or purpose, expiry), so a client learns nothing
-//! from trying. Nothing is compressed before encryption (no length side channel from
+//! Opening fails with the one error [`SealError::Invalid`], whatever went wrong (format,
+//! version, unknown key, forgery, splice, other name or purpose, expiry), so a client learns
+//! nothing from trying. Nothing is compressed before encryption (no length side channel from
 //! compression, CRIME/BREACH).
 
 use std::fmt;
@@ -26,7 +26,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 const VERSION: &str = "1";
 const KID_LEN: usize = 11;
@@ -34,10 +34,49 @@ const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 const AAD_DOMAIN: &[u8] = b"tessera-seal-v1\0";
 
-/// Why a value did not open. Deliberately one case: every failure looks the same.
+/// Why a value was not sealed, or did not open.
+///
+/// Opening has deliberately one case, [`SealError::Invalid`]: every failure looks the same.
+/// Sealing fails only on the server's side ([`SealError::NoKey`], [`SealError::Random`],
+/// [`SealError::Encrypt`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("not a valid sealed value")]
-pub struct SealError;
+#[non_exhaustive]
+pub enum SealError {
+    /// The keyring has no key to seal with.
+    #[error("no sealing key")]
+    NoKey,
+    /// The OS random source failed to give a nonce.
+    #[error("the OS random source failed")]
+    Random(#[source] getrandom::Error),
+    /// The cipher refused the plaintext (only a payload of about 256 GiB could do that; the
+    /// AEAD's error is opaque by design, so there is no cause to keep).
+    #[error("the value could not be encrypted")]
+    Encrypt,
+    /// A value did not open: not a sealed value, an unknown key, forged, spliced, sealed for
+    /// another name or purpose, or expired. One case for all, on purpose.
+    #[error("not a valid sealed value")]
+    Invalid,
+}
+
+impl SealError {
+    /// Every code [`SealError::code`] returns.
+    pub const CODES: &'static [&'static str] = &[
+        "seal-no-key",
+        "seal-random-failed",
+        "seal-encrypt-failed",
+        "seal-invalid",
+    ];
+
+    /// A stable identifier for this error, for logs and runbooks.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoKey => "seal-no-key",
+            Self::Random(_) => "seal-random-failed",
+            Self::Encrypt => "seal-encrypt-failed",
+            Self::Invalid => "seal-invalid",
+        }
+    }
+}
 
 /// One symmetric sealing key.
 ///
@@ -403,7 +442,8 @@ impl SealKeyring {
     ///
     /// # Errors
     ///
-    /// [`SealError`] if there is no key or the OS random source fails.
+    /// [`SealError::NoKey`] if there is no key, [`SealError::Random`] if the OS random source
+    /// fails, [`SealError::Encrypt`] if the cipher refuses the payload.
     pub fn seal(
         &self,
         name: &str,
@@ -411,9 +451,9 @@ impl SealKeyring {
         payload: &[u8],
         expires_at: i64,
     ) -> Result<String, SealError> {
-        let key = &self.entries.first().ok_or(SealError)?.key;
+        let key = &self.entries.first().ok_or(SealError::NoKey)?.key;
         let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|_| SealError)?;
+        getrandom::fill(&mut nonce).map_err(SealError::Random)?;
         let mut plaintext = Zeroizing::new(Vec::with_capacity(8 + payload.len()));
         plaintext.extend_from_slice(&expires_at.to_be_bytes());
         plaintext.extend_from_slice(payload);
@@ -426,7 +466,7 @@ impl SealKeyring {
                     aad: &aad(name, purpose),
                 },
             )
-            .map_err(|_| SealError)?;
+            .map_err(|_| SealError::Encrypt)?;
         let mut body = Vec::with_capacity(NONCE_LEN + ct.len());
         body.extend_from_slice(&nonce);
         body.extend_from_slice(&ct);
@@ -441,7 +481,7 @@ impl SealKeyring {
     ///
     /// # Errors
     ///
-    /// [`SealError`], the same for every failure.
+    /// [`SealError::Invalid`], the same for every failure.
     pub fn open(
         &self,
         name: &str,
@@ -452,20 +492,22 @@ impl SealKeyring {
         let mut parts = value.splitn(3, '.');
         let (Some(version), Some(kid), Some(body)) = (parts.next(), parts.next(), parts.next())
         else {
-            return Err(SealError);
+            return Err(SealError::Invalid);
         };
         if version != VERSION || kid.len() != KID_LEN {
-            return Err(SealError);
+            return Err(SealError::Invalid);
         }
         let key = &self
             .entries
             .iter()
             .find(|e| e.key.kid == kid)
-            .ok_or(SealError)?
+            .ok_or(SealError::Invalid)?
             .key;
-        let raw = URL_SAFE_NO_PAD.decode(body).map_err(|_| SealError)?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| SealError::Invalid)?;
         if raw.len() < NONCE_LEN + TAG_LEN + 8 {
-            return Err(SealError);
+            return Err(SealError::Invalid);
         }
         let (nonce, ct) = raw.split_at(NONCE_LEN);
         let cipher = XChaCha20Poly1305::new(key.key.as_ref().into());
@@ -478,11 +520,13 @@ impl SealKeyring {
                         aad: &aad(name, purpose),
                     },
                 )
-                .map_err(|_| SealError)?,
+                .map_err(|_| SealError::Invalid)?,
         );
-        let (exp, payload) = plaintext.split_first_chunk::<8>().ok_or(SealError)?;
+        let (exp, payload) = plaintext
+            .split_first_chunk::<8>()
+            .ok_or(SealError::Invalid)?;
         if now >= i64::from_be_bytes(*exp) {
-            return Err(SealError);
+            return Err(SealError::Invalid);
         }
         Ok(payload.to_vec())
     }
@@ -533,7 +577,11 @@ mod tests {
             b[i] = if b[i] == b'A' { b'B' } else { b'A' };
             let t = String::from_utf8(b).unwrap();
             if t != v {
-                assert_eq!(r.open("n", "p", &t, NOW), Err(SealError), "byte {i}");
+                assert_eq!(
+                    r.open("n", "p", &t, NOW),
+                    Err(SealError::Invalid),
+                    "byte {i}"
+                );
             }
         }
         let cases = [
@@ -545,22 +593,26 @@ mod tests {
             format!("{v}="),
         ];
         for c in &cases {
-            assert_eq!(r.open("n", "p", c, NOW), Err(SealError), "{c}");
+            assert_eq!(r.open("n", "p", c, NOW), Err(SealError::Invalid), "{c}");
         }
         assert_eq!(
             r.open("other-name", "p", &v, NOW),
-            Err(SealError),
+            Err(SealError::Invalid),
             "replayed under another name"
         );
         assert_eq!(
             r.open("n", "other-purpose", &v, NOW),
-            Err(SealError),
+            Err(SealError::Invalid),
             "another purpose"
         );
-        assert_eq!(r.open("n", "p", &v, NOW + 60), Err(SealError), "expired");
+        assert_eq!(
+            r.open("n", "p", &v, NOW + 60),
+            Err(SealError::Invalid),
+            "expired"
+        );
         assert_eq!(
             ring().open("n", "p", &v, NOW),
-            Err(SealError),
+            Err(SealError::Invalid),
             "unknown key"
         );
         assert!(r.open("n", "p", &v, NOW + 59).is_ok());
@@ -577,7 +629,7 @@ mod tests {
         assert_eq!(r.open("n", "p", &old, NOW).unwrap(), b"x");
         assert_eq!(r.open("n", "p", &new, NOW).unwrap(), b"y");
         r.retain_newest(1);
-        assert_eq!(r.open("n", "p", &old, NOW), Err(SealError));
+        assert_eq!(r.open("n", "p", &old, NOW), Err(SealError::Invalid));
         assert_eq!(r.open("n", "p", &new, NOW).unwrap(), b"y");
     }
 
@@ -605,7 +657,10 @@ mod tests {
         assert!(!r.rotate_at(NOW + 86_400 + 3599).unwrap().changed());
         let rot = r.rotate_at(NOW + 86_400 + 3600).unwrap();
         assert_eq!(rot.dropped, vec![first]);
-        assert_eq!(r.open("n", "p", &old, NOW + 86_400 + 3600), Err(SealError));
+        assert_eq!(
+            r.open("n", "p", &old, NOW + 86_400 + 3600),
+            Err(SealError::Invalid)
+        );
         assert_eq!(r.open("n", "p", &new, NOW + 86_400 + 3600).unwrap(), b"new");
         let info: Vec<_> = r.keys().collect();
         assert_eq!(info.len(), 1);
@@ -635,10 +690,22 @@ mod tests {
     }
 
     #[test]
+    fn error_codes_are_listed_unique_and_kebab_case() {
+        let random = getrandom::Error::UNSUPPORTED;
+        let all = [
+            SealError::NoKey,
+            SealError::Random(random),
+            SealError::Encrypt,
+            SealError::Invalid,
+        ];
+        tessera_test_support::assert_error_codes(SealError::CODES, all.iter().map(SealError::code));
+    }
+
+    #[test]
     fn no_key_seals_nothing() {
         assert_eq!(
             SealKeyring::default().seal("n", "p", b"x", NOW),
-            Err(SealError)
+            Err(SealError::NoKey)
         );
     }
 }

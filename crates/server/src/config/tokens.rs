@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::Value;
 use tessera::cookie::CookieConfig;
 use tessera::token::SubjectFormat;
 use tessera_token::{Algorithm, JwsAlgorithm, OsKeySource, RotationPolicy, RsaBits};
 
-use super::{ConfigError, duration, invalid, parse_bool, pick};
+use super::error::{ConfigError, invalid};
+use super::file::FileTokens;
+use super::source::{Env, duration, parse_bool, pick};
 
 /// The issuer used when none is configured.
 pub const DEFAULT_ISSUER: &str = "tessera";
@@ -149,28 +150,6 @@ impl TokensConfig {
     }
 }
 
-/// `[tokens]` as written in the file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct FileTokens {
-    enabled: Option<bool>,
-    issuer: Option<String>,
-    exp: Option<String>,
-    sxp: Option<String>,
-    cookie_name: Option<String>,
-    profile: Option<String>,
-    algorithm: Option<String>,
-    rsa_bits: Option<u32>,
-    ed25519_alg: Option<String>,
-    typ: Option<String>,
-    subject_prefix: Option<String>,
-    mediawiki_scope: Option<String>,
-    default_claims: Option<BTreeMap<String, toml::Value>>,
-    rotate: Option<bool>,
-    rotate_every: Option<String>,
-    publish_ahead: Option<String>,
-}
-
 fn parse_algorithm(v: &str) -> Result<Algorithm, String> {
     match v {
         "EdDSA" | "Ed25519" => Ok(Algorithm::Ed25519),
@@ -270,7 +249,7 @@ fn default_claims(
 /// over file) override them one key at a time.
 pub(super) fn build(
     f: FileTokens,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: Env<'_>,
     session_cookie: &CookieConfig,
     revocation_keep: Duration,
 ) -> Result<TokensConfig, ConfigError> {

@@ -8,6 +8,7 @@ mod binary;
 mod cli;
 mod common;
 mod concurrency;
+mod contract;
 mod edge;
 mod expiry;
 mod faults;

@@ -26,7 +26,7 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::cookie::{CookieStore as _, Jar};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
-use tessera_store_redis::testing::RedisServer;
+use tessera_test_support::redis::RedisServer;
 use tokio::time::Instant;
 
 /// Where Debian's `mediawiki` package puts MediaWiki.

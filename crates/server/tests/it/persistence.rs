@@ -5,6 +5,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
+use tessera_test_support::free_port;
 
 use crate::common::{KEY, TestServer};
 
@@ -27,14 +28,6 @@ async fn sessions_survive_a_restart_on_redb() {
     assert_eq!(v["session"]["data"]["cart"], json!([1, 2, 3]));
     let (_, list) = s.get("/v1/users/alice/sessions").await;
     assert_eq!(list["sessions"].as_array().unwrap().len(), 1);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Child(std::process::Child);

@@ -132,3 +132,17 @@ async fn the_feed_is_public_and_checks_its_query() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["type"], "urn:tessera:problem:invalid-query");
 }
+
+#[tokio::test]
+async fn a_limit_outside_its_range_is_refused_not_clamped() {
+    let s = TestServer::memory().await;
+    for bad in ["0", "10001", "18446744073709551616"] {
+        let (status, v) = s.get(&format!("/v1/revocations?limit={bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "limit={bad}: {v}");
+        assert_eq!(v["type"], "urn:tessera:problem:invalid-query", "{v}");
+    }
+    for good in ["1", "10000"] {
+        let (status, v) = s.get(&format!("/v1/revocations?limit={good}")).await;
+        assert_eq!(status, StatusCode::OK, "limit={good}: {v}");
+    }
+}

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tessera_store_postgres::testing::PostgresServer;
-use tessera_store_redis::testing::RedisServer;
+use tessera_test_support::postgres::PostgresServer;
+use tessera_test_support::redis::RedisServer;
 
 use crate::common::{KEY, cookie_of};
 use crate::stores::Service;

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use tessera_core::ManualClock;
 use tessera_server::config::Config;
 use tessera_server::startup;
-use tessera_store_postgres::testing::PostgresServer;
-use tessera_store_redis::testing::{RedisCluster, RedisServer};
+use tessera_test_support::postgres::PostgresServer;
+use tessera_test_support::redis::{RedisCluster, RedisServer};
 
 use crate::common::{KEY, START, cookie_of};
 
@@ -366,11 +366,7 @@ async fn client_side_anonymous_sessions_spill_to_redis_and_promote_from_it() {
 /// A store that cannot be reached fails the start-up, naming it without its password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_store_fails_start_up_without_showing_the_password() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = tessera_test_support::free_port();
     for url in [
         format!("redis://:hunter2@127.0.0.1:{port}"),
         format!("postgres://u:hunter2@127.0.0.1:{port}/db?connect_timeout=2"),
@@ -384,12 +380,7 @@ async fn an_unreachable_store_fails_start_up_without_showing_the_password() {
         let err = startup::prepare(&config, Arc::new(ManualClock::new(START)))
             .await
             .unwrap_err();
-        let mut shown = format!("{err} {err:?}");
-        let mut source = std::error::Error::source(&err);
-        while let Some(e) = source {
-            shown.push_str(&format!(" {e} {e:?}"));
-            source = e.source();
-        }
+        let shown = tessera_test_support::error_chain(&err);
         assert!(shown.contains("cannot open the session store"), "{shown}");
         assert!(shown.contains(":***@127.0.0.1"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");

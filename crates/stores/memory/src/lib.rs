@@ -36,20 +36,14 @@ struct Inner {
 }
 
 impl Inner {
-    fn is_live(&self, r: &SessionRecord, now: Timestamp) -> bool {
-        if r.is_expired(now) {
-            return false;
-        }
-        match r.user_id().and_then(|u| self.revoked.get(u)) {
-            Some(at) => r.created_at > *at,
-            None => true,
-        }
-    }
-
+    /// The live record under `key` at `now` ([`SessionRecord::is_live`]), if any.
     fn live(&self, key: &StoreKey, now: Timestamp) -> Option<&SessionRecord> {
         match self.entries.get(key) {
-            Some(Entry::Live(r)) if self.is_live(r, now) => Some(r),
-            _ => None,
+            Some(Entry::Live(r)) => {
+                let revoked_at = r.user_id().and_then(|u| self.revoked.get(u)).copied();
+                r.is_live(now, revoked_at).then_some(r)
+            }
+            Some(Entry::Tombstone { .. }) | None => None,
         }
     }
 

@@ -68,15 +68,12 @@
 //! (`sslmode=disable` or `prefer`); a URL asking for `sslmode=require` is refused rather than
 //! silently sent in clear, so reach a remote database over a private network or a TLS tunnel.
 //!
-//! | feature | what it adds |
-//! |---------|--------------|
-//! | `testing` | [`testing`]: a throwaway PostgreSQL cluster for tests |
+//! This crate has no features. Its tests run on a throwaway cluster from
+//! `tessera-test-support` (`crates/test-support`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod schema;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 use std::fmt;
 use std::future::Future;
@@ -156,16 +153,27 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every code [`Error::code`] returns.
+    pub const CODES: &'static [&'static str] = &[
+        "postgres-invalid-url",
+        "postgres-tls-unsupported",
+        "postgres-pool",
+        "postgres-connect",
+        "postgres-migrate",
+        "postgres-unsupported-schema",
+        "postgres-connect-timeout",
+    ];
+
     /// A stable identifier for this error, for logs, metrics and runbooks.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidUrl { .. } => "postgres.invalid_url",
-            Self::TlsUnsupported { .. } => "postgres.tls_unsupported",
-            Self::Pool(_) => "postgres.pool",
-            Self::Connect { .. } => "postgres.connect",
-            Self::Migrate(_) => "postgres.migrate",
-            Self::UnsupportedSchema { .. } => "postgres.unsupported_schema",
-            Self::ConnectTimeout { .. } => "postgres.connect_timeout",
+            Self::InvalidUrl { .. } => "postgres-invalid-url",
+            Self::TlsUnsupported { .. } => "postgres-tls-unsupported",
+            Self::Pool(_) => "postgres-pool",
+            Self::Connect { .. } => "postgres-connect",
+            Self::Migrate(_) => "postgres-migrate",
+            Self::UnsupportedSchema { .. } => "postgres-unsupported-schema",
+            Self::ConnectTimeout { .. } => "postgres-connect-timeout",
         }
     }
 }
@@ -256,39 +264,8 @@ impl PostgresConfig {
     }
 }
 
-/// `url` with its password replaced by `***`, in the user info (`postgres://user:***@host`)
-/// and in a `password=` query parameter. Anything without `://` is hidden whole.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "***".to_owned();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let authority = match authority.rfind('@') {
-        Some(at) => {
-            let (userinfo, hosts) = (&authority[..at], &authority[at + 1..]);
-            match userinfo.split_once(':') {
-                Some((user, _password)) => format!("{user}:***@{hosts}"),
-                None => authority.to_owned(),
-            }
-        }
-        None => authority.to_owned(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let params: Vec<String> = query
-                .split('&')
-                .map(|p| match p.split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                    _ => p.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}", params.join("&"))
-        }
-        None => tail.to_owned(),
-    };
-    format!("{scheme}://{authority}{tail}")
-}
+/// Store URLs are shown through the one redaction of `tessera-core`.
+pub use tessera_core::redact_url;
 
 /// A [`SessionStore`] on PostgreSQL, over a connection pool. Cheap to share: hold it in an
 /// `Arc`.
@@ -446,11 +423,6 @@ fn decode(json: &str) -> StoreResult<SessionRecord> {
     serde_json::from_str(json).map_err(|e| tessera_core::Error::Decode(Box::new(e)))
 }
 
-/// Whether `r` may load at `now` given its user's revocation time.
-fn is_live(r: &SessionRecord, now: Timestamp, revoked: Option<i64>) -> bool {
-    !r.is_expired(now) && revoked.is_none_or(|at| r.created_at.unix_millis() > at)
-}
-
 const CREATE: &str = "
 INSERT INTO tessera_sessions (key, version, user_id, created_at, dead_at, record)
 VALUES ($1, $2, $3, $4, $5, $6::text::json)
@@ -462,7 +434,11 @@ FROM tessera_sessions s
 LEFT JOIN tessera_user_revocations r ON r.user_id = s.user_id
 WHERE s.key = $1 AND s.record IS NOT NULL AND s.dead_at > $2";
 
-/// The live-record condition on `s`, shared by `SAVE` and `IS_LIVE`.
+/// The live-record condition on `s`, shared by `SAVE` and `IS_LIVE`: it restates
+/// [`SessionRecord::is_live`] (plus "not a tombstone") in SQL so that `save`'s check and
+/// write are one statement. For `save` it is authoritative and must agree with `is_live` (the
+/// conformance suite checks that it does); `load` and `list_user_sessions` filter in SQL only
+/// to read less, and decide with `is_live`.
 macro_rules! live_condition {
     ($now:literal) => {
         concat!(
@@ -496,7 +472,7 @@ ON CONFLICT (key) DO UPDATE SET
                    ELSE EXCLUDED.dead_at END";
 
 const LIST: &str = "
-SELECT s.key, s.record::text
+SELECT s.key, s.record::text, r.revoked_at
 FROM tessera_sessions s
 LEFT JOIN tessera_user_revocations r ON r.user_id = s.user_id
 WHERE s.user_id = $1 AND s.record IS NOT NULL AND s.dead_at > $2
@@ -724,7 +700,9 @@ impl SessionStore for PostgresStore {
         let json: String = row.try_get(0).map_err(pg_error)?;
         let revoked: Option<i64> = row.try_get(1).map_err(pg_error)?;
         let record = decode(&json)?;
-        Ok(is_live(&record, now, revoked).then_some(record))
+        Ok(record
+            .is_live(now, revoked.map(Timestamp::from_unix_millis))
+            .then_some(record))
     }
 
     async fn save(
@@ -807,9 +785,12 @@ impl SessionStore for PostgresStore {
                 .try_into()
                 .map_err(|e| tessera_core::Error::Decode(Box::new(e)))?;
             let json: String = row.try_get(1).map_err(pg_error)?;
+            let revoked: Option<i64> = row.try_get(2).map_err(pg_error)?;
             let record = decode(&json)?;
-            // The query applied expiry and revocation; the record's own fields decide too.
-            if !record.is_expired(now) && record.user_id() == Some(user_id) {
+            // The query filtered on the columns; the record's own fields decide.
+            if record.user_id() == Some(user_id)
+                && record.is_live(now, revoked.map(Timestamp::from_unix_millis))
+            {
                 out.push((StoreKey::from_bytes(key), record));
             }
         }
@@ -849,6 +830,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn error_codes_are_listed_unique_and_kebab_case() {
+        let pg = || {
+            "postgres://h:notaport/db"
+                .parse::<tokio_postgres::Config>()
+                .unwrap_err()
+        };
+        let all = [
+            Error::InvalidUrl {
+                url: String::new(),
+                source: None,
+            },
+            Error::TlsUnsupported { url: String::new() },
+            Error::Pool(deadpool_postgres::BuildError::NoRuntimeSpecified),
+            Error::Connect {
+                url: String::new(),
+                source: PoolError::Closed,
+            },
+            Error::Migrate(pg()),
+            Error::UnsupportedSchema {
+                found: 9,
+                supported: SCHEMA_VERSION,
+            },
+            Error::ConnectTimeout { url: String::new() },
+        ];
+        tessera_test_support::assert_error_codes(Error::CODES, all.iter().map(Error::code));
+    }
+
+    #[test]
     fn urls_parse_and_passwords_never_show() {
         for (url, want) in [
             ("postgres://u:pw@h:5432/db", "postgres://u:***@h:5432/db"),
@@ -877,10 +886,10 @@ mod tests {
                 source = s.source();
             }
             assert!(!shown.contains(":pw@"), "{shown}");
-            assert_eq!(e.code(), "postgres.invalid_url");
+            assert_eq!(e.code(), "postgres-invalid-url");
         }
         let e = PostgresConfig::from_url("postgres://u:pw@h/db?sslmode=require").unwrap_err();
-        assert_eq!(e.code(), "postgres.tls_unsupported");
+        assert_eq!(e.code(), "postgres-tls-unsupported");
         assert!(!e.to_string().contains("pw@"), "{e}");
     }
 }

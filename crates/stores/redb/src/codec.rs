@@ -152,7 +152,7 @@ mod tests {
         };
         let source = std::error::Error::source(&e).unwrap();
         assert_eq!(source.to_string(), "unknown format byte 7");
-        assert_eq!(e.code(), "store.decode");
+        assert_eq!(e.code(), "store-decode");
     }
 
     proptest! {

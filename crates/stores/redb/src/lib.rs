@@ -73,7 +73,6 @@ mod tests;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use redb::{
@@ -81,10 +80,14 @@ use redb::{
     TableHandle, WriteTransaction,
 };
 use tessera_core::{
-    Clock, KvStore, Revocation, RevocationLog, SessionRecord, SessionStore, StoreKey, Timestamp,
+    KvStore, Revocation, RevocationLog, SessionRecord, SessionStore, StoreKey, Timestamp,
 };
 
 use crate::codec::Stored;
+
+/// The background purge of `tessera-core`, the one every store uses: for redb, expired
+/// sessions, tombstones and key-value entries.
+pub use tessera_core::purge::spawn_purge;
 
 /// The on-disk layout this build reads and writes. [`RedbStore::open`] refuses any other.
 pub const LAYOUT_VERSION: u64 = 1;
@@ -146,14 +149,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every code [`Error::code`] returns.
+    pub const CODES: &'static [&'static str] = &[
+        "redb-create-dir",
+        "redb-open",
+        "redb-storage",
+        "redb-unsupported-layout",
+        "redb-not-a-store",
+    ];
+
     /// A stable identifier for this error, for logs, metrics and runbooks.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::CreateDir { .. } => "redb.create_dir",
-            Self::Open { .. } => "redb.open",
-            Self::Storage(_) => "redb.storage",
-            Self::UnsupportedLayout { .. } => "redb.unsupported_layout",
-            Self::NotAStore => "redb.not_a_store",
+            Self::CreateDir { .. } => "redb-create-dir",
+            Self::Open { .. } => "redb-open",
+            Self::Storage(_) => "redb-storage",
+            Self::UnsupportedLayout { .. } => "redb-unsupported-layout",
+            Self::NotAStore => "redb-not-a-store",
         }
     }
 }
@@ -450,13 +462,7 @@ fn revoked_at(
         .map(|v| Timestamp::from_unix_millis(v.value())))
 }
 
-/// Whether `r` may load at `now`, given its user's revocation time. As in the memory store:
-/// a session created at or before the revocation time is dead.
-fn is_live(r: &SessionRecord, now: Timestamp, revoked: Option<Timestamp>) -> bool {
-    !r.is_expired(now) && revoked.is_none_or(|at| r.created_at > at)
-}
-
-/// The live record under `key` at `now`, if any.
+/// The live record under `key` at `now` ([`SessionRecord::is_live`]), if any.
 fn live(
     sessions: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
     revocations: &impl ReadableTable<&'static str, i64>,
@@ -473,7 +479,7 @@ fn live(
         Some(u) => revoked_at(revocations, u)?,
         None => None,
     };
-    Ok(is_live(&r, now, revoked).then_some(r))
+    Ok(r.is_live(now, revoked).then_some(r))
 }
 
 // === impl SessionStore ===
@@ -520,7 +526,7 @@ impl SessionStore for RedbStore {
     async fn load(&self, key: &StoreKey, now: Timestamp) -> StoreResult<Option<SessionRecord>> {
         let key = *key.as_bytes();
         if let Some((record, revoked)) = self.cache.get(&key) {
-            return Ok(is_live(&record, now, revoked).then_some(record));
+            return Ok(record.is_live(now, revoked).then_some(record));
         }
         let generation = self.cache.generation();
         let found = self.run_read(move |db| {
@@ -654,7 +660,7 @@ impl SessionStore for RedbStore {
                     let key = *k.value().1;
                     if let Some(Stored::Live(r)) = get_stored(&sessions, &key)?
                         && r.user_id() == Some(user_id.as_str())
-                        && is_live(&r, now, revoked)
+                        && r.is_live(now, revoked)
                     {
                         out.push((StoreKey::from_bytes(key), r));
                     }
@@ -753,37 +759,6 @@ fn purge_in(txn: &WriteTransaction, now: Timestamp) -> StoreResult<u64> {
         );
     }
     Ok(purged)
-}
-
-/// Purges `store` in the background every `every` (and once at once), reading "now" from
-/// `clock`. A failed purge is logged with `tracing::warn!` and retried at the next tick; a
-/// purge that overruns delays the next one rather than piling up. Intervals shorter than a
-/// millisecond are raised to one. Abort the returned handle to stop.
-///
-/// # Panics
-///
-/// Like [`tokio::spawn`], if called outside a Tokio runtime.
-pub fn spawn_purge(
-    store: Arc<RedbStore>,
-    clock: Arc<dyn Clock>,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
-    let every = every.max(Duration::from_millis(1));
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            match store.purge_expired(clock.now()).await {
-                Ok(purged) => tracing::debug!(purged, "purged expired sessions"),
-                Err(e) => tracing::warn!(
-                    code = e.code(),
-                    error = &e as &(dyn std::error::Error + 'static),
-                    "purging expired sessions failed"
-                ),
-            }
-        }
-    })
 }
 
 // === impl KvStore ===

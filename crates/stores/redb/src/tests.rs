@@ -196,7 +196,7 @@ fn block_on<F: Future>(fut: F) -> F::Output {
 }
 
 #[test]
-fn error_codes_are_unique() {
+fn error_codes_are_listed_unique_and_kebab_case() {
     let io = || std::io::Error::other("x");
     let all = [
         Error::CreateDir {
@@ -214,8 +214,5 @@ fn error_codes_are_unique() {
         },
         Error::NotAStore,
     ];
-    let mut codes: Vec<_> = all.iter().map(Error::code).collect();
-    codes.sort_unstable();
-    codes.dedup();
-    assert_eq!(codes.len(), all.len());
+    tessera_test_support::assert_error_codes(Error::CODES, all.iter().map(Error::code));
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use redis::IntoConnectionInfo as _;
+use tessera_core::redact_url;
 
 use crate::Error;
 
@@ -188,28 +189,6 @@ impl RedisConfig {
     /// The key prefix.
     pub fn key_prefix(&self) -> &str {
         &self.prefix
-    }
-}
-
-/// `url` with the password of its user info replaced by `***` (`redis://user:***@host`). A
-/// user name alone is kept; anything unparseable after the scheme is hidden whole.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "***".to_owned();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            let hosts = &authority[at + 1..];
-            let user = match userinfo.split_once(':') {
-                Some((user, _password)) => format!("{user}:***"),
-                None => userinfo.to_owned(),
-            };
-            format!("{scheme}://{user}@{hosts}{tail}")
-        }
-        None => url.to_owned(),
     }
 }
 

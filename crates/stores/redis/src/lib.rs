@@ -109,17 +109,14 @@
 //! Redis 6.2 or later (`ZADD GT`); tested with 7.0. On a Cluster, `SCRIPT LOAD` and `SCAN`
 //! are sent to every master.
 //!
-//! | feature | what it adds |
-//! |---------|--------------|
-//! | `testing` | [`testing`]: throwaway `redis-server`s and Clusters for tests |
+//! This crate has no features. Its tests run on throwaway servers from
+//! `tessera-test-support` (`crates/test-support`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod config;
 mod keys;
 mod scripts;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 use std::fmt;
 use std::future::Future;
@@ -137,9 +134,11 @@ use tessera_core::{
 };
 
 use config::Target;
-pub use config::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisConfig, redact_url};
+pub use config::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisConfig};
 use keys::Keys;
 pub use keys::hash_slot;
+/// Store URLs are shown through the one redaction of `tessera-core`.
+pub use tessera_core::redact_url;
 
 /// The shortest TTL given to a key: a record that is already dead when written still lives a
 /// second in Redis (it never loads: reads check expiry).
@@ -185,13 +184,21 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every code [`Error::code`] returns.
+    pub const CODES: &'static [&'static str] = &[
+        "redis-invalid-url",
+        "redis-bad-prefix",
+        "redis-connect",
+        "redis-connect-timeout",
+    ];
+
     /// A stable identifier for this error, for logs, metrics and runbooks.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidUrl { .. } => "redis.invalid_url",
-            Self::BadPrefix => "redis.bad_prefix",
-            Self::Connect { .. } => "redis.connect",
-            Self::ConnectTimeout { .. } => "redis.connect_timeout",
+            Self::InvalidUrl { .. } => "redis-invalid-url",
+            Self::BadPrefix => "redis-bad-prefix",
+            Self::Connect { .. } => "redis-connect",
+            Self::ConnectTimeout { .. } => "redis-connect-timeout",
         }
     }
 }
@@ -546,11 +553,6 @@ fn ttl_ms(until: Timestamp, now: Timestamp) -> i64 {
         .clamp(MIN_TTL_MS, MAX_TTL_MS)
 }
 
-/// Whether `r` may load at `now` given its user's revocation time.
-fn is_live(r: &SessionRecord, now: Timestamp, revoked: Option<Timestamp>) -> bool {
-    !r.is_expired(now) && revoked.is_none_or(|at| r.created_at > at)
-}
-
 #[async_trait]
 impl SessionStore for RedisStore {
     fn backend(&self) -> &'static str {
@@ -618,6 +620,7 @@ impl SessionStore for RedisStore {
                     return Ok(None);
                 };
                 let record = decode(&bytes)?;
+                // Spares the second round trip; `is_live` below decides.
                 if record.is_expired(now) {
                     return Ok(None);
                 }
@@ -628,7 +631,8 @@ impl SessionStore for RedisStore {
                 (record, revoked)
             }
         };
-        Ok(is_live(&record, now, revoked).then_some(record))
+        // The Rust-side liveness rule is authoritative for `load` (the scripts only read).
+        Ok(record.is_live(now, revoked).then_some(record))
     }
 
     async fn save(
@@ -764,12 +768,11 @@ impl SessionStore for RedisStore {
             match bytes {
                 Some(bytes) => {
                     let r = decode(&bytes)?;
-                    if r.user_id() != Some(user_id) || r.is_expired(now) {
-                        stale.push(hex);
-                    } else if is_live(&r, now, revoked) {
+                    if r.user_id() == Some(user_id) && r.is_live(now, revoked) {
                         out.push((key, r));
                     } else {
-                        // Revoked: dead for good, since revocation only moves forward.
+                        // Another user's now, expired, or revoked: dead for good here, since
+                        // expiry and revocation only move forward.
                         stale.push(hex);
                     }
                 }
@@ -951,5 +954,28 @@ impl RevocationLog for RedisStore {
             )
             .await?;
         Ok(n.unsigned_abs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_listed_unique_and_kebab_case() {
+        let all = [
+            Error::InvalidUrl {
+                url: String::new(),
+                reason: "",
+                source: None,
+            },
+            Error::BadPrefix,
+            Error::Connect {
+                url: String::new(),
+                source: RedisError::from(std::io::Error::other("x")),
+            },
+            Error::ConnectTimeout { url: String::new() },
+        ];
+        tessera_test_support::assert_error_codes(Error::CODES, all.iter().map(Error::code));
     }
 }

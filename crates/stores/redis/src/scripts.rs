@@ -46,6 +46,11 @@ return 1
 /// Returns `{'ok'}`, `{'missing'}` (no live record: absent, tombstone, expired, or revoked),
 /// `{'conflict'}`, or `{'user', <stored user>}` when the caller guessed the owner wrong and
 /// must fetch that user's revocation time and call again.
+///
+/// The liveness test here restates [`SessionRecord::is_live`](tessera_core::SessionRecord::is_live)
+/// (expiry `e <= now` is dead, creation `c <= revoked` is dead) so that the check and the
+/// write are one atomic step; for `save` this script is authoritative, and it must agree with
+/// `is_live` (the conformance suite checks that it does).
 pub(crate) static SAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"

@@ -13,7 +13,7 @@ use crate::common::{ISS, NOW, active_key, claims, config, ring};
 fn code<T>(r: &tessera_token::Result<T>) -> &'static str {
     match r {
         Ok(_) => "ok",
-        Err(e) => e.code(),
+        Err(e) => e.outcome(),
     }
 }
 
@@ -39,7 +39,7 @@ fn a_hit_gives_what_a_full_verification_gives() {
     let later = ring
         .verify_cached_at(&config(), &token, NOW + 3600, &NoRevocations, &cache)
         .unwrap();
-    assert_eq!(later.code(), "soft_expired");
+    assert_eq!(later.outcome(), "soft_expired");
 }
 
 #[test]

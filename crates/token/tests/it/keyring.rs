@@ -42,8 +42,8 @@ fn sign_at(ring: &Keyring, now: i64) -> String {
 
 fn verify_code(ring: &Keyring, token: &str, now: i64) -> &'static str {
     match ring.verify_at(&config(), token, now, &NoRevocations) {
-        Ok(v) => v.code(),
-        Err(e) => e.code(),
+        Ok(v) => v.outcome(),
+        Err(e) => e.outcome(),
     }
 }
 
@@ -178,7 +178,7 @@ fn revoking_the_active_key_hands_over_at_once() {
         .verify_at(&config(), &token, now, &NoRevocations)
         .unwrap_err();
     assert_eq!(
-        (err.code(), err.kind()),
+        (err.outcome(), err.kind()),
         ("key_revoked", ErrorKind::Revoked)
     );
     assert!(!ring.jwks(&config()).contains(first.as_str()));
@@ -193,7 +193,7 @@ fn revoking_the_active_key_hands_over_at_once() {
     assert_eq!(
         ring.revoke_at(&unknown, now, &mut failing())
             .unwrap_err()
-            .code(),
+            .outcome(),
         "unknown_kid"
     );
     // Kept for the retention period for diagnostics, then dropped.
@@ -207,10 +207,10 @@ fn revocation_wins_over_availability() {
     let kid = ring.signing_key_at(NOW).unwrap().kid().clone();
     // No next key, and the generator is down: the key is revoked all the same.
     let err = ring.revoke_at(&kid, NOW + 10, &mut failing()).unwrap_err();
-    assert_eq!(err.code(), "key_generation");
+    assert_eq!(err.outcome(), "key_generation");
     assert_eq!(ring.keys().next().unwrap().state, KeyState::Revoked);
     assert_eq!(
-        ring.signing_key_at(NOW + 10).unwrap_err().code(),
+        ring.signing_key_at(NOW + 10).unwrap_err().outcome(),
         "no_signing_key"
     );
     // The next rotation makes an active key at once.
@@ -421,7 +421,7 @@ fn tampered_directories_are_refused() {
         .to_pkcs8_der()
         .unwrap();
     std::fs::write(&key_path, &*other).unwrap();
-    assert_eq!(load().unwrap_err().code(), "bad_manifest");
+    assert_eq!(load().unwrap_err().outcome(), "bad_manifest");
     std::fs::write(
         &key_path,
         &*ring.signing_key_at(NOW).unwrap().to_pkcs8_der().unwrap(),
@@ -431,13 +431,13 @@ fn tampered_directories_are_refused() {
 
     // A missing private key file.
     std::fs::rename(&key_path, dir.path().join("moved")).unwrap();
-    assert_eq!(load().unwrap_err().code(), "key_io");
+    assert_eq!(load().unwrap_err().outcome(), "key_io");
     std::fs::rename(dir.path().join("moved"), &key_path).unwrap();
 
     // A weak public key smuggled into the manifest, as a retired key.
     let weak = r#"{"kid":"AAAAAAAAAAAAAAAA","alg":"Ed25519","state":"retired","valid_from":0,"retired_at":0,"jwk":{"kty":"OKP","crv":"Ed25519","x":"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}"#;
     write(&manifest.replacen(r#""keys": ["#, &format!(r#""keys": [{weak},"#), 1));
-    assert_eq!(load().unwrap_err().code(), "weak_key");
+    assert_eq!(load().unwrap_err().outcome(), "weak_key");
 
     // Other refusals: duplicate members, unknown fields, another format, kid mismatch.
     for bad in [
@@ -455,7 +455,7 @@ fn tampered_directories_are_refused() {
         write(&bad);
         let err = load().unwrap_err();
         assert!(
-            matches!(err.code(), "bad_manifest" | "invalid_key"),
+            matches!(err.outcome(), "bad_manifest" | "invalid_key"),
             "{bad}: {err:?}"
         );
     }
@@ -538,7 +538,9 @@ fn a_forced_rotation_publishes_first_and_promotes_on_schedule() {
     // A failing generator leaves the keyring as it was.
     let before = states(&ring);
     assert_eq!(
-        ring.publish_next_at(t, &mut failing()).unwrap_err().code(),
+        ring.publish_next_at(t, &mut failing())
+            .unwrap_err()
+            .outcome(),
         "key_generation"
     );
     assert_eq!(states(&ring), before);

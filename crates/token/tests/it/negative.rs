@@ -16,8 +16,8 @@ fn verify(token: &str) -> Result<tessera_token::Verified, Error> {
 
 fn code(token: &str) -> &'static str {
     match verify(token) {
-        Ok(v) => v.code(),
-        Err(e) => e.code(),
+        Ok(v) => v.outcome(),
+        Err(e) => e.outcome(),
     }
 }
 
@@ -67,7 +67,7 @@ fn malformed_empty_or_too_large() {
     let err = ring()
         .verify_at(&small, &good(), NOW, &NoRevocations)
         .unwrap_err();
-    assert_eq!(err.code(), "malformed");
+    assert_eq!(err.outcome(), "malformed");
     assert_eq!(err.kind(), ErrorKind::Invalid);
 }
 
@@ -196,7 +196,7 @@ fn ed25519_header_name_is_accepted_only_when_allowed() {
     let err = ring()
         .verify_at(&only_eddsa, &t, NOW, &NoRevocations)
         .unwrap_err();
-    assert_eq!(err.code(), "alg_not_allowed");
+    assert_eq!(err.outcome(), "alg_not_allowed");
     // And it is emittable.
     let emit = config().with_ed25519_header(JwsAlgorithm::Ed25519);
     let t = ring().sign_at(&emit, &claims(), NOW).unwrap();
@@ -343,14 +343,14 @@ fn revoked_key_and_key_not_yet_valid() {
         .verify_at(&config(), &t_revoked, NOW, &NoRevocations)
         .unwrap_err();
     assert_eq!(
-        (err.code(), err.kind()),
+        (err.outcome(), err.kind()),
         ("key_revoked", ErrorKind::Revoked)
     );
     let err = ring
         .verify_at(&config(), &t_next, NOW, &NoRevocations)
         .unwrap_err();
     assert_eq!(
-        (err.code(), err.kind()),
+        (err.outcome(), err.kind()),
         ("key_not_yet_valid", ErrorKind::Invalid)
     );
     // Within the leeway of its valid_from it verifies (another instance's clock may lead),
@@ -428,14 +428,14 @@ fn es256_psychic_signature_is_bad_signature() {
     let err = ring
         .verify_at(&es, &psychic, NOW, &NoRevocations)
         .unwrap_err();
-    assert_eq!(err.code(), "bad_signature");
+    assert_eq!(err.outcome(), "bad_signature");
     // r = s = n (the group order) is equally refused.
     let n = crate::common::unb64("_____wAAAAD__________7zm-q2nF56E87nKwvxjJVE");
     let sig = [n.clone(), n].concat();
     let err = ring
         .verify_at(&es, &format!("{input}.{}", b64(&sig)), NOW, &NoRevocations)
         .unwrap_err();
-    assert_eq!(err.code(), "bad_signature");
+    assert_eq!(err.outcome(), "bad_signature");
 }
 
 // === 9. claims JSON: bad_json ===
@@ -491,8 +491,8 @@ fn expired_and_not_yet_valid_with_bounded_leeway() {
     let t = good();
     let exp = NOW + 4 * 3600;
     let at = |now| match ring().verify_at(&config(), &t, now, &NoRevocations) {
-        Ok(v) => v.code(),
-        Err(e) => e.code(),
+        Ok(v) => v.outcome(),
+        Err(e) => e.outcome(),
     };
     assert_eq!(at(exp + 59), "soft_expired");
     assert_eq!(at(exp + 60), "expired");
@@ -523,7 +523,7 @@ fn expired_and_not_yet_valid_with_bounded_leeway() {
         ring()
             .verify_at(&lax, &t, exp + 60, &NoRevocations)
             .unwrap_err()
-            .code(),
+            .outcome(),
         "expired"
     );
     // A tighter leeway applies.
@@ -532,7 +532,7 @@ fn expired_and_not_yet_valid_with_bounded_leeway() {
         ring()
             .verify_at(&strict, &t, exp, &NoRevocations)
             .unwrap_err()
-            .code(),
+            .outcome(),
         "expired"
     );
     // Extreme times do not overflow.
@@ -575,8 +575,8 @@ fn wrong_audience() {
     assert_eq!(code(&t), "wrong_audience");
     let with_aud = config().with_audience("wiki");
     let at = |t: &str| match ring().verify_at(&with_aud, t, NOW, &NoRevocations) {
-        Ok(v) => v.code(),
-        Err(e) => e.code(),
+        Ok(v) => v.outcome(),
+        Err(e) => e.outcome(),
     };
     assert_eq!(at(&t), "ok");
     assert_eq!(
@@ -624,7 +624,7 @@ fn wrong_type() {
         ring()
             .verify_at(&refresh, &good(), NOW, &NoRevocations)
             .unwrap_err()
-            .code(),
+            .outcome(),
         "wrong_type"
     );
 }
@@ -641,7 +641,7 @@ fn revoked_by_session_or_user_time() {
     assert!(ring().verify_at(&config(), &t, NOW, &list).is_ok());
     list.revoke_session(c.sid.clone());
     let err = ring().verify_at(&config(), &t, NOW, &list).unwrap_err();
-    assert_eq!((err.code(), err.kind()), ("revoked", ErrorKind::Revoked));
+    assert_eq!((err.outcome(), err.kind()), ("revoked", ErrorKind::Revoked));
 
     let mut list = RevocationList::default();
     list.revoke_user_before(c.sub.clone(), c.iat);
@@ -654,7 +654,7 @@ fn revoked_by_session_or_user_time() {
         ring()
             .verify_at(&config(), &t, NOW, &list)
             .unwrap_err()
-            .code(),
+            .outcome(),
         "revoked"
     );
     // An earlier time does not un-revoke.
@@ -663,7 +663,7 @@ fn revoked_by_session_or_user_time() {
         ring()
             .verify_at(&config(), &t, NOW, &list)
             .unwrap_err()
-            .code(),
+            .outcome(),
         "revoked"
     );
     list.revoke_user_before("mw:CentralAuth::1234", NOW + 100);
@@ -684,7 +684,10 @@ fn soft_expired_is_success() {
     let v = ring()
         .verify_at(&config(), &t, NOW + 3600, &NoRevocations)
         .unwrap();
-    assert_eq!((v.status, v.code()), (Status::SoftExpired, "soft_expired"));
+    assert_eq!(
+        (v.status, v.outcome()),
+        (Status::SoftExpired, "soft_expired")
+    );
     assert_eq!(*v.claims, claims());
 }
 
@@ -755,7 +758,7 @@ fn the_first_failure_in_the_documented_order_wins() {
         ring()
             .verify_at(&config(), &t, NOW, &list)
             .unwrap_err()
-            .code(),
+            .outcome(),
         "wrong_type"
     );
 }
@@ -769,45 +772,45 @@ fn signing_refuses_claims_it_would_not_verify() {
     let mut c = claims();
     c.sxp = c.exp + 1;
     assert_eq!(
-        r.sign_at(&cfg, &c, NOW).unwrap_err().code(),
+        r.sign_at(&cfg, &c, NOW).unwrap_err().outcome(),
         "invalid_claims"
     );
     let mut c = claims();
     c.exp = c.iat;
     c.sxp = c.iat;
     assert_eq!(
-        r.sign_at(&cfg, &c, NOW).unwrap_err().code(),
+        r.sign_at(&cfg, &c, NOW).unwrap_err().outcome(),
         "invalid_claims"
     );
     let mut c = claims();
     c.exp = c.iat + 4 * 3600 + 1;
     assert_eq!(
-        r.sign_at(&cfg, &c, NOW).unwrap_err().code(),
+        r.sign_at(&cfg, &c, NOW).unwrap_err().outcome(),
         "invalid_claims"
     );
     let mut c = claims();
     c.iss = "https://other.example".into();
     assert_eq!(
-        r.sign_at(&cfg, &c, NOW).unwrap_err().code(),
+        r.sign_at(&cfg, &c, NOW).unwrap_err().outcome(),
         "invalid_claims"
     );
     let mut c = claims();
     c.custom.insert("sid".into(), serde_json::json!("x"));
     assert_eq!(
-        r.sign_at(&cfg, &c, NOW).unwrap_err().code(),
+        r.sign_at(&cfg, &c, NOW).unwrap_err().outcome(),
         "invalid_claims"
     );
     let mut c = claims();
     c.custom
         .insert("big".into(), serde_json::json!("x".repeat(5000)));
     assert_eq!(
-        r.sign_at(&cfg, &c, NOW).unwrap_err().code(),
+        r.sign_at(&cfg, &c, NOW).unwrap_err().outcome(),
         "invalid_claims"
     );
     // No key signs before the active key's valid_from.
     let err = r.sign_at(&cfg, &claims(), NOW - 86_401).unwrap_err();
     assert_eq!(
-        (err.code(), err.kind()),
+        (err.outcome(), err.kind()),
         ("no_signing_key", ErrorKind::Unavailable)
     );
 }
@@ -892,8 +895,8 @@ fn fuzz_corpus_files_have_their_expected_outcomes() {
     ] {
         let token = std::fs::read_to_string(format!("{dir}/{file}")).unwrap();
         let got = match ring.verify_at(config, &token, FUZZ_NOW, &list) {
-            Ok(v) => v.code(),
-            Err(e) => e.code(),
+            Ok(v) => v.outcome(),
+            Err(e) => e.outcome(),
         };
         assert_eq!(got, expected, "{file}");
     }

@@ -102,11 +102,11 @@ fn readable_or_tampered_sealing_keys_are_refused() {
     // Another key under this kid, a short file, a missing file.
     let good = std::fs::read(&file).unwrap();
     std::fs::write(&file, SealKey::from_bytes([5; 32]).expose_bytes()).unwrap();
-    assert_eq!(load().unwrap_err().code(), "bad_manifest");
+    assert_eq!(load().unwrap_err().outcome(), "bad_manifest");
     std::fs::write(&file, &good[..31]).unwrap();
-    assert_eq!(load().unwrap_err().code(), "bad_manifest");
+    assert_eq!(load().unwrap_err().outcome(), "bad_manifest");
     std::fs::remove_file(&file).unwrap();
-    assert_eq!(load().unwrap_err().code(), "key_io");
+    assert_eq!(load().unwrap_err().outcome(), "key_io");
     std::fs::write(&file, &good).unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     load().unwrap();
@@ -122,7 +122,7 @@ fn readable_or_tampered_sealing_keys_are_refused() {
         "[]".to_owned(),
     ] {
         std::fs::write(&manifest_path, &bad).unwrap();
-        assert_eq!(load().unwrap_err().code(), "bad_manifest", "{bad}");
+        assert_eq!(load().unwrap_err().outcome(), "bad_manifest", "{bad}");
     }
     std::fs::write(&manifest_path, &manifest).unwrap();
     load().unwrap();

@@ -123,7 +123,7 @@ fn rfc_examples_are_refused_as_session_tokens() {
                 &tessera_token::NoRevocations,
             )
             .unwrap_err();
-        assert_eq!(err.code(), "bad_json", "{file}");
+        assert_eq!(err.outcome(), "bad_json", "{file}");
     }
 }
 

@@ -77,17 +77,17 @@ async fn keyring_interoperates(alg: Algorithm, jws: JwsAlgorithm) {
         )
     };
     let ok = verify(&r[0]).unwrap();
-    assert_eq!((ok.code(), ok.claims.sub.as_str()), ("ok", "dave"));
+    assert_eq!((ok.outcome(), ok.claims.sub.as_str()), ("ok", "dave"));
     assert_eq!(ok.claims.sid, "sid-dave");
-    assert_eq!(verify(&r[1]).unwrap_err().code(), "unknown_kid");
-    assert_eq!(verify(&r[2]).unwrap_err().code(), "bad_signature");
+    assert_eq!(verify(&r[1]).unwrap_err().outcome(), "unknown_kid");
+    assert_eq!(verify(&r[2]).unwrap_err().outcome(), "bad_signature");
     let tampered = super::with_claims(r[0]["token"].as_str().unwrap(), |c| {
         c["sub"] = json!("admin");
     });
     let err = ring
         .verify_at(&config, &tampered, now, &RevocationList::default())
         .unwrap_err();
-    assert_eq!(err.code(), "bad_signature");
+    assert_eq!(err.outcome(), "bad_signature");
     // The allow-list holds: the same token is refused where its `alg` is not allowed.
     let others = Config::new(ISSUER).with_algorithms(
         [
@@ -107,7 +107,7 @@ async fn keyring_interoperates(alg: Algorithm, jws: JwsAlgorithm) {
             &RevocationList::default(),
         )
         .unwrap_err();
-    assert_eq!(err.code(), "alg_not_allowed");
+    assert_eq!(err.outcome(), "alg_not_allowed");
 }
 
 #[tokio::test]

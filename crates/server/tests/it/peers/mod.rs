@@ -43,7 +43,7 @@ use tokio::io::AsyncWriteExt as _;
 /// The issuer of the service under test.
 pub(crate) const ISSUER: &str = "https://sessions.example.test";
 /// The management API key given to the service.
-const API_KEY: &str = "peers-test-api-key-0123456789abcdef0123";
+pub(crate) const API_KEY: &str = "peers-test-api-key-0123456789abcdef0123";
 /// The token cookie's default name.
 pub(crate) const TOKEN_COOKIE: &str = "__Host-tessera-token";
 

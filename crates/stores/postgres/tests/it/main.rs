@@ -7,7 +7,7 @@
 mod operations;
 
 use tessera_store_postgres::PostgresStore;
-use tessera_store_postgres::testing::PostgresServer;
+use tessera_test_support::postgres::PostgresServer;
 
 /// A store in this process's schema on the shared server.
 pub(crate) async fn store() -> PostgresStore {

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use tessera_core::testing::{T0, fresh_key, fresh_user, record};
 use tessera_core::{Error, SessionKind, SessionStore};
-use tessera_store_postgres::testing::PostgresServer;
 use tessera_store_postgres::{PostgresConfig, PostgresStore, SCHEMA_VERSION};
+use tessera_test_support::postgres::PostgresServer;
 
 /// A plain client on `url`, for looking at what the store wrote.
 async fn raw(url: &str) -> tokio_postgres::Client {
@@ -220,11 +220,7 @@ async fn a_blocked_statement_gives_a_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_absent_server_fails_at_connect_without_showing_the_password() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = tessera_test_support::free_port();
     let config = PostgresConfig::from_url(&format!("postgres://u:hunter2@127.0.0.1:{port}/db"))
         .unwrap()
         .with_timeout(Duration::from_millis(500));
@@ -237,12 +233,7 @@ async fn an_absent_server_fails_at_connect_without_showing_the_password() {
         ),
         "{err:?}"
     );
-    let mut shown = format!("{err} {err:?}");
-    let mut source = std::error::Error::source(&err);
-    while let Some(e) = source {
-        shown.push_str(&format!(" {e} {e:?}"));
-        source = e.source();
-    }
+    let shown = tessera_test_support::error_chain(&err);
     assert!(!shown.contains("hunter2"), "{shown}");
 }
 

@@ -133,7 +133,7 @@ fn an_unknown_layout_version_is_refused() {
             matches!(err, Error::UnsupportedLayout { found: f, supported } if f == found && supported == LAYOUT_VERSION),
             "{err:?}"
         );
-        assert_eq!(err.code(), "redb.unsupported_layout");
+        assert_eq!(err.code(), "redb-unsupported-layout");
     }
 }
 

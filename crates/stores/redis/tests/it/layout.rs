@@ -88,7 +88,7 @@ async fn anonymous_records_have_no_user_keys() {
 /// sessions spread over the masters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_keys_share_a_slot_on_the_cluster() {
-    let cluster = tessera_store_redis::testing::RedisCluster::shared().await;
+    let cluster = tessera_test_support::redis::RedisCluster::shared().await;
     let mut node = redis::Client::open(format!("redis://127.0.0.1:{}", cluster.ports()[0]))
         .unwrap()
         .get_multiplexed_async_connection()
@@ -125,7 +125,7 @@ async fn a_users_keys_share_a_slot_on_the_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_prefixes_keep_deployments_apart() {
-    let url = tessera_store_redis::testing::RedisServer::shared()
+    let url = tessera_test_support::redis::RedisServer::shared()
         .await
         .url();
     let open = |prefix: &'static str| {

@@ -8,7 +8,7 @@ mod layout;
 mod operations;
 
 use tessera_store_redis::RedisStore;
-use tessera_store_redis::testing::{RedisCluster, RedisServer};
+use tessera_test_support::redis::{RedisCluster, RedisServer};
 
 /// A store on this process's shared standalone server.
 pub(crate) async fn standalone() -> RedisStore {

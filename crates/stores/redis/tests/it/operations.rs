@@ -6,8 +6,8 @@ use std::time::Duration;
 use redis::AsyncCommands as _;
 use tessera_core::testing::{T0, fresh_key, fresh_user, record};
 use tessera_core::{Error, SessionKind, SessionStore};
-use tessera_store_redis::testing::RedisServer;
 use tessera_store_redis::{RedisConfig, RedisStore};
+use tessera_test_support::redis::RedisServer;
 
 async fn both() -> [RedisStore; 2] {
     [crate::standalone().await, crate::cluster().await]
@@ -124,11 +124,7 @@ async fn a_stalled_server_gives_a_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_absent_server_fails_at_connect_without_showing_the_password() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = tessera_test_support::free_port();
     let config = RedisConfig::from_url(&format!("redis://:hunter2@127.0.0.1:{port}"))
         .unwrap()
         .with_timeout(Duration::from_millis(500));
@@ -141,12 +137,7 @@ async fn an_absent_server_fails_at_connect_without_showing_the_password() {
         ),
         "{err:?}"
     );
-    let mut shown = format!("{err} {err:?}");
-    let mut source = std::error::Error::source(&err);
-    while let Some(e) = source {
-        shown.push_str(&format!(" {e} {e:?}"));
-        source = e.source();
-    }
+    let shown = tessera_test_support::error_chain(&err);
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains(":***@"), "{shown}");
 }

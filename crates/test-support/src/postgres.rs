@@ -1,4 +1,4 @@
-//! A throwaway PostgreSQL cluster for tests (feature `testing`).
+//! A throwaway PostgreSQL cluster for tests.
 //!
 //! [`PostgresServer::shared`] gives every test of a process one server: the one named by
 //! `TESSERA_TEST_POSTGRES_URL` if that is set, otherwise a fresh cluster made with `initdb`
@@ -11,29 +11,22 @@
 //! a shared external server is not cluttered with tables in `public` and processes do not see
 //! each other's migrations.
 //!
-//! # Clean-up
-//!
-//! Rust never drops statics, so the server is stopped by a *watchdog*: a `sh` process in its
-//! own process group blocked reading a pipe whose only writer is the test process. When the
-//! test process ends, however it ends, the pipe closes and the watchdog runs
-//! `pg_ctl stop -m immediate` and removes the directory.
-//!
-//! # Missing binaries
+//! A [`Watchdog`] runs `pg_ctl stop -m immediate` and removes the directory when the test
+//! process ends, however it ends.
 //!
 //! If `initdb` cannot be found and `TESSERA_TEST_POSTGRES_URL` is not set, the helpers panic
 //! with a message naming the Debian package (`postgresql`), rather than let a test pass
 //! untested.
-#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
 use std::fmt;
-use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt as _;
-use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::sync::OnceCell;
+
+use crate::process::{Watchdog, free_port, path_dirs, run, signal, temp_dir};
 
 /// The environment variable naming an existing server to test against instead.
 pub const URL_ENV: &str = "TESSERA_TEST_POSTGRES_URL";
@@ -59,13 +52,7 @@ struct Control {
 
 impl Control {
     fn pg(&self, tool: &str) -> Command {
-        let mut c = if self.as_root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(self.bin.join(tool));
-            c
-        } else {
-            Command::new(self.bin.join(tool))
-        };
+        let mut c = pg_command(&self.bin, self.as_root, tool);
         c.current_dir(&self.dir);
         c
     }
@@ -89,11 +76,26 @@ impl Control {
     }
 }
 
+/// `tool` of the PostgreSQL binaries in `bin`, as the `postgres` user when we are root.
+fn pg_command(bin: &std::path::Path, as_root: bool, tool: &str) -> Command {
+    if as_root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin.join(tool));
+        c
+    } else {
+        Command::new(bin.join(tool))
+    }
+}
+
 impl fmt::Debug for PostgresServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresServer")
-            .field("url", &crate::redact_url(&self.url))
-            .finish_non_exhaustive()
+        // A server named by URL_ENV may have a password in its URL: only ours are shown.
+        let mut d = f.debug_struct("PostgresServer");
+        match &self.ctl {
+            Some(_) => d.field("url", &self.url),
+            None => d.field("url", &URL_ENV),
+        };
+        d.finish_non_exhaustive()
     }
 }
 
@@ -134,23 +136,14 @@ impl PostgresServer {
         let as_root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
         let mut last = String::new();
         for _ in 0..ATTEMPTS {
-            let dir = temp_dir();
+            let dir = temp_dir("postgres");
             if as_root {
                 run(Command::new("chown").arg("postgres:").arg(&dir)).await;
             }
             let data = dir.join("data");
-            let pg = |tool: &str| {
-                let mut c = if as_root {
-                    let mut c = Command::new("runuser");
-                    c.args(["-u", "postgres", "--"]).arg(bin.join(tool));
-                    c
-                } else {
-                    Command::new(bin.join(tool))
-                };
-                c.current_dir(&dir);
-                c
-            };
-            run(pg("initdb")
+            let mut initdb = pg_command(&bin, as_root, "initdb");
+            run(initdb
+                .current_dir(&dir)
                 .arg("-D")
                 .arg(&data)
                 .args(["-A", "trust", "-U", "postgres", "--no-sync"])
@@ -166,7 +159,7 @@ impl PostgresServer {
                 },
                 data.display()
             );
-            let guard = Watchdog::spawn(&dir, &stop);
+            let guard = Watchdog::spawn(&stop, &dir);
             let ctl = Control {
                 bin: bin.clone(),
                 as_root,
@@ -224,15 +217,6 @@ impl PostgresServer {
         pids
     }
 
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .arg(sig)
-            .args(self.pids())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {sig} failed");
-    }
-
     /// Freezes the server (`SIGSTOP` to the postmaster, then to its backends): connections
     /// stay open, nothing answers ("hanging").
     ///
@@ -240,12 +224,12 @@ impl PostgresServer {
     ///
     /// On a server named by [`URL_ENV`].
     pub fn pause(&self) {
-        self.signal("-STOP");
+        signal("-STOP", self.pids());
     }
 
     /// Thaws a server frozen by [`PostgresServer::pause`] (`SIGCONT`).
     pub fn resume(&self) {
-        self.signal("-CONT");
+        signal("-CONT", self.pids());
     }
 
     /// Stops the server at once (`pg_ctl stop -m immediate`, "down"); its data stays, for
@@ -298,21 +282,6 @@ impl PostgresServer {
     }
 }
 
-async fn run(cmd: &mut Command) {
-    let shown = format!("{cmd:?}");
-    cmd.stdin(Stdio::null());
-    let out = tokio::process::Command::from(std::mem::replace(cmd, Command::new("true")))
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-    assert!(
-        out.status.success(),
-        "{shown} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Debian's `/usr/lib/postgresql/<newest>/bin`, or the directory of `initdb` on `PATH`.
 fn find_bin_dir() -> PathBuf {
     let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
@@ -329,9 +298,7 @@ fn find_bin_dir() -> PathBuf {
     if let Some((_, bin)) = debian.pop() {
         return bin;
     }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
+    path_dirs()
         .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
         .unwrap_or_else(|| {
             panic!(
@@ -341,52 +308,4 @@ fn find_bin_dir() -> PathBuf {
                  server to test against"
             )
         })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-fn temp_dir() -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "tessera-postgres-{}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed),
-        free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    dir
-}
-
-/// Runs `cleanup` and removes a directory when the test process ends (or when dropped).
-struct Watchdog {
-    child: Child,
-}
-
-impl Watchdog {
-    fn spawn(dir: &Path, cleanup: &str) -> Self {
-        let script = format!("trap '' INT TERM HUP; read -r _; {cleanup}; rm -rf \"$0\"");
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("spawn the watchdog shell");
-        Self { child }
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
 }

@@ -1,29 +1,17 @@
-//! Throwaway Redis servers and Clusters for tests (feature `testing`).
+//! Throwaway Redis servers and Clusters for tests.
 //!
 //! Each one runs `redis-server` from `PATH` on free loopback ports, with no persistence, in a
 //! temporary directory. [`RedisServer::shared`] and [`RedisCluster::shared`] start one per
 //! test process, on first use, for every test of the process to share (the conformance suite
 //! uses random keys, so tests do not see each other).
 //!
-//! # Clean-up
-//!
-//! A shared server lives in a `static`, and Rust never drops statics, so clean-up cannot rest
-//! on `Drop`. Each server gets a *watchdog*: a small `sh` process in its own process group
-//! that blocks reading a pipe whose only writer is the test process. When the test process
-//! ends, however it ends (success, panic, `SIGKILL`, a runner's timeout), the kernel closes the
-//! pipe, the watchdog wakes up, kills the servers and removes their directory. No
-//! `redis-server` outlives the tests. A server that is not shared is cleaned up the same way
-//! when it is dropped.
-//!
-//! # Missing binaries
+//! Every server has a [`Watchdog`]: no `redis-server` outlives the test process, however it
+//! ends, and a server that is not shared is stopped when dropped.
 //!
 //! If `redis-server` or `redis-cli` is missing, the helpers panic with a message saying which
 //! Debian package to install (`redis-server`), rather than letting a test pass untested.
-#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
 use std::fmt;
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -31,10 +19,18 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
+use crate::process::{
+    Watchdog, find_binary, free_ports, poll_until, signal, spawn_server, temp_dir,
+};
+
 /// How long a server gets to start answering before it counts as failed.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Attempts at starting, each on fresh ports (another process may take a free port first).
 const ATTEMPTS: usize = 5;
+
+fn redis_binary(name: &str) -> PathBuf {
+    find_binary(name, "redis-server")
+}
 
 /// A `redis-server` on a free loopback port, without persistence.
 pub struct RedisServer {
@@ -84,7 +80,7 @@ impl RedisServer {
     }
 
     async fn start_inner(tls: bool) -> (Self, Option<Vec<u8>>) {
-        let bin = find_binary("redis-server");
+        let bin = redis_binary("redis-server");
         let mut last = String::new();
         for _ in 0..ATTEMPTS {
             let dir = temp_dir("redis");
@@ -107,7 +103,7 @@ impl RedisServer {
             cmd.args(base_args(&dir));
             let child = spawn_server(cmd, &dir);
             let pid = child.id();
-            let guard = Watchdog::spawn(&[pid], &dir, &[]);
+            let guard = Watchdog::kill(&[pid], &dir);
             match wait_until_up(child, port, &dir, tls).await {
                 Ok(()) => {
                     let server = Self {
@@ -132,18 +128,18 @@ impl RedisServer {
 
     /// Freezes the server (`SIGSTOP`): connections stay open, nothing answers ("hanging").
     pub fn pause(&self) {
-        signal(self.pid(), "-STOP");
+        signal("-STOP", [self.pid()]);
     }
 
     /// Thaws a server frozen by [`RedisServer::pause`] (`SIGCONT`).
     pub fn resume(&self) {
-        signal(self.pid(), "-CONT");
+        signal("-CONT", [self.pid()]);
     }
 
     /// Kills the server (`SIGKILL`, "down"): connections are refused until
     /// [`RedisServer::restart`]. With no persistence, everything it held is gone.
     pub fn kill(&self) {
-        signal(self.pid(), "-KILL");
+        signal("-KILL", [self.pid()]);
     }
 
     /// Starts a new, empty `redis-server` on the same port, after [`RedisServer::kill`].
@@ -153,7 +149,7 @@ impl RedisServer {
     /// If it does not start (for instance, another process took the port meanwhile), or on
     /// a TLS server (not supported).
     pub async fn restart(&self) {
-        let bin = find_binary("redis-server");
+        let bin = redis_binary("redis-server");
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         loop {
             let mut cmd = Command::new(&bin);
@@ -166,7 +162,7 @@ impl RedisServer {
             self.restarted
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(Watchdog::spawn(&[pid], &self.dir, &[]));
+                .push(Watchdog::kill(&[pid], &self.dir));
             match wait_until_up(child, self.port, &self.dir, false).await {
                 Ok(()) => {
                     self.pid.store(pid, Ordering::SeqCst);
@@ -229,8 +225,8 @@ impl RedisCluster {
     ///
     /// If `redis-server` or `redis-cli` is not installed, or the Cluster does not form.
     pub async fn start() -> Self {
-        let bin = find_binary("redis-server");
-        let cli = find_binary("redis-cli");
+        let bin = redis_binary("redis-server");
+        let cli = redis_binary("redis-cli");
         let mut last = String::new();
         'attempt: for _ in 0..ATTEMPTS {
             let dir = temp_dir("redis-cluster");
@@ -253,7 +249,7 @@ impl RedisCluster {
                 children.push(spawn_server(cmd, &node_dir));
             }
             let pids: Vec<u32> = children.iter().map(Child::id).collect();
-            let guard = Watchdog::spawn(&pids, &dir, &[]);
+            let guard = Watchdog::kill(&pids, &dir);
             for ((child, port), i) in children.into_iter().zip(ports).zip(0..) {
                 if let Err(why) =
                     wait_until_up(child, port, &dir.join(format!("n{i}")), false).await
@@ -313,7 +309,7 @@ impl RedisCluster {
 
 /// A CA and a server certificate for 127.0.0.1 (P-256 keys) in `dir`; returns the CA's PEM.
 async fn make_certificates(dir: &Path) -> Vec<u8> {
-    let openssl = find_binary_in("openssl", "openssl");
+    let openssl = find_binary("openssl", "openssl");
     let run = |args: &[&str]| {
         let mut cmd = tokio::process::Command::new(&openssl);
         cmd.args(args)
@@ -389,16 +385,6 @@ async fn make_certificates(dir: &Path) -> Vec<u8> {
     std::fs::read(dir.join("ca.crt")).expect("read ca.crt")
 }
 
-/// Sends `sig` (as `kill` spells it) to `pid`, a server these helpers started.
-fn signal(pid: u32, sig: &str) {
-    let status = Command::new("kill")
-        .arg(sig)
-        .arg(pid.to_string())
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill {sig} {pid} failed");
-}
-
 /// Settings common to every test server: loopback only, no persistence, logs in `dir`.
 fn base_args(dir: &Path) -> Vec<String> {
     vec![
@@ -417,72 +403,56 @@ fn base_args(dir: &Path) -> Vec<String> {
     ]
 }
 
-fn spawn_server(mut cmd: Command, dir: &Path) -> Child {
-    cmd.current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        // Its own process group: a Ctrl-C at the terminal goes to the test process, whose
-        // exit the watchdog sees.
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()))
-}
-
 /// Waits until the server on `port` answers and is the one running in `dir` (not another
 /// process that took the port first).
 async fn wait_until_up(mut child: Child, port: u16, dir: &Path, tls: bool) -> Result<(), String> {
     let log = || std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
-    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-    loop {
+    let up = poll_until(START_TIMEOUT, Duration::from_millis(20), async || {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("redis-server exited ({status}): {}", log()));
+            return Some(Err(format!("redis-server exited ({status}): {}", log())));
         }
         if tls {
             // The TLS handshake needs the test's CA; a listening socket is enough here.
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            let listening = tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
-                .is_ok()
-            {
-                return Ok(());
-            }
-        } else if let Ok(reply) = query(port, redis::cmd("CONFIG").arg("GET").arg("dir")).await {
-            let reply: Vec<String> = redis::from_redis_value(reply).unwrap_or_default();
-            let ours = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-            if reply.get(1).map(PathBuf::from) == Some(ours) {
-                return Ok(());
-            }
-            return Err(format!("port {port} is served by another Redis"));
+                .is_ok();
+            return listening.then_some(Ok(()));
         }
-        if tokio::time::Instant::now() > deadline {
-            return Err(format!("no answer on port {port}: {}", log()));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        let reply = query(port, redis::cmd("CONFIG").arg("GET").arg("dir"))
+            .await
+            .ok()?;
+        let reply: Vec<String> = redis::from_redis_value(reply).unwrap_or_default();
+        let ours = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        Some(if reply.get(1).map(PathBuf::from) == Some(ours) {
+            Ok(())
+        } else {
+            Err(format!("port {port} is served by another Redis"))
+        })
+    })
+    .await;
+    up.unwrap_or_else(|| Err(format!("no answer on port {port}: {}", log())))
 }
 
 async fn wait_for_cluster(ports: &[u16]) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-    loop {
-        let mut ok = true;
+    let formed = poll_until(START_TIMEOUT, Duration::from_millis(50), async || {
         for port in ports {
             let info = query(*port, redis::cmd("CLUSTER").arg("INFO"))
                 .await
                 .ok()
                 .and_then(|v| redis::from_redis_value::<String>(v).ok())
                 .unwrap_or_default();
-            ok &= info.contains("cluster_state:ok")
+            let ok = info.contains("cluster_state:ok")
                 && info.contains("cluster_slots_assigned:16384")
                 && info.contains(&format!("cluster_known_nodes:{}", ports.len()));
+            if !ok {
+                return None;
+            }
         }
-        if ok {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err("the Cluster never reported cluster_state:ok on every node".into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        Some(())
+    });
+    formed
+        .await
+        .ok_or_else(|| "the Cluster never reported cluster_state:ok on every node".into())
 }
 
 /// One command on a fresh connection to 127.0.0.1:`port`.
@@ -490,88 +460,4 @@ async fn query(port: u16, cmd: &mut redis::Cmd) -> redis::RedisResult<redis::Val
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     cmd.query_async(&mut conn).await
-}
-
-/// `N` distinct ports that were free a moment ago.
-fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    let mut out = [0; N];
-    for (slot, l) in out.iter_mut().zip(&listeners) {
-        *slot = l.local_addr().expect("a bound address").port();
-    }
-    out
-}
-
-/// A fresh directory under the system's temporary directory.
-fn temp_dir(what: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "tessera-{what}-{}-{n}-{}",
-        std::process::id(),
-        free_ports::<1>()[0]
-    ));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    dir
-}
-
-/// The path of `name` on `PATH`.
-///
-/// # Panics
-///
-/// If it is not there, naming the Debian package to install.
-fn find_binary(name: &str) -> PathBuf {
-    find_binary_in(name, "redis-server")
-}
-
-fn find_binary_in(name: &str, package: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{name}` is not on PATH: the Redis tests need it. Install the Debian package \
-                 `{package}` (`apt-get install {package}`; scripts/test does this)"
-            )
-        })
-}
-
-/// Kills processes and removes a directory when the test process ends (or when dropped).
-pub(crate) struct Watchdog {
-    child: Child,
-}
-
-impl Watchdog {
-    /// Watches over `pids` and `dir`; `extra` are shell commands to run first at clean-up.
-    pub(crate) fn spawn(pids: &[u32], dir: &Path, extra: &[&str]) -> Self {
-        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
-        let script = format!(
-            "trap '' INT TERM HUP; read -r _; {} kill -9 {} 2>/dev/null; rm -rf \"$0\"",
-            extra.iter().map(|c| format!("{c};")).collect::<String>(),
-            pids.join(" "),
-        );
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("spawn the watchdog shell");
-        Self { child }
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        // Closing the pipe is the signal; wait so the servers are gone when drop returns.
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
 }

@@ -1,4 +1,4 @@
-//! The `tessera` command line (definitions only; `main.rs` runs them).
+//! The clap definitions of every `tessera` command.
 
 use std::path::PathBuf;
 use std::time::Duration;

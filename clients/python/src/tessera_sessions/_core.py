@@ -1,0 +1,246 @@
+"""What the sync and async clients share: how each operation is asked and how its answer is
+read. The clients only send."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from .errors import ProtocolError, kask_error_from, problem_from
+from .models import (
+    JSON,
+    Revocation,
+    RevocationFeed,
+    RevokeAll,
+    SessionResult,
+    SessionSummary,
+    Verdict,
+)
+
+DEFAULT_TIMEOUT = 5.0
+"""Seconds for connecting, and for each read and write."""
+DEFAULT_RETRIES = 2
+"""How many times a 503 is retried (the store was unavailable: nothing was written)."""
+DEFAULT_BACKOFF = 0.1
+"""The first retry waits up to this many seconds; each next one up to twice as long."""
+MAX_BACKOFF = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request to the service."""
+
+    method: str
+    path: str
+    json: Any = None
+    content: bytes | None = None
+    params: Mapping[str, str] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    auth: bool = True
+
+
+def resolve_settings(url: str | None, api_key: str | None) -> tuple[str, str | None]:
+    """The base URL and API key: the arguments, else ``TESSERA_URL`` and ``TESSERA_API_KEY``."""
+    url = url or os.environ.get("TESSERA_URL")
+    if not url:
+        raise ValueError("no Tessera URL: pass url= or set TESSERA_URL")
+    return url.rstrip("/"), api_key if api_key is not None else os.environ.get("TESSERA_API_KEY")
+
+
+def headers_for(req: Request, api_key: str | None) -> dict[str, str]:
+    h = dict(req.headers)
+    if req.auth and api_key:
+        h["Authorization"] = f"Bearer {api_key}"
+    return h
+
+
+def backoff(attempt: int, base: float) -> float:
+    """Full jitter: a random wait below ``base * 2**attempt`` (capped)."""
+    return random.uniform(0, min(MAX_BACKOFF, base * (2**attempt)))
+
+
+def segment(value: str | bytes) -> str:
+    """A path segment, every reserved character percent-encoded."""
+    return quote(value, safe="")
+
+
+def body_of(r: httpx.Response) -> Any:
+    try:
+        return r.json()
+    except ValueError as e:
+        raise ProtocolError(f"not JSON: {r.text[:200]!r}", status=r.status_code) from e
+
+
+def check(r: httpx.Response) -> httpx.Response:
+    """Raises the problem of a 4xx/5xx answer."""
+    if r.status_code >= 400:
+        try:
+            body = r.json()
+        except ValueError:
+            body = {
+                "type": "urn:tessera:problem:unknown",
+                "title": r.reason_phrase,
+                "detail": r.text[:200],
+            }
+        raise problem_from(r.status_code, body)
+    return r
+
+
+def check_kask(r: httpx.Response) -> httpx.Response:
+    if r.status_code >= 400:
+        try:
+            body = r.json()
+        except ValueError:
+            body = {}
+        raise kask_error_from(r.status_code, body)
+    return r
+
+
+# === requests ===
+
+
+def session_request(op: str, cookie: str, **fields: Any) -> Request:
+    body: dict[str, Any] = {"cookie": cookie}
+    body.update({k: v for k, v in fields.items() if v is not None})
+    return Request("POST", f"/v1/session/{op}", json=body)
+
+
+def login_request(
+    cookie: str,
+    user_id: str,
+    *,
+    name: str | None,
+    provider: str | None,
+    claims: Mapping[str, JSON] | None,
+    remember: bool,
+) -> Request:
+    user: dict[str, str] = {"id": user_id}
+    if name is not None:
+        user["name"] = name
+    if provider is not None:
+        user["provider"] = provider
+    return session_request(
+        "login", cookie, user=user, claims=dict(claims) if claims else None, remember=remember
+    )
+
+
+def update_request(
+    cookie: str,
+    set: Mapping[str, JSON] | None,
+    remove: Sequence[str] | None,
+    secrets: Mapping[str, JSON] | None,
+    remove_secrets: Sequence[str] | None,
+) -> Request:
+    return session_request(
+        "update",
+        cookie,
+        set=dict(set) if set else None,
+        remove=list(remove) if remove else None,
+        secrets=dict(secrets) if secrets else None,
+        remove_secrets=list(remove_secrets) if remove_secrets else None,
+    )
+
+
+def users_path(user_id: str) -> str:
+    return f"/v1/users/{segment(user_id)}/sessions"
+
+
+def kask_path(key: str | bytes) -> str:
+    """The path of a Kask key. A key with ``/`` cannot be addressed (Kask answers 404)."""
+    if (b"/" in key) if isinstance(key, bytes) else ("/" in key):
+        raise ValueError("a Kask key cannot contain '/'")
+    if not key:
+        raise ValueError("a Kask key cannot be empty")
+    return f"/sessions/v1/{segment(key)}"
+
+
+# === answers ===
+
+
+def session_result(r: httpx.Response) -> SessionResult:
+    return SessionResult.from_json(body_of(check(r)))
+
+
+def csrf_valid(r: httpx.Response) -> bool:
+    return bool(body_of(check(r)).get("valid"))
+
+
+def session_list(r: httpx.Response) -> list[SessionSummary]:
+    return [SessionSummary.from_json(s) for s in body_of(check(r)).get("sessions", [])]
+
+
+def revoke_all(r: httpx.Response) -> RevokeAll:
+    o = body_of(check(r))
+    return RevokeAll(revoked=int(o["revoked"]), revoked_at_ms=int(o["revoked_at_ms"]))
+
+
+def revocation_feed(r: httpx.Response) -> RevocationFeed | None:
+    if r.status_code == 304:
+        return None
+    o = body_of(check(r))
+    return RevocationFeed(
+        revocations=[
+            Revocation(seq=int(e["seq"]), kind=str(e["kind"]), id=str(e["id"]), at=int(e["at"]))
+            for e in o.get("revocations", [])
+        ],
+        next=int(o["next"]),
+        etag=r.headers.get("etag"),
+    )
+
+
+def minted(r: httpx.Response) -> str:
+    return str(body_of(check(r))["token"])
+
+
+def verdict(r: httpx.Response) -> Verdict:
+    if r.status_code not in (200, 401):
+        check(r)
+        raise ProtocolError(f"unexpected status {r.status_code}", status=r.status_code)
+    subject = r.headers.get("x-tessera-subject")
+    claims = {
+        k.removeprefix("x-tessera-claim-"): v
+        for k, v in r.headers.items()
+        if k.lower().startswith("x-tessera-claim-")
+    }
+    return Verdict(
+        valid=r.status_code == 200 and subject is not None and subject != "anon",
+        status_code=r.status_code,
+        subject=subject,
+        session=r.headers.get("x-tessera-session"),
+        token_status=r.headers.get("x-tessera-token-status", ""),
+        claims=claims,
+    )
+
+
+def verify_request(cookie: str | None, authorization: str | None) -> Request:
+    h: dict[str, str] = {}
+    if cookie is not None:
+        h["Cookie"] = cookie
+    if authorization is not None:
+        h["Authorization"] = authorization
+    return Request("GET", "/v1/verify", headers=h, auth=False)
+
+
+def feed_request(after: int, limit: int | None, etag: str | None) -> Request:
+    params = {"after": str(after)}
+    if limit is not None:
+        params["limit"] = str(limit)
+    return Request(
+        "GET",
+        "/v1/revocations",
+        params=params,
+        headers={"If-None-Match": etag} if etag else {},
+        auth=False,
+    )
+
+
+def kask_value(r: httpx.Response) -> bytes | None:
+    if r.status_code == 404:
+        return None
+    return check_kask(r).content

@@ -1,0 +1,154 @@
+//! `tessera keys …`: the token keyring in `DATA_DIR/keys`.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::process::ExitCode;
+
+use serde_json::{Value, json};
+use tessera_token::{KeyState, Rotation};
+
+use super::{KeysCommand, Result, note_disabled, now, print_json};
+use crate::config::Config;
+use crate::keys::{self, KeyDir, RotateOptions};
+
+const PICKUP: &str =
+    "a running `tessera serve` on this data directory picks this up within a minute";
+
+/// Runs a `keys` command.
+///
+/// # Errors
+///
+/// The key directory's errors; failures to write standard output.
+#[allow(clippy::print_stdout)]
+pub fn run(config: &Config, command: &KeysCommand) -> Result<ExitCode> {
+    note_disabled(config);
+    let dir = KeyDir::new(config);
+    let now = now();
+    match command {
+        KeysCommand::Generate { overwrite } => {
+            let ring = dir.generate(now, *overwrite)?;
+            let key = ring.signing_key_at(now)?;
+            println!(
+                "generated the keyring in {}: {} ({}), signing from {}",
+                dir.path().display(),
+                key.kid(),
+                key.algorithm().name(),
+                keys::utc(now)
+            );
+            if *overwrite {
+                eprintln!(
+                    "warning: any previous keys are gone; tokens they signed no longer verify \
+                     (publish the new JWKS to your edge: `tessera keys jwks`)"
+                );
+            }
+            println!("{PICKUP}");
+        }
+        KeysCommand::Rotate { force, promote } => {
+            let options = RotateOptions {
+                force: *force,
+                promote: *promote,
+            };
+            let (ring, r) = dir.rotate(now, options)?;
+            report_rotation(&ring, &r, options);
+            if *promote {
+                eprintln!(
+                    "warning: the promoted key signs now; verifiers that fetched the JWKS before \
+                     it was published refuse its tokens (unknown_kid) until they fetch it again"
+                );
+            }
+            if r.changed() {
+                println!("{PICKUP}");
+            }
+        }
+        KeysCommand::List { json } => {
+            let (ring, _) = dir.load()?;
+            let signer = ring.signing_key_at(now).ok().map(|k| k.kid().clone());
+            let rows: Vec<_> = ring
+                .keys()
+                .map(|k| {
+                    let signing = signer.as_ref() == Some(&k.kid);
+                    (k, signing)
+                })
+                .collect();
+            if *json {
+                let keys: Vec<Value> = rows.iter().map(|(k, s)| keys::key_json(k, *s)).collect();
+                print_json(&json!({ "keys": keys }))?;
+            } else {
+                println!(
+                    "{:<16}  {:<7}  {:<7}  {:<20}  NOTE",
+                    "KID", "ALG", "STATE", "VALID FROM (UTC)"
+                );
+                for (k, signing) in rows {
+                    let note = match (k.state, signing) {
+                        (_, true) => "signs now".to_owned(),
+                        (KeyState::Next, _) => "published, not signing yet".to_owned(),
+                        (KeyState::Retired, _) => k
+                            .retired_at
+                            .map(|t| format!("verifies only, since {}", keys::utc(t)))
+                            .unwrap_or_default(),
+                        (KeyState::Revoked, _) => k
+                            .revoked_at
+                            .map(|t| format!("refused, since {}", keys::utc(t)))
+                            .unwrap_or_default(),
+                        _ => String::new(),
+                    };
+                    println!(
+                        "{:<16}  {:<7}  {:<7}  {:<20}  {note}",
+                        k.kid.as_str(),
+                        k.algorithm.name(),
+                        k.state.name(),
+                        keys::utc(k.valid_from)
+                    );
+                }
+            }
+        }
+        KeysCommand::Jwks => {
+            let jwks = dir.jwks()?;
+            let mut out = std::io::stdout().lock();
+            // Byte for byte what the service serves, so `> jwks.json` can be deployed as
+            // it is (Envoy `local_jwks`); a newline only for a person at a terminal.
+            out.write_all(jwks.as_bytes())?;
+            if std::io::stdout().is_terminal() {
+                writeln!(out)?;
+            }
+            out.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+fn report_rotation(ring: &tessera_token::Keyring, r: &Rotation, options: RotateOptions) {
+    let info = |kid: &tessera_token::KeyId| ring.keys().find(|k| &k.kid == kid);
+    for kid in &r.dropped {
+        println!("dropped {kid} (its retention ended)");
+    }
+    for kid in &r.retired {
+        println!("retired {kid}: verifies only, for the longest token lifetime plus skew");
+    }
+    if let Some(kid) = &r.generated
+        && let Some(k) = info(kid)
+    {
+        println!(
+            "published {kid} ({}) as {}, signing from {}",
+            k.algorithm.name(),
+            k.state.name(),
+            keys::utc(k.valid_from)
+        );
+    }
+    if let Some(kid) = &r.promoted {
+        println!("promoted {kid}: it signs from now on");
+    }
+    if options.force
+        && r.generated.is_none()
+        && let Some(k) = ring.keys().find(|k| k.state == KeyState::Next)
+    {
+        println!(
+            "a next key is already published: {} (signing from {}); `--promote` makes it sign now",
+            k.kid,
+            keys::utc(k.valid_from)
+        );
+    }
+    if !r.changed() {
+        println!("nothing to do: no key is due");
+    }
+}

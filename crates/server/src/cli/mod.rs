@@ -1,0 +1,75 @@
+//! The `tessera` command line: its definitions ([`Cli`]) and what each command prints. The
+//! binary (`main.rs`) parses the arguments, builds the runtime, and calls these.
+//!
+//! | module | commands |
+//! |---|---|
+//! | `args.rs` | the clap definitions of every command |
+//! | [`serve`] | `tessera serve`, `tessera verifier` |
+//! | [`keys`] | `tessera keys generate / rotate / list / jwks` |
+//! | [`token`] | `tessera token mint / inspect` |
+//! | [`config`] | `tessera config check` |
+//! | `error.rs` | [`Error`]: why a command failed |
+
+use std::io::Write as _;
+
+use serde_json::Value;
+use tessera_core::{Clock as _, SystemClock};
+
+use crate::config::Config;
+
+mod args;
+pub mod config;
+mod error;
+pub mod keys;
+pub mod serve;
+pub mod token;
+
+pub use args::{
+    Cli, Command, ConfigCommand, InspectArgs, KeysCommand, MintArgs, TokenCommand, parse_claim,
+};
+pub use error::{Error, Result};
+
+/// Sets up the log: `TESSERA_LOG` filters (default `info`), `TESSERA_LOG_FORMAT=json` for
+/// log shippers, human-readable lines on standard error otherwise.
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // TESSERA_LOG_FORMAT=json for log shippers; human-readable lines otherwise.
+    if std::env::var("TESSERA_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+}
+
+/// The configuration named by `--config` (or `TESSERA_CONFIG`) and the environment.
+///
+/// # Errors
+///
+/// The configuration's error.
+pub fn load(cli: &Cli) -> Result<Config> {
+    Ok(Config::load(cli.config.as_deref(), |k| {
+        std::env::var(k).ok()
+    })?)
+}
+
+/// "Now" for a command: read once, at the edge.
+pub(crate) fn now() -> i64 {
+    SystemClock.now().unix_secs()
+}
+
+pub(crate) fn print_json(v: &Value) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+pub(crate) fn note_disabled(config: &Config) {
+    if !config.tokens.enabled {
+        eprintln!("note: [tokens] enabled = false: the service issues and verifies no tokens");
+    }
+}

@@ -1,0 +1,30 @@
+//! The `[kask]` section: the Kask-compatible key-value API on `/sessions/v1/` (its settings
+//! type is [`crate::kask::KaskSettings`]). `TESSERA_KASK_*` variables are read here.
+
+use std::time::Duration;
+
+use crate::kask::KaskSettings;
+
+use super::error::{ConfigError, invalid};
+use super::file::FileKask;
+use super::source::{Env, duration};
+
+/// `[kask]`.
+pub(super) fn build(f: FileKask, env: Env<'_>) -> Result<KaskSettings, ConfigError> {
+    let dk = KaskSettings::default();
+    let kask = KaskSettings {
+        ttl: duration(env, "TESSERA_KASK_TTL", "kask.ttl", f.ttl, dk.ttl)?,
+        max_value_bytes: f.max_value_bytes.unwrap_or(dk.max_value_bytes),
+        require_api_key: f.require_api_key.unwrap_or(dk.require_api_key),
+    };
+    if kask.ttl < Duration::from_secs(1) {
+        return Err(invalid("kask.ttl", "must be at least 1s"));
+    }
+    if !(1..=64 * 1024 * 1024).contains(&kask.max_value_bytes) {
+        return Err(invalid(
+            "kask.max_value_bytes",
+            "must be between 1 byte and 64 MiB",
+        ));
+    }
+    Ok(kask)
+}
