@@ -1,4 +1,5 @@
 use std::fmt;
+use std::path::Path;
 
 use async_trait::async_trait;
 
@@ -41,6 +42,14 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 
     /// The backend's revocation log (the source of the revocation feed), if it has one.
     fn as_revocation_log(&self) -> Option<&dyn RevocationLog> {
+        None
+    }
+
+    /// The directory the store keeps its files in, if it has one (an embedded store: the
+    /// directory of its file); `None` for a store in memory or on a server. The engine keeps
+    /// its keys beside such a store unless told otherwise, as `tessera serve` keeps them in
+    /// its data directory.
+    fn directory(&self) -> Option<&Path> {
         None
     }
 

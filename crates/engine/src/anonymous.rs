@@ -29,41 +29,9 @@ use tessera_token::seal::{SealKeyring, sealed_len};
 
 use crate::SessionConfig;
 
-/// Where new anonymous sessions live (`[session] anonymous` in the service).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum AnonymousMode {
-    /// In a sealed cookie: no store write until the data outgrows the cookie or the
-    /// application keeps a secret (the default).
-    #[default]
-    Client,
-    /// In the (anonymous) store, one write to create, like authenticated sessions. A sealed
-    /// cookie issued in client mode is still read, and moves to the store at its first write.
-    Server,
-}
-
-impl AnonymousMode {
-    /// The configuration name: `client` or `server`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Client => "client",
-            Self::Server => "server",
-        }
-    }
-}
-
 /// The default name of the anonymous cookie (a development session cookie `tessera` gets
 /// `tessera-anon` instead: `__Host-` needs `Secure`).
 pub const DEFAULT_ANON_COOKIE: &str = "__Host-tessera-anon";
-/// The default budget of the anonymous cookie's `name=value`, in bytes: about 3 KB, so the
-/// whole `Set-Cookie` (attributes add under 100 bytes) stays well under browsers' 4096.
-pub const DEFAULT_COOKIE_BUDGET: usize = 3072;
-/// The smallest budget accepted: an empty session must fit.
-pub const MIN_COOKIE_BUDGET: usize = 512;
-/// The largest budget accepted: the `Set-Cookie` must stay under 4096 bytes with its
-/// attributes.
-pub const MAX_COOKIE_BUDGET: usize = 3800;
 /// The purpose the anonymous cookie is sealed for (part of the associated data).
 pub const PURPOSE: &str = "tessera-anon-v1";
 /// The purpose prefix secrets are sealed for; the session's reference follows it.
@@ -142,22 +110,24 @@ impl ClientState {
 pub(crate) enum NotSealed {
     /// The cookie would be over the budget: the session spills to the store.
     OverBudget,
-    /// Sealing failed (no sealing key, the OS random source failed), with its cause.
+    /// Sealing failed: no sealing key, or the OS random source failed.
     Failed(crate::Error),
 }
 
-impl NotSealed {
-    /// The error of a state that had to be sealed: a new, empty one. It always fits the
-    /// smallest budget accepted ([`MIN_COOKIE_BUDGET`]), so over budget means the budget is
-    /// misconfigured.
-    pub(crate) fn into_error(self) -> crate::Error {
-        match self {
-            Self::Failed(e) => e,
-            Self::OverBudget => crate::Error::Config(
-                "the anonymous cookie budget cannot hold a new session".to_owned(),
-            ),
-        }
+/// Seals `payload` for cookie `name` and `purpose` until `expires_at` (Unix seconds), with
+/// the cause of a failure kept: no key, or the sealing itself (the OS random source).
+pub(crate) fn seal_value(
+    ring: &SealKeyring,
+    name: &str,
+    purpose: &str,
+    payload: &[u8],
+    expires_at: i64,
+) -> crate::Result<String> {
+    if ring.sealing_kid().is_none() {
+        return Err(crate::Error::NoSealingKey);
     }
+    ring.seal(name, purpose, payload, expires_at)
+        .map_err(crate::Error::Seal)
 }
 
 /// Seals `state` into the value of cookie `name`, if `name=value` fits in `budget` bytes.
@@ -167,11 +137,10 @@ pub(crate) fn seal(
     state: &ClientState,
     budget: usize,
 ) -> Result<String, NotSealed> {
-    // The engine checked that the data serialises before it got here.
-    let payload = zeroize::Zeroizing::new(state.payload().map_err(|e| {
-        NotSealed::Failed(crate::Error::InvalidInput(format!(
-            "data is not serialisable: {e}"
-        )))
+    let payload = zeroize::Zeroizing::new(state.payload().map_err(|_| {
+        NotSealed::Failed(crate::Error::Unreachable(
+            "an anonymous session's payload does not serialise",
+        ))
     })?);
     if name.len() + 1 + sealed_len(payload.len()) > budget {
         return Err(NotSealed::OverBudget);
@@ -179,8 +148,7 @@ pub(crate) fn seal(
     // Whole seconds, rounded up: the engine checks the exact expiry after opening.
     let exp_ms = state.expires_at().unix_millis();
     let exp = exp_ms.div_euclid(1000) + i64::from(exp_ms.rem_euclid(1000) != 0);
-    ring.seal(name, PURPOSE, &payload, exp)
-        .map_err(|e| NotSealed::Failed(crate::Error::Seal(e)))
+    seal_value(ring, name, PURPOSE, &payload, exp).map_err(NotSealed::Failed)
 }
 
 /// Opens the value of cookie `name` into a live state at `now`, with the timeouts of
@@ -223,6 +191,7 @@ mod tests {
     use tessera_token::seal::SealKey;
 
     use super::*;
+    use crate::limits::{DEFAULT_COOKIE_BUDGET, MAX_COOKIE_BUDGET};
 
     const NOW: Timestamp = Timestamp::from_unix_secs(1_800_000_000);
     const NAME: &str = DEFAULT_ANON_COOKIE;
@@ -259,9 +228,7 @@ mod tests {
         assert!(NAME.len() + 1 + v.len() <= MAX_COOKIE_BUDGET);
         assert!(matches!(
             seal(&SealKeyring::default(), NAME, &s, MAX_COOKIE_BUDGET),
-            Err(NotSealed::Failed(crate::Error::Seal(
-                tessera_token::seal::SealError::NoKey
-            )))
+            Err(NotSealed::Failed(crate::Error::NoSealingKey))
         ));
     }
 

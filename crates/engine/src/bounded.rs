@@ -42,6 +42,10 @@ impl SessionStore for Bounded {
         self.inner.backend()
     }
 
+    fn directory(&self) -> Option<&std::path::Path> {
+        self.inner.directory()
+    }
+
     fn as_kv(&self) -> Option<&dyn KvStore> {
         self.inner.as_kv().map(|_| self as &dyn KvStore)
     }

@@ -1,13 +1,26 @@
 use std::time::Duration;
 
-use crate::anonymous::{
-    AnonymousMode, DEFAULT_COOKIE_BUDGET, MAX_COOKIE_BUDGET, MIN_COOKIE_BUDGET,
-};
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{DEFAULT_COOKIE_BUDGET, MAX_COOKIE_BUDGET, MIN_COOKIE_BUDGET};
 use crate::{Error, Result};
 
 /// Lifetimes and limits of sessions. The defaults and their reasons are in
 /// `docs/sessions.md`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tessera::{AnonymousMode, SessionConfig};
+///
+/// let config = SessionConfig::default()
+///     .with_idle_timeout(Duration::from_secs(15 * 60))
+///     .with_anonymous(AnonymousMode::Server);
+/// assert!(config.validate().is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionConfig {
     /// A session dies after this long without a renewal (default 30 min, OWASP's upper bound
     /// for low-risk applications).
@@ -50,10 +63,94 @@ impl Default for SessionConfig {
     }
 }
 
+/// Where new anonymous sessions live (`[session] anonymous` in the service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum AnonymousMode {
+    /// In a sealed cookie: no store write until the data outgrows the cookie or the
+    /// application keeps a secret (the default).
+    #[default]
+    Client,
+    /// In the (anonymous) store, one write to create, like authenticated sessions. A sealed
+    /// cookie issued in client mode is still read, and moves to the store at its first write.
+    Server,
+}
+
+impl AnonymousMode {
+    /// The configuration name: `client` or `server`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Server => "server",
+        }
+    }
+}
+
 /// Browsers cap cookie lifetimes at 400 days (RFC 6265bis §5.5).
 const MAX_LIFETIME: Duration = Duration::from_secs(400 * 86400);
 
 impl SessionConfig {
+    /// With the idle timeout (see [`SessionConfig::idle_timeout`]).
+    pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// With the absolute timeout (see [`SessionConfig::absolute_timeout`]).
+    pub fn with_absolute_timeout(mut self, absolute_timeout: Duration) -> Self {
+        self.absolute_timeout = absolute_timeout;
+        self
+    }
+
+    /// With the idle timeout of remember-me sessions (see [`SessionConfig::remember_idle_timeout`]).
+    pub fn with_remember_idle_timeout(mut self, remember_idle_timeout: Duration) -> Self {
+        self.remember_idle_timeout = remember_idle_timeout;
+        self
+    }
+
+    /// With the absolute timeout of remember-me sessions (see [`SessionConfig::remember_absolute_timeout`]).
+    pub fn with_remember_absolute_timeout(mut self, remember_absolute_timeout: Duration) -> Self {
+        self.remember_absolute_timeout = remember_absolute_timeout;
+        self
+    }
+
+    /// With how long a logged-out session's tombstone stays (see [`SessionConfig::tombstone_ttl`]).
+    pub fn with_tombstone_ttl(mut self, tombstone_ttl: Duration) -> Self {
+        self.tombstone_ttl = tombstone_ttl;
+        self
+    }
+
+    /// With the largest `data` of one session, as JSON bytes (see [`SessionConfig::max_data_bytes`]).
+    pub fn with_max_data_bytes(mut self, max_data_bytes: usize) -> Self {
+        self.max_data_bytes = max_data_bytes;
+        self
+    }
+
+    /// With how long a CSRF token is accepted (see [`SessionConfig::csrf_max_age`]).
+    pub fn with_csrf_max_age(mut self, csrf_max_age: Duration) -> Self {
+        self.csrf_max_age = csrf_max_age;
+        self
+    }
+
+    /// With how many compare-and-set conflicts one edit retries (see [`SessionConfig::max_conflict_retries`]).
+    pub fn with_max_conflict_retries(mut self, max_conflict_retries: u32) -> Self {
+        self.max_conflict_retries = max_conflict_retries;
+        self
+    }
+
+    /// With where new anonymous sessions live (see [`SessionConfig::anonymous`]).
+    pub fn with_anonymous(mut self, anonymous: AnonymousMode) -> Self {
+        self.anonymous = anonymous;
+        self
+    }
+
+    /// With the budget of the anonymous cookie's `name=value`, in bytes (see [`SessionConfig::anonymous_cookie_bytes`]).
+    pub fn with_anonymous_cookie_bytes(mut self, anonymous_cookie_bytes: usize) -> Self {
+        self.anonymous_cookie_bytes = anonymous_cookie_bytes;
+        self
+    }
+
     /// Checks that the values make sense together.
     ///
     /// # Errors

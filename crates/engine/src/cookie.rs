@@ -61,6 +61,24 @@ pub enum CookieConfigError {
     SameSiteNoneNeedsSecure,
 }
 
+impl CookieConfigError {
+    /// Every code [`CookieConfigError::code`] returns.
+    pub const CODES: &'static [&'static str] = &[
+        "cookie-name-invalid",
+        "cookie-prefix-needs-secure",
+        "cookie-same-site-none-needs-secure",
+    ];
+
+    /// A stable identifier for logs and runbooks.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadName => "cookie-name-invalid",
+            Self::PrefixNeedsSecure => "cookie-prefix-needs-secure",
+            Self::SameSiteNoneNeedsSecure => "cookie-same-site-none-needs-secure",
+        }
+    }
+}
+
 impl Default for CookieConfig {
     fn default() -> Self {
         Self {
@@ -261,6 +279,22 @@ mod tests {
             );
         }
         assert!(CookieConfig::try_new("sid", false, SameSite::Strict).is_ok());
+    }
+
+    #[test]
+    fn config_error_codes_are_listed_and_unique() {
+        let all = [
+            CookieConfigError::BadName,
+            CookieConfigError::PrefixNeedsSecure,
+            CookieConfigError::SameSiteNoneNeedsSecure,
+        ];
+        for e in &all {
+            assert!(CookieConfigError::CODES.contains(&e.code()), "{e:?}");
+        }
+        let mut codes = CookieConfigError::CODES.to_vec();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
     }
 
     #[test]

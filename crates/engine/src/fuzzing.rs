@@ -37,7 +37,7 @@ fn anon_fixture() -> &'static AnonFixture {
                     &ring,
                     anonymous::DEFAULT_ANON_COOKIE,
                     &s,
-                    anonymous::DEFAULT_COOKIE_BUDGET,
+                    crate::limits::DEFAULT_COOKIE_BUDGET,
                 )
                 .ok()
             })
@@ -62,7 +62,7 @@ pub fn anon_cookie(data: &[u8]) {
     if let Ok(value) = std::str::from_utf8(data)
         && let Some(state) = anonymous::open(&f.ring, name, value, &f.config, ANON_NOW)
     {
-        let again = anonymous::seal(&f.ring, name, &state, anonymous::MAX_COOKIE_BUDGET)
+        let again = anonymous::seal(&f.ring, name, &state, crate::limits::MAX_COOKIE_BUDGET)
             .ok()
             .and_then(|v| anonymous::open(&f.ring, name, &v, &f.config, ANON_NOW));
         assert!(

@@ -16,24 +16,21 @@
 //! - `__Host-` cookies with `HttpOnly`, `Secure`, `SameSite=Lax`, `Path=/`, and removals that
 //!   match.
 //!
+//! Start with [`Engine::builder`]; with the `tower` feature, `SessionLayer::new(engine)`
+//! gives an axum or tower application a session per request (see `tower`).
+//!
 //! | feature | what it adds |
 //! |---------|--------------|
 //! | `tower` | [`tower`]: a `SessionLayer` and axum extractors for in-process use |
 //!
 //! ```
 //! # async fn demo() -> Result<(), tessera::Error> {
-//! use std::sync::Arc;
-//! use tessera::{Engine, Edits, Stores, SessionConfig, cookie::CookieConfig, csrf::CsrfKey, metrics::Metrics};
+//! use tessera::{Edits, Engine, Login};
 //! use tessera_core::Timestamp;
 //!
-//! let store = Arc::new(tessera_store_memory::MemoryStore::new());
-//! let engine = Engine::try_new(
-//!     Stores::single(store),
-//!     SessionConfig::default(),
-//!     CookieConfig::default(),
-//!     CsrfKey::generate().map_err(tessera::Error::Random)?,
-//!     Metrics::default(),
-//! )?;
+//! let store = tessera_store_memory::MemoryStore::new();
+//! // A memory store has no directory to keep the keys in: fresh ones, lost at exit.
+//! let engine = Engine::builder(store).ephemeral_keys().build()?;
 //! let now = Timestamp::from_unix_secs(1_800_000_000);
 //! let mut edits = Edits::default();
 //! edits.set.insert("cart".into(), serde_json::json!([1, 2]));
@@ -42,9 +39,7 @@
 //! assert!(out.set_cookie[0].starts_with("__Host-tessera-anon=1."));
 //! // A login carries the data into a stored session and clears the anonymous cookie.
 //! let cookie = out.set_cookie[0].split(';').next().unwrap_or_default();
-//! let user = tessera_core::User { id: "alice".into(), name: None, provider: None };
-//! let login = tessera::Login { user, claims: Default::default(), remember: false };
-//! let out = engine.login(cookie, login, now).await?;
+//! let out = engine.login(cookie, Login::for_user("alice"), now).await?;
 //! assert_eq!(out.session.unwrap().record.data["cart"], serde_json::json!([1, 2]));
 //! assert!(out.set_cookie[0].starts_with("__Host-tessera=u"));
 //! assert!(out.set_cookie[1].starts_with("__Host-tessera-anon=;"));
@@ -61,20 +56,28 @@ pub mod cookie;
 pub mod csrf;
 mod engine;
 mod error;
+pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod token;
 
 #[doc(hidden)]
 pub mod fuzzing;
+
+/// The README, whose Rust example (section "In a Rust application") is compiled as a doctest
+/// so it cannot drift from the API. Its other blocks (`sh`, `toml`, `nginx`) are not Rust.
+#[cfg(all(doctest, feature = "tower"))]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
 #[cfg(feature = "tower")]
 pub mod tower;
 
-pub use anonymous::AnonymousMode;
-pub use config::SessionConfig;
+pub use config::{AnonymousMode, SessionConfig};
 pub use engine::{
-    Edits, Engine, Login, MAX_CLAIMS_BYTES, MAX_EDITS, MAX_JSON_DEPTH, MAX_KEY_LEN, Outcome,
-    RESERVED_CLAIMS, Session, Status, Storage, Stores,
+    Edits, Engine, EngineBuilder, IfMissing, Lifetime, LiveSession, Login, Outcome, Status,
+    Storage, Stores, TokenStatus,
 };
 pub use error::{Error, Result};
+pub use limits::{MAX_CLAIMS_BYTES, MAX_EDITS, MAX_JSON_DEPTH, MAX_KEY_LEN, RESERVED_CLAIMS};
 pub use tessera_core;
 pub use tessera_token;

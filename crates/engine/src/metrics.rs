@@ -61,8 +61,9 @@ pub struct AlgLabels {
     pub alg: &'static str,
 }
 
-/// The engine's counters.
-#[derive(Debug, Clone, Default)]
+/// The engine's counters: made by [`Metrics::register`], so they are always in a registry
+/// (an engine built without them registers its own, [`Engine::registry`](crate::Engine::registry)).
+#[derive(Debug, Clone)]
 pub struct Metrics {
     /// `tessera_store_operations_total{backend,kind,op,outcome}`.
     pub store_operations: Family<StoreOpLabels, Counter>,
@@ -84,7 +85,15 @@ pub struct Metrics {
 impl Metrics {
     /// Fresh counters, registered into `registry` under the `tessera` prefix.
     pub fn register(registry: &mut Registry) -> Self {
-        let m = Self::default();
+        let m = Self {
+            store_operations: Family::default(),
+            session_writes: Family::default(),
+            session_operations: Family::default(),
+            conflict_retries: Counter::default(),
+            token_validations: Family::default(),
+            tokens_issued: Family::default(),
+            anonymous_cookies: Family::default(),
+        };
         registry.register(
             "tessera_store_operations",
             "Store operations by backend, session kind, operation and outcome",

@@ -3,15 +3,16 @@
 //! writes the store.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
-use tessera_token::{Claims, Config, Keyring, VerifiedCache};
+use tessera_token::{Claims, Config, VerifiedCache};
 
 use crate::cookie::CookieConfig;
+use crate::keys::TokenKeys;
 
 /// The default token cookie name.
 pub const DEFAULT_TOKEN_COOKIE: &str = "__Host-tessera-token";
@@ -55,13 +56,16 @@ impl SubjectFormat {
     }
 }
 
-/// Everything the engine needs to issue and check session tokens.
+/// Everything the engine needs to issue and check session tokens: made by
+/// [`TokenSettings::new`] with working defaults, changed with the `with_*` methods (the
+/// fields are public to read).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TokenSettings {
     /// Issuer, `typ`, algorithms and limits of the codec.
     pub config: Config,
     /// The keys; shared so rotation can swap them under a running engine.
-    pub keyring: Arc<RwLock<Keyring>>,
+    pub keyring: TokenKeys,
     /// The token cookie (default name [`DEFAULT_TOKEN_COOKIE`]).
     pub cookie: CookieConfig,
     /// The hard lifetime, `exp - iat` (capped by the session's absolute expiry).
@@ -86,17 +90,14 @@ impl TokenSettings {
     ///
     /// # Errors
     ///
-    /// [`crate::Error::Config`] if the session cookie's attributes cannot carry the name
+    /// [`crate::Error::CookieConfig`] if the session cookie's attributes cannot carry the name
     /// (a development cookie is not `Secure`, so the token cookie drops the `__Host-` prefix).
     pub fn new(
         config: Config,
-        keyring: Arc<RwLock<Keyring>>,
+        keyring: TokenKeys,
         session_cookie: &CookieConfig,
     ) -> crate::Result<Self> {
-        let name = default_cookie_name(session_cookie);
-        let cookie = session_cookie
-            .with_name(name)
-            .map_err(|e| crate::Error::Config(format!("token cookie: {e}")))?;
+        let cookie = token_cookie(session_cookie, default_cookie_name(session_cookie))?;
         Ok(Self {
             config,
             keyring,
@@ -107,6 +108,52 @@ impl TokenSettings {
             cache: Arc::new(VerifiedCache::new(DEFAULT_TOKEN_CACHE)),
             default_claims: BTreeMap::new(),
         })
+    }
+
+    /// Names the token cookie `name`, with the session cookie's attributes.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::CookieConfig`] if the name is not valid for those attributes.
+    pub fn with_cookie_name(
+        mut self,
+        name: impl Into<String>,
+        session_cookie: &CookieConfig,
+    ) -> crate::Result<Self> {
+        self.cookie = token_cookie(session_cookie, name)?;
+        Ok(self)
+    }
+
+    /// With this hard lifetime (`exp - iat`, default 4 h).
+    pub fn with_lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// With this soft lifetime (`sxp - iat`, default 1 h): after it the engine issues a new
+    /// token.
+    pub fn with_soft_lifetime(mut self, soft_lifetime: Duration) -> Self {
+        self.soft_lifetime = soft_lifetime;
+        self
+    }
+
+    /// With `sub` written this way (default: the user id).
+    pub fn with_subject(mut self, subject: SubjectFormat) -> Self {
+        self.subject = subject;
+        self
+    }
+
+    /// With this cache of verified tokens (share one with a verifier of the same keys).
+    pub fn with_cache(mut self, cache: Arc<VerifiedCache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// With claims every token carries unless the session or the mint request sets them
+    /// (checked when the engine is built).
+    pub fn with_default_claims(mut self, claims: BTreeMap<String, Value>) -> Self {
+        self.default_claims = claims;
+        self
     }
 
     pub(crate) fn validate(&self, session_cookie: &CookieConfig) -> crate::Result<()> {
@@ -120,7 +167,7 @@ impl TokenSettings {
                 "the token cookie needs its own name".to_owned(),
             ));
         }
-        crate::engine::validate_claims(&self.default_claims)
+        crate::limits::validate_claims(&self.default_claims)
             .map_err(|e| crate::Error::Config(format!("default token claims: {e}")))?;
         Ok(())
     }
@@ -147,6 +194,19 @@ impl TokenSettings {
     }
 }
 
+/// The token cookie named `name`, with the attributes of `session_cookie`.
+fn token_cookie(
+    session_cookie: &CookieConfig,
+    name: impl Into<String>,
+) -> crate::Result<CookieConfig> {
+    session_cookie
+        .with_name(name)
+        .map_err(|source| crate::Error::CookieConfig {
+            cookie: "token cookie",
+            source,
+        })
+}
+
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
@@ -161,14 +221,14 @@ pub(crate) fn random_id() -> crate::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_token::{OsKeySource, RotationPolicy};
+    use tessera_token::{Keyring, OsKeySource, RotationPolicy};
 
     fn settings() -> TokenSettings {
         let ring = Keyring::generate_at(0, RotationPolicy::default(), &mut OsKeySource::default())
             .unwrap();
         TokenSettings::new(
             Config::new("i"),
-            Arc::new(RwLock::new(ring)),
+            TokenKeys::new(ring),
             &CookieConfig::default(),
         )
         .unwrap()

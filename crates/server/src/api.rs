@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera::csrf::MAX_PURPOSE_LEN;
-use tessera::{Edits, Login, Outcome, Session};
+use tessera::{Edits, IfMissing, Lifetime, LiveSession, Login, Outcome};
 use tessera_core::{Handle, SessionKind, User};
 use utoipa::ToSchema;
 
@@ -280,7 +280,7 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    fn new(s: Session, sid: String, secrets: Option<BTreeMap<String, Value>>) -> Self {
+    fn new(s: LiveSession, sid: String, secrets: Option<BTreeMap<String, Value>>) -> Self {
         let reference = s.reference();
         let storage = s.storage.as_str();
         let r = s.record;
@@ -348,7 +348,7 @@ impl AppState {
             set_cookie: out.set_cookie,
             status: out.status.as_str(),
             csrf_token,
-            token_status: out.token_status,
+            token_status: out.token_status.as_str(),
         })
     }
 
@@ -395,7 +395,15 @@ pub async fn resolve(
     let p = purpose(req.csrf_purpose.as_deref())?;
     let out = s
         .engine()
-        .resolve(&req.cookie, req.create, s.clock().now())
+        .resolve(
+            &req.cookie,
+            if req.create {
+                IfMissing::CreateAnonymous
+            } else {
+                IfMissing::Nothing
+            },
+            s.clock().now(),
+        )
         .await
         .map_err(|e| s.problem(e))?;
     Ok(s.respond_with(out, p, req.secrets))
@@ -479,15 +487,17 @@ pub async fn login(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<ApiJson<SessionResponse>, ApiError> {
-    let login = Login {
-        user: User {
-            id: req.user.id,
-            name: req.user.name,
-            provider: req.user.provider,
-        },
-        claims: req.claims,
-        remember: req.remember,
-    };
+    let login = Login::new(User {
+        id: req.user.id,
+        name: req.user.name,
+        provider: req.user.provider,
+    })
+    .with_claims(req.claims)
+    .with_lifetime(if req.remember {
+        Lifetime::Remembered
+    } else {
+        Lifetime::Standard
+    });
     let out = s
         .engine()
         .login(&req.cookie, login, s.clock().now())

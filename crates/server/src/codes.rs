@@ -13,6 +13,14 @@ fn error_codes() -> Vec<(&'static str, &'static [&'static str])> {
         ("keys::KeysError", crate::keys::KeysError::CODES),
         ("verifier::FetchError", crate::verifier::FetchError::CODES),
         ("cli::Error", crate::cli::Error::CODES),
+        (
+            "tessera_store_redb::Error",
+            tessera_store_redb::Error::CODES,
+        ),
+        (
+            "tessera_store_redb::BatchError",
+            tessera_store_redb::BatchError::CODES,
+        ),
     ]
 }
 

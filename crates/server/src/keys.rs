@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -20,6 +20,8 @@ use tessera_token::{
     Algorithm, Claims, JwsAlgorithm, KeyInfo, Keyring, KeyringLock, ManifestVersion, Rotation,
     Verified,
 };
+
+use tessera::keys::TokenKeys;
 
 use crate::config::{Config, TokensConfig};
 
@@ -322,7 +324,7 @@ pub struct Tick {
 #[derive(Debug)]
 pub struct KeySync {
     dir: KeyDir,
-    ring: Arc<RwLock<Keyring>>,
+    ring: TokenKeys,
     codec: tessera_token::Config,
     known: Mutex<ManifestVersion>,
 }
@@ -331,7 +333,7 @@ impl KeySync {
     /// Syncs `ring` (loaded from `dir` at `version`) for a service whose tokens use `codec`.
     pub fn new(
         dir: KeyDir,
-        ring: Arc<RwLock<Keyring>>,
+        ring: TokenKeys,
         codec: tessera_token::Config,
         version: ManifestVersion,
     ) -> Self {
@@ -366,7 +368,6 @@ impl KeySync {
                 // let the next start generate new ones that no verifier knows.
                 self.ring
                     .read()
-                    .unwrap_or_else(PoisonError::into_inner)
                     .save(&self.dir.path)
                     .map_err(|e| self.dir.err(e))?;
                 tick.restored = true;
@@ -400,7 +401,7 @@ impl KeySync {
                 algorithm: k.algorithm.name(),
             });
         }
-        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = ring;
+        self.ring.replace(ring);
         *self.known.lock().unwrap_or_else(PoisonError::into_inner) = version;
         Ok(tick)
     }
@@ -459,8 +460,8 @@ fn random_id() -> Result<String, KeysError> {
 ///
 /// # Errors
 ///
-/// [`KeysError::InvalidInput`] for a bad `sub`, a reserved claim name or a `ttl` out of
-/// range; [`KeysError::Token`] if nothing can sign.
+/// [`KeysError::InvalidInput`] for a bad `sub` or claims (the rules of the API's mint:
+/// [`tessera_token::validate_custom_claims`]) or a `ttl` out of range; [`KeysError::Token`] if nothing can sign.
 pub fn mint(
     dir: &KeyDir,
     ring: &Keyring,
@@ -470,20 +471,10 @@ pub fn mint(
     now: i64,
 ) -> Result<String, KeysError> {
     let t = dir.tokens();
-    if sub.is_empty() || sub.len() > tessera::MAX_KEY_LEN || sub.chars().any(char::is_control) {
-        return Err(KeysError::InvalidInput(format!(
-            "the subject must be 1 to {} bytes without control characters",
-            tessera::MAX_KEY_LEN
-        )));
-    }
-    if let Some(k) = claims
-        .keys()
-        .find(|k| tessera::RESERVED_CLAIMS.contains(&k.as_str()))
-    {
-        return Err(KeysError::InvalidInput(format!(
-            "claim {k:?} is set by the token itself"
-        )));
-    }
+    // The rules of `POST /v1/tokens`, from the one place they live.
+    tessera_token::validate_subject(sub)
+        .and_then(|()| tessera_token::validate_custom_claims(&claims))
+        .map_err(|e| KeysError::InvalidInput(e.to_string()))?;
     let ttl = ttl.unwrap_or(t.exp);
     if ttl < Duration::from_secs(1) || ttl > t.exp {
         return Err(KeysError::InvalidInput(format!(

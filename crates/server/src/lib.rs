@@ -39,6 +39,7 @@ pub mod revocations;
 mod seal_keys;
 pub mod startup;
 mod state;
+mod store_metrics;
 pub mod tokens;
 pub mod verifier;
 

@@ -1,38 +1,16 @@
 //! The sealing keys (anonymous cookies, secrets) in `data_dir/keys`, beside the token keys
-//! and under the same directory lock ([`Keyring::lock_dir`]): loaded or generated at start-up,
+//! and under the same directory lock ([`Keyring::lock_dir`]): loaded or generated at start-up
+//! by the engine's key files ([`tessera::keys::files`], the code `Engine::builder` uses too),
 //! and kept in step by the key schedule task ([`SealSync::tick`], every minute): lock, load
 //! from disk, rotate, save, swap in. So a copy of the directory changed by another process
 //! reaches the running service, and a removed directory is written back rather than
 //! replaced by keys that open nothing.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use tessera::SessionConfig;
+use tessera::keys::SealKeys;
 use tessera_token::seal::{SealKeyring, SealPolicy, SealRotation};
 use tessera_token::{Keyring, SEAL_MANIFEST};
-
-/// How long a sealing key must keep opening after it stopped sealing: the longest life of
-/// anything it sealed (an anonymous cookie lives at most `absolute_timeout`; a secret as long
-/// as its session, up to `remember_absolute_timeout`), plus clock skew.
-pub(crate) fn policy(session: &SessionConfig) -> SealPolicy {
-    let longest = session
-        .absolute_timeout
-        .max(session.remember_absolute_timeout);
-    SealPolicy::default().with_retention(longest + Duration::from_secs(60))
-}
-
-/// The sealing keys in `dir`, generated (and saved) if there are none; the flag says whether
-/// they were generated.
-pub(crate) fn load_or_generate(
-    dir: &Path,
-    policy: SealPolicy,
-    now: i64,
-) -> tessera_token::Result<(SealKeyring, bool)> {
-    let _lock = Keyring::lock_dir(dir)?;
-    SealKeyring::load_or_generate_at(dir, policy, now)
-}
 
 /// What one [`SealSync::tick`] did.
 #[derive(Debug, Default)]
@@ -49,12 +27,12 @@ pub(crate) struct SealTick {
 #[derive(Debug)]
 pub(crate) struct SealSync {
     dir: PathBuf,
-    ring: Arc<RwLock<SealKeyring>>,
+    ring: SealKeys,
     policy: SealPolicy,
 }
 
 impl SealSync {
-    pub(crate) fn new(dir: PathBuf, ring: Arc<RwLock<SealKeyring>>, policy: SealPolicy) -> Self {
+    pub(crate) fn new(dir: PathBuf, ring: SealKeys, policy: SealPolicy) -> Self {
         Self { dir, ring, policy }
     }
 
@@ -70,22 +48,18 @@ impl SealSync {
         let _lock = Keyring::lock_dir(&self.dir)?;
         if !self.dir.join(SEAL_MANIFEST).exists() {
             // New keys would open no cookie and no stored secret: write back the ones in use.
-            self.ring
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .save(&self.dir)?;
+            self.ring.read().save(&self.dir)?;
             tick.restored = true;
         }
         let mut ring = SealKeyring::load(&self.dir, self.policy.clone())?;
         let kids = |r: &SealKeyring| r.keys().map(|k| (k.kid, k.created_at)).collect::<Vec<_>>();
-        tick.reloaded =
-            kids(&ring) != kids(&self.ring.read().unwrap_or_else(PoisonError::into_inner));
+        tick.reloaded = kids(&ring) != kids(&self.ring.read());
         tick.rotation = ring.rotate_at(now)?;
         if tick.rotation.changed() {
             ring.save(&self.dir)?;
         }
         if tick.rotation.changed() || tick.reloaded {
-            *self.ring.write().unwrap_or_else(PoisonError::into_inner) = ring;
+            self.ring.replace(ring);
         }
         Ok(tick)
     }
@@ -93,6 +67,13 @@ impl SealSync {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use tessera::SessionConfig;
+    use tessera::keys::files::{
+        load_or_generate_seal_keys as load_or_generate, seal_policy as policy,
+    };
+
     use super::*;
 
     const T0: i64 = 1_800_000_000;
@@ -111,13 +92,13 @@ mod tests {
         assert!(created);
         let first = ring.sealing_kid().unwrap().to_owned();
         let old = ring.seal("n", "p", b"x", T0 + 40 * DAY).unwrap();
-        let ring = Arc::new(RwLock::new(ring));
+        let ring = SealKeys::new(ring);
         let sync = SealSync::new(dir.clone(), ring.clone(), policy.clone());
         let t = sync.tick(T0 + 60).unwrap();
         assert!(!t.rotation.changed() && !t.reloaded && !t.restored, "{t:?}");
         let t = sync.tick(T0 + 30 * DAY).unwrap();
         let second = t.rotation.generated.unwrap();
-        assert_eq!(ring.read().unwrap().sealing_kid(), Some(second.as_str()));
+        assert_eq!(ring.read().sealing_kid(), Some(second.as_str()));
         // Saved: a restart seals with the new key and opens the old value.
         let (loaded, created) = load_or_generate(&dir, policy, T0).unwrap();
         assert!(!created);
@@ -126,7 +107,7 @@ mod tests {
         // Thirty days and a minute after it stopped sealing, the old key goes.
         let t = sync.tick(T0 + 60 * DAY + 60).unwrap();
         assert!(t.rotation.dropped.contains(&first), "{t:?}");
-        assert!(ring.read().unwrap().keys().all(|k| k.kid != first));
+        assert!(ring.read().keys().all(|k| k.kid != first));
     }
 
     #[test]
@@ -136,7 +117,7 @@ mod tests {
         let policy = policy(&SessionConfig::default());
         let (ring, _) = load_or_generate(&dir, policy.clone(), T0).unwrap();
         let first = ring.sealing_kid().unwrap().to_owned();
-        let ring = Arc::new(RwLock::new(ring));
+        let ring = SealKeys::new(ring);
         let sync = SealSync::new(dir.clone(), ring.clone(), policy.clone());
         // Another process (a copy of the directory from another instance) changes the keys.
         let other = SealKeyring::generate_at(T0 + 5, policy.clone()).unwrap();
@@ -146,7 +127,7 @@ mod tests {
         }
         let t = sync.tick(T0 + 10).unwrap();
         assert!(t.reloaded, "{t:?}");
-        assert_eq!(ring.read().unwrap().sealing_kid(), other.sealing_kid());
+        assert_eq!(ring.read().sealing_kid(), other.sealing_kid());
         // Removed: written back from memory, not regenerated.
         std::fs::remove_dir_all(&dir).unwrap();
         let t = sync.tick(T0 + 20).unwrap();

@@ -4,22 +4,21 @@
 //! Secrets generated on a first run live in the data directory with mode 0600:
 //! `csrf.key` (the CSRF HMAC key), when no API key is configured `api-key`, and in `keys/`
 //! the token signing keys and the sealing keys of anonymous cookies and secrets. A key file
-//! that others can read is refused at start-up. Both keyrings follow their schedule and the
+//! that others can read is refused at start-up. The CSRF key, the sealing keys and the
+//! secret files are read and written by the engine's [`tessera::keys::files`], the code
+//! `Engine::builder` uses beside a redb store. Both keyrings follow their schedule and the
 //! directory while the service runs.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::future::Future;
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tessera::Stores;
 use tessera::bounded::Bounded;
-use tessera::csrf::CsrfKey;
+use tessera::keys::files::{self, KeyFileError};
+use tessera::keys::{SealKeys, TokenKeys};
 use tessera::token::TokenSettings;
 use tessera_core::purge::Purge;
 use tessera_core::{Clock, SessionStore};
@@ -32,7 +31,7 @@ use zeroize::Zeroizing;
 
 use crate::config::{Config, StoreUrl, check_api_key};
 use crate::keys::{KeyDir, KeySync, KeysError};
-use crate::seal_keys::{self, SealSync};
+use crate::seal_keys::SealSync;
 use crate::{ApiKeys, AppState, Settings, app};
 
 /// Why the service could not start.
@@ -171,11 +170,14 @@ fn describe(url: &StoreUrl) -> String {
 
 /// Opens (connects to) a store, with a deadline on every operation: a hanging store costs a
 /// bounded wait and a 503. Networked stores are reached, and Postgres migrated, before the
-/// service starts, so a wrong URL or password fails at start-up.
+/// service starts, so a wrong URL or password fails at start-up. A redb store is also put in
+/// `redb`, labelled `label`, for its metrics.
 async fn open_store(
     url: &StoreUrl,
     what: &'static str,
     timeout: Duration,
+    label: &'static str,
+    redb: &mut Vec<(&'static str, Arc<RedbStore>)>,
 ) -> Result<Arc<dyn SessionStore>, StartupError> {
     let fail = |source: tessera_core::BoxError| StartupError::Store {
         what,
@@ -184,7 +186,11 @@ async fn open_store(
     };
     let store: Arc<dyn SessionStore> = match url {
         StoreUrl::Memory => Arc::new(MemoryStore::new()),
-        StoreUrl::Redb(p) => Arc::new(RedbStore::open(p).map_err(|e| fail(Box::new(e)))?),
+        StoreUrl::Redb(p) => {
+            let store = Arc::new(RedbStore::open(p).map_err(|e| fail(Box::new(e)))?);
+            redb.push((label, store.clone()));
+            store
+        }
         StoreUrl::Redis(u) => Arc::new(
             RedisStore::open(u.expose())
                 .await
@@ -207,25 +213,12 @@ async fn open_store(
 /// [`StartupError`] naming the file or store at fault.
 pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared, StartupError> {
     let mut notes = vec![];
-    create_private_dir(&config.data_dir)?;
-    let csrf_path = config.data_dir.join("csrf.key");
-    let (csrf_bytes, created) = secret_file(&csrf_path)?;
+    files::create_private_dir(&config.data_dir)?;
+    let csrf_path = config.data_dir.join(files::CSRF_KEY_FILE);
+    let (csrf, created) = files::load_or_create_csrf_key(&csrf_path)?;
     if created {
         notes.push(format!("generated the CSRF key in {}", csrf_path.display()));
     }
-    let mut csrf = [0u8; 32];
-    let n = URL_SAFE_NO_PAD
-        .decode_slice(csrf_bytes.trim(), &mut csrf)
-        .ok()
-        .filter(|n| *n == 32);
-    if n.is_none() {
-        return Err(StartupError::BadKeyFile {
-            path: csrf_path,
-            message: "must hold 32 bytes in unpadded base64url (delete it to generate a new one)"
-                .into(),
-        });
-    }
-    let csrf = CsrfKey::from_bytes(csrf);
 
     let mut keys: Vec<Zeroizing<String>> = config
         .api_keys
@@ -237,7 +230,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
     }
     if keys.is_empty() {
         let path = config.data_dir.join("api-key");
-        let (k, created) = secret_file(&path)?;
+        let (k, created) = files::read_or_create_secret(&path)?;
         let verb = if created { "generated" } else { "using" };
         notes.push(format!(
             "{verb} the management API key in {} (mode 0600); send it as \
@@ -249,14 +242,29 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
     }
     let api_keys = ApiKeys::new(keys.iter().map(|k| k.as_str()));
 
-    let main = open_store(&config.store, "session", config.store_timeout).await?;
+    let mut redb_stores = vec![];
+    let main = open_store(
+        &config.store,
+        "session",
+        config.store_timeout,
+        "session",
+        &mut redb_stores,
+    )
+    .await?;
     notes.push(format!("session store: {}", describe(&config.store)));
     // The Kask API keeps its values with the authenticated sessions, in this store.
     notes.push(config.kask.startup_note(main.as_kv().is_some()));
     let mut stores_to_purge = vec![main.clone()];
     let stores = match &config.anon_store {
         Some(url) => {
-            let anon = open_store(url, "anonymous session", config.store_timeout).await?;
+            let anon = open_store(
+                url,
+                "anonymous session",
+                config.store_timeout,
+                "anonymous",
+                &mut redb_stores,
+            )
+            .await?;
             notes.push(format!("anonymous session store: {}", describe(url)));
             stores_to_purge.push(anon.clone());
             Stores::split(main, anon)
@@ -276,15 +284,10 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         notes.push("session tokens are disabled ([tokens] enabled = false)".to_owned());
         (None, None)
     };
-    let dir = config.data_dir.join("keys");
-    let policy = seal_keys::policy(&config.session);
+    let dir = config.data_dir.join(files::KEY_DIR);
+    let policy = files::seal_policy(&config.session);
     let (seal, created) =
-        seal_keys::load_or_generate(&dir, policy.clone(), clock.now().unix_secs()).map_err(
-            |source| StartupError::SealKeys {
-                path: dir.clone(),
-                source,
-            },
-        )?;
+        files::load_or_generate_seal_keys(&dir, policy.clone(), clock.now().unix_secs())?;
     let verb = if created { "generated" } else { "using" };
     notes.push(format!(
         "{verb} the sealing keys (anonymous cookies, secrets) in {}",
@@ -300,7 +303,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
             config.session.anonymous_cookie_bytes
         ),
     });
-    let seal = Arc::new(RwLock::new(seal));
+    let seal = SealKeys::new(seal);
     let verify_pem = pem_keys(config, &mut notes).await?;
     let settings = Settings {
         session: config.session.clone(),
@@ -315,6 +318,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         verify_claim_set: crate::edge::verify_claim_set(config),
         verify_pem: verify_pem.clone(),
         seal_keys: Some(seal.clone()),
+        redb_stores,
     };
     let state =
         AppState::new(stores, settings, csrf, api_keys, clock).map_err(StartupError::Engine)?;
@@ -406,20 +410,22 @@ fn token_settings(
         notes.push(format!("token profile {}", p.name()));
     }
     let codec = dir.codec(&ring);
-    let ring = Arc::new(RwLock::new(ring));
+    let ring = TokenKeys::new(ring);
     let sync = KeySync::new(dir, ring.clone(), codec.clone(), version);
-    let mut settings =
-        TokenSettings::new(codec, ring, &config.cookie).map_err(StartupError::Engine)?;
+    let mut settings = TokenSettings::new(codec, ring, &config.cookie)
+        .map_err(StartupError::Engine)?
+        .with_subject(t.subject.clone())
+        .with_default_claims(t.default_claims.clone())
+        .with_lifetime(t.exp)
+        .with_soft_lifetime(t.sxp)
+        .with_cache(Arc::new(tessera_token::VerifiedCache::new(
+            config.verify.cache,
+        )));
     if let Some(name) = &t.cookie_name {
-        settings.cookie = config.cookie.with_name(name.clone()).map_err(|e| {
-            StartupError::Engine(tessera::Error::Config(format!("tokens.cookie_name: {e}")))
-        })?;
+        settings = settings
+            .with_cookie_name(name.clone(), &config.cookie)
+            .map_err(StartupError::Engine)?;
     }
-    settings.subject = t.subject.clone();
-    settings.default_claims = t.default_claims.clone();
-    settings.lifetime = t.exp;
-    settings.soft_lifetime = t.sxp;
-    settings.cache = Arc::new(tessera_token::VerifiedCache::new(config.verify.cache));
     Ok((settings, sync))
 }
 
@@ -607,58 +613,26 @@ fn spawn_seal_sync(sync: Arc<SealSync>, state: AppState) -> tokio::task::JoinHan
     )
 }
 
-fn create_private_dir(path: &Path) -> Result<(), StartupError> {
-    let err = |source| StartupError::DataDir {
-        path: path.to_owned(),
-        source,
-    };
-    if !path.exists() {
-        fs::create_dir_all(path).map_err(err)?;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(err)?;
-    }
-    Ok(())
-}
-
-/// Reads a secret file, or creates it with a fresh random value (mode 0600). Returns the
-/// text and whether it was created. A file that group or others can read is refused.
-fn secret_file(path: &Path) -> Result<(Zeroizing<String>, bool), StartupError> {
-    let io = |source| StartupError::KeyFile {
-        path: path.to_owned(),
-        source,
-    };
-    match fs::metadata(path) {
-        Ok(meta) => {
-            if meta.permissions().mode() & 0o077 != 0 {
-                return Err(StartupError::BadKeyFile {
-                    path: path.to_owned(),
-                    message: "group or others can read it; run `chmod 600` on it".into(),
-                });
-            }
-            let text = Zeroizing::new(fs::read_to_string(path).map_err(io)?);
-            Ok((text, false))
+/// The engine's key-file errors as start-up errors, with the messages operators know.
+impl From<KeyFileError> for StartupError {
+    fn from(e: KeyFileError) -> Self {
+        match e {
+            KeyFileError::DataDir { path, source } => Self::DataDir { path, source },
+            KeyFileError::Io { path, source } => Self::KeyFile { path, source },
+            KeyFileError::Invalid { path, message } => Self::BadKeyFile {
+                path,
+                message: message.to_owned(),
+            },
+            KeyFileError::Random(e) => Self::Random(e),
+            KeyFileError::SealKeys { path, source } => Self::SealKeys { path, source },
+            e => Self::Engine(tessera::Error::KeyFiles(e)),
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut raw = Zeroizing::new([0u8; 32]);
-            getrandom::fill(raw.as_mut()).map_err(StartupError::Random)?;
-            let text = Zeroizing::new(URL_SAFE_NO_PAD.encode(raw.as_ref()));
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(io)?;
-            f.write_all(text.as_bytes()).map_err(io)?;
-            f.write_all(b"\n").map_err(io)?;
-            f.sync_all().map_err(io)?;
-            Ok((text, true))
-        }
-        Err(e) => Err(io(e)),
     }
 }
 
 fn read_key_lines(path: &Path) -> Result<Vec<Zeroizing<String>>, StartupError> {
     let (text, _) = match fs::metadata(path) {
-        Ok(_) => secret_file(path)?,
+        Ok(_) => files::read_or_create_secret(path)?,
         Err(source) => {
             return Err(StartupError::KeyFile {
                 path: path.to_owned(),
@@ -684,12 +658,11 @@ fn read_key_lines(path: &Path) -> Result<Vec<Zeroizing<String>>, StartupError> {
 mod tests {
     use super::*;
     use crate::keys::RotateOptions;
-    use tessera_token::Keyring;
 
     const T0: i64 = 1_800_000_000;
     const DAY: i64 = 86_400;
 
-    fn key_sync(data: &Path, extra: &str) -> (KeyDir, Arc<RwLock<Keyring>>, KeySync) {
+    fn key_sync(data: &Path, extra: &str) -> (KeyDir, TokenKeys, KeySync) {
         let toml = format!(
             "data_dir = {:?}\n[tokens]\n{extra}",
             data.display().to_string()
@@ -699,18 +672,13 @@ mod tests {
         let (ring, version, created) = dir.load_or_generate(T0).unwrap();
         assert!(created);
         let codec = dir.codec(&ring);
-        let ring = Arc::new(RwLock::new(ring));
+        let ring = TokenKeys::new(ring);
         let sync = KeySync::new(dir.clone(), ring.clone(), codec, version);
         (dir, ring, sync)
     }
 
-    fn signer(ring: &RwLock<Keyring>, now: i64) -> tessera_token::KeyId {
-        ring.read()
-            .unwrap()
-            .signing_key_at(now)
-            .unwrap()
-            .kid()
-            .clone()
+    fn signer(ring: &TokenKeys, now: i64) -> tessera_token::KeyId {
+        ring.read().signing_key_at(now).unwrap().kid().clone()
     }
 
     #[test]
@@ -797,7 +765,7 @@ mod tests {
         let third = ring3.signing_key_at(T0 + 100).unwrap().kid().clone();
         assert!(sync.tick(T0 + 120).unwrap().reloaded);
         assert_eq!(signer(&ring, T0 + 120), third);
-        assert!(ring.read().unwrap().public_key(&first).is_none());
+        assert!(ring.read().public_key(&first).is_none());
 
         // A removed directory is written back from memory, not regenerated.
         fs::remove_dir_all(dir.path()).unwrap();
@@ -830,7 +798,7 @@ mod tests {
         assert!(r.generated.is_some());
         let t = sync.tick(T0 + 90 * DAY + 60).unwrap();
         assert!(t.reloaded && !t.rotation.changed(), "{t:?}");
-        assert_eq!(ring.read().unwrap().keys().count(), 2);
+        assert_eq!(ring.read().keys().count(), 2);
     }
 
     #[test]

@@ -117,7 +117,10 @@ pub struct Settings {
     pub verify_pem: Option<VerifyPem>,
     /// The sealing keys of anonymous cookies and secrets (`None`: fresh keys in memory,
     /// lost at restart).
-    pub seal_keys: Option<Arc<std::sync::RwLock<tessera_token::seal::SealKeyring>>>,
+    pub seal_keys: Option<tessera::keys::SealKeys>,
+    /// The redb stores whose group commit `/metrics` shows, each with its `store` label
+    /// (`session`, `anonymous`). [`crate::startup::prepare`] fills it.
+    pub redb_stores: Vec<(&'static str, Arc<tessera_store_redb::RedbStore>)>,
 }
 
 /// `[verify] public_keys` inside the service: the keys, and what `GET /v1/verify` needs when
@@ -154,13 +157,20 @@ impl AppState {
         let http = HttpMetrics::register(&mut registry);
         let validations = metrics.token_validations.clone();
         let authenticated = stores.for_kind(SessionKind::Authenticated).clone();
-        let mut engine = Engine::try_new(stores, settings.session, settings.cookie, csrf, metrics)?;
+        let mut builder = Engine::builder(stores)
+            .with_config(settings.session)
+            .with_cookie(settings.cookie)
+            .with_csrf_key(csrf)
+            .with_metrics(metrics)
+            .with_clock(clock.clone());
         if let Some(t) = settings.tokens {
-            engine = engine.with_tokens(t)?;
+            builder = builder.with_tokens(t);
         }
-        if let Some(k) = settings.seal_keys {
-            engine = engine.with_seal_keys(k);
-        }
+        builder = match settings.seal_keys {
+            Some(k) => builder.with_seal_keys(k),
+            None => builder.ephemeral_keys(),
+        };
+        let engine = builder.build()?;
         let pem = settings.verify_pem.clone();
         let verifier_settings = match (engine.tokens(), pem) {
             (Some(t), pem) => Some(VerifierSettings {
@@ -203,6 +213,11 @@ impl AppState {
         }
         if let Some(p) = &settings.verify_pem {
             registry.register_collector(Box::new(crate::verifier::KeySetMetrics(p.keys.clone())));
+        }
+        if !settings.redb_stores.is_empty() {
+            registry.register_collector(Box::new(crate::store_metrics::CommitMetrics(
+                settings.redb_stores,
+            )));
         }
         Ok(Self {
             inner: Arc::new(Inner {

@@ -28,11 +28,7 @@ pub async fn jwks(State(s): State<AppState>) -> Response {
     let Some(t) = s.engine().tokens() else {
         return ApiError::tokens_disabled().into_response();
     };
-    let body = t
-        .keyring
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .jwks(&t.config);
+    let body = t.keyring.read().jwks(&t.config);
     (
         [
             (

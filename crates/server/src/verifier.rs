@@ -30,6 +30,7 @@ use prometheus_client::metrics::family::Family;
 use serde::Deserialize;
 use serde_json::Value;
 use tessera::cookie::{self, Lookup};
+use tessera::keys::TokenKeys;
 use tessera::metrics::TokenOutcomeLabels;
 use tessera::token::SubjectFormat;
 use tessera_core::{RevokedSubject, SessionStore};
@@ -57,7 +58,7 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub enum KeySource {
     /// The service's own keyring (rotation swaps keys in place).
-    Local(Arc<RwLock<Keyring>>),
+    Local(TokenKeys),
     /// A published JWK Set, fetched and refetched.
     Remote(Arc<RemoteKeys>),
 }
@@ -364,7 +365,7 @@ impl RemoteKeys {
 impl KeySource {
     fn with_ring<R>(&self, f: impl FnOnce(&Keyring) -> R) -> Option<R> {
         match self {
-            Self::Local(ring) => Some(f(&ring.read().unwrap_or_else(PoisonError::into_inner))),
+            Self::Local(ring) => Some(f(&ring.read())),
             Self::Remote(remote) => remote.current().map(|r| f(&r)),
         }
     }

@@ -1,4 +1,7 @@
-//! The claims of a session token.
+//! The claims of a session token, and the rules custom claims follow wherever they come
+//! from (a login, `POST /v1/tokens`, `tessera token mint`, `[tokens] default_claims`).
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -6,10 +9,136 @@ use serde_json::{Map, Value};
 use crate::config::ClaimSet;
 use crate::{Error, Part, Result};
 
-/// Claim names with a meaning of their own; a custom claim may not use them.
+/// Claim names with a meaning of their own: the members [`Claims`] writes itself.
 pub const REGISTERED_CLAIMS: [&str; 9] = [
     "iss", "sub", "aud", "iat", "nbf", "exp", "sxp", "jti", "sid",
 ];
+
+/// The names a custom claim may not take: the [`REGISTERED_CLAIMS`], then the header
+/// names `typ` and `kid`, so a claim is never mistaken for one. The one list every caller
+/// checks, through [`validate_custom_claims`].
+pub const RESERVED_CLAIMS: [&str; 11] = [
+    "iss", "sub", "aud", "iat", "nbf", "exp", "sxp", "jti", "sid", "typ", "kid",
+];
+
+/// The largest custom claims of one token, as JSON bytes: they travel in every token.
+pub const MAX_CLAIMS_BYTES: usize = 1024;
+/// The deepest nesting of a custom claim's value (`[[1]]` nests 2 levels).
+pub const MAX_CLAIM_DEPTH: usize = 32;
+/// The longest custom claim name, and the longest subject, in bytes.
+pub const MAX_CLAIM_NAME_LEN: usize = 256;
+
+/// Why custom claims or a subject are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClaimsError {
+    /// A custom claim has a [reserved name](RESERVED_CLAIMS).
+    #[error("claim {0:?} is reserved: it is set by the token itself")]
+    Reserved(String),
+    /// A claim name is empty, too long or has control characters.
+    #[error("claim names must be 1 to {MAX_CLAIM_NAME_LEN} bytes without control characters")]
+    BadName,
+    /// The claims take more than [`MAX_CLAIMS_BYTES`] of JSON.
+    #[error("claims may take at most {MAX_CLAIMS_BYTES} bytes of JSON")]
+    TooLarge,
+    /// A value nests deeper than [`MAX_CLAIM_DEPTH`].
+    #[error("claims may nest at most {MAX_CLAIM_DEPTH} levels")]
+    TooDeep,
+    /// The subject is empty, too long or has control characters.
+    #[error("the subject must be 1 to {MAX_CLAIM_NAME_LEN} bytes without control characters")]
+    BadSubject,
+}
+
+impl ClaimsError {
+    /// Every code [`ClaimsError::code`] returns.
+    pub const CODES: &'static [&'static str] = &[
+        "claim-reserved",
+        "claim-name-invalid",
+        "claims-too-large",
+        "claims-too-deep",
+        "subject-invalid",
+    ];
+
+    /// A stable identifier for logs and runbooks.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Reserved(_) => "claim-reserved",
+            Self::BadName => "claim-name-invalid",
+            Self::TooLarge => "claims-too-large",
+            Self::TooDeep => "claims-too-deep",
+            Self::BadSubject => "subject-invalid",
+        }
+    }
+}
+
+fn name_ok(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_CLAIM_NAME_LEN && !s.chars().any(char::is_control)
+}
+
+/// How deep `v` nests: 0 for a scalar, 1 for `[]` or `{}`, 2 for `[[1]]`.
+pub fn json_depth(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(json_depth).max().unwrap_or(0),
+        Value::Object(o) => 1 + o.values().map(json_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Checks custom claims the way every issuer of Tessera tokens does: no [reserved
+/// name](RESERVED_CLAIMS), names of 1 to [`MAX_CLAIM_NAME_LEN`] bytes without control
+/// characters, at most [`MAX_CLAIMS_BYTES`] of JSON, values nested at most
+/// [`MAX_CLAIM_DEPTH`] levels.
+///
+/// # Errors
+///
+/// The first rule broken, as a [`ClaimsError`].
+///
+/// # Examples
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use tessera_token::{ClaimsError, validate_custom_claims};
+///
+/// let mut claims = BTreeMap::new();
+/// claims.insert("rlc".to_owned(), serde_json::json!("bot"));
+/// assert!(validate_custom_claims(&claims).is_ok());
+/// claims.insert("exp".to_owned(), serde_json::json!(1));
+/// assert_eq!(validate_custom_claims(&claims), Err(ClaimsError::Reserved("exp".into())));
+/// ```
+pub fn validate_custom_claims(claims: &BTreeMap<String, Value>) -> Result<(), ClaimsError> {
+    if let Some(k) = claims
+        .keys()
+        .find(|k| RESERVED_CLAIMS.contains(&k.as_str()))
+    {
+        return Err(ClaimsError::Reserved(k.clone()));
+    }
+    if !claims.keys().all(|k| name_ok(k)) {
+        return Err(ClaimsError::BadName);
+    }
+    // A map of JSON values always serialises; an error would count as too large.
+    let size = serde_json::to_vec(claims).map_or(usize::MAX, |v| v.len());
+    if size > MAX_CLAIMS_BYTES {
+        return Err(ClaimsError::TooLarge);
+    }
+    if claims.values().any(|v| json_depth(v) > MAX_CLAIM_DEPTH) {
+        return Err(ClaimsError::TooDeep);
+    }
+    Ok(())
+}
+
+/// Checks a token subject (`sub`): 1 to [`MAX_CLAIM_NAME_LEN`] bytes without control
+/// characters.
+///
+/// # Errors
+///
+/// [`ClaimsError::BadSubject`].
+pub fn validate_subject(sub: &str) -> Result<(), ClaimsError> {
+    if name_ok(sub) {
+        Ok(())
+    } else {
+        Err(ClaimsError::BadSubject)
+    }
+}
 
 /// The claims of a session token (DESIGN §5).
 ///
@@ -401,6 +530,85 @@ mod tests {
                 .0,
             c
         );
+    }
+
+    #[test]
+    fn the_reserved_list_is_the_registered_one_and_the_header_names() {
+        assert_eq!(
+            RESERVED_CLAIMS[..REGISTERED_CLAIMS.len()],
+            REGISTERED_CLAIMS
+        );
+        assert_eq!(RESERVED_CLAIMS[REGISTERED_CLAIMS.len()..], ["typ", "kid"]);
+    }
+
+    #[test]
+    fn custom_claims_are_bounded() {
+        let ok = |c: &[(&str, Value)]| {
+            validate_custom_claims(
+                &c.iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                    .collect(),
+            )
+        };
+        assert_eq!(ok(&[("rlc", Value::from("bot"))]), Ok(()));
+        for name in RESERVED_CLAIMS {
+            assert_eq!(
+                ok(&[(name, Value::from(1))]),
+                Err(ClaimsError::Reserved(name.into()))
+            );
+        }
+        assert_eq!(ok(&[("", Value::Null)]), Err(ClaimsError::BadName));
+        assert_eq!(ok(&[("a\u{7}", Value::Null)]), Err(ClaimsError::BadName));
+        let long = "x".repeat(MAX_CLAIM_NAME_LEN + 1);
+        assert_eq!(
+            ok(&[(long.as_str(), Value::Null)]),
+            Err(ClaimsError::BadName)
+        );
+        let big = Value::from("x".repeat(MAX_CLAIMS_BYTES));
+        assert_eq!(ok(&[("big", big)]), Err(ClaimsError::TooLarge));
+        let mut deep = Value::Null;
+        for _ in 0..MAX_CLAIM_DEPTH {
+            deep = Value::Array(vec![deep]);
+        }
+        assert_eq!(ok(&[("deep", deep.clone())]), Ok(()));
+        assert_eq!(
+            ok(&[("deep", Value::Array(vec![deep]))]),
+            Err(ClaimsError::TooDeep)
+        );
+        assert_eq!(validate_subject("mw:CentralAuth::1"), Ok(()));
+        for bad in ["", "a\nb", &"s".repeat(MAX_CLAIM_NAME_LEN + 1)] {
+            assert_eq!(
+                validate_subject(bad),
+                Err(ClaimsError::BadSubject),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn claims_error_codes_are_listed_and_unique() {
+        let all = [
+            ClaimsError::Reserved(String::new()),
+            ClaimsError::BadName,
+            ClaimsError::TooLarge,
+            ClaimsError::TooDeep,
+            ClaimsError::BadSubject,
+        ];
+        for e in &all {
+            assert!(ClaimsError::CODES.contains(&e.code()), "{e:?}");
+        }
+        let mut codes = ClaimsError::CODES.to_vec();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), ClaimsError::CODES.len());
+        assert_eq!(codes.len(), all.len());
+    }
+
+    #[test]
+    fn json_depth_counts_nesting() {
+        assert_eq!(json_depth(&serde_json::json!(1)), 0);
+        assert_eq!(json_depth(&serde_json::json!([[1]])), 2);
+        assert_eq!(json_depth(&serde_json::json!({"a": {"b": []}})), 3);
     }
 
     #[test]

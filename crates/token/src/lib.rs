@@ -140,7 +140,10 @@ mod verify;
 pub mod fuzzing;
 
 pub use cache::{CacheStats, VerifiedCache};
-pub use claims::{Claims, REGISTERED_CLAIMS};
+pub use claims::{
+    Claims, ClaimsError, MAX_CLAIM_DEPTH, MAX_CLAIM_NAME_LEN, MAX_CLAIMS_BYTES, REGISTERED_CLAIMS,
+    RESERVED_CLAIMS, json_depth, validate_custom_claims, validate_subject,
+};
 pub use config::{ClaimSet, Config, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TYP, MAX_LEEWAY};
 pub use dir::{KeyringLock, LOCK_FILE, MANIFEST, ManifestVersion, SEAL_MANIFEST};
 pub use error::{Error, ErrorKind, Part, Result};

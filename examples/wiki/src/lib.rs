@@ -15,9 +15,9 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use tessera::Engine;
 use tessera::tower::{Session, SessionLayer};
-use tessera_core::{Clock, User};
+use tessera::{Engine, Lifetime, Login};
+use tessera_core::User;
 
 /// The demonstration password of every user.
 pub const PASSWORD: &str = "wiki";
@@ -41,7 +41,7 @@ impl Wiki {
 }
 
 /// The application: routes plus Tessera's session layer over `engine`.
-pub fn app(engine: Arc<Engine>, clock: Arc<dyn Clock>) -> Router {
+pub fn app(engine: Engine) -> Router {
     let wiki = Wiki {
         page: Arc::new(Mutex::new("Welcome to the wiki.".to_owned())),
     };
@@ -54,7 +54,7 @@ pub fn app(engine: Arc<Engine>, clock: Arc<dyn Clock>) -> Router {
         .route("/sessions/revoke", post(revoke))
         .route("/sessions/revoke-all", post(revoke_all))
         .with_state(wiki)
-        .layer(SessionLayer::new(engine, clock))
+        .layer(SessionLayer::new(engine))
 }
 
 type Result<T> = std::result::Result<T, tessera::Error>;
@@ -152,13 +152,13 @@ async fn login(session: Session, Form(f): Form<LoginForm>) -> Result<Response> {
     if f.password != PASSWORD || User::validate_id(&f.user).is_err() {
         return Ok(forbidden("Wrong user or password."));
     }
-    let user = User {
-        id: f.user,
-        name: None,
-        provider: None,
+    let lifetime = if f.remember.is_some() {
+        Lifetime::Remembered
+    } else {
+        Lifetime::Standard
     };
     session
-        .login(user, Default::default(), f.remember.is_some())
+        .login(Login::for_user(f.user).with_lifetime(lifetime))
         .await?;
     Ok(Redirect::to("/").into_response())
 }

@@ -16,11 +16,9 @@ use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tessera::cookie::CookieConfig;
-use tessera::csrf::CsrfKey;
-use tessera::metrics::Metrics;
 use tessera::tower::{Session, SessionLayer};
-use tessera::{Edits, Engine, SessionConfig, Stores};
-use tessera_core::{SessionStore, SystemClock, User};
+use tessera::{Edits, Engine, Login, Stores};
+use tessera_core::SessionStore;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum StoreKind {
@@ -48,19 +46,17 @@ async fn main() -> Result<(), Box<dyn Error>> {
         StoreKind::Memory => Arc::new(tessera_store_memory::MemoryStore::new()),
         StoreKind::Redb => Arc::new(tessera_store_redb::RedbStore::open(&args.path)?),
     };
-    let engine = Engine::try_new(
-        Stores::single(store),
-        SessionConfig::default(),
+    let engine = Engine::builder(Stores::single(store))
         // Plain HTTP on loopback, like the peer.
-        CookieConfig::development(),
-        CsrfKey::generate()?,
-        Metrics::default(),
-    )?;
+        .with_cookie(CookieConfig::development())
+        // A benchmark's sessions need not survive it.
+        .ephemeral_keys()
+        .build()?;
     let app = Router::new()
         .route("/login", post(login))
         .route("/resolve", post(resolve))
         .route("/update", post(update))
-        .layer(SessionLayer::new(Arc::new(engine), Arc::new(SystemClock)));
+        .layer(SessionLayer::new(engine));
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     eprintln!("inproc-tessera listening on {}", listener.local_addr()?);
     axum::serve(listener, app).await?;
@@ -99,12 +95,7 @@ async fn login(session: Session, body: Option<Json<LoginBody>>) -> Result<Status
         .and_then(|Json(b)| b.user)
         .and_then(|u| u["id"].as_str().map(str::to_owned))
         .unwrap_or_else(|| "bench".to_owned());
-    let user = User {
-        id,
-        name: None,
-        provider: None,
-    };
-    session.login(user, Default::default(), false).await?;
+    session.login(Login::for_user(id)).await?;
     let mut edits = Edits::default();
     for (k, v) in [
         ("theme", json!("dark")),

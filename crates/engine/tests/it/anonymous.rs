@@ -3,18 +3,19 @@
 //! rotation, and CSRF tokens without writes in both modes.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tessera::cookie::CookieConfig;
 use tessera::csrf::CsrfKey;
+use tessera::keys::SealKeys;
 use tessera::metrics::Metrics;
 use tessera::{
-    AnonymousMode, Edits, Engine, Login, Outcome, SessionConfig, Status, Storage, Stores,
+    AnonymousMode, Edits, Engine, IfMissing, Login, Outcome, SessionConfig, Status, Storage, Stores,
 };
-use tessera_core::{SessionKind, SessionStore, Timestamp, User};
+use tessera_core::{SessionKind, SessionStore, Timestamp};
 use tessera_store_memory::MemoryStore;
 use tessera_token::seal::{SealKey, SealKeyring, SealPolicy};
 
@@ -26,32 +27,27 @@ struct Fixture {
     engine: Engine,
     registry: Registry,
     store: Arc<MemoryStore>,
-    keys: Arc<RwLock<SealKeyring>>,
+    keys: SealKeys,
 }
 
 fn fixture(mode: AnonymousMode) -> Fixture {
-    let keys = Arc::new(RwLock::new(
-        SealKeyring::generate_at(NOW.unix_secs(), SealPolicy::default()).unwrap(),
-    ));
+    let keys =
+        SealKeys::new(SealKeyring::generate_at(NOW.unix_secs(), SealPolicy::default()).unwrap());
     fixture_with(mode, keys, CsrfKey::from_bytes([4; 32]))
 }
 
-fn fixture_with(mode: AnonymousMode, keys: Arc<RwLock<SealKeyring>>, csrf: CsrfKey) -> Fixture {
+fn fixture_with(mode: AnonymousMode, keys: SealKeys, csrf: CsrfKey) -> Fixture {
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let store = Arc::new(MemoryStore::new());
-    let engine = Engine::try_new(
-        Stores::single(store.clone()),
-        SessionConfig {
-            anonymous: mode,
-            ..SessionConfig::default()
-        },
-        CookieConfig::default(),
-        csrf,
-        metrics,
-    )
-    .unwrap()
-    .with_seal_keys(keys.clone());
+    let engine = Engine::builder(Stores::single(store.clone()))
+        .with_config(SessionConfig::default().with_anonymous(mode))
+        .with_cookie(CookieConfig::default())
+        .with_csrf_key(csrf)
+        .with_metrics(metrics)
+        .with_seal_keys(keys.clone())
+        .build()
+        .unwrap();
     Fixture {
         engine,
         registry,
@@ -112,15 +108,7 @@ fn anon_cookie(o: &Outcome) -> String {
 }
 
 fn login(user: &str) -> Login {
-    Login {
-        user: User {
-            id: user.to_owned(),
-            name: None,
-            provider: None,
-        },
-        claims: BTreeMap::new(),
-        remember: false,
-    }
+    Login::for_user(user)
 }
 
 fn after(secs: u64) -> Timestamp {
@@ -132,10 +120,13 @@ async fn client_side_anonymous_traffic_does_no_store_operation_at_all() {
     let f = fixture(AnonymousMode::Client);
     let e = &f.engine;
     // A first visit: nothing.
-    let o = e.resolve("", false, NOW).await.unwrap();
+    let o = e.resolve("", IfMissing::Nothing, NOW).await.unwrap();
     assert_eq!((o.status, o.set_cookie.len()), (Status::None, 0));
     // A login form: a session for its CSRF token.
-    let o = e.resolve("", true, NOW).await.unwrap();
+    let o = e
+        .resolve("", IfMissing::CreateAnonymous, NOW)
+        .await
+        .unwrap();
     assert_eq!(o.status, Status::Created);
     let s = o.session.clone().unwrap();
     assert_eq!(s.storage, Storage::Cookie);
@@ -155,7 +146,7 @@ async fn client_side_anonymous_traffic_does_no_store_operation_at_all() {
         .unwrap();
     assert_eq!(o.status, Status::Updated);
     let c = anon_cookie(&o);
-    let o = e.resolve(&c, false, after(60)).await.unwrap();
+    let o = e.resolve(&c, IfMissing::Nothing, after(60)).await.unwrap();
     assert_eq!(o.status, Status::Loaded);
     assert!(
         o.set_cookie.is_empty(),
@@ -176,11 +167,17 @@ async fn client_side_anonymous_traffic_does_no_store_operation_at_all() {
         .unwrap();
     assert_eq!((o.status, o.set_cookie.len()), (Status::Unchanged, 0));
     // Renewal at half the idle lifetime re-seals the cookie: still no write.
-    let o = e.resolve(&c, false, after(16 * 60)).await.unwrap();
+    let o = e
+        .resolve(&c, IfMissing::Nothing, after(16 * 60))
+        .await
+        .unwrap();
     assert_eq!(o.status, Status::Renewed);
     let renewed = anon_cookie(&o);
     assert_ne!(renewed, c);
-    let o = e.resolve(&renewed, false, after(30 * 60)).await.unwrap();
+    let o = e
+        .resolve(&renewed, IfMissing::Nothing, after(30 * 60))
+        .await
+        .unwrap();
     assert_eq!(o.status, Status::Loaded, "alive past the first idle expiry");
     assert_eq!(o.session.unwrap().key, s.key);
     // Logout clears the cookie.
@@ -228,9 +225,8 @@ async fn the_whole_set_cookie_stays_under_4096_bytes() {
 /// the original's data or identity.
 #[tokio::test]
 async fn tampered_truncated_spliced_renamed_expired_and_unknown_key_cookies_are_refused_alike() {
-    let keys = Arc::new(RwLock::new(
-        SealKeyring::generate_at(NOW.unix_secs(), SealPolicy::default()).unwrap(),
-    ));
+    let keys =
+        SealKeys::new(SealKeyring::generate_at(NOW.unix_secs(), SealPolicy::default()).unwrap());
     let f = fixture_with(
         AnonymousMode::Client,
         keys.clone(),
@@ -255,14 +251,12 @@ async fn tampered_truncated_spliced_renamed_expired_and_unknown_key_cookies_are_
     flipped[i] = if flipped[i] == b'A' { b'B' } else { b'A' };
     let flipped = String::from_utf8(flipped).unwrap();
     // Another cookie of the same engine seals with the same key, under another name.
-    let renamed_engine = fixture_with(
-        AnonymousMode::Client,
-        keys.clone(),
-        CsrfKey::from_bytes([4; 32]),
-    )
-    .engine
-    .with_anonymous_cookie("__Host-tessera-other")
-    .unwrap();
+    let renamed_engine = Engine::builder(MemoryStore::new())
+        .with_csrf_key(CsrfKey::from_bytes([4; 32]))
+        .with_seal_keys(keys.clone())
+        .with_anonymous_cookie("__Host-tessera-other")
+        .build()
+        .unwrap();
     let o = renamed_engine
         .update("", &set("cart", json!([1, 2, 3])), NOW)
         .await
@@ -304,14 +298,17 @@ async fn tampered_truncated_spliced_renamed_expired_and_unknown_key_cookies_are_
     let mut outcomes = vec![];
     for (what, bad, at) in &cases {
         let cookie = format!("{ANON}={bad}");
-        let o = e.resolve(&cookie, false, *at).await.unwrap();
+        let o = e.resolve(&cookie, IfMissing::Nothing, *at).await.unwrap();
         assert_eq!(o.status, Status::Ended, "{what}");
         assert!(o.session.is_none(), "{what}");
         assert_eq!(o.set_cookie, vec![ANON_REMOVAL.to_owned()], "{what}");
         outcomes.push((o.status, o.set_cookie.clone(), o.token_status));
 
         // With create, a fresh state replaces it: one Set-Cookie, nothing of the original.
-        let o = e.resolve(&cookie, true, *at).await.unwrap();
+        let o = e
+            .resolve(&cookie, IfMissing::CreateAnonymous, *at)
+            .await
+            .unwrap();
         assert_eq!(o.status, Status::Created, "{what}");
         assert_eq!(o.set_cookie.len(), 1, "{what}");
         let s = o.session.unwrap();
@@ -338,7 +335,7 @@ async fn tampered_truncated_spliced_renamed_expired_and_unknown_key_cookies_are_
         "identical outcomes"
     );
     // The good cookie still opens (nothing above changed any state).
-    let o = e.resolve(&good, false, NOW).await.unwrap();
+    let o = e.resolve(&good, IfMissing::Nothing, NOW).await.unwrap();
     assert_eq!(o.session.unwrap().record.data["cart"], json!([1, 2, 3]));
     // The only store operations were the logins.
     assert_eq!(f.store_ops("kind=\"anonymous\""), 0);
@@ -352,9 +349,20 @@ async fn tampered_truncated_spliced_renamed_expired_and_unknown_key_cookies_are_
 async fn a_duplicated_anonymous_cookie_is_refused_like_a_bad_one() {
     let f = fixture(AnonymousMode::Client);
     let e = &f.engine;
-    let a = anon_cookie(&e.resolve("", true, NOW).await.unwrap());
-    let b = anon_cookie(&e.resolve("", true, NOW).await.unwrap());
-    let o = e.resolve(&format!("{a}; {b}"), false, NOW).await.unwrap();
+    let a = anon_cookie(
+        &e.resolve("", IfMissing::CreateAnonymous, NOW)
+            .await
+            .unwrap(),
+    );
+    let b = anon_cookie(
+        &e.resolve("", IfMissing::CreateAnonymous, NOW)
+            .await
+            .unwrap(),
+    );
+    let o = e
+        .resolve(&format!("{a}; {b}"), IfMissing::Nothing, NOW)
+        .await
+        .unwrap();
     assert_eq!(o.status, Status::Ended);
     assert_eq!(o.set_cookie, vec![ANON_REMOVAL.to_owned()]);
 }
@@ -409,12 +417,15 @@ async fn data_over_the_budget_spills_to_the_store_under_the_same_identity() {
         .await
         .unwrap();
     assert_eq!(o.status, Status::Updated);
-    let o = e.resolve(&handle, false, after(3)).await.unwrap();
+    let o = e
+        .resolve(&handle, IfMissing::Nothing, after(3))
+        .await
+        .unwrap();
     let data = o.session.unwrap().record.data;
     assert_eq!(data.len(), 3, "{data:?}");
     // A stale anonymous cookie sent along is cleared; the handle speaks.
     let o = e
-        .resolve(&format!("{handle}; {c}"), false, after(4))
+        .resolve(&format!("{handle}; {c}"), IfMissing::Nothing, after(4))
         .await
         .unwrap();
     assert_eq!(o.status, Status::Loaded);
@@ -424,7 +435,11 @@ async fn data_over_the_budget_spills_to_the_store_under_the_same_identity() {
 #[tokio::test]
 async fn a_spill_racing_a_spill_of_the_same_cookie_loses_no_edit() {
     let f = Arc::new(fixture(AnonymousMode::Client));
-    let o = f.engine.resolve("", true, NOW).await.unwrap();
+    let o = f
+        .engine
+        .resolve("", IfMissing::CreateAnonymous, NOW)
+        .await
+        .unwrap();
     let c = anon_cookie(&o);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..8 {
@@ -442,7 +457,7 @@ async fn a_spill_racing_a_spill_of_the_same_cookie_loses_no_edit() {
     assert_eq!(handles.len(), 1, "every spill names the one stored session");
     let s = f
         .engine
-        .resolve(&handles[0], false, NOW)
+        .resolve(&handles[0], IfMissing::Nothing, NOW)
         .await
         .unwrap()
         .session
@@ -596,7 +611,10 @@ async fn login_promotes_a_spilled_session_with_its_secrets_and_deletes_it() {
         o.set_cookie
     );
     // The old handle is dead, the old sealed cookie carries nothing stored.
-    let o = e.resolve(&handle, false, after(6)).await.unwrap();
+    let o = e
+        .resolve(&handle, IfMissing::Nothing, after(6))
+        .await
+        .unwrap();
     assert_eq!(o.status, Status::Ended);
 }
 
@@ -604,7 +622,7 @@ async fn login_promotes_a_spilled_session_with_its_secrets_and_deletes_it() {
 async fn rotation_keeps_old_cookies_open_and_seals_new_ones_with_the_new_key() {
     let f = fixture(AnonymousMode::Client);
     let e = &f.engine;
-    let old_kid = f.keys.read().unwrap().sealing_kid().unwrap().to_owned();
+    let old_kid = f.keys.read().sealing_kid().unwrap().to_owned();
     let o = e.update("", &set("k", json!("v")), NOW).await.unwrap();
     let old = anon_cookie(&o);
     assert!(old.starts_with(&format!("{ANON}=1.{old_kid}.")), "{old}");
@@ -613,32 +631,32 @@ async fn rotation_keeps_old_cookies_open_and_seals_new_ones_with_the_new_key() {
 
     // The schedule runs 30 days on: a new key seals; the old one still opens.
     let later = NOW.saturating_add(Duration::from_secs(30 * 86_400));
-    let rot = f
-        .keys
-        .write()
-        .unwrap()
-        .rotate_at(later.unix_secs())
-        .unwrap();
+    let rot = f.keys.update(|k| k.rotate_at(later.unix_secs())).unwrap();
     let new_kid = rot.generated.unwrap();
     assert_ne!(new_kid, old_kid);
     let t = after(60);
-    let o = e.resolve(&old, false, t).await.unwrap();
+    let o = e.resolve(&old, IfMissing::Nothing, t).await.unwrap();
     assert_eq!(o.status, Status::Loaded);
     assert_eq!(o.session.unwrap().record.data["k"], "v");
     let o = e.update(&old, &set("k2", json!(1)), t).await.unwrap();
     let new = anon_cookie(&o);
     assert!(new.starts_with(&format!("{ANON}=1.{new_kid}.")), "{new}");
-    let s = e.resolve(&handle, false, t).await.unwrap().session.unwrap();
+    let s = e
+        .resolve(&handle, IfMissing::Nothing, t)
+        .await
+        .unwrap()
+        .session
+        .unwrap();
     assert_eq!(e.secret(&s, "s", t), Some(json!("t")), "old secrets open");
     // Once the old key is dropped, its cookies are refused like any bad cookie.
-    f.keys.write().unwrap().retain_newest(1);
-    let o = e.resolve(&old, false, t).await.unwrap();
+    f.keys.update(|k| k.retain_newest(1));
+    let o = e.resolve(&old, IfMissing::Nothing, t).await.unwrap();
     assert_eq!(
         (o.status, o.set_cookie.clone()),
         (Status::Ended, vec![ANON_REMOVAL.to_owned()])
     );
     assert_eq!(
-        e.resolve(&new, false, t).await.unwrap().status,
+        e.resolve(&new, IfMissing::Nothing, t).await.unwrap().status,
         Status::Loaded
     );
 }
@@ -648,7 +666,10 @@ async fn csrf_tokens_need_no_write_in_either_mode() {
     for (mode, creation_writes) in [(AnonymousMode::Client, 0), (AnonymousMode::Server, 1)] {
         let f = fixture(mode);
         let e = &f.engine;
-        let o = e.resolve("", true, NOW).await.unwrap();
+        let o = e
+            .resolve("", IfMissing::CreateAnonymous, NOW)
+            .await
+            .unwrap();
         assert_eq!(f.writes(), creation_writes, "{mode:?}");
         let c = o.set_cookie[0].split(';').next().unwrap().to_owned();
         let s = o.session.unwrap();
@@ -683,12 +704,16 @@ async fn csrf_tokens_need_no_write_in_either_mode() {
 async fn the_server_enforces_idle_and_absolute_timeouts_on_sealed_cookies() {
     let f = fixture(AnonymousMode::Client);
     let e = &f.engine;
-    let mut c = anon_cookie(&e.resolve("", true, NOW).await.unwrap());
+    let mut c = anon_cookie(
+        &e.resolve("", IfMissing::CreateAnonymous, NOW)
+            .await
+            .unwrap(),
+    );
     // Kept alive by renewals every 20 minutes up to the 12-hour absolute limit, then dead.
     let mut t = 0;
     loop {
         t += 20 * 60;
-        let o = e.resolve(&c, false, after(t)).await.unwrap();
+        let o = e.resolve(&c, IfMissing::Nothing, after(t)).await.unwrap();
         if t >= 12 * 3600 {
             assert_eq!(o.status, Status::Ended, "at {t}s");
             break;
@@ -699,16 +724,20 @@ async fn the_server_enforces_idle_and_absolute_timeouts_on_sealed_cookies() {
         }
     }
     // Without renewals it dies at the idle timeout, whatever the cookie says.
-    let c = anon_cookie(&e.resolve("", true, NOW).await.unwrap());
+    let c = anon_cookie(
+        &e.resolve("", IfMissing::CreateAnonymous, NOW)
+            .await
+            .unwrap(),
+    );
     assert!(
-        e.resolve(&c, false, after(30 * 60 - 1))
+        e.resolve(&c, IfMissing::Nothing, after(30 * 60 - 1))
             .await
             .unwrap()
             .session
             .is_some()
     );
     assert!(
-        e.resolve(&c, false, after(30 * 60))
+        e.resolve(&c, IfMissing::Nothing, after(30 * 60))
             .await
             .unwrap()
             .session
@@ -719,9 +748,7 @@ async fn the_server_enforces_idle_and_absolute_timeouts_on_sealed_cookies() {
 
 #[tokio::test]
 async fn server_mode_stores_new_sessions_and_moves_sealed_ones_at_their_first_write() {
-    let keys = Arc::new(RwLock::new(SealKeyring::new(vec![SealKey::from_bytes(
-        [8; 32],
-    )])));
+    let keys = SealKeys::new(SealKeyring::new(vec![SealKey::from_bytes([8; 32])]));
     let client = fixture_with(
         AnonymousMode::Client,
         keys.clone(),
@@ -750,7 +777,11 @@ async fn server_mode_stores_new_sessions_and_moves_sealed_ones_at_their_first_wr
             .await
             .unwrap(),
     );
-    let o = server.engine.resolve(&c, false, NOW).await.unwrap();
+    let o = server
+        .engine
+        .resolve(&c, IfMissing::Nothing, NOW)
+        .await
+        .unwrap();
     assert_eq!(o.session.unwrap().record.data["b"], json!(2));
     let o = server
         .engine

@@ -5,31 +5,24 @@ use std::time::Duration;
 
 use serde_json::json;
 use tessera::cookie::CookieConfig;
-use tessera::csrf::CsrfKey;
-use tessera::metrics::Metrics;
-use tessera::{Edits, Engine, Error, Login, SessionConfig, Status, Stores};
-use tessera_core::{SessionStore, Timestamp, User};
+use tessera::{Edits, Engine, Error, IfMissing, Login, SessionConfig, Status, Stores};
+use tessera_core::{SessionStore, Timestamp};
 use tessera_store_memory::MemoryStore;
 
 const NOW: Timestamp = Timestamp::from_unix_secs(1_800_000_000);
 
 fn engine(stores: Stores, config: SessionConfig, cookie: CookieConfig) -> Engine {
-    Engine::try_new(
-        stores,
-        config,
-        cookie,
-        CsrfKey::generate().unwrap(),
-        Metrics::default(),
-    )
-    .unwrap()
+    Engine::builder(stores)
+        .with_config(config)
+        .with_cookie(cookie)
+        .ephemeral_keys()
+        .build()
+        .unwrap()
 }
 
 /// Anonymous sessions in the store, as before client-side mode.
 fn server_mode() -> SessionConfig {
-    SessionConfig {
-        anonymous: tessera::AnonymousMode::Server,
-        ..SessionConfig::default()
-    }
+    SessionConfig::default().with_anonymous(tessera::AnonymousMode::Server)
 }
 
 fn set(k: &str, v: serde_json::Value) -> Edits {
@@ -43,15 +36,7 @@ fn cookie(o: &tessera::Outcome) -> String {
 }
 
 fn login(user: &str) -> Login {
-    Login {
-        user: User {
-            id: user.to_owned(),
-            name: None,
-            provider: None,
-        },
-        claims: Default::default(),
-        remember: false,
-    }
+    Login::for_user(user)
 }
 
 #[tokio::test]
@@ -106,21 +91,21 @@ async fn development_cookies_are_plain_and_still_http_only() {
     let c = cookie(&o);
     let prod = format!("__Host-{c}");
     assert_eq!(
-        e.resolve(&prod, false, NOW).await.unwrap().status,
+        e.resolve(&prod, IfMissing::Nothing, NOW)
+            .await
+            .unwrap()
+            .status,
         Status::None
     );
     assert_eq!(
-        e.resolve(&c, false, NOW).await.unwrap().status,
+        e.resolve(&c, IfMissing::Nothing, NOW).await.unwrap().status,
         Status::Loaded
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_are_all_or_nothing_when_retries_run_out() {
-    let config = SessionConfig {
-        max_conflict_retries: 0,
-        ..SessionConfig::default()
-    };
+    let config = SessionConfig::default().with_max_conflict_retries(0);
     let e = Arc::new(engine(
         Stores::single(Arc::new(MemoryStore::new())),
         config,
@@ -147,7 +132,7 @@ async fn edits_are_all_or_nothing_when_retries_run_out() {
         }
     }
     let data = e
-        .resolve(&c, false, NOW)
+        .resolve(&c, IfMissing::Nothing, NOW)
         .await
         .unwrap()
         .session
@@ -175,8 +160,14 @@ async fn switching_the_kind_letter_names_no_session() {
     let o = e.update("", &set("k", json!(1)), NOW).await.unwrap();
     let c = cookie(&o);
     let forged = c.replacen("=a", "=u", 1);
-    let r = e.resolve(&forged, false, NOW).await.unwrap();
+    let r = e.resolve(&forged, IfMissing::Nothing, NOW).await.unwrap();
     assert!(r.session.is_none());
     let later = NOW.saturating_add(Duration::from_secs(1));
-    assert!(e.resolve(&c, false, later).await.unwrap().session.is_some());
+    assert!(
+        e.resolve(&c, IfMissing::Nothing, later)
+            .await
+            .unwrap()
+            .session
+            .is_some()
+    );
 }

@@ -2,5 +2,6 @@
 // Test helpers outside #[test] functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod anonymous;
+mod builder;
 mod lifecycle;
 mod tower;

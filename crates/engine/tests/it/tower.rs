@@ -11,10 +11,9 @@ use axum::http::{Request, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tessera::cookie::CookieConfig;
-use tessera::csrf::CsrfKey;
-use tessera::metrics::Metrics;
-use tessera::tower::{LiveSession, Session, SessionLayer};
-use tessera::{AnonymousMode, Engine, SessionConfig, Stores};
+use tessera::keys::TokenKeys;
+use tessera::tower::{Session, SessionLayer};
+use tessera::{AnonymousMode, Engine, Lifetime, LiveSession, Login, SessionConfig, Stores};
 use tessera_core::{ManualClock, SessionRecord, SessionStore, StoreKey, Timestamp, User};
 use tessera_store_memory::MemoryStore;
 use tower::ServiceExt;
@@ -40,15 +39,13 @@ async fn read(session: Session) -> Result<String, tessera::Error> {
 }
 
 async fn login(session: Session) -> Result<&'static str, tessera::Error> {
-    session
-        .login(user("alice"), Default::default(), false)
-        .await?;
+    session.login(Login::new(user("alice"))).await?;
     Ok("in")
 }
 
 async fn remember(session: Session) -> Result<&'static str, tessera::Error> {
     session
-        .login(user("alice"), Default::default(), true)
+        .login(Login::new(user("alice")).with_lifetime(Lifetime::Remembered))
         .await?;
     Ok("in")
 }
@@ -65,21 +62,19 @@ async fn fail(session: Session) -> impl IntoResponse {
 
 async fn many(session: Session) -> Result<&'static str, tessera::Error> {
     session.set("a", 1).await?;
-    session
-        .login(user("bob"), Default::default(), false)
-        .await?;
+    session.login(Login::new(user("bob"))).await?;
     session.set("b", 2).await?;
     Ok("ok")
 }
 
 async fn whoami(s: Option<LiveSession>) -> String {
     match s {
-        Some(LiveSession(s)) => s.record.user.map_or("anonymous".into(), |u| u.id),
+        Some(s) => s.record.user.map_or("anonymous".into(), |u| u.id),
         None => "nobody".into(),
     }
 }
 
-async fn must(LiveSession(s): LiveSession) -> String {
+async fn must(s: LiveSession) -> String {
     s.reference()
 }
 
@@ -106,17 +101,12 @@ fn engine_over(store: Arc<dyn SessionStore>) -> Arc<Engine> {
 
 fn engine_in(store: Arc<dyn SessionStore>, anonymous: AnonymousMode) -> Arc<Engine> {
     Arc::new(
-        Engine::try_new(
-            Stores::single(store),
-            SessionConfig {
-                anonymous,
-                ..SessionConfig::default()
-            },
-            CookieConfig::default(),
-            CsrfKey::generate().unwrap(),
-            Metrics::default(),
-        )
-        .unwrap(),
+        Engine::builder(Stores::single(store))
+            .with_config(SessionConfig::default().with_anonymous(anonymous))
+            .with_clock(Arc::new(ManualClock::new(NOW)))
+            .ephemeral_keys()
+            .build()
+            .unwrap(),
     )
 }
 
@@ -137,10 +127,7 @@ fn routes() -> Router {
 }
 
 fn app_over(store: Arc<dyn SessionStore>) -> Router {
-    routes().layer(SessionLayer::new(
-        engine_over(store),
-        Arc::new(ManualClock::new(NOW)),
-    ))
+    routes().layer(SessionLayer::new(engine_over(store)))
 }
 
 fn app() -> Router {
@@ -149,10 +136,10 @@ fn app() -> Router {
 
 /// Anonymous sessions in the store (`[session] anonymous = "server"`).
 fn server_app() -> Router {
-    routes().layer(SessionLayer::new(
-        engine_in(Arc::new(MemoryStore::new()), AnonymousMode::Server),
-        Arc::new(ManualClock::new(NOW)),
-    ))
+    routes().layer(SessionLayer::new(engine_in(
+        Arc::new(MemoryStore::new()),
+        AnonymousMode::Server,
+    )))
 }
 
 async fn call(
@@ -379,7 +366,7 @@ async fn store_errors_are_not_mistaken_for_logged_out() {
 }
 
 async fn status(session: Session) -> Result<&'static str, tessera::Error> {
-    session.token_status().await
+    Ok(session.token_status().await?.as_str())
 }
 
 fn app_with_tokens() -> Router {
@@ -392,26 +379,20 @@ fn app_with_tokens() -> Router {
     let cookie = CookieConfig::default();
     let tokens = tessera::token::TokenSettings::new(
         tessera_token::Config::new("tessera-test"),
-        Arc::new(std::sync::RwLock::new(ring)),
+        TokenKeys::new(ring),
         &cookie,
     )
     .unwrap();
-    let engine = Engine::try_new(
-        Stores::single(Arc::new(MemoryStore::new())),
-        SessionConfig::default(),
-        cookie,
-        CsrfKey::generate().unwrap(),
-        Metrics::default(),
-    )
-    .unwrap()
-    .with_tokens(tokens)
-    .unwrap();
+    let engine = Engine::builder(MemoryStore::new())
+        .with_cookie(cookie)
+        .with_tokens(tokens)
+        .with_clock(Arc::new(ManualClock::new(NOW)))
+        .ephemeral_keys()
+        .build()
+        .unwrap();
     routes()
         .route("/status", get(status))
-        .layer(SessionLayer::new(
-            Arc::new(engine),
-            Arc::new(ManualClock::new(NOW)),
-        ))
+        .layer(SessionLayer::new(engine))
 }
 
 /// With tokens on, a login sets two cookies (session and token); the layer keeps one

@@ -45,48 +45,46 @@ pub(super) fn session(
         })?,
         None => s.anonymous_cookie_bytes.unwrap_or(d.anonymous_cookie_bytes),
     };
-    let session = SessionConfig {
-        idle_timeout: dur(
+    let session = SessionConfig::default()
+        .with_idle_timeout(dur(
             "session.idle_timeout",
             s.idle_timeout,
             "TESSERA_IDLE_TIMEOUT",
             d.idle_timeout,
-        )?,
-        absolute_timeout: dur(
+        )?)
+        .with_absolute_timeout(dur(
             "session.absolute_timeout",
             s.absolute_timeout,
             "TESSERA_ABSOLUTE_TIMEOUT",
             d.absolute_timeout,
-        )?,
-        remember_idle_timeout: dur(
+        )?)
+        .with_remember_idle_timeout(dur(
             "session.remember_idle_timeout",
             s.remember_idle_timeout,
             "TESSERA_REMEMBER_IDLE_TIMEOUT",
             d.remember_idle_timeout,
-        )?,
-        remember_absolute_timeout: dur(
+        )?)
+        .with_remember_absolute_timeout(dur(
             "session.remember_absolute_timeout",
             s.remember_absolute_timeout,
             "TESSERA_REMEMBER_ABSOLUTE_TIMEOUT",
             d.remember_absolute_timeout,
-        )?,
-        tombstone_ttl: dur(
+        )?)
+        .with_tombstone_ttl(dur(
             "session.tombstone_ttl",
             s.tombstone_ttl,
             "TESSERA_TOMBSTONE_TTL",
             d.tombstone_ttl,
-        )?,
-        max_data_bytes: s.max_data_bytes.unwrap_or(d.max_data_bytes),
-        csrf_max_age: dur(
+        )?)
+        .with_max_data_bytes(s.max_data_bytes.unwrap_or(d.max_data_bytes))
+        .with_csrf_max_age(dur(
             "session.csrf_max_age",
             s.csrf_max_age,
             "TESSERA_CSRF_MAX_AGE",
             d.csrf_max_age,
-        )?,
-        max_conflict_retries: d.max_conflict_retries,
-        anonymous,
-        anonymous_cookie_bytes,
-    };
+        )?)
+        .with_anonymous(anonymous)
+        .with_anonymous_cookie_bytes(anonymous_cookie_bytes);
     session.validate().map_err(|e| {
         invalid(
             "session",

@@ -2,13 +2,14 @@
 //! traffic, one outcome for every bad sealed cookie (never a 5xx, never a state change),
 //! spills on size and secrets, promotion at login, key rotation, CSRF without writes.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tessera::Stores;
 use tessera::cookie::CookieConfig;
+use tessera::keys::SealKeys;
 use tessera_core::{SessionStore, StoreKey};
 use tessera_server::Settings;
 use tessera_store_memory::MemoryStore;
@@ -19,13 +20,11 @@ use crate::common::{START, TestServer, TestSettings, cookie_of, server_anonymous
 const ANON: &str = "__Host-tessera-anon";
 const ANON_REMOVAL: &str = "__Host-tessera-anon=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Secure; HttpOnly; SameSite=Lax";
 
-fn keys() -> Arc<RwLock<SealKeyring>> {
-    Arc::new(RwLock::new(
-        SealKeyring::generate_at(START.unix_secs(), SealPolicy::default()).unwrap(),
-    ))
+fn keys() -> SealKeys {
+    SealKeys::new(SealKeyring::generate_at(START.unix_secs(), SealPolicy::default()).unwrap())
 }
 
-fn with_keys(keys: &Arc<RwLock<SealKeyring>>) -> Settings {
+fn with_keys(keys: &SealKeys) -> Settings {
     let mut s = Settings::default_for_tests();
     s.seal_keys = Some(keys.clone());
     s
@@ -411,16 +410,14 @@ async fn login_promotes_the_anonymous_data_and_clears_the_anonymous_cookie() {
 async fn rotated_keys_open_old_cookies_and_seal_new_ones_with_the_new_kid() {
     let keys = keys();
     let s = TestServer::memory_with(with_keys(&keys)).await;
-    let old_kid = keys.read().unwrap().sealing_kid().unwrap().to_owned();
+    let old_kid = keys.read().sealing_kid().unwrap().to_owned();
     let v = s
         .ok("/v1/session/update", json!({"cookie": "", "set": {"a": 1}}))
         .await;
     let old = cookie_of(&v);
     assert!(old.starts_with(&format!("{ANON}=1.{old_kid}.")), "{old}");
     let rot = keys
-        .write()
-        .unwrap()
-        .rotate_at(START.unix_secs() + 30 * 86_400)
+        .update(|k| k.rotate_at(START.unix_secs() + 30 * 86_400))
         .unwrap();
     let new_kid = rot.generated.unwrap();
     let v = s.ok("/v1/session/resolve", json!({"cookie": old})).await;

@@ -640,3 +640,67 @@ fn the_readme_configuration_block_is_valid() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.tokens, tessera_server::config::TokensConfig::default());
 }
+
+/// One claim rule: whatever `POST /v1/tokens` refuses, `tessera token mint` refuses with the
+/// same message (reserved names, bad names, size, depth, the subject), and what one accepts
+/// the other accepts.
+#[tokio::test]
+async fn token_mint_refuses_what_the_api_refuses() {
+    use serde_json::json;
+
+    let s = crate::common::TestServer::memory_with(crate::common::token_settings(false)).await;
+    let env = Env::new();
+    env.run(&["keys", "generate"]).ok();
+    let deep = (0..=tessera_token::MAX_CLAIM_DEPTH).fold(json!(1), |v, _| json!([v]));
+    let mint = |sub: &str, claims: &Value| {
+        let mut args = vec![
+            "token".to_owned(),
+            "mint".to_owned(),
+            "--sub".to_owned(),
+            sub.to_owned(),
+        ];
+        for (k, v) in claims.as_object().unwrap() {
+            args.push("--claim".to_owned());
+            args.push(format!("{k}:={v}"));
+        }
+        env.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let refused = [
+        ("alice", json!({"exp": 1})),
+        ("alice", json!({"typ": "JWT"})),
+        ("alice", json!({"kid": "k"})),
+        (
+            "alice",
+            json!({"big": "x".repeat(tessera_token::MAX_CLAIMS_BYTES)}),
+        ),
+        ("alice", json!({"deep": deep})),
+        ("alice", json!({"bell\u{7}": 1})),
+        ("alice", json!({ "x".repeat(257): 1 })),
+        ("", json!({})),
+        ("a\nb", json!({})),
+    ];
+    for (sub, claims) in &refused {
+        let (st, v) = s
+            .post("/v1/tokens", json!({"sub": sub, "claims": claims}))
+            .await;
+        assert_eq!(
+            st,
+            reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+            "{claims}: {v}"
+        );
+        let detail = v["detail"].as_str().unwrap();
+        let r = mint(sub, claims);
+        assert!(
+            r.code == 1 && r.stderr.contains(detail),
+            "{sub:?} {claims}: the API says {detail:?}, mint: {} {}",
+            r.code,
+            r.stderr
+        );
+    }
+    let accepted = json!({"rlc": "bot", "nested": [[1]], "fits": "x".repeat(900)});
+    let (st, v) = s
+        .post("/v1/tokens", json!({"sub": "bot:1", "claims": accepted}))
+        .await;
+    assert_eq!(st, reqwest::StatusCode::OK, "{v}");
+    mint("bot:1", &accepted).ok();
+}

@@ -210,6 +210,7 @@ impl TestSettings for Settings {
             verify_claim_set: tessera_token::ClaimSet::Tessera,
             verify_pem: None,
             seal_keys: None,
+            redb_stores: Vec::new(),
         }
     }
 }
@@ -234,7 +235,7 @@ pub(crate) fn token_settings(verify_required: bool) -> Settings {
     .unwrap();
     let mut t = tessera::token::TokenSettings::new(
         tessera_token::Config::new("tessera-test"),
-        Arc::new(std::sync::RwLock::new(ring)),
+        tessera::keys::TokenKeys::new(ring),
         &s.cookie,
     )
     .unwrap();

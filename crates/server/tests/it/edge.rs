@@ -131,14 +131,11 @@ async fn an_edge_with_no_store_follows_the_services_keys_and_revocations() {
     // A new key on the service: the edge has never seen its kid, refetches, accepts.
     let kid = ring
         .read()
-        .unwrap()
         .signing_key_at(START.unix_secs())
         .unwrap()
         .kid()
         .clone();
-    ring.write()
-        .unwrap()
-        .revoke_at(&kid, START.unix_secs(), &mut OsKeySource::default())
+    ring.update(|r| r.revoke_at(&kid, START.unix_secs(), &mut OsKeySource::default()))
         .unwrap();
     s.clock.advance(Duration::from_secs(2));
     let (_, v) = s.login("", "carol").await;

@@ -216,3 +216,84 @@ async fn the_background_purge_removes_expired_sessions() {
     let _ = server.await;
     assert!(seen, "the purge did not run within 5s");
 }
+
+/// The real start-up path shows the redb stores' group commit in `/metrics`: a histogram of
+/// writes per commit (`_count` commits, `_sum` writes) and the failed transactions, by store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_writes_per_commit_of_the_redb_stores() {
+    use std::sync::Arc;
+    use tessera_core::ManualClock;
+    use tessera_server::config::Config;
+    use tessera_server::startup;
+
+    let dir = tempfile::tempdir().unwrap();
+    // The default store (redb in the data directory), and anonymous sessions in a second
+    // redb file.
+    let toml = format!(
+        "data_dir = \"{}\"\napi_keys = [\"{KEY}\"]\n[store.anonymous]\nurl = \"redb:{}\"\n",
+        dir.path().display(),
+        dir.path().join("anon.redb").display()
+    );
+    let config = Config::from_toml(&toml, |_| None).unwrap();
+    let prepared = startup::prepare(&config, Arc::new(ManualClock::new(crate::common::START)))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(startup::serve(
+        listener,
+        prepared,
+        Duration::from_secs(3600),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let client = reqwest::Client::new();
+    let logins = (0..8).map(|i| {
+        client
+            .post(format!("{base}/v1/session/login"))
+            .bearer_auth(KEY)
+            .json(&json!({"cookie": "", "user": {"id": format!("u{i}")}}))
+            .send()
+    });
+    for r in futures_util::future::join_all(logins).await {
+        assert!(r.unwrap().status().is_success());
+    }
+    let m = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let _ = tx.send(());
+    let _ = server.await;
+
+    let value = |prefix: &str| -> f64 {
+        let line = m
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{m}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(
+        m.contains("# TYPE tessera_store_writes_per_commit histogram"),
+        "{m}"
+    );
+    let commits = value("tessera_store_writes_per_commit_count{store=\"session\"}");
+    let writes = value("tessera_store_writes_per_commit_sum{store=\"session\"}");
+    // At least the eight logins (and the purge at start-up), each answered by one commit.
+    assert!(commits >= 1.0 && writes >= 8.0 && writes >= commits, "{m}");
+    assert_eq!(
+        value("tessera_store_writes_per_commit_bucket{le=\"+Inf\",store=\"session\"}"),
+        commits,
+        "{m}"
+    );
+    value("tessera_store_writes_per_commit_count{store=\"anonymous\"}");
+    assert_eq!(
+        value("tessera_store_failed_transactions_total{store=\"session\"}"),
+        0.0
+    );
+}

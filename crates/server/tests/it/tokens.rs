@@ -452,21 +452,20 @@ async fn a_revoked_key_is_swapped_under_the_running_service() {
     let token = token_cookie(&v);
     let kid = ring
         .read()
-        .unwrap()
         .signing_key_at(crate::common::START.unix_secs())
         .unwrap()
         .kid()
         .clone();
 
     // Revoked with a working key source: a new key signs at once.
-    ring.write()
-        .unwrap()
-        .revoke_at(
+    ring.update(|r| {
+        r.revoke_at(
             &kid,
             crate::common::START.unix_secs(),
             &mut tessera_token::OsKeySource::default(),
         )
-        .unwrap();
+    })
+    .unwrap();
     let r = resolve(&s, &format!("{session}; {token}")).await;
     assert_eq!(r["token_status"], "key_revoked", "{r}");
     let fresh = token_cookie(&r);
@@ -476,7 +475,6 @@ async fn a_revoked_key_is_swapped_under_the_running_service() {
     // No key can sign: the session still resolves, without a token.
     let kid = ring
         .read()
-        .unwrap()
         .signing_key_at(crate::common::START.unix_secs())
         .unwrap()
         .kid()
@@ -485,10 +483,7 @@ async fn a_revoked_key_is_swapped_under_the_running_service() {
         |_: tessera_token::Algorithm| -> tessera_token::Result<tessera_token::SigningKey> {
             Err(tessera_token::Error::BadEncoding)
         };
-    let _ = ring
-        .write()
-        .unwrap()
-        .revoke_at(&kid, crate::common::START.unix_secs(), &mut failing);
+    let _ = ring.update(|r| r.revoke_at(&kid, crate::common::START.unix_secs(), &mut failing));
     let r = resolve(&s, &session).await;
     assert_eq!(r["status"], "loaded", "{r}");
     assert_eq!(r["token_status"], "token_failed", "{r}");

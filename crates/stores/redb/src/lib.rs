@@ -23,21 +23,34 @@
 //!
 //! # Durability
 //!
-//! Every operation that writes commits its redb write transaction with
-//! [`Durability::Immediate`] (redb's default, set explicitly): the data is flushed to stable
-//! storage before the call returns. An acknowledged write therefore survives `kill -9`, a
-//! crash or a power cut; on the next [`RedbStore::open`] redb repairs whatever a torn commit
-//! left behind. A future dropped (cancelled) while its operation runs does not cancel the
-//! operation: it may still commit.
+//! Every operation that writes is answered only after the redb write transaction that holds
+//! it has committed with [`Durability::Immediate`](redb::Durability::Immediate) (redb's
+//! default, set explicitly): the data is flushed to stable storage before the call returns. An
+//! acknowledged write therefore survives `kill -9`, a crash or a power cut; on the next
+//! [`RedbStore::open`] redb repairs whatever a torn commit left behind. A future dropped
+//! (cancelled) after its first poll does not cancel its write: it may still commit.
+//!
+//! # Group commit
+//!
+//! Writes go through one writer thread per store. Writes that arrive while a commit is in
+//! flight are applied together in the next write transaction and made durable by one commit
+//! (one fsync); a lone write is committed at once, with no timer. Each operation keeps its
+//! own semantics inside a batch: it sees the writes before it, and a refusal
+//! (`AlreadyExists`, `Conflict`, `NotFound`) or a failure of its own fails it alone. A failed
+//! commit fails exactly the writes of its batch ([`BatchError`]). [`RedbStore::commit_stats`]
+//! counts writes per commit. The rules, and why, are in the `batch` module's source and in
+//! `docs/stores.md`.
 //!
 //! # Atomicity and concurrency
 //!
-//! Each [`SessionStore`] operation is one redb transaction: writes are serialised by redb's
-//! single writer, reads see a consistent snapshot. redb is synchronous: writes and scans run
-//! on Tokio's blocking pool (`spawn_blocking`; in place outside a Tokio runtime), while point
-//! reads (`load`, `user_revoked_at`) run in place, since an MVCC read never waits for the
-//! writer and takes less time than a hand-off to another thread. The file is locked by the process that opened it: a second
-//! process (or a second [`RedbStore::open`] of the same file) fails with [`Error::Open`].
+//! Each [`SessionStore`] operation is atomic: all of its writes commit in one transaction, or
+//! none do; reads see a consistent snapshot. redb is synchronous: writes run on the writer
+//! thread and scans on Tokio's blocking pool (`spawn_blocking`; in place outside a Tokio
+//! runtime), while point reads (`load`, `user_revoked_at`) run in place, since an MVCC read
+//! never waits for the writer and takes less time than a hand-off to another thread. Writes
+//! wait on a channel, so they work on any executor. The file is locked by the process that
+//! opened it: a second process (or a second [`RedbStore::open`] of the same file) fails with
+//! [`Error::Open`].
 //!
 //! # Layout (on-disk version 1)
 //!
@@ -66,6 +79,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod batch;
 mod codec;
 #[cfg(test)]
 mod tests;
@@ -76,13 +90,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use redb::{
-    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
-    TableHandle, WriteTransaction,
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableHandle,
+    WriteTransaction,
 };
 use tessera_core::{
     KvStore, Revocation, RevocationLog, SessionRecord, SessionStore, StoreKey, Timestamp,
 };
 
+pub use crate::batch::{BATCH_SIZE_BUCKETS, BatchError, CommitStats};
+use crate::batch::{Touches, Writer};
 use crate::codec::Stored;
 
 /// The background purge of `tessera-core`, the one every store uses: for redb, expired
@@ -146,6 +162,9 @@ pub enum Error {
     /// The file is a redb database, but not a Tessera session store.
     #[error("the file is a redb database but not a Tessera session store")]
     NotAStore,
+    /// The store's writer thread could not be started.
+    #[error("could not start the store's writer thread")]
+    SpawnWriter(#[source] std::io::Error),
 }
 
 impl Error {
@@ -156,6 +175,7 @@ impl Error {
         "redb-storage",
         "redb-unsupported-layout",
         "redb-not-a-store",
+        "redb-spawn-writer",
     ];
 
     /// A stable identifier for this error, for logs, metrics and runbooks.
@@ -166,6 +186,7 @@ impl Error {
             Self::Storage(_) => "redb-storage",
             Self::UnsupportedLayout { .. } => "redb-unsupported-layout",
             Self::NotAStore => "redb-not-a-store",
+            Self::SpawnWriter(_) => "redb-spawn-writer",
         }
     }
 }
@@ -192,11 +213,17 @@ fn storage(err: impl Into<redb::Error>) -> Error {
 /// Its [`SessionStore`] operations report redb failures as [`tessera_core::Error::Backend`]
 /// with the redb error as the source, a record that cannot be encoded as
 /// [`tessera_core::Error::Encode`], and stored bytes that are not a valid entry as
-/// [`tessera_core::Error::Decode`], besides the typed outcomes of the trait.
+/// [`tessera_core::Error::Decode`], besides the typed outcomes of the trait. A write that
+/// failed with the rest of its batch (the commit failed, say) has a [`BatchError`] as the
+/// source of its `Backend` error.
+///
+/// Dropping the store waits for the writes already queued to be answered, then closes the
+/// file.
 pub struct RedbStore {
     db: Arc<Database>,
     path: PathBuf,
     cache: Arc<ReadCache>,
+    writer: Writer,
 }
 
 /// The most records the read cache holds; when full it starts over empty.
@@ -205,11 +232,14 @@ const CACHE_CAPACITY: usize = 100_000;
 /// A cache of decoded live records in front of redb's point reads.
 ///
 /// It can be exact because the file has one writer: this process (redb locks the file), and
-/// every write goes through this store. Each write transaction, committed or not, bumps a
-/// generation and drops the keys it touched, *inside the blocking closure*, so even a write
-/// whose caller went away before it finished invalidates. A read records the generation
-/// before it opens its snapshot and fills the cache only if the generation is unchanged,
-/// under the same lock: a read that raced a write never caches what it read.
+/// every write goes through this store's writer thread. After each batch it tried to commit,
+/// whether the commit succeeded or failed, the writer bumps a generation and drops the keys
+/// the batch touched, *before it answers any of its callers*, so even a write whose caller
+/// went away invalidates, and a failed commit (which redb may still have applied) does too. A
+/// batch that was only aborted changed nothing and invalidates nothing. A read
+/// records the generation before it opens its snapshot and fills the cache only if the
+/// generation is unchanged, under the same lock: a read that raced a write never caches what
+/// it read.
 #[derive(Debug, Default)]
 struct ReadCache {
     inner: std::sync::Mutex<CacheInner>,
@@ -224,8 +254,8 @@ struct CacheInner {
 
 impl ReadCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
-        // Every critical section is a single map operation: a poisoned lock holds no
-        // half-made change.
+        // Every critical section is map operations that do not panic: a poisoned lock holds
+        // no half-made change.
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -256,14 +286,21 @@ impl ReadCache {
         g.records.insert(key, (record, revoked));
     }
 
-    fn invalidate(&self, key: Option<&[u8; 32]>) {
+    /// Starts a new generation and drops what a batch of writes touched.
+    fn invalidate(&self, touched: &[Touches]) {
         let mut g = self.lock();
         g.generation = g.generation.wrapping_add(1);
-        match key {
-            Some(k) => {
-                g.records.remove(k);
+        for t in touched {
+            match t {
+                Touches::Nothing => {}
+                Touches::Key(k) => {
+                    g.records.remove(k);
+                }
+                Touches::Everything => {
+                    g.records.clear();
+                    break;
+                }
             }
-            None => g.records.clear(),
         }
     }
 }
@@ -288,7 +325,8 @@ impl RedbStore {
     /// - [`Error::UnsupportedLayout`] if the file has another layout version than
     ///   [`LAYOUT_VERSION`];
     /// - [`Error::NotAStore`] if it is some other redb database;
-    /// - [`Error::Storage`] if reading or writing the metadata fails.
+    /// - [`Error::Storage`] if reading or writing the metadata fails;
+    /// - [`Error::SpawnWriter`] if the writer thread cannot be started.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -309,16 +347,30 @@ impl RedbStore {
             .create(&path)
             .map_err(open_err)?;
         init_layout(&db)?;
+        let db = Arc::new(db);
+        let cache = Arc::default();
+        let writer =
+            Writer::start(Arc::clone(&db), Arc::clone(&cache)).map_err(Error::SpawnWriter)?;
         Ok(Self {
-            db: Arc::new(db),
+            db,
             path,
-            cache: Arc::default(),
+            cache,
+            writer,
         })
     }
 
     /// The file this store lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many writes each commit made durable so far (group commit): for metrics.
+    ///
+    /// # Examples
+    ///
+    /// See [`CommitStats`].
+    pub fn commit_stats(&self) -> CommitStats {
+        self.writer.stats()
     }
 
     /// Runs a point read in place. A redb read transaction reads an MVCC snapshot and never
@@ -329,24 +381,20 @@ impl RedbStore {
         op(&self.db)
     }
 
-    /// Runs a write on the blocking pool and invalidates the read cache for `key` (every key
-    /// when `None`) as soon as the transaction is over, committed or not.
-    async fn run_write<T, F>(&self, key: Option<[u8; 32]>, op: F) -> StoreResult<T>
+    /// Runs `op` in a write transaction of the writer thread, batched with the writes that
+    /// queue beside it, and answers once that transaction committed; the read cache drops
+    /// what `touches` names first. `op` may run more than once, and must return a refusal
+    /// (`AlreadyExists`, `Conflict`, `NotFound`) before its first write: see the `batch`
+    /// module.
+    async fn write<T, F>(&self, touches: Touches, op: F) -> StoreResult<T>
     where
-        F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
+        F: Fn(&WriteTransaction) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let cache = Arc::clone(&self.cache);
-        self.run(move |db| {
-            let r = op(db);
-            cache.invalidate(key.as_ref());
-            r
-        })
-        .await
+        self.writer.write(touches, op).await
     }
 
-    /// Runs `op` on the blocking pool, or in place outside a Tokio runtime. For writes (which
-    /// wait for an fsync and for redb's single writer) and scans.
+    /// Runs `op` on the blocking pool, or in place outside a Tokio runtime. For scans.
     async fn run<T, F>(&self, op: F) -> StoreResult<T>
     where
         F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
@@ -417,25 +465,6 @@ fn init_layout(db: &Database) -> Result<()> {
     txn.commit().map_err(storage)
 }
 
-/// Runs `op` in one write transaction and commits it durably, or aborts it if `op` fails.
-fn write<T>(db: &Database, op: impl FnOnce(&WriteTransaction) -> StoreResult<T>) -> StoreResult<T> {
-    let mut txn = db.begin_write().map_err(backend)?;
-    // Immediate is redb's default; set it anyway so the durability promise does not rest on
-    // a default.
-    txn.set_durability(Durability::Immediate).map_err(backend)?;
-    match op(&txn) {
-        Ok(out) => {
-            txn.commit().map_err(backend)?;
-            Ok(out)
-        }
-        Err(e) => {
-            // The operation's error is the one to report; a failed abort is repaired by redb.
-            let _ = txn.abort();
-            Err(e)
-        }
-    }
-}
-
 /// Runs `op` in one read transaction (a consistent snapshot).
 fn read<T>(db: &Database, op: impl FnOnce(&ReadTransaction) -> StoreResult<T>) -> StoreResult<T> {
     let txn = db.begin_read().map_err(backend)?;
@@ -486,6 +515,16 @@ fn live(
 
 #[async_trait]
 impl SessionStore for RedbStore {
+    fn directory(&self) -> Option<&Path> {
+        // `sessions.redb` alone lives in the current directory.
+        Some(
+            self.path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )
+    }
+
     fn backend(&self) -> &'static str {
         "redb"
     }
@@ -503,22 +542,20 @@ impl SessionStore for RedbStore {
         let bytes = codec::encode_record(record)?;
         let user = record.user_id().map(str::to_owned);
         let expires = record.expires_at().unix_millis();
-        self.run_write(Some(key), move |db| {
-            write(db, |txn| {
-                let mut sessions = txn.open_table(SESSIONS).map_err(backend)?;
-                // Any entry blocks: live, expired but unpurged, or a tombstone.
-                if sessions.get(&key).map_err(backend)?.is_some() {
-                    return Err(tessera_core::Error::AlreadyExists);
-                }
-                sessions.insert(&key, bytes.as_slice()).map_err(backend)?;
-                let mut expiries = txn.open_table(EXPIRIES).map_err(backend)?;
-                expiries.insert((expires, &key), ()).map_err(backend)?;
-                if let Some(u) = &user {
-                    let mut users = txn.open_table(USER_SESSIONS).map_err(backend)?;
-                    users.insert((u.as_str(), &key), expires).map_err(backend)?;
-                }
-                Ok(())
-            })
+        self.write(Touches::Key(key), move |txn| {
+            let mut sessions = txn.open_table(SESSIONS).map_err(backend)?;
+            // Any entry blocks: live, expired but unpurged, or a tombstone.
+            if sessions.get(&key).map_err(backend)?.is_some() {
+                return Err(tessera_core::Error::AlreadyExists);
+            }
+            sessions.insert(&key, bytes.as_slice()).map_err(backend)?;
+            let mut expiries = txn.open_table(EXPIRIES).map_err(backend)?;
+            expiries.insert((expires, &key), ()).map_err(backend)?;
+            if let Some(u) = &user {
+                let mut users = txn.open_table(USER_SESSIONS).map_err(backend)?;
+                users.insert((u.as_str(), &key), expires).map_err(backend)?;
+            }
+            Ok(())
         })
         .await
     }
@@ -560,76 +597,72 @@ impl SessionStore for RedbStore {
         let bytes = codec::encode_record(record)?;
         let new_user = record.user_id().map(str::to_owned);
         let new_expires = record.expires_at().unix_millis();
-        self.run_write(Some(key), move |db| {
-            write(db, |txn| {
-                let mut sessions = txn.open_table(SESSIONS).map_err(backend)?;
-                let revocations = txn.open_table(REVOCATIONS).map_err(backend)?;
-                // Dead or absent means NotFound and no write: a save racing a logout or an
-                // expiry must not bring the session back.
-                let current = live(&sessions, &revocations, &key, now)?
-                    .ok_or(tessera_core::Error::NotFound)?;
-                if current.version != expected {
-                    return Err(tessera_core::Error::Conflict);
-                }
-                sessions.insert(&key, bytes.as_slice()).map_err(backend)?;
+        self.write(Touches::Key(key), move |txn| {
+            let mut sessions = txn.open_table(SESSIONS).map_err(backend)?;
+            let revocations = txn.open_table(REVOCATIONS).map_err(backend)?;
+            // Dead or absent means NotFound and no write: a save racing a logout or an
+            // expiry must not bring the session back.
+            let current =
+                live(&sessions, &revocations, &key, now)?.ok_or(tessera_core::Error::NotFound)?;
+            if current.version != expected {
+                return Err(tessera_core::Error::Conflict);
+            }
+            sessions.insert(&key, bytes.as_slice()).map_err(backend)?;
 
-                let old_expires = current.expires_at().unix_millis();
-                if old_expires != new_expires {
-                    let mut expiries = txn.open_table(EXPIRIES).map_err(backend)?;
-                    expiries.remove((old_expires, &key)).map_err(backend)?;
-                    expiries.insert((new_expires, &key), ()).map_err(backend)?;
-                }
-                let mut users = txn.open_table(USER_SESSIONS).map_err(backend)?;
-                if let Some(u) = current.user_id() {
-                    users.remove((u, &key)).map_err(backend)?;
-                }
-                if let Some(u) = &new_user {
-                    users
-                        .insert((u.as_str(), &key), new_expires)
-                        .map_err(backend)?;
-                }
-                Ok(())
-            })
+            let old_expires = current.expires_at().unix_millis();
+            if old_expires != new_expires {
+                let mut expiries = txn.open_table(EXPIRIES).map_err(backend)?;
+                expiries.remove((old_expires, &key)).map_err(backend)?;
+                expiries.insert((new_expires, &key), ()).map_err(backend)?;
+            }
+            let mut users = txn.open_table(USER_SESSIONS).map_err(backend)?;
+            if let Some(u) = current.user_id() {
+                users.remove((u, &key)).map_err(backend)?;
+            }
+            if let Some(u) = &new_user {
+                users
+                    .insert((u.as_str(), &key), new_expires)
+                    .map_err(backend)?;
+            }
+            Ok(())
         })
         .await
     }
 
     async fn delete(&self, key: &StoreKey, tombstone_until: Timestamp) -> StoreResult<()> {
         let key = *key.as_bytes();
-        self.run_write(Some(key), move |db| {
-            write(db, |txn| {
-                let mut sessions = txn.open_table(SESSIONS).map_err(backend)?;
-                let mut expiries = txn.open_table(EXPIRIES).map_err(backend)?;
-                match get_stored(&sessions, &key)? {
-                    Some(Stored::Live(r)) => {
-                        expiries
-                            .remove((r.expires_at().unix_millis(), &key))
-                            .map_err(backend)?;
-                        if let Some(u) = r.user_id() {
-                            let mut users = txn.open_table(USER_SESSIONS).map_err(backend)?;
-                            users.remove((u, &key)).map_err(backend)?;
-                        }
+        self.write(Touches::Key(key), move |txn| {
+            let mut sessions = txn.open_table(SESSIONS).map_err(backend)?;
+            let mut expiries = txn.open_table(EXPIRIES).map_err(backend)?;
+            match get_stored(&sessions, &key)? {
+                Some(Stored::Live(r)) => {
+                    expiries
+                        .remove((r.expires_at().unix_millis(), &key))
+                        .map_err(backend)?;
+                    if let Some(u) = r.user_id() {
+                        let mut users = txn.open_table(USER_SESSIONS).map_err(backend)?;
+                        users.remove((u, &key)).map_err(backend)?;
                     }
-                    // Deleting again never shortens a tombstone.
-                    Some(Stored::Tombstone { until }) if until >= tombstone_until => {
-                        return Ok(());
-                    }
-                    Some(Stored::Tombstone { until }) => {
-                        expiries
-                            .remove((until.unix_millis(), &key))
-                            .map_err(backend)?;
-                    }
-                    None => {}
                 }
-                let tombstone = codec::encode_tombstone(tombstone_until);
-                sessions
-                    .insert(&key, tombstone.as_slice())
-                    .map_err(backend)?;
-                expiries
-                    .insert((tombstone_until.unix_millis(), &key), ())
-                    .map_err(backend)?;
-                Ok(())
-            })
+                // Deleting again never shortens a tombstone.
+                Some(Stored::Tombstone { until }) if until >= tombstone_until => {
+                    return Ok(());
+                }
+                Some(Stored::Tombstone { until }) => {
+                    expiries
+                        .remove((until.unix_millis(), &key))
+                        .map_err(backend)?;
+                }
+                None => {}
+            }
+            let tombstone = codec::encode_tombstone(tombstone_until);
+            sessions
+                .insert(&key, tombstone.as_slice())
+                .map_err(backend)?;
+            expiries
+                .insert((tombstone_until.unix_millis(), &key), ())
+                .map_err(backend)?;
+            Ok(())
         })
         .await
     }
@@ -674,18 +707,16 @@ impl SessionStore for RedbStore {
     async fn revoke_user(&self, user_id: &str, at: Timestamp) -> StoreResult<()> {
         let user_id = user_id.to_owned();
         // The user's sessions are not indexed in the cache: drop it all (a rare operation).
-        self.run_write(None, move |db| {
-            write(db, |txn| {
-                let mut revocations = txn.open_table(REVOCATIONS).map_err(backend)?;
-                // Only forward: an older "log out everywhere" must not revive anything.
-                let current = revoked_at(&revocations, &user_id)?;
-                if current.is_none_or(|c| at > c) {
-                    revocations
-                        .insert(user_id.as_str(), at.unix_millis())
-                        .map_err(backend)?;
-                }
-                Ok(())
-            })
+        self.write(Touches::Everything, move |txn| {
+            let mut revocations = txn.open_table(REVOCATIONS).map_err(backend)?;
+            // Only forward: an older "log out everywhere" must not revive anything.
+            let current = revoked_at(&revocations, &user_id)?;
+            if current.is_none_or(|c| at > c) {
+                revocations
+                    .insert(user_id.as_str(), at.unix_millis())
+                    .map_err(backend)?;
+            }
+            Ok(())
         })
         .await
     }
@@ -700,7 +731,7 @@ impl SessionStore for RedbStore {
     }
 
     async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
-        self.run_write(None, move |db| write(db, |txn| purge_in(txn, now)))
+        self.write(Touches::Everything, move |txn| purge_in(txn, now))
             .await
     }
 }
@@ -798,66 +829,60 @@ impl KvStore for RedbStore {
         let mut entry = Vec::with_capacity(8 + value.len());
         entry.extend_from_slice(&until.to_be_bytes());
         entry.extend_from_slice(value);
-        self.run(move |db| {
-            write(db, |txn| {
-                let mut kv = txn.open_table(KV).map_err(backend)?;
-                let mut queue = txn.open_table(KV_EXPIRIES).map_err(backend)?;
-                let old = kv
-                    .get(key.as_slice())
-                    .map_err(backend)?
-                    .map(|e| kv_entry(e.value()).map(|(u, _)| u))
-                    .transpose()?;
-                if let Some(old) = old {
-                    queue.remove((old, key.as_slice())).map_err(backend)?;
-                }
-                kv.insert(key.as_slice(), entry.as_slice())
-                    .map_err(backend)?;
-                queue.insert((until, key.as_slice()), ()).map_err(backend)?;
-                Ok(())
-            })
+        self.write(Touches::Nothing, move |txn| {
+            let mut kv = txn.open_table(KV).map_err(backend)?;
+            let mut queue = txn.open_table(KV_EXPIRIES).map_err(backend)?;
+            let old = kv
+                .get(key.as_slice())
+                .map_err(backend)?
+                .map(|e| kv_entry(e.value()).map(|(u, _)| u))
+                .transpose()?;
+            if let Some(old) = old {
+                queue.remove((old, key.as_slice())).map_err(backend)?;
+            }
+            kv.insert(key.as_slice(), entry.as_slice())
+                .map_err(backend)?;
+            queue.insert((until, key.as_slice()), ()).map_err(backend)?;
+            Ok(())
         })
         .await
     }
 
     async fn kv_delete(&self, key: &[u8]) -> StoreResult<()> {
         let key = key.to_vec();
-        self.run(move |db| {
-            write(db, |txn| {
-                let mut kv = txn.open_table(KV).map_err(backend)?;
-                let mut queue = txn.open_table(KV_EXPIRIES).map_err(backend)?;
-                let old = kv
-                    .remove(key.as_slice())
-                    .map_err(backend)?
-                    .map(|e| kv_entry(e.value()).map(|(u, _)| u))
-                    .transpose()?;
-                if let Some(old) = old {
-                    queue.remove((old, key.as_slice())).map_err(backend)?;
-                }
-                Ok(())
-            })
+        self.write(Touches::Nothing, move |txn| {
+            let mut kv = txn.open_table(KV).map_err(backend)?;
+            let mut queue = txn.open_table(KV_EXPIRIES).map_err(backend)?;
+            let old = kv
+                .remove(key.as_slice())
+                .map_err(backend)?
+                .map(|e| kv_entry(e.value()).map(|(u, _)| u))
+                .transpose()?;
+            if let Some(old) = old {
+                queue.remove((old, key.as_slice())).map_err(backend)?;
+            }
+            Ok(())
         })
         .await
     }
 
     async fn kv_purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
         let now_ms = now.unix_millis();
-        self.run(move |db| {
-            write(db, |txn| {
-                let mut kv = txn.open_table(KV).map_err(backend)?;
-                let mut queue = txn.open_table(KV_EXPIRIES).map_err(backend)?;
-                // Everything with expiry <= now: (now + 1, "") is the first key after them.
-                let due = queue
-                    .range::<(i64, &[u8])>(..(now_ms.saturating_add(1), &[][..]))
-                    .map_err(backend)?
-                    .map(|e| e.map(|(k, _)| (k.value().0, k.value().1.to_vec())))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(backend)?;
-                for (until, key) in &due {
-                    queue.remove((*until, key.as_slice())).map_err(backend)?;
-                    kv.remove(key.as_slice()).map_err(backend)?;
-                }
-                Ok(due.len() as u64)
-            })
+        self.write(Touches::Nothing, move |txn| {
+            let mut kv = txn.open_table(KV).map_err(backend)?;
+            let mut queue = txn.open_table(KV_EXPIRIES).map_err(backend)?;
+            // Everything with expiry <= now: (now + 1, "") is the first key after them.
+            let due = queue
+                .range::<(i64, &[u8])>(..(now_ms.saturating_add(1), &[][..]))
+                .map_err(backend)?
+                .map(|e| e.map(|(k, _)| (k.value().0, k.value().1.to_vec())))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            for (until, key) in &due {
+                queue.remove((*until, key.as_slice())).map_err(backend)?;
+                kv.remove(key.as_slice()).map_err(backend)?;
+            }
+            Ok(due.len() as u64)
         })
         .await
     }
@@ -869,17 +894,15 @@ impl KvStore for RedbStore {
 impl RevocationLog for RedbStore {
     async fn log_revocation(&self, r: &Revocation) -> StoreResult<u64> {
         let bytes = serde_json::to_vec(r).map_err(|e| tessera_core::Error::Encode(Box::new(e)))?;
-        self.run(move |db| {
-            write(db, |txn| {
-                let mut log = txn.open_table(REVOCATION_LOG).map_err(backend)?;
-                // redb has one writer: reading the last number and appending is atomic.
-                let seq = log
-                    .last()
-                    .map_err(backend)?
-                    .map_or(1, |(k, _)| k.value().saturating_add(1));
-                log.insert(seq, bytes.as_slice()).map_err(backend)?;
-                Ok(seq)
-            })
+        self.write(Touches::Nothing, move |txn| {
+            let mut log = txn.open_table(REVOCATION_LOG).map_err(backend)?;
+            // redb has one writer: reading the last number and appending is atomic.
+            let seq = log
+                .last()
+                .map_err(backend)?
+                .map_or(1, |(k, _)| k.value().saturating_add(1));
+            log.insert(seq, bytes.as_slice()).map_err(backend)?;
+            Ok(seq)
         })
         .await
     }
@@ -910,24 +933,22 @@ impl RevocationLog for RedbStore {
     }
 
     async fn purge_revocations(&self, before: Timestamp) -> StoreResult<u64> {
-        self.run(move |db| {
-            write(db, |txn| {
-                let mut log = txn.open_table(REVOCATION_LOG).map_err(backend)?;
-                // The log is bounded by the longest token lifetime: a full scan is small.
-                let mut old = vec![];
-                for entry in log.iter().map_err(backend)? {
-                    let (k, v) = entry.map_err(backend)?;
-                    let r: Revocation = serde_json::from_slice(v.value())
-                        .map_err(|e| tessera_core::Error::Decode(Box::new(e)))?;
-                    if r.at < before {
-                        old.push(k.value());
-                    }
+        self.write(Touches::Nothing, move |txn| {
+            let mut log = txn.open_table(REVOCATION_LOG).map_err(backend)?;
+            // The log is bounded by the longest token lifetime: a full scan is small.
+            let mut old = vec![];
+            for entry in log.iter().map_err(backend)? {
+                let (k, v) = entry.map_err(backend)?;
+                let r: Revocation = serde_json::from_slice(v.value())
+                    .map_err(|e| tessera_core::Error::Decode(Box::new(e)))?;
+                if r.at < before {
+                    old.push(k.value());
                 }
-                for k in &old {
-                    log.remove(*k).map_err(backend)?;
-                }
-                Ok(old.len() as u64)
-            })
+            }
+            for k in &old {
+                log.remove(*k).map_err(backend)?;
+            }
+            Ok(old.len() as u64)
         })
         .await
     }

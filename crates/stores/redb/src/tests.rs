@@ -10,7 +10,7 @@ use super::*;
 
 /// Every session has exactly its queue entry and, if it has a user, its index entry; no
 /// queue or index entry points anywhere else.
-fn assert_consistent(store: &RedbStore) {
+pub(crate) fn assert_consistent(store: &RedbStore) {
     let txn = store.db.begin_read().unwrap();
     let sessions = txn.open_table(SESSIONS).unwrap();
     let expiries = txn.open_table(EXPIRIES).unwrap();
@@ -166,8 +166,9 @@ async fn a_garbage_record_is_a_decode_error_and_purge_keeps_it() {
     ));
 }
 
+/// Reads run in place and writes wait on a channel: no Tokio runtime is needed.
 #[test]
-fn operations_run_in_place_outside_a_runtime() {
+fn operations_work_outside_a_runtime() {
     let (_dir, store) = temp_store();
     let key = testing::fresh_key(tessera_core::SessionKind::Anonymous);
     let fut = async {
@@ -177,7 +178,8 @@ fn operations_run_in_place_outside_a_runtime() {
             .unwrap();
         store.load(&key, T0).await.unwrap()
     };
-    // A minimal executor: the store never awaits anything but its own work here.
+    // A minimal executor: the store never awaits anything but its own work (and the writer
+    // thread's answer) here.
     let got = block_on(fut);
     assert!(got.is_some());
 }
@@ -213,6 +215,7 @@ fn error_codes_are_listed_unique_and_kebab_case() {
             supported: 1,
         },
         Error::NotAStore,
+        Error::SpawnWriter(io()),
     ];
     tessera_test_support::assert_error_codes(Error::CODES, all.iter().map(Error::code));
 }

@@ -1,29 +1,21 @@
 //! The example wiki in headless Chromium: log in, edit with a valid CSRF token, see a forged
 //! token refused, log out, and see the old cookie refused.
 
-use std::sync::Arc;
-
+use tessera::Engine;
 use tessera::cookie::CookieConfig;
-use tessera::csrf::CsrfKey;
-use tessera::metrics::Metrics;
-use tessera::{Engine, SessionConfig, Stores};
-use tessera_core::SystemClock;
 use tessera_store_memory::MemoryStore;
 
 use crate::webdriver::{Browser, Driver};
 
 async fn serve_wiki() -> String {
-    let engine = Engine::try_new(
-        Stores::single(Arc::new(MemoryStore::new())),
-        SessionConfig::default(),
-        CookieConfig::development(),
-        CsrfKey::generate().unwrap(),
-        Metrics::default(),
-    )
-    .unwrap();
+    let engine = Engine::builder(MemoryStore::new())
+        .with_cookie(CookieConfig::development())
+        .ephemeral_keys()
+        .build()
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = example_wiki::app(Arc::new(engine), Arc::new(SystemClock));
+    let app = example_wiki::app(engine);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     base
 }

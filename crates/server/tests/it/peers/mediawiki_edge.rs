@@ -12,7 +12,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
 
-use super::nginx::{Nginx, Upstream, replace_once};
+use super::nginx::Nginx;
+use super::{Upstream, replace_exactly};
 use super::{now, peer_file};
 
 const ISSUER: &str = "https://meta.wikimedia.org";
@@ -215,15 +216,19 @@ fn free_port() -> u16 {
 fn documented_config(public_key: &Path) -> String {
     let toml = doc_block("```toml\n");
     assert!(toml.starts_with("# mw-verifier.toml"), "{toml}");
-    let toml = replace_once(
+    let toml = replace_exactly(
         &toml,
         "listen = \"127.0.0.1:7400\"",
         &format!("listen = \"127.0.0.1:{}\"", free_port()),
+        1,
+        "docs/tokens.md toml",
     );
-    replace_once(
+    replace_exactly(
         &toml,
         "/etc/mediawiki/jwt-public.pem",
         public_key.to_str().unwrap(),
+        1,
+        "docs/tokens.md toml",
     )
 }
 
@@ -367,7 +372,7 @@ async fn mediawikis_own_tokens_pass_tessera_verifier_and_nginx_as_documented() {
             ("/etc/nginx/tls/wiki.example.org.crt", crt.to_owned()),
             ("/etc/nginx/tls/wiki.example.org.key", key.to_owned()),
         ] {
-            site = replace_once(&site, from, &to);
+            site = replace_exactly(&site, from, &to, 1, "docs/tokens.md nginx");
         }
         site
     })

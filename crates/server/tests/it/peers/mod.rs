@@ -1,20 +1,24 @@
 //! Real peers on loopback (issue 3 item 8): PyJWT and node's `jose` verify Tessera's tokens
 //! against the JWKS the service serves, PyJWT signs tokens with keys from Tessera's keyring
-//! that Tessera then accepts, and Debian's nginx puts `GET /v1/verify` in front of an
-//! upstream with `auth_request`, configured as the README says.
+//! that Tessera then accepts, and Debian's nginx (`auth_request`) and Caddy (`forward_auth`)
+//! put `GET /v1/verify` in front of an upstream, configured as the README says.
 //!
 //! Everything runs as real processes: the `tessera` binary (on `127.0.0.1:0`, real clock,
 //! keys in its data directory), the peers' interpreters with the scripts in
-//! `crates/server/tests/peers/`, nginx. The peers are installed, pinned, by
+//! `crates/server/tests/peers/`, nginx, Caddy. The peers are installed, pinned, by
 //! `scripts/install-peers` (run by `./scripts/test`) under `TESSERA_PEERS_DIR` (default
 //! `/var/tmp/tessera-peers`); nothing downloads here. A missing peer fails the test with a
 //! message saying so: it never skips.
 //!
 //! The harness is reusable: [`run`] sends a list of operations to a peer script as JSON on
 //! stdin and returns its results, [`Service`] runs the binary with any extra configuration,
-//! and [`assert_peers_verify`] checks a token in both peers, with negative controls.
+//! and [`assert_peers_verify`] checks a token in both peers, with negative controls. The
+//! proxy tests share [`Upstream`] (an application that echoes the headers it receives),
+//! [`readme_block`] (the configuration they run, from README.md), [`self_signed`] and
+//! [`https_get`].
 
 mod algorithms;
+mod caddy;
 mod jose;
 mod mediawiki_edge;
 mod nginx;
@@ -24,8 +28,13 @@ mod service_algorithms;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
@@ -542,4 +551,245 @@ async fn the_installed_peers_are_the_pinned_versions() {
         "{}: {INSTALL_HINT}",
         r[0]
     );
+}
+
+// Proxies in front of the verifier (nginx.rs, caddy.rs).
+
+/// The first code block in `lang` of the README's section `## <section>`: the configuration
+/// a proxy test runs.
+pub(crate) fn readme_block(section: &str, lang: &str) -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section_text = readme
+        .split_once(&format!("\n## {section}\n"))
+        .unwrap_or_else(|| panic!("README has a \"{section}\" section"))
+        .1;
+    let block = section_text
+        .split_once(&format!("```{lang}\n"))
+        .unwrap_or_else(|| panic!("a {lang} block in \"{section}\""))
+        .1;
+    block.split_once("```").unwrap().0.to_owned()
+}
+
+/// `text` with every `from` replaced by `to`, where `from` occurs exactly `times` times (so a
+/// change of the README's `block` is noticed rather than silently testing something else).
+pub(crate) fn replace_exactly(
+    text: &str,
+    from: &str,
+    to: &str,
+    times: usize,
+    block: &str,
+) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        times,
+        "README's {block} block should have `{from}` {times} time(s)"
+    );
+    text.replace(from, to)
+}
+
+/// A loopback port that was free a moment ago (a proxy binding it may still lose a race:
+/// callers retry).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `p` as a `&str` for a configuration file.
+pub(crate) fn path(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+/// A fresh self-signed P-256 certificate and key in `dir` (`tls.crt`, `tls.key`), for
+/// `localhost` and `127.0.0.1` (Caddy picks a certificate by the address when no SNI is
+/// sent).
+pub(crate) async fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (crt, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let out = tokio::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .await
+        .expect("openssl is needed for this test; scripts/test installs it");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (crt, key)
+}
+
+/// The upstream application: answers every request with the request headers it received,
+/// in order, duplicates kept, and counts the requests.
+pub(crate) struct Upstream {
+    pub(crate) addr: String,
+    hits: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    pub(crate) async fn start() -> Self {
+        async fn echo(State(hits): State<Arc<AtomicUsize>>, headers: HeaderMap) -> Json<Value> {
+            hits.fetch_add(1, Ordering::SeqCst);
+            let list: Vec<Value> = headers
+                .iter()
+                .map(|(k, v)| json!([k.as_str(), String::from_utf8_lossy(v.as_bytes())]))
+                .collect();
+            Json(json!({ "headers": list }))
+        }
+        let hits = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new().fallback(echo).with_state(hits.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self { addr, hits, task }
+    }
+
+    /// How many requests reached the upstream.
+    pub(crate) fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `GET url` over TLS with curl (the certificate is not checked), with `headers` sent as
+/// given: curl sends header names as written, `_` included.
+pub(crate) async fn https_get(url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut cmd = tokio::process::Command::new("curl");
+    cmd.args(["-sS", "-k", "-i", "--max-time", "20"]).arg(url);
+    for (k, v) in headers {
+        cmd.arg("-H").arg(format!("{k}: {v}"));
+    }
+    let out = cmd
+        .output()
+        .await
+        .expect("curl is needed for this test; scripts/test installs it");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// A response from a proxy.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
+}
+
+impl Reply {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The headers the upstream received (names lower-cased), in order, duplicates kept.
+    /// Fails unless the answer is the upstream's.
+    pub(crate) fn upstream_headers(&self) -> Vec<(String, String)> {
+        assert_eq!(self.status, 200, "{self:?}");
+        let v: Value = serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not the upstream's answer ({e}): {self:?}"));
+        v["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h[0].as_str().unwrap().to_ascii_lowercase(),
+                    h[1].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// The identity headers the upstream received: every header whose name, lower-cased
+    /// with `_` read as `-` (as CGI-style frameworks do), starts with `x-tessera-`, sorted.
+    pub(crate) fn upstream_identity(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .upstream_headers()
+            .into_iter()
+            .map(|(k, v)| (k.replace('_', "-"), v))
+            .filter(|(k, _)| k.starts_with("x-tessera-"))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// The identity headers expected upstream, sorted like [`Reply::upstream_identity`].
+pub(crate) fn identity(
+    subject: &str,
+    session: Option<&str>,
+    status: &str,
+) -> Vec<(String, String)> {
+    let mut v = vec![
+        ("x-tessera-subject".to_owned(), subject.to_owned()),
+        ("x-tessera-token-status".to_owned(), status.to_owned()),
+    ];
+    if let Some(s) = session {
+        v.push(("x-tessera-session".to_owned(), s.to_owned()));
+    }
+    v.sort();
+    v
+}
+
+/// Client headers that try to pass an identity of their own.
+pub(crate) const SPOOFED: [(&str, &str); 4] = [
+    ("X-Tessera-Subject", "admin"),
+    ("X-Tessera-Session", "spoofed-session"),
+    ("X-Tessera-Token-Status", "ok"),
+    ("X_Tessera_Subject", "admin"),
+];
+
+/// `h` and then [`SPOOFED`].
+pub(crate) fn with_spoofed<'a>(h: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    h.iter().copied().chain(SPOOFED).collect()
 }

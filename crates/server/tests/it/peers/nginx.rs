@@ -3,18 +3,16 @@
 //! block, read from README.md and run as written except for the addresses and the
 //! certificate, so the documentation cannot drift from what is tested.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
-use super::{Service, TOKEN_COOKIE, with_claims};
+use super::{
+    Reply, Service, TOKEN_COOKIE, Upstream, free_port, https_get, identity, path, readme_block,
+    replace_exactly, self_signed, with_claims, with_spoofed,
+};
 
 /// The nginx binary: `TESSERA_NGINX` (scripts/test sets it), else `nginx` on `PATH`, else
 /// Debian's `/usr/sbin/nginx`. Fails the test unless it has the auth_request module.
@@ -47,67 +45,7 @@ fn nginx_binary() -> PathBuf {
 
 /// The README's nginx configuration (the `nginx` code block of "Behind nginx").
 fn readme_config() -> String {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let section = readme
-        .split_once("\n## Behind nginx\n")
-        .expect("README has a \"Behind nginx\" section")
-        .1;
-    let block = section
-        .split_once("```nginx\n")
-        .expect("an nginx block in \"Behind nginx\"")
-        .1;
-    block.split_once("```").unwrap().0.to_owned()
-}
-
-/// `text` with `from` replaced by `to`, where `from` occurs exactly once (so a change of the
-/// README is noticed rather than silently testing something else).
-pub(crate) fn replace_once(text: &str, from: &str, to: &str) -> String {
-    assert_eq!(
-        text.matches(from).count(),
-        1,
-        "the documented block should have `{from}` once"
-    );
-    text.replacen(from, to, 1)
-}
-
-/// The upstream application: answers every request with the request headers it received,
-/// in order, duplicates kept, and counts the requests.
-pub(crate) struct Upstream {
-    pub(crate) addr: String,
-    hits: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Upstream {
-    pub(crate) async fn start() -> Self {
-        async fn echo(State(hits): State<Arc<AtomicUsize>>, headers: HeaderMap) -> Json<Value> {
-            hits.fetch_add(1, Ordering::SeqCst);
-            let list: Vec<Value> = headers
-                .iter()
-                .map(|(k, v)| json!([k.as_str(), String::from_utf8_lossy(v.as_bytes())]))
-                .collect();
-            Json(json!({ "headers": list }))
-        }
-        let hits = Arc::new(AtomicUsize::new(0));
-        let app = axum::Router::new().fallback(echo).with_state(hits.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Self { addr, hits, task }
-    }
-
-    pub(crate) fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    readme_block("Behind nginx", "nginx")
 }
 
 /// nginx in the foreground (`daemon off`, one process: `master_process off`, so killing
@@ -132,7 +70,7 @@ impl Nginx {
                 ("/etc/nginx/tls/example.org.crt", crt.to_owned()),
                 ("/etc/nginx/tls/example.org.key", key.to_owned()),
             ] {
-                site = replace_once(&site, from, &to);
+                site = replace_exactly(&site, from, &to, 1, "nginx");
             }
             site
         })
@@ -144,40 +82,10 @@ impl Nginx {
         let bin = nginx_binary();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let (crt, key) = (d.join("tls.crt"), d.join("tls.key"));
-        let out = tokio::process::Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=localhost",
-                "-keyout",
-            ])
-            .arg(&key)
-            .arg("-out")
-            .arg(&crt)
-            .output()
-            .await
-            .expect("openssl is needed for this test; scripts/test installs it");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (crt, key) = self_signed(d).await;
         // A free port can be taken between the check and nginx's bind: try a few.
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = free_port();
             let site = site(port, &path(&crt), &path(&key));
             let t = path(d);
             let conf = format!(
@@ -225,38 +133,7 @@ impl Nginx {
 
     /// `GET path` through nginx over TLS (curl), with `headers` sent as given.
     pub(crate) async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
-        let mut cmd = tokio::process::Command::new("curl");
-        cmd.args(["-sS", "-k", "-i", "--max-time", "20"])
-            .arg(format!("https://127.0.0.1:{}{path}", self.port));
-        for (k, v) in headers {
-            cmd.arg("-H").arg(format!("{k}: {v}"));
-        }
-        let out = cmd
-            .output()
-            .await
-            .expect("curl is needed for this test; scripts/test installs it");
-        assert!(
-            out.status.success(),
-            "curl: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|c| c.parse().ok())
-            .expect("a status line");
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        Reply {
-            status,
-            headers,
-            body: body.to_owned(),
-        }
+        https_get(&format!("https://127.0.0.1:{}{path}", self.port), headers).await
     }
 
     pub(crate) fn error_log(&self) -> String {
@@ -269,77 +146,6 @@ impl Drop for Nginx {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn path(p: &Path) -> String {
-    p.to_str().unwrap().to_owned()
-}
-
-/// A response from nginx.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The identity headers the upstream received: every header whose name, lower-cased
-    /// with `_` read as `-` (as CGI-style frameworks do), starts with `x-tessera-`, sorted.
-    pub(crate) fn upstream_identity(&self) -> Vec<(String, String)> {
-        assert_eq!(self.status, 200, "{self:?}");
-        let v: Value = serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not the upstream's answer ({e}): {self:?}"));
-        let mut out: Vec<(String, String)> = v["headers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| {
-                (
-                    h[0].as_str()
-                        .unwrap()
-                        .to_ascii_lowercase()
-                        .replace('_', "-"),
-                    h[1].as_str().unwrap().to_owned(),
-                )
-            })
-            .filter(|(k, _)| k.starts_with("x-tessera-"))
-            .collect();
-        out.sort();
-        out
-    }
-}
-
-/// The identity headers expected upstream, sorted like [`Reply::upstream_identity`].
-fn identity(subject: &str, session: Option<&str>, status: &str) -> Vec<(String, String)> {
-    let mut v = vec![
-        ("x-tessera-subject".to_owned(), subject.to_owned()),
-        ("x-tessera-token-status".to_owned(), status.to_owned()),
-    ];
-    if let Some(s) = session {
-        v.push(("x-tessera-session".to_owned(), s.to_owned()));
-    }
-    v.sort();
-    v
-}
-
-/// Client headers that try to pass an identity of their own.
-const SPOOFED: [(&str, &str); 4] = [
-    ("X-Tessera-Subject", "admin"),
-    ("X-Tessera-Session", "spoofed-session"),
-    ("X-Tessera-Token-Status", "ok"),
-    ("X_Tessera_Subject", "admin"),
-];
-
-fn with_spoofed<'a>(h: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    h.iter().copied().chain(SPOOFED).collect()
 }
 
 #[tokio::test]

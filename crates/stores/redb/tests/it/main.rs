@@ -1,6 +1,7 @@
 //! Integration tests of the redb store: the conformance suite, persistence across reopening,
-//! layout checks, the background purge and crash durability.
+//! layout checks, the background purge, group commit and crash durability.
 
+mod batching;
 mod common;
 mod crash;
 mod persistence;

@@ -1,162 +1,16 @@
-//! Tessera in-process: a tower [`SessionLayer`] and axum extractors, for Rust applications
-//! that link the engine instead of calling the service over HTTP.
-//!
-//! ```
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::sync::Arc;
-//! use axum::{Router, routing::get};
-//! use tessera::tower::{Session, SessionLayer};
-//! use tessera::{Engine, SessionConfig, Stores, cookie::CookieConfig, csrf::CsrfKey, metrics::Metrics};
-//!
-//! let engine = Engine::try_new(
-//!     Stores::single(Arc::new(tessera_store_memory::MemoryStore::new())),
-//!     SessionConfig::default(),
-//!     CookieConfig::default(),
-//!     CsrfKey::generate()?,
-//!     Metrics::default(),
-//! )?;
-//! async fn visits(session: Session) -> Result<String, tessera::Error> {
-//!     let n: u64 = session.get("visits").await?.unwrap_or(0);
-//!     session.set("visits", n + 1).await?;
-//!     Ok(format!("visit {}", n + 1))
-//! }
-//! let app: Router = Router::new()
-//!     .route("/", get(visits))
-//!     .layer(SessionLayer::new(Arc::new(engine), Arc::new(tessera_core::SystemClock)));
-//! # let _ = app; Ok(()) }
-//! ```
-//!
-//! # Behaviour
-//!
-//! - The layer reads the request's `Cookie` headers once and puts a [`Session`] handle in the
-//!   request's extensions. Nothing touches the store until a handler calls the handle.
-//! - Each operation is one call on the handle and goes through the same [`Engine`] as the HTTP
-//!   service: same stores, same keys, same rules (compare-and-set edits, renewal throttling,
-//!   fixation defence at login, tombstones at logout).
-//! - `Set-Cookie` is written on the response only when an operation changed a cookie (a new
-//!   session, a renewal, a login, a logout, a stale cookie cleared, a token issued or
-//!   refreshed), and never on a 5xx response. When several operations in one request change a
-//!   cookie, only its last value is sent: one `Set-Cookie` per name.
-//! - A malformed or unknown cookie starts afresh: the handle acts as if there were no session
-//!   and the response clears the cookie; a warning goes to the `security` log target.
-//! - A handler that extracts [`Session`] without the layer gets a 500 that says so.
+//! The per-request session handle every operation goes through.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum_core::response::{IntoResponse, Response};
-use http::header::{COOKIE, SET_COOKIE};
-use http::request::Parts;
-use http::{HeaderValue, Request, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tessera_core::{Clock, Timestamp, User};
+use tessera_core::{Timestamp, User};
 use tokio::sync::Mutex;
 
-use crate::{Edits, Engine, Error, Login, Outcome, Result};
-
-/// The CSRF purpose used by [`Session::csrf_token`] and [`Session::verify_csrf`] by default.
-pub const DEFAULT_PURPOSE: &str = "default";
-
-/// A tower layer that gives every request a [`Session`] handle.
-#[derive(Clone)]
-pub struct SessionLayer {
-    engine: Arc<Engine>,
-    clock: Arc<dyn Clock>,
-}
-
-impl SessionLayer {
-    /// A layer over `engine`, reading "now" from `clock` once per request.
-    pub fn new(engine: Arc<Engine>, clock: Arc<dyn Clock>) -> Self {
-        Self { engine, clock }
-    }
-}
-
-impl fmt::Debug for SessionLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionLayer").finish_non_exhaustive()
-    }
-}
-
-impl<S> tower::Layer<S> for SessionLayer {
-    type Service = SessionService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        SessionService {
-            inner,
-            engine: self.engine.clone(),
-            clock: self.clock.clone(),
-        }
-    }
-}
-
-/// The service [`SessionLayer`] wraps around an application.
-#[derive(Clone)]
-pub struct SessionService<S> {
-    inner: S,
-    engine: Arc<Engine>,
-    clock: Arc<dyn Clock>,
-}
-
-impl<S> fmt::Debug for SessionService<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionService").finish_non_exhaustive()
-    }
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
-impl<S, B, R> tower::Service<Request<B>> for SessionService<S>
-where
-    S: tower::Service<Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    B: Send + 'static,
-    R: Send + 'static,
-{
-    type Response = http::Response<R>;
-    type Error = S::Error;
-    type Future = BoxFuture<std::result::Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        // HTTP/2 may split cookies over several header lines; they mean one `Cookie` header.
-        let cookie = req
-            .headers()
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>()
-            .join("; ");
-        let session = Session::new(self.engine.clone(), cookie, self.clock.now());
-        req.extensions_mut().insert(session.clone());
-        // The service that was polled ready is the one to call (tower's clone pattern).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let mut res = inner.call(req).await?;
-            if !res.status().is_server_error() {
-                for c in session.take_set_cookies().await {
-                    match HeaderValue::from_str(&c) {
-                        Ok(v) => {
-                            res.headers_mut().append(SET_COOKIE, v);
-                        }
-                        Err(_) => tracing::error!("a Set-Cookie value is not a valid header"),
-                    }
-                }
-            }
-            Ok(res)
-        })
-    }
-}
+use crate::{Edits, Engine, Error, IfMissing, LiveSession, Login, Outcome, Result, TokenStatus};
 
 /// The session of the current request: an extractor, and the handle every operation goes
 /// through. Cheap to clone; clones share state.
@@ -179,11 +33,11 @@ struct State {
     /// The names of the cookies the request came with.
     sent: Vec<String>,
     /// The session as last read or written in this request.
-    current: Option<Option<crate::Session>>,
+    current: Option<Option<LiveSession>>,
     /// The last `Set-Cookie` value of each cookie name, in first-set order: one per name.
     set_cookie: Vec<(String, String)>,
     /// The token outcome of the last operation.
-    token_status: &'static str,
+    token_status: Option<TokenStatus>,
 }
 
 impl State {
@@ -228,7 +82,7 @@ impl fmt::Debug for Session {
 }
 
 impl Session {
-    fn new(engine: Arc<Engine>, cookie: String, now: Timestamp) -> Self {
+    pub(super) fn new(engine: Arc<Engine>, cookie: String, now: Timestamp) -> Self {
         Self {
             inner: Arc::new(Inner {
                 engine,
@@ -245,7 +99,7 @@ impl Session {
         }
     }
 
-    async fn take_set_cookies(&self) -> Vec<String> {
+    pub(super) async fn take_set_cookies(&self) -> Vec<String> {
         std::mem::take(&mut self.inner.state.lock().await.set_cookie)
             .into_iter()
             .map(|(_, v)| v)
@@ -259,7 +113,7 @@ impl Session {
     /// Runs one engine operation with the current cookie and records its outcome. A
     /// malformed cookie is dropped (and cleared in the response) and the operation retried
     /// as if there were none.
-    async fn run<F, Fut>(&self, op: F) -> Result<Option<crate::Session>>
+    async fn run<F, Fut>(&self, op: F) -> Result<Option<LiveSession>>
     where
         F: Fn(String) -> Fut,
         Fut: Future<Output = Result<Outcome>>,
@@ -276,7 +130,7 @@ impl Session {
         for sc in &out.set_cookie {
             st.record(sc);
         }
-        st.token_status = out.token_status;
+        st.token_status = Some(out.token_status);
         st.current = Some(out.session.clone());
         Ok(out.session)
     }
@@ -286,12 +140,12 @@ impl Session {
     /// # Errors
     ///
     /// Store failures.
-    pub async fn load(&self) -> Result<Option<crate::Session>> {
+    pub async fn load(&self) -> Result<Option<LiveSession>> {
         if let Some(current) = self.inner.state.lock().await.current.clone() {
             return Ok(current);
         }
         let now = self.inner.now;
-        self.run(|c| async move { self.engine().resolve(&c, false, now).await })
+        self.run(|c| async move { self.engine().resolve(&c, IfMissing::Nothing, now).await })
             .await
     }
 
@@ -396,23 +250,13 @@ impl Session {
             .and_then(|v| serde_json::from_value(v).ok()))
     }
 
-    /// Logs `user` in: a new session under a new handle, the anonymous data carried over.
+    /// Logs a user in: a new session under a new handle, the anonymous data carried over.
     ///
     /// # Errors
     ///
     /// As [`Engine::login`].
-    pub async fn login(
-        &self,
-        user: User,
-        claims: BTreeMap<String, serde_json::Value>,
-        remember: bool,
-    ) -> Result<()> {
+    pub async fn login(&self, login: Login) -> Result<()> {
         let now = self.inner.now;
-        let login = Login {
-            user,
-            claims,
-            remember,
-        };
         let login = &login;
         self.run(|c| async move { self.engine().login(&c, login.clone(), now).await })
             .await
@@ -443,24 +287,34 @@ impl Session {
         let session = match self.load().await? {
             Some(s) => s,
             None => self
-                .run(|c| async move { self.engine().resolve(&c, true, now).await })
+                .run(|c| async move {
+                    self.engine()
+                        .resolve(&c, IfMissing::CreateAnonymous, now)
+                        .await
+                })
                 .await?
                 .ok_or(Error::SessionNotFound)?,
         };
         Ok(self.engine().csrf_token(&session, purpose, now))
     }
 
-    /// The session token's outcome for this request (the codes of DESIGN §5, e.g. `ok`,
-    /// `soft_expired`, `user_session_without_token`; `disabled` without tokens). Reading it
-    /// resolves the session, which issues or refreshes the token cookie when due, without a
-    /// store write.
+    /// The session token's status for this request ([`TokenStatus`]: `ok`, `soft_expired`,
+    /// `user_session_without_token`, ...; `disabled` without tokens). Reading it resolves
+    /// the session, which issues or refreshes the token cookie when due, without a store
+    /// write.
     ///
     /// # Errors
     ///
     /// Store failures.
-    pub async fn token_status(&self) -> Result<&'static str> {
+    pub async fn token_status(&self) -> Result<TokenStatus> {
         self.load().await?;
-        Ok(self.inner.state.lock().await.token_status)
+        let status = self.inner.state.lock().await.token_status;
+        // `load` ran an engine operation unless an earlier one already had.
+        Ok(status.unwrap_or(if self.engine().tokens().is_some() {
+            TokenStatus::None
+        } else {
+            TokenStatus::Disabled
+        }))
     }
 
     /// Mints a token for a non-persisted session (a bearer or OAuth-style client): nothing is
@@ -500,7 +354,7 @@ impl Session {
     /// # Errors
     ///
     /// Store failures.
-    pub async fn sessions(&self) -> Result<Vec<crate::Session>> {
+    pub async fn sessions(&self) -> Result<Vec<LiveSession>> {
         match self.user().await? {
             Some(u) => {
                 self.engine()
@@ -547,129 +401,6 @@ impl Session {
                 Ok(n)
             }
             None => Ok(0),
-        }
-    }
-}
-
-/// Why a session extractor failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum SessionRejection {
-    /// The router has no [`SessionLayer`].
-    MissingLayer,
-    /// Reading the session failed.
-    Engine(Error),
-}
-
-impl SessionRejection {
-    /// The HTTP status of this rejection.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Engine(e) => status_of(e),
-        }
-    }
-
-    /// The plain-text body of this rejection.
-    pub fn body_text(&self) -> String {
-        match self {
-            Self::MissingLayer => "Session extractor used without tessera::tower::SessionLayer: \
-                                   add the layer to the router"
-                .to_owned(),
-            Self::Engine(e) => body_of(e),
-        }
-    }
-}
-
-impl IntoResponse for SessionRejection {
-    fn into_response(self) -> Response {
-        if let Self::MissingLayer = self {
-            tracing::error!("tessera::tower::Session extracted without a SessionLayer");
-        }
-        (self.status(), self.body_text()).into_response()
-    }
-}
-
-fn status_of(e: &Error) -> StatusCode {
-    match e {
-        Error::MalformedCookie | Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
-        Error::SessionNotFound => StatusCode::NOT_FOUND,
-        Error::DataTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::Contention => StatusCode::CONFLICT,
-        Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-fn body_of(e: &Error) -> String {
-    match e {
-        // 5xx bodies stay generic; the cause is logged.
-        Error::Store(_) => "the session store is unavailable; retry later".to_owned(),
-        e if status_of(e).is_server_error() => "internal error".to_owned(),
-        e => e.to_string(),
-    }
-}
-
-/// Engine errors in handlers become plain-text responses: client errors say what was wrong,
-/// server errors are generic and logged.
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let status = status_of(&self);
-        if status.is_server_error() {
-            tracing::error!(code = self.code(), error = ?self, "session operation failed");
-        }
-        (status, body_of(&self)).into_response()
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Session {
-    type Rejection = SessionRejection;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _: &S,
-    ) -> std::result::Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Self>()
-            .cloned()
-            .ok_or(SessionRejection::MissingLayer)
-    }
-}
-
-/// The live session, read eagerly: extracting it fails with 401 when there is none.
-/// `Option<LiveSession>` is the optional form: `None` when there is no live session, while a
-/// store failure still rejects (503) rather than looking like "logged out".
-#[derive(Debug, Clone)]
-pub struct LiveSession(pub crate::Session);
-
-impl<S: Send + Sync> OptionalFromRequestParts<S> for LiveSession {
-    type Rejection = SessionRejection;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &S,
-    ) -> std::result::Result<Option<Self>, Self::Rejection> {
-        let handle = <Session as FromRequestParts<S>>::from_request_parts(parts, state).await?;
-        handle
-            .load()
-            .await
-            .map(|s| s.map(Self))
-            .map_err(SessionRejection::Engine)
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for LiveSession {
-    type Rejection = Response;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &S,
-    ) -> std::result::Result<Self, Self::Rejection> {
-        match <Self as OptionalFromRequestParts<S>>::from_request_parts(parts, state).await {
-            Ok(Some(s)) => Ok(s),
-            Ok(None) => Err((StatusCode::UNAUTHORIZED, "no live session").into_response()),
-            Err(r) => Err(r.into_response()),
         }
     }
 }
