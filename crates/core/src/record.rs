@@ -56,6 +56,45 @@ impl User {
     }
 }
 
+/// A session's own expiry, set by the application (Django's `set_expiry`, express-session's
+/// `cookie.maxAge`), on top of the server's idle and absolute timeouts, which still bound it.
+///
+/// [`Expiry::Default`] is what a record without one has: records stored before this field
+/// existed read back with it (the field is optional in every store's JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Expiry {
+    /// The server's timeouts, and a cookie that is persistent for remember-me sessions only.
+    #[default]
+    Default,
+    /// The session dies at this time (never later than its absolute expiry); activity does
+    /// not push it. The cookie is persistent until then.
+    At(Timestamp),
+    /// The session dies after this many seconds without activity (this session's idle
+    /// timeout, still bounded by its absolute expiry). The cookie is persistent, its age
+    /// following the idle expiry.
+    Idle(u64),
+    /// The server's timeouts, in a cookie that lasts until the browser closes, even for a
+    /// remember-me session.
+    Browser,
+}
+
+impl Expiry {
+    /// Whether this is [`Expiry::Default`] (the field is then left out of the stored JSON).
+    pub fn is_default(&self) -> bool {
+        *self == Self::Default
+    }
+
+    /// The fixed end [`Expiry::At`] sets, if any.
+    pub fn at(&self) -> Option<Timestamp> {
+        match self {
+            Self::At(t) => Some(*t),
+            _ => None,
+        }
+    }
+}
+
 /// One session as the store keeps it.
 ///
 /// The engine owns the lifecycle rules; a store only guarantees what
@@ -89,14 +128,21 @@ pub struct SessionRecord {
     /// never put in a cookie; a store (or a dump of it) sees only sealed text.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, String>,
+    /// The session's own expiry, if the application set one. The engine keeps
+    /// `idle_expires_at` within it; [`SessionRecord::expires_at`] takes it as a bound too, so
+    /// every store's liveness check and purge honour it without knowing it.
+    #[serde(default, skip_serializing_if = "Expiry::is_default")]
+    pub expiry: Expiry,
     /// Compare-and-set version; 1 for a new record, one more at every save.
     pub version: u64,
 }
 
 impl SessionRecord {
-    /// The moment the record stops being loadable: the earlier of idle and absolute expiry.
+    /// The moment the record stops being loadable: the earliest of idle expiry, absolute
+    /// expiry and the end its own [`Expiry::At`] sets.
     pub fn expires_at(&self) -> Timestamp {
-        self.idle_expires_at.min(self.absolute_expires_at)
+        let end = self.idle_expires_at.min(self.absolute_expires_at);
+        self.expiry.at().map_or(end, |at| end.min(at))
     }
 
     /// Whether the record is dead at `now` by its own times alone. Expiry is inclusive: at
@@ -114,8 +160,9 @@ impl SessionRecord {
     /// the record has no user or its user was never revoked. The record is live when both
     /// hold:
     ///
-    /// - it has not expired: `now` is before both its idle and its absolute expiry
-    ///   ([`SessionRecord::is_expired`]; at the expiry it is dead);
+    /// - it has not expired: `now` is before its idle and its absolute expiry, and before
+    ///   the end its own [`Expiry::At`] sets ([`SessionRecord::is_expired`]; at the expiry
+    ///   it is dead);
     /// - it was created *after* its user's revocation time: a session created at or before
     ///   "log out everywhere" is dead, one created a millisecond later lives.
     ///
@@ -132,7 +179,7 @@ impl SessionRecord {
     ///
     /// ```
     /// # use std::collections::BTreeMap;
-    /// use tessera_core::{SessionKind, SessionRecord, Timestamp, User};
+    /// use tessera_core::{Expiry, SessionKind, SessionRecord, Timestamp, User};
     ///
     /// let t = Timestamp::from_unix_secs;
     /// let record = SessionRecord {
@@ -146,12 +193,15 @@ impl SessionRecord {
     ///     remember: false,
     ///     data: BTreeMap::new(),
     ///     secrets: BTreeMap::new(),
+    ///     expiry: Expiry::Default,
     ///     version: 1,
     /// };
     /// assert!(record.is_live(t(150), None));
     /// assert!(!record.is_live(t(200), None), "idle expiry reached");
     /// assert!(!record.is_live(t(150), Some(t(100))), "logged out everywhere at its creation");
     /// assert!(record.is_live(t(150), Some(t(99))), "revoked before it was created");
+    /// let record = SessionRecord { expiry: Expiry::At(t(120)), ..record };
+    /// assert!(!record.is_live(t(120), None), "its own expiry reached");
     /// ```
     pub fn is_live(&self, now: Timestamp, revoked_at: Option<Timestamp>) -> bool {
         !self.is_expired(now) && revoked_at.is_none_or(|at| self.created_at > at)
@@ -197,6 +247,7 @@ mod tests {
             remember: false,
             data: BTreeMap::new(),
             secrets: BTreeMap::new(),
+            expiry: Expiry::Default,
             version: 1,
         }
     }
@@ -228,5 +279,80 @@ mod tests {
         // A revocation time in the future of `now` still kills it: it is a fact about the
         // user, not about the request.
         assert!(!r.is_live(ms(1), Some(ms(9_000))));
+    }
+}
+
+#[cfg(test)]
+mod expiry_tests {
+    use super::*;
+
+    fn base() -> SessionRecord {
+        SessionRecord {
+            kind: SessionKind::Anonymous,
+            user: None,
+            claims: BTreeMap::new(),
+            created_at: Timestamp::from_unix_secs(0),
+            renewed_at: Timestamp::from_unix_secs(0),
+            idle_expires_at: Timestamp::from_unix_secs(20),
+            absolute_expires_at: Timestamp::from_unix_secs(30),
+            remember: false,
+            data: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            expiry: Expiry::Default,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn an_own_end_is_a_bound_of_liveness() {
+        let s = Timestamp::from_unix_secs;
+        let r = SessionRecord {
+            expiry: Expiry::At(s(5)),
+            ..base()
+        };
+        assert_eq!(r.expires_at(), s(5));
+        assert!(r.is_live(Timestamp::from_unix_millis(4_999), None));
+        assert!(!r.is_live(s(5), None));
+        // Never later than the server's bounds.
+        let r = SessionRecord {
+            expiry: Expiry::At(s(99)),
+            ..base()
+        };
+        assert_eq!(r.expires_at(), s(20));
+        for e in [Expiry::Idle(5), Expiry::Browser, Expiry::Default] {
+            let r = SessionRecord {
+                expiry: e,
+                ..base()
+            };
+            assert_eq!(r.expires_at(), s(20), "{e:?} is kept in idle_expires_at");
+        }
+    }
+
+    /// Records stored before `expiry` existed read back with the default, and a default
+    /// expiry is not written, so such records are byte-for-byte what they were.
+    #[test]
+    fn the_field_is_backward_compatible() {
+        let old = r#"{"kind":"anonymous","created_at":0,"renewed_at":0,"idle_expires_at":20000,"absolute_expires_at":30000,"data":{"k":1},"version":3}"#;
+        let r: SessionRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(r.expiry, Expiry::Default);
+        assert_eq!(r.version, 3);
+        let again = serde_json::to_string(&r).unwrap();
+        assert!(!again.contains("expiry"), "{again}");
+        for (e, json) in [
+            (
+                Expiry::At(Timestamp::from_unix_millis(1_500)),
+                r#""expiry":{"at":1500}"#,
+            ),
+            (Expiry::Idle(60), r#""expiry":{"idle":60}"#),
+            (Expiry::Browser, r#""expiry":"browser""#),
+        ] {
+            let r = SessionRecord {
+                expiry: e,
+                ..base()
+            };
+            let text = serde_json::to_string(&r).unwrap();
+            assert!(text.contains(json), "{text}");
+            assert_eq!(serde_json::from_str::<SessionRecord>(&text).unwrap(), r);
+        }
     }
 }

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{
-    Error, Handle, KvStore, Revocation, RevocationLog, RevokedSubject, SessionKind, SessionRecord,
-    SessionStore, StoreKey, Timestamp, User,
+    Error, Expiry, Handle, KvStore, Revocation, RevocationLog, RevokedSubject, SessionKind,
+    SessionRecord, SessionStore, StoreKey, Timestamp, User,
 };
 
 /// A fixed "now" for the suite: 2026-01-01T00:00:00Z.
@@ -61,6 +61,7 @@ pub fn record(user: Option<&str>, created: Timestamp) -> SessionRecord {
         data,
         // Opaque to stores: what the engine writes here is sealed text.
         secrets: BTreeMap::from([("otp".to_owned(), "1.kid.c2VhbGVk".to_owned())]),
+        expiry: Expiry::Default,
         version: 1,
     }
 }
@@ -133,6 +134,43 @@ pub async fn load_never_returns_expired(s: Arc<dyn SessionStore>) {
     r2.absolute_expires_at = T0.saturating_add(HOUR);
     s.create(&k2, &r2).await.unwrap();
     assert_eq!(s.load(&k2, T0.saturating_add(HOUR)).await.unwrap(), None);
+}
+
+/// A record's own expiry round-trips through `create` and `save`, and its [`Expiry::At`] end
+/// is a bound of liveness (even past an idle expiry that says otherwise), as `purge` knows.
+pub async fn own_expiry_is_kept_and_honoured(s: Arc<dyn SessionStore>) {
+    let end = T0.saturating_add(HOUR / 2);
+    for expiry in [Expiry::Idle(90), Expiry::Browser, Expiry::At(end)] {
+        let k = fresh_key(SessionKind::Anonymous);
+        let mut r = record(None, T0);
+        r.expiry = expiry;
+        s.create(&k, &r).await.unwrap();
+        assert_eq!(s.load(&k, T0).await.unwrap(), Some(r.clone()), "{expiry:?}");
+        let mut next = r.clone();
+        next.expiry = Expiry::Default;
+        next.version = 2;
+        s.save(&k, 1, &next, T0).await.unwrap();
+        assert_eq!(s.load(&k, T0).await.unwrap(), Some(next.clone()));
+        let mut back = next.clone();
+        back.expiry = expiry;
+        back.version = 3;
+        s.save(&k, 2, &back, T0).await.unwrap();
+        assert_eq!(s.load(&k, T0).await.unwrap(), Some(back));
+    }
+    // The end is a bound even if `idle_expires_at` were later.
+    let k = fresh_key(SessionKind::Anonymous);
+    let mut r = record(None, T0);
+    r.expiry = Expiry::At(end);
+    s.create(&k, &r).await.unwrap();
+    let before = end.saturating_sub(Duration::from_millis(1));
+    assert!(s.load(&k, before).await.unwrap().is_some());
+    assert_eq!(s.load(&k, end).await.unwrap(), None);
+    let mut next = r.clone();
+    next.version = 2;
+    assert!(matches!(
+        s.save(&k, 1, &next, end).await,
+        Err(Error::NotFound)
+    ));
 }
 
 /// `save` writes on the expected version and refuses a stale one.
@@ -384,7 +422,7 @@ macro_rules! conformance_tests {
             load_never_returns_expired, save_is_compare_and_set,
             concurrent_saves_have_one_winner, save_never_creates,
             tombstone_blocks_resurrection, user_index, revocation_time,
-            save_keeps_the_liveness_rule, purge);
+            save_keeps_the_liveness_rule, purge, own_expiry_is_kept_and_honoured);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(

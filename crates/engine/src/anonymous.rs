@@ -85,6 +85,7 @@ impl ClientState {
             remember: false,
             data: self.data.clone(),
             secrets: BTreeMap::new(),
+            expiry: tessera_core::Expiry::Default,
             version: 0,
         }
     }

@@ -74,8 +74,8 @@ pub mod tower;
 
 pub use config::{AnonymousMode, SessionConfig};
 pub use engine::{
-    Edits, Engine, EngineBuilder, IfMissing, Lifetime, LiveSession, Login, Outcome, Status,
-    Storage, Stores, TokenStatus,
+    Edits, Engine, EngineBuilder, IfMissing, Lifetime, LiveSession, Login, Outcome, Renewal,
+    Status, Storage, Stores, TokenStatus,
 };
 pub use error::{Error, Result};
 pub use limits::{MAX_CLAIMS_BYTES, MAX_EDITS, MAX_JSON_DEPTH, MAX_KEY_LEN, RESERVED_CLAIMS};

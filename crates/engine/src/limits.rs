@@ -37,6 +37,11 @@ fn validate_key(k: &str) -> Result<()> {
 
 /// Checks the size of an edit, its keys and the nesting of its values.
 pub(crate) fn validate_edits(edits: &Edits) -> Result<()> {
+    if edits.expiry == Some(tessera_core::Expiry::Idle(0)) {
+        return Err(Error::InvalidInput(
+            "an idle expiry must be at least 1 second".to_owned(),
+        ));
+    }
     let count =
         edits.set.len() + edits.remove.len() + edits.secrets.len() + edits.remove_secrets.len();
     if count > MAX_EDITS {

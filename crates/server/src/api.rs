@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera::csrf::MAX_PURPOSE_LEN;
-use tessera::{Edits, IfMissing, Lifetime, LiveSession, Login, Outcome};
-use tessera_core::{Handle, SessionKind, User};
+use tessera::{Edits, IfMissing, Lifetime, LiveSession, Login, Outcome, Renewal};
+use tessera_core::{Expiry, Handle, SessionKind, Timestamp, User};
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -130,6 +130,125 @@ pub struct ResolveRequest {
     /// request, so they are not copied around with the rest of the session).
     #[serde(default)]
     pub secrets: bool,
+    /// Where a session `create` makes is kept: `auto` (the default: the anonymous mode
+    /// decides) or `store` (a stored anonymous session whatever the mode, for applications
+    /// whose session keys must name stored sessions).
+    #[serde(default)]
+    pub storage: StorageChoice,
+    /// Renew the session when due (default true). `false` is a pure read: nothing is
+    /// written and the session cookie is not re-sent.
+    #[serde(default = "yes")]
+    pub renew: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Where a session a request creates (or edits) is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum StorageChoice {
+    /// The anonymous mode decides (a sealed cookie in client-side mode).
+    #[default]
+    Auto,
+    /// In the store, whatever the anonymous mode.
+    Store,
+}
+
+impl<'de> Deserialize<'de> for StorageChoice {
+    // By hand, for the reason of `ExpirySetting`'s: a wrong type is an invalid field (422).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match Value::deserialize(d)? {
+            Value::String(s) if s == "auto" => Ok(Self::Auto),
+            Value::String(s) if s == "store" => Ok(Self::Store),
+            _ => Err(D::Error::custom("storage must be \"auto\" or \"store\"")),
+        }
+    }
+}
+
+/// The latest `expiry.at` accepted: 9999-12-31T23:59:59Z.
+pub const MAX_EXPIRY_AT: i64 = 253_402_300_799;
+/// The longest `expiry.idle` accepted, in seconds (about 68 years; the absolute expiry bounds
+/// it anyway).
+pub const MAX_EXPIRY_IDLE: u64 = 2_147_483_647;
+
+/// A session's own expiry, as `update` sets it and the session view shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpirySetting {
+    /// `{"at": <unix s>}`: the session ends then (never after its absolute expiry).
+    At(i64),
+    /// `{"idle": <s>}`: this session's idle timeout.
+    Idle(u64),
+    /// `"browser"`: a browser-session cookie, the server's timeouts.
+    Browser,
+}
+
+impl<'de> Deserialize<'de> for ExpirySetting {
+    // By hand: serde's externally tagged enums report a two-key object as a syntax error
+    // (a 400 "invalid JSON"), where it is valid JSON with an invalid field (422).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let v = Value::deserialize(d)?;
+        let form = match &v {
+            Value::String(s) if s == "browser" => Some(Self::Browser),
+            Value::Object(m) if m.len() == 1 => match m.iter().next() {
+                Some((k, n)) if k == "at" => n.as_i64().map(Self::At),
+                Some((k, n)) if k == "idle" => n.as_u64().map(Self::Idle),
+                _ => None,
+            },
+            _ => None,
+        };
+        form.ok_or_else(|| {
+            D::Error::custom(
+                "expiry must be {\"at\": <Unix seconds>}, {\"idle\": <seconds>}, \"browser\" or null",
+            )
+        })
+    }
+}
+
+impl ExpirySetting {
+    fn to_engine(this: Option<Self>) -> Result<Expiry, ApiError> {
+        Ok(match this {
+            None => Expiry::Default,
+            Some(Self::At(at)) if (0..=MAX_EXPIRY_AT).contains(&at) => {
+                Expiry::At(Timestamp::from_unix_secs(at))
+            }
+            Some(Self::At(_)) => {
+                return Err(ApiError::invalid(format!(
+                    "expiry.at must be 0 to {MAX_EXPIRY_AT} (Unix seconds)"
+                )));
+            }
+            Some(Self::Idle(secs)) if (1..=MAX_EXPIRY_IDLE).contains(&secs) => Expiry::Idle(secs),
+            Some(Self::Idle(_)) => {
+                return Err(ApiError::invalid(format!(
+                    "expiry.idle must be 1 to {MAX_EXPIRY_IDLE} seconds"
+                )));
+            }
+            Some(Self::Browser) => Expiry::Browser,
+        })
+    }
+
+    fn from_engine(e: Expiry) -> Option<Self> {
+        match e {
+            Expiry::At(t) => Some(Self::At(t.unix_secs())),
+            Expiry::Idle(secs) => Some(Self::Idle(secs)),
+            Expiry::Browser => Some(Self::Browser),
+            _ => None,
+        }
+    }
+}
+
+/// `Some(value)` for a field that is present, `null` included, so that an absent field and
+/// `null` differ.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// `POST /v1/session/update`.
@@ -158,6 +277,25 @@ pub struct UpdateRequest {
     #[serde(default)]
     #[schema(schema_with = crate::openapi::secret_list)]
     pub remove_secrets: Vec<String>,
+    /// The session's own expiry (absent: unchanged; `null`: the server's defaults).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = crate::openapi::expiry_input)]
+    pub expiry: Option<Option<ExpirySetting>>,
+    /// `store`: keep the session in the store (a new one is created there with the edits in
+    /// one write, even without data, whatever the anonymous mode; a client-side one moves
+    /// there). `auto` (the default): the anonymous mode decides.
+    #[serde(default)]
+    pub storage: StorageChoice,
+}
+
+/// `POST /v1/session/rotate`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    /// The browser's raw `Cookie` header, naming a stored session.
+    #[serde(default)]
+    #[schema(max_length = 8192)]
+    pub cookie: String,
 }
 
 /// The user `login` binds.
@@ -271,6 +409,13 @@ pub struct SessionView {
     pub idle_expires_at: i64,
     /// When it dies whatever happens.
     pub absolute_expires_at: i64,
+    /// When it dies unless renewed first: the earliest of its idle expiry, its absolute
+    /// expiry and its own end (the effective expiry).
+    pub expires_at: i64,
+    /// Its own expiry (`{"at": ..}`, `{"idle": ..}`, `"browser"`), or `null` for the
+    /// server's defaults.
+    #[schema(schema_with = crate::openapi::expiry_output)]
+    pub expiry: Option<ExpirySetting>,
     /// Whether it is a remember-me session.
     pub remember: bool,
     /// The session's secrets, opened; only when the request asked for them.
@@ -284,6 +429,7 @@ impl SessionView {
         let reference = s.reference();
         let storage = s.storage.as_str();
         let r = s.record;
+        let expires_at = r.expires_at().unix_secs();
         Self {
             reference,
             sid,
@@ -299,6 +445,8 @@ impl SessionView {
             created_at: r.created_at.unix_secs(),
             idle_expires_at: r.idle_expires_at.unix_secs(),
             absolute_expires_at: r.absolute_expires_at.unix_secs(),
+            expires_at,
+            expiry: ExpirySetting::from_engine(r.expiry),
             remember: r.remember,
             secrets,
         }
@@ -393,17 +541,19 @@ pub async fn resolve(
     ApiJson(req): ApiJson<ResolveRequest>,
 ) -> Result<ApiJson<SessionResponse>, ApiError> {
     let p = purpose(req.csrf_purpose.as_deref())?;
+    let missing = match (req.create, req.storage) {
+        (false, _) => IfMissing::Nothing,
+        (true, StorageChoice::Auto) => IfMissing::CreateAnonymous,
+        (true, StorageChoice::Store) => IfMissing::CreateStored,
+    };
+    let renewal = if req.renew {
+        Renewal::WhenDue
+    } else {
+        Renewal::Never
+    };
     let out = s
         .engine()
-        .resolve(
-            &req.cookie,
-            if req.create {
-                IfMissing::CreateAnonymous
-            } else {
-                IfMissing::Nothing
-            },
-            s.clock().now(),
-        )
+        .resolve_with(&req.cookie, missing, renewal, s.clock().now())
         .await
         .map_err(|e| s.problem(e))?;
     Ok(s.respond_with(out, p, req.secrets))
@@ -438,11 +588,14 @@ pub async fn update(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<UpdateRequest>,
 ) -> Result<ApiJson<SessionResponse>, ApiError> {
+    let expiry = req.expiry.map(ExpirySetting::to_engine).transpose()?;
     let edits = Edits {
         set: req.set,
         remove: req.remove,
         secrets: req.secrets,
         remove_secrets: req.remove_secrets,
+        expiry,
+        in_store: req.storage == StorageChoice::Store,
     };
     let out = s
         .engine()
@@ -534,6 +687,42 @@ pub async fn logout(
     Ok(s.respond(out, DEFAULT_PURPOSE))
 }
 
+/// Gives the stored session named by the cookie a new handle (Django's `cycle_key`): the
+/// same session (user, data, secrets, claims, remember-me, expiry) under a new cookie, the
+/// old handle retired in the same compare-and-set a login uses, so it no longer resolves.
+#[utoipa::path(post, path = "/v1/session/rotate", request_body = RotateRequest,
+    responses(
+        (status = 200, description = "the session under its new handle and the cookies to set (the session cookie first)", body = SessionResponse,
+            links(
+                ("resolve" = (operation_id = "resolve", request_body = json!({"cookie": "$response.body#/set_cookie/0"}),
+                    description = "resolve the session by its new handle")),
+                ("update" = (operation_id = "update", request_body = json!({"cookie": "$response.body#/set_cookie/0"}),
+                    description = "edit the session by its new handle")),
+                ("logout" = (operation_id = "logout", request_body = json!({"cookie": "$response.body#/set_cookie/0"}),
+                    description = "end the rotated session")),
+            )),
+        (status = 404, description = "the cookie names no live stored session (`set_cookie` clears it)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the session kept changing during the rotation; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "invalid JSON, or a malformed session cookie (`set_cookie` clears it)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "the body or the session data is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "valid JSON with an invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])), tag = "session")]
+pub async fn rotate(
+    _key: ApiKey,
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<RotateRequest>,
+) -> Result<ApiJson<SessionResponse>, ApiError> {
+    let out = s
+        .engine()
+        .rotate(&req.cookie, s.clock().now())
+        .await
+        .map_err(|e| s.problem(e))?;
+    Ok(s.respond(out, DEFAULT_PURPOSE))
+}
+
 /// Checks a CSRF token against the live session named by the cookie.
 #[utoipa::path(post, path = "/v1/session/csrf/check", request_body = CsrfCheckRequest,
     responses(
@@ -582,6 +771,13 @@ pub struct SessionSummary {
     pub idle_expires_at: i64,
     /// When it dies whatever happens.
     pub absolute_expires_at: i64,
+    /// When it dies unless renewed first: the earliest of its idle expiry, its absolute
+    /// expiry and its own end (the effective expiry).
+    pub expires_at: i64,
+    /// Its own expiry (`{"at": ..}`, `{"idle": ..}`, `"browser"`), or `null` for the
+    /// server's defaults.
+    #[schema(schema_with = crate::openapi::expiry_output)]
+    pub expiry: Option<ExpirySetting>,
     /// Whether it is a remember-me session.
     pub remember: bool,
 }
@@ -627,6 +823,8 @@ pub async fn list_sessions(
                 created_at: x.record.created_at.unix_secs(),
                 idle_expires_at: x.record.idle_expires_at.unix_secs(),
                 absolute_expires_at: x.record.absolute_expires_at.unix_secs(),
+                expires_at: x.record.expires_at().unix_secs(),
+                expiry: ExpirySetting::from_engine(x.record.expiry),
                 remember: x.record.remember,
             })
             .collect(),

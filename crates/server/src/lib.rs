@@ -10,6 +10,7 @@
 //! | `POST /v1/session/update` | API key | per-key set/remove |
 //! | `POST /v1/session/login` | API key | bind a user: new handle, cookies |
 //! | `POST /v1/session/logout` | API key | end the session, cookies to clear |
+//! | `POST /v1/session/rotate` | API key | a new handle for the same session, the old retired |
 //! | `POST /v1/session/csrf/check` | API key | check a CSRF token |
 //! | `GET`, `DELETE /v1/users/{id}/sessions` | API key | list, log out everywhere |
 //! | `DELETE /v1/users/{id}/sessions/{ref}` | API key | revoke one |
@@ -65,6 +66,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/v1/session/update", post(api::update)),
         ("/v1/session/login", post(api::login)),
         ("/v1/session/logout", post(api::logout)),
+        ("/v1/session/rotate", post(api::rotate)),
         ("/v1/session/csrf/check", post(api::csrf_check)),
         (
             "/v1/users/{id}/sessions",

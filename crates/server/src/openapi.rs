@@ -33,7 +33,7 @@ pub(crate) const NO_CONTROL: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
 #[openapi(
     info(title = "Tessera", description = "Sessions for web applications: the HTTP API."),
     paths(
-        api::resolve, api::update, api::login, api::logout, api::csrf_check,
+        api::resolve, api::update, api::login, api::logout, api::rotate, api::csrf_check,
         api::list_sessions, api::revoke_all, api::revoke_one,
         api::healthz, api::readyz, api::metrics, crate::revocations::feed,
         crate::tokens::jwks, crate::tokens::mint, crate::tokens::verify
@@ -150,6 +150,82 @@ pub(crate) fn secret_map() -> Schema {
 /// `UpdateRequest.remove_secrets`.
 pub(crate) fn secret_list() -> Schema {
     list_of_keys("Secrets to remove.")
+}
+
+fn expiry_forms(at_max: Option<i64>, idle_max: Option<u64>) -> Vec<Schema> {
+    let at = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "The session ends at this time (Unix seconds; never after its absolute expiry; \
+             in the past: the session ends now, as at a logout). Activity does not push it; \
+             the cookie is persistent until then.",
+        ))
+        .property(
+            "at",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Int64,
+                )))
+                .minimum(at_max.map(|_| 0))
+                .maximum(at_max),
+        )
+        .required("at")
+        .max_properties(Some(1))
+        .min_properties(Some(1));
+    let idle = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "This session's idle timeout, in seconds (still bounded by its absolute expiry); \
+             the cookie is persistent, its age following the idle expiry.",
+        ))
+        .property(
+            "idle",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Int64,
+                )))
+                .minimum(idle_max.map(|_| 1))
+                .maximum(idle_max),
+        )
+        .required("idle")
+        .max_properties(Some(1))
+        .min_properties(Some(1));
+    let browser = string()
+        .description(Some(
+            "A browser-session cookie (even for remember-me), the server's timeouts.",
+        ))
+        .enum_values(Some(["browser"]));
+    vec![at.into(), idle.into(), browser.into()]
+}
+
+/// `UpdateRequest.expiry`.
+pub(crate) fn expiry_input() -> Schema {
+    let mut forms = expiry_forms(Some(api::MAX_EXPIRY_AT), Some(api::MAX_EXPIRY_IDLE));
+    forms.push(ObjectBuilder::new().schema_type(Type::Null).build().into());
+    let mut one = utoipa::openapi::schema::OneOfBuilder::new().description(Some(
+        "The session's own expiry; absent: unchanged; `null`: the server's defaults (a \
+         persistent cookie for remember-me sessions only). Setting one other than `null` moves \
+         a client-side anonymous session to the store.",
+    ));
+    for f in forms {
+        one = one.item(f);
+    }
+    one.build().into()
+}
+
+/// `SessionView.expiry`.
+pub(crate) fn expiry_output() -> Schema {
+    let mut forms = expiry_forms(None, None);
+    forms.push(ObjectBuilder::new().schema_type(Type::Null).build().into());
+    let mut one = utoipa::openapi::schema::OneOfBuilder::new().description(Some(
+        "The session's own expiry, or `null` for the server's defaults.",
+    ));
+    for f in forms {
+        one = one.item(f);
+    }
+    one.build().into()
 }
 
 /// The claim names a request may not use: those of the token itself.

@@ -32,8 +32,7 @@ impl Engine {
         let fresh = state.is_none();
         let Some(mut state) = state.map_or_else(
             || {
-                edits
-                    .sets_anything()
+                (edits.sets_anything() || edits.in_store)
                     .then(|| ClientState::fresh(&self.config, now).map_err(Error::Random))
                     .transpose()
             },
@@ -54,7 +53,7 @@ impl Engine {
             check_size(&state.data, &BTreeMap::new(), self.config.max_data_bytes)?;
         }
         let server = self.config.anonymous == AnonymousMode::Server;
-        let spill = !edits.secrets.is_empty() || (server && changed);
+        let spill = edits.needs_store() || (server && changed);
         let renew = !fresh && self.renewal_due(&state.record(), now);
         if !changed && !renew && !spill {
             return Ok(self.outcome(Some(self.client(&state)), vec![], Status::Unchanged));
@@ -88,7 +87,9 @@ impl Engine {
         if !fresh || refused {
             o.set_cookie.push(self.anon_cookie.remove());
         }
-        o.status = status;
+        if o.session.is_some() {
+            o.status = status;
+        }
         Ok(o)
     }
 
@@ -105,6 +106,12 @@ impl Engine {
         let kind = SessionKind::Anonymous;
         let mut base = state.record();
         base.version = 1;
+        if let Some(e) = edits.expiry
+            && self.set_expiry(&mut base, e, now)
+        {
+            // Its own end has passed: nothing to keep.
+            return Ok(self.outcome(None, vec![], Status::Ended));
+        }
         let handle = state.handle;
         let key = handle.store_key();
         let mut record = base.clone();

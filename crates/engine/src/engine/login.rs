@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use tessera_core::{Handle, SessionKind, SessionRecord, Timestamp, User};
+use tessera_core::{Expiry, Handle, SessionKind, SessionRecord, Timestamp, User};
 
 use super::client::Anon;
 use super::store::Write;
@@ -39,14 +39,18 @@ impl Engine {
         let mut data = BTreeMap::new();
         let mut secrets = BTreeMap::new();
         let mut carried = false;
+        let mut expiry = Expiry::Default;
         if let Some(old) = self.handle_from(cookie)?
-            && let Some(prev) = self.retire(&old, now).await?
+            && let Some(prev) = self.retire(&old, Write::Login, now).await?
         {
             carried = true;
             let same_user = prev.user_id() == Some(login.user.id.as_str());
             if prev.kind == SessionKind::Anonymous || same_user {
                 secrets = self.open_secrets(&prev.secrets, &old.store_key(), now);
                 data = prev.data;
+                // The session's own expiry goes with its data (Django's `set_expiry` then
+                // `login()`), its end still within the new absolute expiry.
+                expiry = prev.expiry;
             }
         }
         // Promotion of a client-side anonymous session: its data moves in, its cookie goes.
@@ -63,7 +67,7 @@ impl Engine {
         } else {
             (self.config.idle_timeout, self.config.absolute_timeout)
         };
-        let base = SessionRecord {
+        let mut base = SessionRecord {
             kind: SessionKind::Authenticated,
             user: Some(login.user),
             claims: login.claims,
@@ -74,8 +78,13 @@ impl Engine {
             remember,
             data,
             secrets: BTreeMap::new(),
+            expiry: Expiry::Default,
             version: 1,
         };
+        if self.set_expiry(&mut base, expiry, now) {
+            // The carried end has passed: the login starts without it.
+            self.set_expiry(&mut base, Expiry::Default, now);
+        }
         check_size(&base.data, &base.secrets, self.config.max_data_bytes)?;
         // Secrets are sealed to the session they belong to: re-sealed for the new one.
         let (handle, key, record) = self
@@ -155,6 +164,7 @@ impl Engine {
     pub(super) async fn retire(
         &self,
         handle: &Handle,
+        reason: Write,
         now: Timestamp,
     ) -> Result<Option<SessionRecord>> {
         let kind = handle.kind();
@@ -169,11 +179,11 @@ impl Engine {
             sealed.version = record.version.saturating_add(1);
             match self
                 .store
-                .save(kind, &key, record.version, &sealed, now, Write::Login)
+                .save(kind, &key, record.version, &sealed, now, reason)
                 .await
             {
                 Ok(()) => {
-                    self.store.delete(kind, &key, now, Write::Login).await?;
+                    self.store.delete(kind, &key, now, reason).await?;
                     self.log_session_end(&key, &record, now).await?;
                     return Ok(Some(record));
                 }

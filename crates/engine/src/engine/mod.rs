@@ -8,6 +8,7 @@ mod login;
 mod outcome;
 pub(crate) mod request;
 mod resolve;
+mod rotate;
 mod secrets;
 mod store;
 mod tokens;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
-use tessera_core::{Clock, Handle, SessionKind, SessionRecord, StoreKey, Timestamp};
+use tessera_core::{Clock, Expiry, Handle, SessionKind, SessionRecord, StoreKey, Timestamp};
 
 use crate::cookie::{self, CookieConfig, Lookup};
 use crate::csrf::CsrfKey;
@@ -29,7 +30,7 @@ use crate::{Error, Result, SessionConfig};
 
 pub use builder::EngineBuilder;
 pub use outcome::{LiveSession, Outcome, Status, Storage, TokenStatus};
-pub use request::{Edits, IfMissing, Lifetime, Login};
+pub use request::{Edits, IfMissing, Lifetime, Login, Renewal};
 pub use store::Stores;
 use store::{Metered, Write};
 
@@ -167,6 +168,10 @@ impl Engine {
     }
 
     fn renewal_due(&self, record: &SessionRecord, now: Timestamp) -> bool {
+        // A fixed end is not pushed by activity.
+        if record.expiry.at().is_some() {
+            return false;
+        }
         let (idle, _) = self.lifetimes(record);
         now.duration_since(record.renewed_at) >= idle / 2
             && record.idle_expires_at < record.absolute_expires_at
@@ -175,26 +180,48 @@ impl Engine {
     fn renew(&self, record: &mut SessionRecord, now: Timestamp) {
         let (idle, _) = self.lifetimes(record);
         record.renewed_at = now;
-        record.idle_expires_at = now.saturating_add(idle).min(record.absolute_expires_at);
+        // A fixed end takes the place of the idle timeout; both stay within the absolute
+        // expiry.
+        let end = record.expiry.at().unwrap_or(now.saturating_add(idle));
+        record.idle_expires_at = end.min(record.absolute_expires_at);
     }
 
+    /// Gives `record` its own expiry `expiry` at `now`: the idle expiry is recomputed from
+    /// it (as a renewal would), within the absolute expiry. Returns whether the session is
+    /// dead at `now` by it (an end in the past).
+    fn set_expiry(&self, record: &mut SessionRecord, expiry: Expiry, now: Timestamp) -> bool {
+        record.expiry = expiry;
+        self.renew(record, now);
+        record.is_expired(now)
+    }
+
+    /// The idle and absolute lifetimes of `record`: remember-me's or the standard ones, the
+    /// idle one replaced by the session's own ([`Expiry::Idle`]).
     fn lifetimes(&self, record: &SessionRecord) -> (Duration, Duration) {
-        if record.remember {
+        let (idle, absolute) = if record.remember {
             (
                 self.config.remember_idle_timeout,
                 self.config.remember_absolute_timeout,
             )
         } else {
             (self.config.idle_timeout, self.config.absolute_timeout)
+        };
+        match record.expiry {
+            Expiry::Idle(secs) => (Duration::from_secs(secs), absolute),
+            _ => (idle, absolute),
         }
     }
 
     /// The cookie for `handle`: persistent until the session's expiry for remember-me
-    /// sessions, a browser-session cookie otherwise (the server enforces both timeouts).
+    /// sessions and for sessions with their own end or idle timeout, a browser-session
+    /// cookie otherwise (the server enforces both timeouts) and for [`Expiry::Browser`].
     fn set_cookie(&self, handle: &Handle, record: &SessionRecord, now: Timestamp) -> String {
-        let max_age = record
-            .remember
-            .then(|| record.expires_at().duration_since(now));
+        let persistent = match record.expiry {
+            Expiry::At(_) | Expiry::Idle(_) => true,
+            Expiry::Browser => false,
+            _ => record.remember,
+        };
+        let max_age = persistent.then(|| record.expires_at().duration_since(now));
         self.cookie.set(handle.expose(), max_age)
     }
 

@@ -68,6 +68,8 @@ pub enum Status {
     LoggedIn,
     /// The session was ended.
     LoggedOut,
+    /// The session got a new handle; the old one is retired.
+    Rotated,
 }
 
 impl Status {
@@ -83,6 +85,7 @@ impl Status {
             Self::Unchanged => "unchanged",
             Self::LoggedIn => "logged_in",
             Self::LoggedOut => "logged_out",
+            Self::Rotated => "rotated",
         }
     }
 }

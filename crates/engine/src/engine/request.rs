@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use tessera_core::User;
+use tessera_core::{Expiry, User};
 
 /// Per-key edits of a session's data and secrets.
 #[derive(Debug, Clone, Default)]
@@ -18,11 +18,25 @@ pub struct Edits {
     pub secrets: BTreeMap<String, Value>,
     /// Secrets to remove (absent keys are ignored).
     pub remove_secrets: Vec<String>,
+    /// The session's own expiry, if it changes (`None`: as it was). An end in the past ends
+    /// the session, as a logout does. Setting one other than [`Expiry::Default`] moves a
+    /// client-side anonymous session to the store (a sealed cookie has no place for it).
+    pub expiry: Option<Expiry>,
+    /// Keep the session in the store: a new anonymous session is created there (with the
+    /// edits, in one write) whatever the anonymous mode, even without data, and a client-side
+    /// one moves there. What an application whose session keys must name stored sessions
+    /// asks for (Django's "must create").
+    pub in_store: bool,
 }
 
 impl Edits {
     pub(super) fn sets_anything(&self) -> bool {
         !self.set.is_empty() || !self.secrets.is_empty()
+    }
+
+    /// Whether a client-side anonymous session must move to the store for these edits.
+    pub(super) fn needs_store(&self) -> bool {
+        self.in_store || !self.secrets.is_empty() || self.expiry.is_some_and(|e| !e.is_default())
     }
 }
 
@@ -110,4 +124,25 @@ pub enum IfMissing {
     /// Create an anonymous session: a sealed cookie in client-side mode (no store write),
     /// one store write in server-side mode.
     CreateAnonymous,
+    /// Create an anonymous session in the store (one write), whatever the anonymous mode:
+    /// for an application whose session keys must name stored sessions.
+    CreateStored,
+}
+
+impl IfMissing {
+    pub(super) fn creates(self) -> bool {
+        self != Self::Nothing
+    }
+}
+
+/// Whether `resolve` may renew the session it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Renewal {
+    /// Push the idle expiry forward (one write) when half of it has passed (the default).
+    #[default]
+    WhenDue,
+    /// Never: a pure read, which writes nothing and re-sends no cookie (an "exists?" check
+    /// must not keep a session alive).
+    Never,
 }

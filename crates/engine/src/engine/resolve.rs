@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use tessera_core::{Handle, SessionKind, SessionRecord, Timestamp};
+use tessera_core::{Expiry, Handle, SessionKind, SessionRecord, Timestamp};
 
 use super::client::Anon;
 use super::store::Write;
-use super::{Engine, IfMissing, Outcome, Status, Storage, TokenStatus, stored};
+use super::{Engine, IfMissing, Outcome, Renewal, Status, Storage, TokenStatus, stored};
 use crate::anonymous::{ClientState, NotSealed};
 use crate::{AnonymousMode, Error, Result};
 
@@ -31,7 +31,25 @@ impl Engine {
         missing: IfMissing,
         now: Timestamp,
     ) -> Result<Outcome> {
-        let mut r = self.resolve_inner(cookie, missing, now).await;
+        self.resolve_with(cookie, missing, Renewal::WhenDue, now)
+            .await
+    }
+
+    /// [`Engine::resolve`], saying whether the session may be renewed: with
+    /// [`Renewal::Never`] a live session is read and nothing is written (its cookie is not
+    /// re-sent), what an "exists?" check wants.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::resolve`].
+    pub async fn resolve_with(
+        &self,
+        cookie: &str,
+        missing: IfMissing,
+        renewal: Renewal,
+        now: Timestamp,
+    ) -> Result<Outcome> {
+        let mut r = self.resolve_inner(cookie, missing, renewal, now).await;
         if let Ok(o) = &mut r
             && let Err(e) = self.check_token(cookie, o, now)
         {
@@ -49,12 +67,13 @@ impl Engine {
         &self,
         cookie: &str,
         missing: IfMissing,
+        renewal: Renewal,
         now: Timestamp,
     ) -> Result<Outcome> {
         let Some(handle) = self.handle_from(cookie)? else {
-            return self.resolve_client(cookie, missing, now).await;
+            return self.resolve_client(cookie, missing, renewal, now).await;
         };
-        let mut o = self.resolve_stored(&handle, missing, now).await?;
+        let mut o = self.resolve_stored(&handle, missing, renewal, now).await?;
         self.clear_anon(cookie, &mut o);
         Ok(o)
     }
@@ -64,12 +83,13 @@ impl Engine {
         &self,
         handle: &Handle,
         missing: IfMissing,
+        renewal: Renewal,
         now: Timestamp,
     ) -> Result<Outcome> {
         let key = handle.store_key();
         let Some(record) = self.store.load(handle.kind(), &key, now).await? else {
-            if missing == IfMissing::CreateAnonymous {
-                let mut o = self.create_anonymous(now).await?;
+            if missing.creates() {
+                let mut o = self.create_anonymous(missing, now).await?;
                 // One Set-Cookie per name: a new stored session's cookie replaces the stale
                 // one; a client-side one needs the stale one removed.
                 if o.session.as_ref().map(|s| s.storage) == Some(Storage::Cookie) {
@@ -80,7 +100,7 @@ impl Engine {
             }
             return Ok(self.outcome(None, vec![self.cookie.remove()], Status::Ended));
         };
-        if !self.renewal_due(&record, now) {
+        if renewal == Renewal::Never || !self.renewal_due(&record, now) {
             return Ok(self.outcome(Some(stored(key, record)), vec![], Status::Loaded));
         }
         let mut renewed = record.clone();
@@ -119,12 +139,13 @@ impl Engine {
         &self,
         cookie: &str,
         missing: IfMissing,
+        renewal: Renewal,
         now: Timestamp,
     ) -> Result<Outcome> {
         let refused = match self.anon_from(cookie, now) {
             Anon::Open(state) => {
                 let record = state.record();
-                if !self.renewal_due(&record, now) {
+                if renewal == Renewal::Never || !self.renewal_due(&record, now) {
                     return Ok(self.outcome(Some(self.client(&state)), vec![], Status::Loaded));
                 }
                 // Renewal re-seals the cookie with a later idle expiry: no store write.
@@ -145,8 +166,8 @@ impl Engine {
             Anon::Refused => true,
             Anon::Absent => false,
         };
-        if missing == IfMissing::CreateAnonymous {
-            let mut o = self.create_anonymous(now).await?;
+        if missing.creates() {
+            let mut o = self.create_anonymous(missing, now).await?;
             // A new anonymous cookie replaces a refused one (one Set-Cookie per name); a new
             // stored session needs it removed.
             if refused && o.session.as_ref().map(|s| s.storage) == Some(Storage::Store) {
@@ -161,9 +182,13 @@ impl Engine {
     }
 
     /// A new, empty anonymous session: a sealed cookie in client mode (no write), a stored
-    /// record in server mode.
-    pub(super) async fn create_anonymous(&self, now: Timestamp) -> Result<Outcome> {
-        if self.config.anonymous == AnonymousMode::Client {
+    /// record in server mode or for [`IfMissing::CreateStored`].
+    pub(super) async fn create_anonymous(
+        &self,
+        missing: IfMissing,
+        now: Timestamp,
+    ) -> Result<Outcome> {
+        if self.config.anonymous == AnonymousMode::Client && missing != IfMissing::CreateStored {
             let state = ClientState::fresh(&self.config, now).map_err(Error::Random)?;
             let value = self.try_seal(&state).map_err(|e| match e {
                 NotSealed::Failed(e) => e,
@@ -184,6 +209,7 @@ impl Engine {
             remember: false,
             data: BTreeMap::new(),
             secrets: BTreeMap::new(),
+            expiry: Expiry::Default,
             version: 1,
         };
         let (handle, key, record) = self

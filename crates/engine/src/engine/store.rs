@@ -62,6 +62,8 @@ pub(super) enum Write {
     RevokeAll,
     /// A client-side anonymous session moved to the store.
     Spill,
+    /// A new handle for a session, and the end of the old one.
+    Rotate,
 }
 
 impl Write {
@@ -75,6 +77,7 @@ impl Write {
             Self::Revoke => "revoke",
             Self::RevokeAll => "revoke_all",
             Self::Spill => "spill",
+            Self::Rotate => "rotate",
         }
     }
 }

@@ -61,15 +61,33 @@ impl Engine {
             let mut next = record.clone();
             apply(&mut next.data, edits);
             self.apply_secrets(&mut next, &key, edits)?;
+            let new_expiry = edits.expiry.filter(|e| *e != record.expiry);
             let changed = next.data != record.data || next.secrets != record.secrets;
             if changed {
                 check_size(&next.data, &next.secrets, self.config.max_data_bytes)?;
             }
-            let renew = self.renewal_due(&record, now);
+            if let Some(e) = new_expiry
+                && self.set_expiry(&mut next, e, now)
+            {
+                // An end in the past: the session ends, as at a logout, unless another
+                // request wrote first (then this edit applies to what it wrote).
+                if self.end_stored(kind, &key, &record, now).await? {
+                    return Ok(self.outcome(None, self.logout_cookies(), Status::Ended));
+                }
+                attempt += 1;
+                if attempt > self.config.max_conflict_retries {
+                    return Err(Error::Contention);
+                }
+                backoff(attempt).await;
+                continue;
+            }
+            // A new expiry recomputed the idle expiry already, as a renewal does.
+            let renew = new_expiry.is_some() || self.renewal_due(&record, now);
+            let changed = changed || new_expiry.is_some();
             if !changed && !renew {
                 return Ok(self.outcome(Some(stored(key, record)), vec![], Status::Unchanged));
             }
-            if renew {
+            if renew && new_expiry.is_none() {
                 self.renew(&mut next, now);
             }
             next.version = record.version.saturating_add(1);
@@ -105,6 +123,38 @@ impl Engine {
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+}
+
+impl Engine {
+    /// Ends the stored session `record` (read at `version`) as `retire` does: expired with a
+    /// compare-and-set, then deleted with a tombstone and logged. `false` if another write
+    /// won the compare-and-set (nothing ended; re-read).
+    pub(super) async fn end_stored(
+        &self,
+        kind: tessera_core::SessionKind,
+        key: &tessera_core::StoreKey,
+        record: &tessera_core::SessionRecord,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let mut sealed = record.clone();
+        sealed.idle_expires_at = now;
+        sealed.version = record.version.saturating_add(1);
+        match self
+            .store
+            .save(kind, key, record.version, &sealed, now, Write::Logout)
+            .await
+        {
+            Ok(()) => {
+                self.store.delete(kind, key, now, Write::Logout).await?;
+                self.log_session_end(key, record, now).await?;
+                Ok(true)
+            }
+            Err(Error::Store(tessera_core::Error::Conflict)) => Ok(false),
+            // Gone already: ended all the same.
+            Err(Error::Store(tessera_core::Error::NotFound)) => Ok(true),
+            Err(e) => Err(e),
         }
     }
 }

@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod anonymous;
 mod builder;
+mod frameworks;
 mod lifecycle;
 mod tower;

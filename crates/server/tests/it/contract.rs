@@ -72,7 +72,7 @@ async fn schemathesis_finds_nothing_against_the_served_document() {
         "Coverage",
         "Fuzzing",
         "Stateful",
-        "Operations:       18 selected / 18 total",
+        "Operations:       19 selected / 19 total",
     ] {
         assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
     }

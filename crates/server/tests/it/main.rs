@@ -12,6 +12,7 @@ mod contract;
 mod edge;
 mod expiry;
 mod faults;
+mod frameworks;
 mod kask;
 mod kask_log;
 mod mediawiki;

@@ -31,6 +31,9 @@ async fn metrics_use_the_fixed_names_and_count_writes_by_reason() {
 async fn openapi_lists_every_endpoint_with_the_fixed_names() {
     let s = TestServer::memory().await;
     let (_, doc) = s.get("/openapi.json").await;
+    if let Ok(path) = std::env::var("TESSERA_DUMP_OPENAPI") {
+        std::fs::write(path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    }
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     for p in [
@@ -38,6 +41,7 @@ async fn openapi_lists_every_endpoint_with_the_fixed_names() {
         "/v1/session/update",
         "/v1/session/login",
         "/v1/session/logout",
+        "/v1/session/rotate",
         "/v1/session/csrf/check",
         "/v1/users/{id}/sessions",
         "/v1/users/{id}/sessions/{ref}",
@@ -61,6 +65,13 @@ async fn openapi_lists_every_endpoint_with_the_fixed_names() {
         ("UpdateRequest", "secrets"),
         ("UpdateRequest", "remove_secrets"),
         ("ResolveRequest", "secrets"),
+        ("ResolveRequest", "storage"),
+        ("ResolveRequest", "renew"),
+        ("UpdateRequest", "expiry"),
+        ("UpdateRequest", "storage"),
+        ("RotateRequest", "cookie"),
+        ("SessionView", "expires_at"),
+        ("SessionView", "expiry"),
         ("SessionView", "storage"),
         ("SessionView", "secrets"),
         ("LoginRequest", "user"),
