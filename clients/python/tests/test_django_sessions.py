@@ -4,9 +4,9 @@
 of Django's source distribution (pinned, installed by ``scripts/install-peers``); each is run
 through a subclass that names the backend, as Django's suite does for its own backends.
 
-A test that fails because Tessera's HTTP API lacks what Django expects is marked as an
-expected failure (strict: if it starts passing, the run fails and the mark goes), with the
-reason. That list is exactly what the API must add (issue 13, phase B).
+A test that cannot pass against Tessera is marked as an expected failure (strict: if it
+starts passing, the run fails and the mark goes), with the reason. Phase B of issue 13 (a
+per-session expiry in the API) made the two expiry tests pass; what is left is inherent.
 """
 
 from __future__ import annotations
@@ -20,11 +20,6 @@ from django.test import SimpleTestCase, override_settings
 from tessera_server import Server
 from tessera_sessions.django import SessionStore
 
-PER_SESSION_EXPIRY = (
-    "per-session expiry: set_expiry() in the past must end the session in the store, and "
-    "Tessera's API has no per-session expiry (only the server's idle and absolute timeouts); "
-    "the engine keeps Django's `_session_expiry` as data and does not fake it"
-)
 DATABASE_MODEL = (
     "the test reads the row back through django.contrib.sessions.models.Session, the "
     "database backend's model (Django runs SessionMiddlewareTests with the database backend "
@@ -32,8 +27,6 @@ DATABASE_MODEL = (
 )
 
 EXPECTED_FAILURES: dict[str, str] = {
-    "TesseraSessionTests.test_actual_expiry": PER_SESSION_EXPIRY,
-    "TesseraSessionTests.test_actual_expiry_async": PER_SESSION_EXPIRY,
     "TesseraSessionMiddlewareTests.test_empty_session_saved": DATABASE_MODEL,
 }
 

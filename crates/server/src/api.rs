@@ -195,8 +195,10 @@ impl<'de> Deserialize<'de> for ExpirySetting {
         let form = match &v {
             Value::String(s) if s == "browser" => Some(Self::Browser),
             Value::Object(m) if m.len() == 1 => match m.iter().next() {
-                Some((k, n)) if k == "at" => n.as_i64().map(Self::At),
-                Some((k, n)) if k == "idle" => n.as_u64().map(Self::Idle),
+                Some((k, n)) if k == "at" => integer(n).map(Self::At),
+                Some((k, n)) if k == "idle" => integer(n)
+                    .and_then(|i| u64::try_from(i).ok())
+                    .map(Self::Idle),
                 _ => None,
             },
             _ => None,
@@ -207,6 +209,22 @@ impl<'de> Deserialize<'de> for ExpirySetting {
             )
         })
     }
+}
+
+/// A JSON integer, also written as a float with no fraction (`60.0`), as JSON Schema's
+/// `integer` allows.
+fn integer(n: &Value) -> Option<i64> {
+    if let Some(i) = n.as_i64() {
+        return Some(i);
+    }
+    let f = n.as_f64()?;
+    // Within ±2^53, where every integer is exact as a float.
+    let exact = 9_007_199_254_740_992.0;
+    (f.fract() == 0.0 && f.abs() <= exact).then(|| {
+        #[allow(clippy::cast_possible_truncation)] // integral and within ±2^53: exact
+        let i = f as i64;
+        i
+    })
 }
 
 impl ExpirySetting {
@@ -619,6 +637,8 @@ pub async fn update(
                     description = "check the new session's CSRF token")),
                 ("logout" = (operation_id = "logout", request_body = json!({"cookie": "$response.body#/set_cookie/0"}),
                     description = "end the new session")),
+                ("rotate" = (operation_id = "rotate", request_body = json!({"cookie": "$response.body#/set_cookie/0"}),
+                    description = "give the new session another handle")),
                 ("list_sessions" = (operation_id = "list_sessions", parameters(("id" = "$request.body#/user/id")),
                     description = "list the user's sessions")),
                 ("revoke_one" = (operation_id = "revoke_one",

@@ -130,20 +130,63 @@ def login_request(
     )
 
 
+class Unchanged:
+    """The type of :data:`UNCHANGED`."""
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED = Unchanged()
+"""``update(expiry=UNCHANGED)``: leave the session's own expiry as it is (``None`` resets it)."""
+
+Expiry = dict[str, int] | str | None
+"""A session's own expiry: ``{"at": unix_seconds}``, ``{"idle": seconds}``, ``"browser"`` or
+``None`` (the server's defaults)."""
+
+
 def update_request(
     cookie: str,
     set: Mapping[str, JSON] | None,
     remove: Sequence[str] | None,
     secrets: Mapping[str, JSON] | None,
     remove_secrets: Sequence[str] | None,
+    *,
+    expiry: Expiry | Unchanged = UNCHANGED,
+    storage: str | None = None,
 ) -> Request:
-    return session_request(
+    req = session_request(
         "update",
         cookie,
         set=dict(set) if set else None,
         remove=list(remove) if remove else None,
         secrets=dict(secrets) if secrets else None,
         remove_secrets=list(remove_secrets) if remove_secrets else None,
+        storage=storage,
+    )
+    if not isinstance(expiry, Unchanged):
+        # ``None`` is sent as ``null``: back to the defaults.
+        req.json["expiry"] = expiry
+    return req
+
+
+def resolve_request(
+    cookie: str,
+    *,
+    create: bool,
+    csrf_purpose: str | None,
+    secrets: bool,
+    storage: str | None,
+    renew: bool,
+) -> Request:
+    return session_request(
+        "resolve",
+        cookie,
+        create=create or None,
+        csrf_purpose=csrf_purpose,
+        secrets=secrets or None,
+        storage=storage,
+        renew=None if renew else False,
     )
 
 

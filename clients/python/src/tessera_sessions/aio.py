@@ -101,14 +101,21 @@ class AsyncClient:
         create: bool = False,
         csrf_purpose: str | None = None,
         secrets: bool = False,
+        storage: str | None = None,
+        renew: bool = True,
     ) -> SessionResult:
-        """Reads (and renews) the session the cookie names; ``create`` starts an anonymous one."""
-        req = _core.session_request(
-            "resolve",
+        """Reads (and renews) the session the cookie names; ``create`` starts an anonymous one.
+
+        ``storage="store"`` keeps a created session in the store whatever the anonymous mode;
+        ``renew=False`` is a pure read (nothing written, no cookie re-sent).
+        """
+        req = _core.resolve_request(
             cookie,
-            create=create or None,
+            create=create,
             csrf_purpose=csrf_purpose,
-            secrets=secrets or None,
+            secrets=secrets,
+            storage=storage,
+            renew=renew,
         )
         return _core.session_result(await self._send(req))
 
@@ -120,14 +127,31 @@ class AsyncClient:
         remove: Sequence[str] | None = None,
         secrets: Mapping[str, JSON] | None = None,
         remove_secrets: Sequence[str] | None = None,
+        expiry: _core.Expiry | _core.Unchanged = _core.UNCHANGED,
+        storage: str | None = None,
     ) -> SessionResult:
         """Sets and removes keys (per key: concurrent edits of other keys survive).
+
+        ``expiry`` sets the session's own expiry (``{"at": t}``, ``{"idle": s}``,
+        ``"browser"``, or ``None`` for the defaults; an end in the past ends the session);
+        ``storage="store"`` keeps the session in the store (with no cookie: a new stored
+        session with these edits, in one write).
 
         Raises:
             SessionNotFound: the cookie names no live session (it expired or was logged out).
         """
-        req = _core.update_request(cookie, set, remove, secrets, remove_secrets)
+        req = _core.update_request(
+            cookie, set, remove, secrets, remove_secrets, expiry=expiry, storage=storage
+        )
         return _core.session_result(await self._send(req))
+
+    async def rotate(self, cookie: str) -> SessionResult:
+        """A new handle for the stored session the cookie names; the old one is retired.
+
+        Raises:
+            SessionNotFound: the cookie names no live stored session.
+        """
+        return _core.session_result(await self._send(_core.session_request("rotate", cookie)))
 
     async def login(
         self,

@@ -16,21 +16,25 @@ How Django maps onto Tessera:
 - ``logout()`` (``flush()``) ends the Tessera session; a session ended elsewhere (logged out
   everywhere, expired) loads as empty, and saving it raises ``UpdateError`` (Django answers
   ``SessionInterrupted``), never resurrects it.
-- ``cycle_key()`` of a logged-in session is a Tessera login of the same user (a new handle,
-  data, claims and remember-me kept); of an anonymous session, a new session and the end of
-  the old one.
-- Expiry is Tessera's (its idle and absolute timeouts). ``set_expiry()`` is kept in the data as
-  Django keeps it (``_session_expiry``) and sets the cookie's age, but Tessera does not end the
-  session at that time: per-session expiry is not in Tessera's API yet.
-
-Tessera must keep anonymous sessions in its store (``[session] anonymous = "server"``): a
-Django session key names a stored session, not a sealed cookie.
+- ``cycle_key()`` is Tessera's rotation (``POST /v1/session/rotate``): a new handle for the
+  same session (user, data, claims, remember-me, expiry), the old one retired at once.
+- ``set_expiry()`` is Tessera's per-session expiry: seconds become ``{"idle": s}``, a
+  datetime ``{"at": t}``, ``0`` ``"browser"`` and ``None`` the server's defaults; Tessera
+  ends the session at it (an expiry in the past ends it at once). Django's ``_session_expiry``
+  stays in the data, as Django keeps it, for ``get_expiry_age()``.
+- A new session is created in Tessera's store with its data in one write (``storage:
+  "store"``, whatever ``[session] anonymous`` says): Tessera chooses the key, so "must create"
+  cannot collide. ``exists()`` is a read that renews nothing.
+- The session token cookie (with ``[tokens]`` on) is sent to the browser by
+  ``tessera_sessions.django.TesseraCookieMiddleware`` (after ``SessionMiddleware``).
 """
 
 from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -38,12 +42,15 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponse
 
-from . import _cookies
+from . import _cookies, _core
 from .client import Client
 from .errors import MalformedCookie, SessionNotFound
 from .models import Session, SessionResult
 
+EXPIRY_KEY = "_session_expiry"
+"""Where Django's ``set_expiry()`` keeps the expiry."""
 AUTH_USER_KEY = "_auth_user_id"
 """Where ``django.contrib.auth`` keeps the logged-in user's id."""
 DEFAULT_COOKIE_NAME = "__Host-tessera"
@@ -67,6 +74,21 @@ def client() -> Client:
     if not url:
         raise ImproperlyConfigured("set TESSERA_URL (a Django setting or the environment)")
     return _client_for(url, _setting("TESSERA_API_KEY"))
+
+
+def tessera_expiry(value: Any) -> _core.Expiry:
+    """Django's ``_session_expiry`` as Tessera's ``expiry``."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        if value == 0:
+            return "browser"
+        if value < 0:
+            return {"at": 0}
+        return {"idle": value}
+    if isinstance(value, str):
+        return {"at": max(0, int(datetime.fromisoformat(value).timestamp()))}
+    return None
 
 
 class SessionStore(SessionBase):
@@ -104,11 +126,11 @@ class SessionStore(SessionBase):
         self._stored = copy.deepcopy(dict(result.session.data)) if result.session else {}
         self._session_key = key
 
-    def _resolve(self, session_key: str | None) -> SessionResult | None:
+    def _resolve(self, session_key: str | None, *, renew: bool = True) -> SessionResult | None:
         if not session_key:
             return None
         try:
-            result = client().resolve(self._cookie_for(session_key))
+            result = client().resolve(self._cookie_for(session_key), renew=renew)
         except MalformedCookie:
             # Not a handle Tessera issued: like an unknown key.
             return None
@@ -117,7 +139,7 @@ class SessionStore(SessionBase):
     # --- SessionBase ---
 
     def exists(self, session_key: str | None) -> bool:
-        return self._resolve(session_key) is not None
+        return self._resolve(session_key, renew=False) is not None
 
     def load(self) -> dict[str, Any]:
         result = self._resolve(self.session_key)
@@ -130,12 +152,17 @@ class SessionStore(SessionBase):
         return dict(result.session.data) if result.session else {}
 
     def create(self) -> None:
-        result = client().resolve("", create=True)
-        if result.session is None or result.session.storage != "store":
-            raise ImproperlyConfigured(
-                "Tessera keeps anonymous sessions in a sealed cookie; the Django engine needs "
-                'them in the store: [session] anonymous = "server" (TESSERA_ANONYMOUS=server)'
-            )
+        self._create_with({})
+        self.modified = True
+
+    def _create_with(self, data: dict[str, Any]) -> None:
+        """A new stored session holding ``data`` (and its expiry), in one write."""
+        expiry = tessera_expiry(data.get(EXPIRY_KEY)) if EXPIRY_KEY in data else _core.UNCHANGED
+        result = client().update("", set=data, expiry=expiry, storage="store")
+        if result.session is None:
+            # Created already past its own expiry: nothing lives.
+            self._adopt(result, None)
+            return
         key = self._handle_in(result)
         if key is None:
             name = _setting("TESSERA_COOKIE_NAME") or DEFAULT_COOKIE_NAME
@@ -143,7 +170,6 @@ class SessionStore(SessionBase):
                 f"Tessera's answer sets no session cookie named {name!r}: set TESSERA_COOKIE_NAME"
             )
         self._adopt(result, key)
-        self.modified = True
 
     def _data(self, *, load: bool) -> dict[str, Any]:
         """The session's data: the cache, else (``load``) what the store has."""
@@ -159,7 +185,10 @@ class SessionStore(SessionBase):
         if self.session_key is None or must_create:
             # No key, or one that names no live session (load() forgot it): a new session, as
             # Django's backends do for an unknown key. Tessera chooses the key.
-            self.create()
+            if data.get(AUTH_USER_KEY) is None:
+                self._create_with(data)
+                return
+            self._create_with({})
             self._session_cache = data
         self._write(data)
 
@@ -175,8 +204,11 @@ class SessionStore(SessionBase):
         removed = [k for k in self._stored if k not in data]
         if not changed and not removed:
             return
+        expiry: _core.Expiry | _core.Unchanged = _core.UNCHANGED
+        if EXPIRY_KEY in changed or EXPIRY_KEY in removed:
+            expiry = tessera_expiry(data.get(EXPIRY_KEY))
         try:
-            result = c.update(cookie, set=changed, remove=removed)
+            result = c.update(cookie, set=changed, remove=removed, expiry=expiry)
         except SessionNotFound as e:
             raise UpdateError from e
         self._adopt(result, self.session_key)
@@ -199,14 +231,18 @@ class SessionStore(SessionBase):
 
     def cycle_key(self) -> None:
         data = self._data(load=True)
-        user = self._tessera.user.id if self._tessera and self._tessera.user else None
-        if user is not None and self.session_key is not None:
-            # A new handle for the same user: Tessera's login carries the data over and ends
-            # the old session in one operation.
-            self._login(user, self._tessera)
-            self._session_cache = data
-            self.modified = True
-            return
+        if self.session_key is not None and self._tessera is not None:
+            # Tessera's rotation: the same session under a new handle, the old one retired.
+            try:
+                result = client().rotate(self._cookie_for(self.session_key))
+            except SessionNotFound:
+                result = None
+            key = self._handle_in(result) if result is not None else None
+            if result is not None and key is not None:
+                self._adopt(result, key)
+                self._session_cache = data
+                self.modified = True
+                return
         key = self.session_key
         self.create()
         self._session_cache = data
@@ -231,3 +267,28 @@ class SessionStore(SessionBase):
     def clear_expired(cls) -> None:
         # Tessera purges expired sessions itself; none ever loads.
         return None
+
+
+class TesseraCookieMiddleware:
+    """Sends the cookies Tessera answered besides the session's own (the session token
+    cookie after a login, their removal after a logout) to the browser.
+
+    Django's ``SessionMiddleware`` sends only its own cookie; put this one right after it in
+    ``MIDDLEWARE``.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        session = getattr(request, "session", None)
+        extra = getattr(session, "tessera_set_cookie", None)
+        if not extra:
+            return response
+        own = _setting("TESSERA_COOKIE_NAME") or DEFAULT_COOKIE_NAME
+        for sc in extra:
+            name, _value, _removal = _cookies.set_cookie_name_value(sc)
+            if name and name != own:
+                response.cookies.load(sc)
+        return response

@@ -52,6 +52,10 @@ class Session:
     remember: bool
     secrets: dict[str, JSON] | None = None
     """Only when the request asked for them."""
+    expires_at: int = 0
+    """The effective expiry: the earliest of idle, absolute and its own end."""
+    expiry: dict[str, int] | str | None = None
+    """Its own expiry (``{"at": t}``, ``{"idle": s}``, ``"browser"``), ``None`` for the defaults."""
 
     @classmethod
     def from_json(cls, v: Any) -> Session:
@@ -71,6 +75,8 @@ class Session:
             absolute_expires_at=int(o["absolute_expires_at"]),
             remember=bool(o["remember"]),
             secrets=None if secrets is None else dict(_obj(secrets, "secrets")),
+            expires_at=int(o.get("expires_at", 0)),
+            expiry=o.get("expiry"),
         )
 
 

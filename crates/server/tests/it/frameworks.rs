@@ -54,6 +54,15 @@ async fn an_expiry_is_kept_shown_and_enforced() {
     let v = s.ok("/v1/session/resolve", json!({"cookie": cookie})).await;
     assert_eq!(v["session"]["expiry"], json!({"idle": 120}), "kept");
 
+    // An integer written as a float is an integer (JSON Schema's `integer`).
+    let v = s
+        .ok(
+            "/v1/session/update",
+            json!({"cookie": cookie, "expiry": {"idle": 120.0}}),
+        )
+        .await;
+    assert_eq!(v["session"]["expiry"], json!({"idle": 120}));
+
     // `at`: a fixed end; activity does not push it.
     let v = s
         .ok(
