@@ -33,6 +33,7 @@ pub mod fuzzing;
 mod http_metrics;
 pub mod kask;
 pub mod keys;
+pub mod logs;
 mod openapi;
 pub mod problem;
 pub mod revocations;
@@ -104,6 +105,7 @@ pub fn app(state: AppState) -> Router {
         .layer(http_metrics::TrackLayer::new(
             state.http().clone(),
             limits.max_header_bytes,
+            state.access_log(),
         ))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {

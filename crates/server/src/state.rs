@@ -70,6 +70,7 @@ struct Inner {
     limits: Limits,
     registry: Registry,
     http: HttpMetrics,
+    access_log: bool,
     kask: KaskSettings,
     revocation_keep: std::time::Duration,
     verify_required: bool,
@@ -121,6 +122,8 @@ pub struct Settings {
     /// The redb stores whose group commit `/metrics` shows, each with its `store` label
     /// (`session`, `anonymous`). [`crate::startup::prepare`] fills it.
     pub redb_stores: Vec<(&'static str, Arc<tessera_store_redb::RedbStore>)>,
+    /// Whether every request gets an access line (`[server] access_log`, default on).
+    pub access_log: bool,
 }
 
 /// `[verify] public_keys` inside the service: the keys, and what `GET /v1/verify` needs when
@@ -227,6 +230,7 @@ impl AppState {
                 limits: settings.limits,
                 registry,
                 http,
+                access_log: settings.access_log,
                 kask: settings.kask,
                 revocation_keep: settings.revocation_keep,
                 verify_required: settings.verify_required,
@@ -277,6 +281,10 @@ impl AppState {
     /// The edge verifier, when tokens are on.
     pub fn verifier(&self) -> Option<&Arc<Verifier>> {
         self.inner.verifier.as_ref()
+    }
+
+    pub(crate) fn access_log(&self) -> bool {
+        self.inner.access_log
     }
 
     pub(crate) fn kask(&self) -> KaskSettings {
