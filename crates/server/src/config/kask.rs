@@ -7,15 +7,25 @@ use crate::kask::KaskSettings;
 
 use super::error::{ConfigError, invalid};
 use super::file::FileKask;
-use super::source::{Env, duration};
+use super::source::{Env, boolean, duration, number};
 
 /// `[kask]`.
 pub(super) fn build(f: FileKask, env: Env<'_>) -> Result<KaskSettings, ConfigError> {
     let dk = KaskSettings::default();
     let kask = KaskSettings {
         ttl: duration(env, "TESSERA_KASK_TTL", "kask.ttl", f.ttl, dk.ttl)?,
-        max_value_bytes: f.max_value_bytes.unwrap_or(dk.max_value_bytes),
-        require_api_key: f.require_api_key.unwrap_or(dk.require_api_key),
+        max_value_bytes: number(
+            env,
+            "TESSERA_KASK_MAX_VALUE_BYTES",
+            f.max_value_bytes,
+            dk.max_value_bytes,
+        )?,
+        require_api_key: boolean(
+            env,
+            "TESSERA_KASK_REQUIRE_API_KEY",
+            f.require_api_key,
+            dk.require_api_key,
+        )?,
     };
     if kask.ttl < Duration::from_secs(1) {
         return Err(invalid("kask.ttl", "must be at least 1s"));

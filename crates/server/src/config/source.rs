@@ -67,6 +67,36 @@ pub(super) fn duration(
     }
 }
 
+/// A boolean from the environment (which wins, written as [`parse_bool`] reads it) or the
+/// file, else `default`.
+pub(super) fn boolean(
+    env: Env<'_>,
+    env_name: &str,
+    file: Option<bool>,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match env(env_name) {
+        Some(v) => parse_bool(&v).map_err(|m| invalid(env_name, m)),
+        None => Ok(file.unwrap_or(default)),
+    }
+}
+
+/// A whole number from the environment (which wins) or the file, else `default`.
+pub(super) fn number<T: std::str::FromStr>(
+    env: Env<'_>,
+    env_name: &str,
+    file: Option<T>,
+    default: T,
+) -> Result<T, ConfigError> {
+    match env(env_name) {
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| invalid(env_name, format!("{v:?} is not a whole number"))),
+        None => Ok(file.unwrap_or(default)),
+    }
+}
+
 /// A boolean as the environment writes it (`1`/`0`, `true`/`false`, `yes`/`no`).
 pub(super) fn parse_bool(v: &str) -> Result<bool, String> {
     match v {

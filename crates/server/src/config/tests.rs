@@ -209,3 +209,34 @@ fn durations_parse_strictly() {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn every_kask_setting_has_a_variable() {
+    let env = |k: &str| match k {
+        "TESSERA_KASK_TTL" => Some("2h".to_owned()),
+        "TESSERA_KASK_MAX_VALUE_BYTES" => Some("1000".to_owned()),
+        "TESSERA_KASK_REQUIRE_API_KEY" => Some("false".to_owned()),
+        _ => None,
+    };
+    let file = "[kask]\nttl = \"1h\"\nmax_value_bytes = 5\nrequire_api_key = true\n";
+    let k = Config::from_toml(file, env).unwrap().kask;
+    assert_eq!(k.ttl, Duration::from_secs(7200));
+    assert_eq!(k.max_value_bytes, 1000);
+    assert!(!k.require_api_key);
+    let k = Config::from_toml(file, no_env).unwrap().kask;
+    assert_eq!((k.max_value_bytes, k.require_api_key), (5, true));
+
+    for (name, value, want) in [
+        ("TESSERA_KASK_MAX_VALUE_BYTES", "lots", "not a whole number"),
+        (
+            "TESSERA_KASK_MAX_VALUE_BYTES",
+            "0",
+            "between 1 byte and 64 MiB",
+        ),
+        ("TESSERA_KASK_REQUIRE_API_KEY", "maybe", "not a boolean"),
+    ] {
+        let env = |k: &str| (k == name).then(|| value.to_owned());
+        let err = Config::from_toml("", env).unwrap_err().to_string();
+        assert!(err.contains(want), "{name}={value}: {err}");
+    }
+}

@@ -212,6 +212,7 @@ impl TestSettings for Settings {
             seal_keys: None,
             redb_stores: Vec::new(),
             access_log: true,
+            token_rotation: false,
         }
     }
 }

@@ -67,3 +67,46 @@ async fn one_log_line_per_kask_request_without_key_or_value() {
         assert!(!logs.contains(secret), "{secret} in the log:\n{logs}");
     }
 }
+
+/// Every `[kask]` setting can come from its variable, and the start-up log says whether the
+/// API is on, with which TTL, size limit and API key rule (as docs/kask.md shows it).
+#[tokio::test]
+async fn kask_variables_and_the_startup_line_over_the_binary() {
+    let defaults = Tessera::start("[store]\nurl = \"memory:\"\n", &[]).await;
+    let all = format!("{}{}", defaults.stdout(), defaults.logs());
+    assert!(
+        all.contains(
+            "Kask API on /sessions/v1/: values kept 1d (kask.ttl), at most 262144 bytes, \
+             API key required"
+        ),
+        "{all}"
+    );
+    drop(defaults);
+
+    let tessera = Tessera::start(
+        "[store]\nurl = \"memory:\"\n[kask]\nmax_value_bytes = 5\n",
+        &[
+            ("TESSERA_KASK_TTL", "90m"),
+            ("TESSERA_KASK_MAX_VALUE_BYTES", "1000"),
+            ("TESSERA_KASK_REQUIRE_API_KEY", "false"),
+        ],
+    )
+    .await;
+    let all = format!("{}{}", tessera.stdout(), tessera.logs());
+    assert!(
+        all.contains(
+            "Kask API on /sessions/v1/: values kept 90m (kask.ttl), at most 1000 bytes, \
+             NO API key required"
+        ),
+        "{all}"
+    );
+    // Without an API key, as configured: a write of 1000 bytes is kept, 1001 is too large.
+    let url = format!("{}/sessions/v1/w%3AMWSession%3Ax", tessera.base);
+    let c = &tessera.client;
+    let ok = c.post(&url).body(vec![b'a'; 1000]).send().await.unwrap();
+    assert_eq!(ok.status().as_u16(), 201);
+    let big = c.post(&url).body(vec![b'a'; 1001]).send().await.unwrap();
+    assert_eq!(big.status().as_u16(), 413);
+    let got = c.get(&url).send().await.unwrap();
+    assert_eq!(got.status().as_u16(), 200);
+}

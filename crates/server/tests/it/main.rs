@@ -17,6 +17,7 @@ mod kask_log;
 mod logs;
 mod mediawiki;
 mod mediawiki_kask;
+mod metrics_doc;
 mod operations;
 mod peers;
 mod persistence;
