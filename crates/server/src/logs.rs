@@ -98,12 +98,8 @@ impl RequestId {
         static PREFIX: LazyLock<u64> = LazyLock::new(|| {
             let mut b = [0u8; 8];
             if getrandom::fill(&mut b).is_err() {
-                // The ids only need to differ between processes; the time does it.
-                let t = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default();
-                return u64::try_from(t.as_nanos() & u128::from(u64::MAX)).unwrap_or(0)
-                    ^ u64::from(std::process::id());
+                // The ids only need to differ between processes.
+                return u64::from(std::process::id()) << 32;
             }
             u64::from_le_bytes(b)
         });
@@ -250,10 +246,7 @@ impl Limiter {
         } else {
             "other"
         };
-        let (start, n) = self
-            .windows
-            .entry(key.to_owned())
-            .or_insert((now, 0));
+        let (start, n) = self.windows.entry(key.to_owned()).or_insert((now, 0));
         if now.duration_since(*start) >= SAMPLE_WINDOW {
             *start = now;
             *n = 0;
@@ -302,7 +295,10 @@ mod tests {
         }
         let (a, b) = (RequestId::generate(), RequestId::generate());
         assert_ne!(a, b);
-        assert!(usable(a.as_str().as_bytes()) && a.as_str().len() > 17, "{a:?}");
+        assert!(
+            usable(a.as_str().as_bytes()) && a.as_str().len() > 17,
+            "{a:?}"
+        );
         assert!(RequestId::of(&HeaderMap::new()).as_str().len() > 17);
     }
 

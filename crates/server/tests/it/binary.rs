@@ -273,6 +273,10 @@ fn version_prints_the_version_and_the_commit() {
             .output()
             .is_ok_and(|o| o.status.success())
     {
-        assert_eq!(String::from_utf8_lossy(&git.stdout).trim(), "commit", "{commit}");
+        assert_eq!(
+            String::from_utf8_lossy(&git.stdout).trim(),
+            "commit",
+            "{commit}"
+        );
     }
 }

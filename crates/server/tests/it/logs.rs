@@ -42,7 +42,10 @@ async fn json_log_has_every_line_on_stderr_with_access_lines_and_request_ids() {
         .await
         .unwrap();
     let replaced = r.headers()["x-request-id"].to_str().unwrap().to_owned();
-    assert!(!replaced.contains("forged") && replaced.len() > 16, "{replaced}");
+    assert!(
+        !replaced.contains("forged") && replaced.len() > 16,
+        "{replaced}"
+    );
     let r = c.get(format!("{base}/healthz")).send().await.unwrap();
     let generated = r.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_ne!(generated, replaced);
@@ -93,7 +96,9 @@ async fn json_log_has_every_line_on_stderr_with_access_lines_and_request_ids() {
         .map(|l| l["fields"]["message"].as_str().unwrap())
         .collect();
     assert!(
-        startup.iter().any(|m| m.starts_with("session store: memory")),
+        startup
+            .iter()
+            .any(|m| m.starts_with("session store: memory")),
         "{startup:?}"
     );
     assert!(
@@ -136,7 +141,10 @@ async fn json_log_has_every_line_on_stderr_with_access_lines_and_request_ids() {
     ];
     assert_eq!(seen.len(), want.len(), "{log}");
     for (got, want) in seen.iter().zip(want) {
-        assert_eq!((got.0.as_str(), got.1.as_str(), got.2), (want.0, want.1, want.2));
+        assert_eq!(
+            (got.0.as_str(), got.1.as_str(), got.2),
+            (want.0, want.1, want.2)
+        );
         if !want.3.is_empty() {
             assert_eq!(got.3, want.3);
         }
@@ -183,7 +191,10 @@ async fn text_log_has_no_colour_off_a_terminal_and_the_access_log_can_be_off() {
     let log = tessera.logs();
     assert_eq!(tessera.stdout(), "");
     assert!(!log.contains('\u{1b}'), "ANSI colour in a file:\n{log:?}");
-    assert!(log.contains("access log off (server.access_log = false)"), "{log}");
+    assert!(
+        log.contains("access log off (server.access_log = false)"),
+        "{log}"
+    );
     assert!(log.contains("Tessera listening on http://"), "{log}");
     assert!(!log.contains("tessera::access: request"), "{log}");
 
@@ -232,8 +243,16 @@ async fn a_flood_of_refused_keys_is_sampled_and_counted() {
     }
     let lines = json_lines(&tessera.logs());
     let security = on(&lines, "security");
-    assert_eq!(security.len(), 10, "at most 10 a minute per reason: {security:?}");
-    assert_eq!(on(&lines, "tessera::access").len(), 40, "every request has its line");
+    assert_eq!(
+        security.len(),
+        10,
+        "at most 10 a minute per reason: {security:?}"
+    );
+    assert_eq!(
+        on(&lines, "tessera::access").len(),
+        40,
+        "every request has its line"
+    );
     let metrics = c
         .get(format!("{}/metrics", tessera.base))
         .send()

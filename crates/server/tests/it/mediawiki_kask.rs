@@ -286,7 +286,10 @@ impl Tessera {
     }
 
     /// Its exit status, waiting at most `within` (`None` if it is still running then).
-    pub(crate) async fn exit_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+    pub(crate) async fn exit_within(
+        &mut self,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

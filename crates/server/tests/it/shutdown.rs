@@ -143,7 +143,10 @@ async fn past_the_grace_the_connections_are_cut_and_the_exit_is_still_clean() {
     assert!(log.contains("the shutdown grace (1s) is over"), "{log}");
     drop(stuck);
     let store = RedbStore::open(tessera.data_dir().join("sessions.redb")).unwrap();
-    assert_eq!(store.kv_get(b"stuck", SystemClock.now()).await.unwrap(), None);
+    assert_eq!(
+        store.kv_get(b"stuck", SystemClock.now()).await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +157,10 @@ async fn a_second_signal_exits_at_once_with_128_plus_its_number() {
     tessera.signal("TERM");
     assert!(refused_within(&tessera.addr, Duration::from_secs(2)).await);
     assert!(
-        tessera.exit_within(Duration::from_millis(300)).await.is_none(),
+        tessera
+            .exit_within(Duration::from_millis(300))
+            .await
+            .is_none(),
         "the first signal waits for the request in flight"
     );
     let second = Instant::now();
