@@ -18,8 +18,10 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
-use tessera::metrics::Metrics;
+use tessera::metrics::TokenOutcomeLabels;
 use tessera_core::Clock;
 use tokio::net::TcpListener;
 
@@ -152,7 +154,14 @@ pub async fn prepare_edge(
         }
     };
     let mut registry = Registry::default();
-    let metrics = Metrics::register(&mut registry);
+    // Only the token checks: the engine's other counters (sessions, stores) would show here
+    // as zeros for things a verifier never does.
+    let validations = Family::<TokenOutcomeLabels, Counter>::default();
+    registry.register(
+        "tessera_token_validations",
+        "Session token checks by outcome code",
+        validations.clone(),
+    );
     let cookie_name = config
         .tokens
         .cookie_name
@@ -171,7 +180,7 @@ pub async fn prepare_edge(
             claim_headers: v.claims.clone(),
             cache: Arc::new(tessera_token::VerifiedCache::new(v.cache)),
         },
-        metrics.token_validations.clone(),
+        validations,
     )
     .map_err(fail)?;
     let verifier = Arc::new(verifier);

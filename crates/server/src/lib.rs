@@ -32,6 +32,7 @@ pub mod edge;
 pub mod fuzzing;
 mod http_metrics;
 pub mod kask;
+mod key_metrics;
 pub mod keys;
 mod openapi;
 pub mod problem;

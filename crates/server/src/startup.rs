@@ -319,6 +319,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         verify_pem: verify_pem.clone(),
         seal_keys: Some(seal.clone()),
         redb_stores,
+        token_rotation: config.tokens.enabled && config.tokens.rotate,
     };
     let state =
         AppState::new(stores, settings, csrf, api_keys, clock).map_err(StartupError::Engine)?;
@@ -450,6 +451,11 @@ pub async fn serve(
         ..
     } = prepared;
     let http = state.http().clone();
+    // Each store's purge counter exists from the start (at 0), so `rate()` sees the first
+    // purge and the series is there to alert on.
+    for s in &stores {
+        http.purged(s.backend(), 0);
+    }
     let purge = Purge::new()
         .with_revocations_kept(state.revocation_keep())
         .with_on_purged(move |backend, n| http.purged(backend, n));

@@ -121,6 +121,9 @@ pub struct Settings {
     /// The redb stores whose group commit `/metrics` shows, each with its `store` label
     /// (`session`, `anonymous`). [`crate::startup::prepare`] fills it.
     pub redb_stores: Vec<(&'static str, Arc<tessera_store_redb::RedbStore>)>,
+    /// Whether the token keys rotate on a schedule (`[tokens] rotate`): `/metrics` then
+    /// shows the time to the signing key's next rotation.
+    pub token_rotation: bool,
 }
 
 /// `[verify] public_keys` inside the service: the keys, and what `GET /v1/verify` needs when
@@ -214,6 +217,13 @@ impl AppState {
         if let Some(p) = &settings.verify_pem {
             registry.register_collector(Box::new(crate::verifier::KeySetMetrics(p.keys.clone())));
         }
+        registry.register_collector(Box::new(crate::key_metrics::KeyAgeMetrics {
+            clock: clock.clone(),
+            signing: engine
+                .tokens()
+                .map(|t| (t.keyring.clone(), settings.token_rotation)),
+            sealing: engine.seal_keys().clone(),
+        }));
         if !settings.redb_stores.is_empty() {
             registry.register_collector(Box::new(crate::store_metrics::CommitMetrics(
                 settings.redb_stores,

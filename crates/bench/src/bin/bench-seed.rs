@@ -1,7 +1,10 @@
 //! `bench-seed`: logs in N users on Tessera or on the tower-sessions peer and writes one
 //! cookie (`name=value`) a line, for the wrk scripts in `crates/bench/wrk/`; or, with
 //! `--target tokens`, mints N session tokens on Tessera (`POST /v1/tokens`, no store write)
-//! and writes one a line, after checking the first at `/v1/verify`.
+//! and writes one a line, after checking the first at `/v1/verify`; or, with `--target kask`,
+//! fills N MediaWiki-shaped keys (`enwiki%3AMWSession%3A<32 characters>`, as `RESTBagOStuff`
+//! sends them) with 1.5 KB values through the Kask API and writes one key (percent-encoded,
+//! as it goes in the path) a line, for `crates/bench/wrk/kask-mix.lua`.
 //!
 //! Before writing, it resolves the first session back and checks that it carries the user
 //! and data it was given, so that a benchmark never measures "no session" answers.
@@ -27,6 +30,8 @@ enum Target {
     Peer,
     /// Tessera's `POST /v1/tokens`: writes one session token a line (for `/v1/verify`).
     Tokens,
+    /// Tessera's Kask API (`POST /sessions/v1/{key}`): writes one key a line.
+    Kask,
 }
 
 #[derive(Debug, Parser)]
@@ -134,7 +139,7 @@ impl Client {
 
     async fn resolve(&self, target: Target, cookie: &str) -> Result<Value> {
         match target {
-            Target::Tessera | Target::Tokens => {
+            Target::Tessera | Target::Tokens | Target::Kask => {
                 self.tessera("resolve", json!({ "cookie": cookie })).await
             }
             Target::Peer => {
@@ -149,6 +154,93 @@ impl Client {
             }
         }
     }
+}
+
+/// The size of a Kask value: about what MediaWiki keeps in a session.
+const KASK_VALUE_BYTES: usize = 1536;
+
+/// The `i`-th MediaWiki-shaped key, percent-encoded as `RESTBagOStuff` puts it in the path:
+/// `enwiki%3AMWSession%3A` and 32 characters of `[0-9a-v]` (MediaWiki's session ids are base
+/// 32), the same for an `i` on every run (SplitMix64 of `i`).
+fn kask_key(i: usize) -> String {
+    const DIGITS: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
+    let mut state = i as u64;
+    let mut id = String::with_capacity(32);
+    while id.len() < 32 {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        for _ in 0..12 {
+            if id.len() == 32 {
+                break;
+            }
+            id.push(char::from(DIGITS[(z & 31) as usize]));
+            z >>= 5;
+        }
+    }
+    format!("enwiki%3AMWSession%3A{id}")
+}
+
+/// A 1.5 KB value for key `i` (printable, like MediaWiki's PHP-serialized sessions).
+fn kask_value(i: usize) -> Vec<u8> {
+    let head = format!("a:1:{{s:4:\"bench\";i:{i};}}");
+    let mut v = head.into_bytes();
+    v.resize(KASK_VALUE_BYTES, b'x');
+    v
+}
+
+/// Fills `count` keys, 32 requests at a time, and checks the first reads back.
+async fn fill_kask(client: &Client, count: usize) -> Result<Vec<String>> {
+    let keys: Vec<String> = (1..=count).map(kask_key).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, key) in keys.iter().enumerate() {
+        let (http, url, auth) = (
+            client.http.clone(),
+            format!("{}/sessions/v1/{key}", client.url),
+            format!("Bearer {}", client.api_key),
+        );
+        let body = kask_value(n + 1);
+        tasks.spawn(async move {
+            let resp = http
+                .post(url)
+                .header(AUTHORIZATION, auth)
+                .header("content-type", "application/octet-stream")
+                .body(body)
+                .send()
+                .await?;
+            if resp.status() != reqwest::StatusCode::CREATED {
+                return Err(format!("POST answered {}", resp.status()).into());
+            }
+            Ok::<_, Box<dyn Error + Send + Sync>>(())
+        });
+        if tasks.len() >= 32 {
+            tasks
+                .join_next()
+                .await
+                .ok_or("no task")??
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    while let Some(r) = tasks.join_next().await {
+        r?.map_err(|e| e.to_string())?;
+    }
+    if let Some(first) = keys.first() {
+        let got = client
+            .http
+            .get(format!("{}/sessions/v1/{first}", client.url))
+            .header(AUTHORIZATION, format!("Bearer {}", client.api_key))
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        if got.as_ref() != kask_value(1).as_slice() {
+            return Err("the first key read back a different value".into());
+        }
+    }
+    Ok(keys)
 }
 
 /// Mints `count` tokens, 16 requests at a time, in order.
@@ -198,7 +290,7 @@ async fn mint_tokens(client: &Client, count: usize) -> Result<Vec<String>> {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let api_key = match args.target {
-        Target::Tessera | Target::Tokens => {
+        Target::Tessera | Target::Tokens | Target::Kask => {
             std::env::var("TESSERA_API_KEY").map_err(|_| "TESSERA_API_KEY is not set")?
         }
         Target::Peer => String::new(),
@@ -208,6 +300,18 @@ async fn main() -> Result<()> {
         url: args.url.trim_end_matches('/').to_owned(),
         api_key,
     };
+    if args.target == Target::Kask {
+        let keys = fill_kask(&client, args.count).await?;
+        let mut text = keys.join("\n");
+        text.push('\n');
+        std::fs::write(&args.out, text)?;
+        eprintln!(
+            "bench-seed: {} Kask keys filled, written to {}",
+            keys.len(),
+            args.out.display()
+        );
+        return Ok(());
+    }
     if args.target == Target::Tokens {
         let tokens = mint_tokens(&client, args.count).await?;
         let first = tokens.first().ok_or("no tokens")?;
@@ -237,7 +341,7 @@ async fn main() -> Result<()> {
     let mut cookies = Vec::with_capacity(args.count);
     for i in 1..=args.count {
         let cookie = match args.target {
-            Target::Tessera | Target::Tokens => client.tessera_session(i).await?,
+            Target::Tessera | Target::Tokens | Target::Kask => client.tessera_session(i).await?,
             Target::Peer => client.peer_session(i).await?,
         };
         if cookie.contains(['"', '\\', '\n']) || !cookie.contains('=') {

@@ -211,6 +211,7 @@ impl TestSettings for Settings {
             verify_pem: None,
             seal_keys: None,
             redb_stores: Vec::new(),
+            token_rotation: false,
         }
     }
 }

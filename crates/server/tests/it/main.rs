@@ -16,6 +16,7 @@ mod kask;
 mod kask_log;
 mod mediawiki;
 mod mediawiki_kask;
+mod metrics_doc;
 mod operations;
 mod peers;
 mod persistence;

@@ -45,9 +45,24 @@
 //! - `save` is an `UPDATE … WHERE version = $expected` that also requires a live record (not
 //!   a tombstone, not expired, not revoked). A concurrent writer holds the row lock; Postgres
 //!   re-checks the `WHERE` clause on the row it committed, so of many saves from one version
-//!   exactly one wins. Only when nothing was written does a second query tell
-//!   [`Conflict`](tessera_core::Error::Conflict) from
-//!   [`NotFound`](tessera_core::Error::NotFound).
+//!   exactly one wins. The same statement (a data-modifying `WITH`) also says whether the
+//!   record was live in the statement's snapshot, which tells
+//!   [`Conflict`](tessera_core::Error::Conflict) (it was: another write won, or one landed
+//!   since the snapshot) from [`NotFound`](tessera_core::Error::NotFound) when nothing was
+//!   written.
+//!
+//! # Round trips
+//!
+//! Every operation but a purge is one statement, so one round trip: a record and its user's
+//! revocation time are read together (`LEFT JOIN`, or the `NOT EXISTS` of `save`), never by a
+//! second query. Statements are prepared once per pooled connection and cached
+//! (`prepare_cached`), so a call sends only `Bind`/`Execute`/`Sync`, in one write.
+//! tokio-postgres pipelines the statements of concurrent callers that share a connection;
+//! here each operation holds its own pooled connection (one statement each, so there is
+//! nothing of its own to pipeline), which lets Postgres run them on several backends at once.
+//! Writes are not batched in the store: each is its own transaction, and Postgres already
+//! makes concurrent commits durable together (its WAL flush covers every commit waiting for
+//! it; `commit_delay` widens the group).
 //! - `delete` is an upsert to a tombstone that keeps an existing later end.
 //! - `load` and `list_user_sessions` join the revocation table, so they see a record and its
 //!   user's revocation time in one snapshot.
@@ -434,7 +449,7 @@ FROM tessera_sessions s
 LEFT JOIN tessera_user_revocations r ON r.user_id = s.user_id
 WHERE s.key = $1 AND s.record IS NOT NULL AND s.dead_at > $2";
 
-/// The live-record condition on `s`, shared by `SAVE` and `IS_LIVE`: it restates
+/// The live-record condition on `s`, used twice by `SAVE_OR_WHY`: it restates
 /// [`SessionRecord::is_live`] (plus "not a tombstone") in SQL so that `save`'s check and
 /// write are one statement. For `save` it is authoritative and must agree with `is_live` (the
 /// conformance suite checks that it does); `load` and `list_user_sessions` filter in SQL only
@@ -450,16 +465,19 @@ macro_rules! live_condition {
     };
 }
 
-const SAVE: &str = concat!(
-    "UPDATE tessera_sessions s
+/// The compare-and-set of `save` and, in the same statement and snapshot, whether there was
+/// a live record to save over: `(written, live)`. The `SELECT` sees the rows as they were when the statement
+/// started (a data-modifying `WITH` does not change its snapshot).
+const SAVE_OR_WHY: &str = concat!(
+    "WITH written AS (UPDATE tessera_sessions s
 SET version = $3, user_id = $4, created_at = $5, dead_at = $6, record = $7::text::json
 WHERE s.key = $1 AND s.version = $2 AND ",
-    live_condition!("$8")
-);
-
-const IS_LIVE: &str = concat!(
-    "SELECT 1 FROM tessera_sessions s WHERE s.key = $1 AND ",
-    live_condition!("$2")
+    live_condition!("$8"),
+    " RETURNING 1)
+SELECT EXISTS (SELECT 1 FROM written),
+       EXISTS (SELECT 1 FROM tessera_sessions s WHERE s.key = $1 AND ",
+    live_condition!("$8"),
+    ")"
 );
 
 const DELETE: &str = "
@@ -717,9 +735,9 @@ impl SessionStore for PostgresStore {
         let expected = i64::try_from(expected).map_err(|_| tessera_core::Error::Conflict)?;
         self.with_client(|c| async move {
             let key = key.as_bytes().as_slice();
-            let st = c.prepare_cached(SAVE).await.map_err(pg_error)?;
-            let updated = c
-                .execute(
+            let st = c.prepare_cached(SAVE_OR_WHY).await.map_err(pg_error)?;
+            let row = c
+                .query_one(
                     &st,
                     &[
                         &key,
@@ -734,19 +752,14 @@ impl SessionStore for PostgresStore {
                 )
                 .await
                 .map_err(pg_error)?;
-            if updated == 1 {
-                return Ok(());
+            let written: bool = row.try_get(0).map_err(pg_error)?;
+            let live: bool = row.try_get(1).map_err(pg_error)?;
+            // Nothing written: a live record means another version won.
+            match (written, live) {
+                (true, _) => Ok(()),
+                (false, true) => Err(tessera_core::Error::Conflict),
+                (false, false) => Err(tessera_core::Error::NotFound),
             }
-            // Nothing written: say why. A live record means another version won.
-            let st = c.prepare_cached(IS_LIVE).await.map_err(pg_error)?;
-            let live = c
-                .query_opt(&st, &[&key, &now.unix_millis()])
-                .await
-                .map_err(pg_error)?;
-            Err(match live {
-                Some(_) => tessera_core::Error::Conflict,
-                None => tessera_core::Error::NotFound,
-            })
         })
         .await
     }

@@ -44,9 +44,10 @@
 //!   version and refuses a missing, tombstoned or expired record; `delete` replaces the record
 //!   with a tombstone in one script. These are the promises that need atomicity, and each is
 //!   about one key.
-//! - **The user index is a hint that may hold too much, never too little.** `create` and
-//!   `save` index the session (in the user's slot) *before* they write the record, and
-//!   `delete` un-indexes it *after* the tombstone is written. So at every moment every live
+//! - **The user index is a hint that may hold too much, never too little.** On a Cluster,
+//!   `create` and `save` index the session (in the user's slot) *before* they write the
+//!   record, and `delete` un-indexes it *after* the tombstone is written (on a standalone
+//!   server each is one script, so the record and the index change together). So at every moment every live
 //!   session is in its user's index; an entry may outlive its session (a crash between the
 //!   two steps, a failed create) but `list_user_sessions` reads each listed record and keeps
 //!   only live records of that user, dropping the dead entries it finds. An entry's score is
@@ -59,13 +60,26 @@
 //!   nothing is copied into records, "log out everywhere" is one write, however many sessions
 //!   the user has, and no session can escape it by being created concurrently.
 //!
-//! A `load` is one round trip for an anonymous session. For an authenticated one it is one
-//! round trip on a standalone server (a script reads the record and then the user's
-//! revocation key, which only a non-Cluster server allows) and two on a Cluster (record, then
-//! revocation). An authenticated `create`, `save` or `delete` is two round trips (user slot,
-//! then session slot). Listing a user's sessions reads their records concurrently over the
-//! multiplexed connection (a Cluster pipeline must stay in one slot, so independent commands
-//! are sent together instead).
+//! # Round trips
+//!
+//! On a standalone server every `load`, `create`, `save` and `delete` is **one** round trip:
+//! one script (`EVALSHA`; on `NOSCRIPT`, after a restart or `SCRIPT FLUSH`, the script is
+//! loaded and the call sent again) reads the record and its user's revocation time, and writes
+//! the record and its user's index together. Such a script names the user's keys only once
+//! it has read the record (the user is in the record), which a standalone server allows and a
+//! Cluster does not. All operations share one multiplexed connection, so concurrent requests
+//! are pipelined on it, never queued behind each other's answers.
+//!
+//! On a Cluster, anonymous sessions take one round trip too. An authenticated `load` takes
+//! two (record, then revocation time), as do `create`, `save` and `delete` (user slot, then
+//! session slot, in that order: the index is written before the record, as above). The two
+//! cannot share a slot: a session's key must be found from its store key alone (the handle
+//! names no user), so it is tagged with the store key, while all of a user's sessions must see
+//! one revocation time, which lives once in the user's slot; tagging the session key with its
+//! user would need a lookup of the user before every read, and copying the revocation time
+//! into every session would make "log out everywhere" a write per session. Listing a user's
+//! sessions reads their records concurrently over the multiplexed connection (a Cluster
+//! pipeline must stay in one slot, so independent commands are sent together instead).
 //!
 //! # Expiry and TTLs
 //!
@@ -574,6 +588,27 @@ impl SessionStore for RedisStore {
         // The engine writes a new record at its creation time.
         let ttl = ttl_ms(expires, record.created_at.max(record.renewed_at));
         let user = record.user_id().unwrap_or("");
+        if !user.is_empty() && !self.is_cluster() {
+            // One script: the record and its user's index, written together or not at all.
+            let created: i64 = self
+                .invoke(
+                    scripts::CREATE_STANDALONE
+                        .key(self.keys.session_hex(&hex))
+                        .arg(json)
+                        .arg(record.version)
+                        .arg(expires.unix_millis())
+                        .arg(record.created_at.unix_millis())
+                        .arg(user)
+                        .arg(ttl)
+                        .arg(&hex)
+                        .arg(self.keys.user_key_start()),
+                )
+                .await?;
+            return match created {
+                1 => Ok(()),
+                _ => Err(tessera_core::Error::AlreadyExists),
+            };
+        }
         if !user.is_empty() {
             // Index first: the index may list a key that then fails to be created (dropped
             // when listed), but never misses a session that exists.
@@ -648,7 +683,35 @@ impl SessionStore for RedisStore {
         let expires = record.expires_at();
         let ttl = ttl_ms(expires, now);
         let new_user = record.user_id().unwrap_or("");
-        // The new owner's index first (as in create), and its revocation time for the check.
+        if !self.is_cluster() {
+            // One script: the check (with the stored owner's revocation time), the write and
+            // both owners' indexes.
+            let reply: String = self
+                .invoke(
+                    scripts::SAVE_STANDALONE
+                        .key(&name)
+                        .arg(expected)
+                        .arg(now.unix_millis())
+                        .arg(&json)
+                        .arg(record.version)
+                        .arg(expires.unix_millis())
+                        .arg(record.created_at.unix_millis())
+                        .arg(new_user)
+                        .arg(ttl)
+                        .arg(&hex)
+                        .arg(self.keys.user_key_start()),
+                )
+                .await?;
+            return match reply.as_str() {
+                "ok" => Ok(()),
+                "missing" => Err(tessera_core::Error::NotFound),
+                "conflict" => Err(tessera_core::Error::Conflict),
+                _ => Err(tessera_core::Error::Unreachable(
+                    "unknown save script reply",
+                )),
+            };
+        }
+        // A Cluster: the new owner's index first (as in create), and its revocation time for the check.
         let mut owner = new_user.to_owned();
         let mut revoked = if new_user.is_empty() {
             None
@@ -704,6 +767,21 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, key: &StoreKey, tombstone_until: Timestamp) -> StoreResult<()> {
         let hex = key.to_hex();
+        if !self.is_cluster() {
+            // One script: the tombstone and the un-indexing.
+            return self
+                .invoke::<Option<i64>>(
+                    scripts::DELETE_STANDALONE
+                        .key(self.keys.session_hex(&hex))
+                        .arg(tombstone_until.unix_millis())
+                        .arg(MIN_TTL_MS)
+                        .arg(MAX_TTL_MS)
+                        .arg(&hex)
+                        .arg(self.keys.user_key_start()),
+                )
+                .await
+                .map(drop);
+        }
         let user: Option<String> = self
             .invoke(
                 scripts::DELETE

@@ -1,7 +1,9 @@
 //! The Lua scripts that make each step atomic. Every script touches the keys of one hash slot
 //! only (one session key, or one user's two keys), so each runs unchanged on a standalone
-//! server and on a Cluster. The one exception, [`LOAD_STANDALONE`], is used only when the
-//! server is not a Cluster.
+//! server and on a Cluster. The exceptions, [`LOAD_STANDALONE`], [`CREATE_STANDALONE`],
+//! [`SAVE_STANDALONE`] and [`DELETE_STANDALONE`], are used only when the server is not a
+//! Cluster: each does in one round trip what takes two on a Cluster, because it also reads
+//! or writes the keys of the record's user, which are in another slot.
 //!
 //! A session key is a hash with these fields:
 //!
@@ -35,6 +37,86 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return 1
 ",
     )
+});
+
+/// Lua that indexes a session under a user as [`TOUCH_USER`] does: `prefix` (a Lua local)
+/// is the user's key prefix `<prefix>u:{<user>}:`; the arguments name the session's expiry,
+/// its store key (hex) and the TTL.
+macro_rules! index_user {
+    ($expiry:literal, $hex:literal, $ttl:literal) => {
+        concat!(
+            "redis.call('ZADD', prefix .. 'i', 'GT', ",
+            $expiry,
+            ", ",
+            $hex,
+            ")\nif redis.call('PTTL', prefix .. 'i') < tonumber(",
+            $ttl,
+            ") then redis.call('PEXPIRE', prefix .. 'i', ",
+            $ttl,
+            ") end\n"
+        )
+    };
+}
+
+/// Standalone servers only: [`CREATE`] and the user's index in one step, the index written
+/// only when the record is.
+///
+/// KEYS: session. ARGV: as [`CREATE`] (the user not `''`), then the store key (hex) and the
+/// user-key prefix (`<prefix>u:{`). Returns 1 if created, 0 if the key was taken.
+pub(crate) static CREATE_STANDALONE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local prefix = ARGV[8] .. ARGV[5] .. '}:'
+",
+        index_user!("ARGV[3]", "ARGV[7]", "ARGV[6]"),
+        r"
+redis.call('HSET', KEYS[1], 'r', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'c', ARGV[4], 'u', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return 1
+"
+    ))
+});
+
+/// Standalone servers only: compare-and-set of a live record, the stored owner's revocation
+/// time read and both users' indexes kept in the same step (the new owner's index written,
+/// the old owner's entry removed when the owner changes).
+///
+/// KEYS: session. ARGV: expected version, now, then the new record: JSON, version, expiry,
+/// created, user (`''` for none), TTL ms; then the store key (hex) and the user-key prefix
+/// (`<prefix>u:{`). Returns `'ok'`, `'missing'` (no live record: absent, tombstone, expired,
+/// or revoked) or `'conflict'`; the liveness test is [`SAVE`]'s.
+pub(crate) static SAVE_STANDALONE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        r"
+local h = redis.call('HMGET', KEYS[1], 'v', 'e', 'c', 'u')
+if not h[1] then return 'missing' end
+if tonumber(h[2]) <= tonumber(ARGV[2]) then return 'missing' end
+local owner = h[4]
+if owner then
+  local revoked = redis.call('GET', ARGV[10] .. owner .. '}:r')
+  if revoked and tonumber(h[3]) <= tonumber(revoked) then return 'missing' end
+end
+if h[1] ~= ARGV[1] then return 'conflict' end
+if ARGV[7] ~= '' then
+  local prefix = ARGV[10] .. ARGV[7] .. '}:'
+",
+        index_user!("ARGV[5]", "ARGV[9]", "ARGV[8]"),
+        r"
+end
+redis.call('HSET', KEYS[1], 'r', ARGV[3], 'v', ARGV[4], 'e', ARGV[5], 'c', ARGV[6])
+if ARGV[7] == '' then
+  redis.call('HDEL', KEYS[1], 'u')
+else
+  redis.call('HSET', KEYS[1], 'u', ARGV[7])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[8])
+if owner and owner ~= ARGV[7] then
+  redis.call('ZREM', ARGV[10] .. owner .. '}:i', ARGV[9])
+end
+return 'ok'
+"
+    ))
 });
 
 /// Compare-and-set of a live record.
@@ -75,18 +157,10 @@ return {'ok'}
     )
 });
 
-/// Replaces whatever is under the key with a tombstone until `ARGV[1]`; an existing later
-/// tombstone is kept.
-///
-/// Redis expires keys on its own clock, while `until` is on the engine's clock, so the
-/// tombstone's TTL is measured from an estimate of the engine's "now": a record written with
-/// the TTL `expiry - now` has `PTTL` left, so "now" is about `expiry - PTTL`. With no record to
-/// measure from, the TTL is `until` minus Redis's clock, and at least `ARGV[2]` ms.
-///
-/// KEYS: session. ARGV: until, minimum TTL ms, maximum TTL ms.
-/// Returns the user id of the record it replaced, if that record had one, else nil.
-pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+/// The body of [`DELETE`] and [`DELETE_STANDALONE`] up to the tombstone's write; `h` holds the
+/// replaced hash's `e`, `u` and `t`.
+macro_rules! tombstone {
+    () => {
         r"
 local h = redis.call('HMGET', KEYS[1], 'e', 'u', 't')
 local untl = tonumber(ARGV[1])
@@ -108,10 +182,43 @@ ttl = math.min(ttl, tonumber(ARGV[3]))
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 't', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl))
+"
+    };
+}
+
+/// Replaces whatever is under the key with a tombstone until `ARGV[1]`; an existing later
+/// tombstone is kept.
+///
+/// Redis expires keys on its own clock, while `until` is on the engine's clock, so the
+/// tombstone's TTL is measured from an estimate of the engine's "now": a record written with
+/// the TTL `expiry - now` has `PTTL` left, so "now" is about `expiry - PTTL`. With no record to
+/// measure from, the TTL is `until` minus Redis's clock, and at least `ARGV[2]` ms.
+///
+/// KEYS: session. ARGV: until, minimum TTL ms, maximum TTL ms.
+/// Returns the user id of the record it replaced, if that record had one, else nil.
+pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        tombstone!(),
+        r"
 if h[1] and h[2] then return h[2] end
 return false
-",
-    )
+"
+    ))
+});
+
+/// Standalone servers only: [`DELETE`] and the removal of the session from its user's index in
+/// one step.
+///
+/// KEYS: session. ARGV: as [`DELETE`], then the store key (hex) and the user-key prefix
+/// (`<prefix>u:{`). Returns nil.
+pub(crate) static DELETE_STANDALONE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        tombstone!(),
+        r"
+if h[1] and h[2] then redis.call('ZREM', ARGV[5] .. h[2] .. '}:i', ARGV[4]) end
+return false
+"
+    ))
 });
 
 /// Removes the key if its record expired or its tombstone ended at `now`.
@@ -243,11 +350,14 @@ return #seqs
 });
 
 /// Every script, to load them all at connection time.
-pub(crate) fn all() -> [&'static Script; 11] {
+pub(crate) fn all() -> [&'static Script; 14] {
     [
         &CREATE,
+        &CREATE_STANDALONE,
         &SAVE,
+        &SAVE_STANDALONE,
         &DELETE,
+        &DELETE_STANDALONE,
         &PURGE_ONE,
         &TOUCH_USER,
         &REVOKE,

@@ -192,3 +192,96 @@ async fn tls_with_a_private_ca() {
         .with_timeout(Duration::from_secs(1));
     assert!(RedisStore::connect(plain).await.is_err());
 }
+
+/// The commands clients sent since the last call, by name, from the slow log (which logs
+/// every command once `slowlog-log-slower-than` is 0); the calls scripts make and the
+/// `SLOWLOG` commands themselves left out. Empties the log.
+async fn commands_sent(raw: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+    let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query_async(raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(raw)
+        .await
+        .unwrap();
+    let mut names = vec![];
+    for e in entries {
+        let redis::Value::Array(fields) = e else {
+            panic!("{e:?}")
+        };
+        let Some(redis::Value::Array(args)) = fields.get(3) else {
+            panic!("{fields:?}")
+        };
+        let name: String = redis::from_redis_value(args[0].clone()).unwrap();
+        // The calls a script makes are logged too, from the client `?:0`.
+        let client: String = fields
+            .get(4)
+            .map(|c| redis::from_redis_value(c.clone()).unwrap())
+            .unwrap_or_default();
+        if !name.eq_ignore_ascii_case("slowlog") && client != "?:0" {
+            names.push(name.to_ascii_uppercase());
+        }
+    }
+    names
+}
+
+/// On a standalone server every `create`, `load`, `save` and `delete` of an authenticated
+/// session is one command (one `EVALSHA`), so one round trip: the user's revocation time and
+/// index travel with the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_operations_take_one_round_trip() {
+    let server = RedisServer::start().await;
+    let s = RedisStore::open(&server.url()).await.unwrap();
+    let mut raw = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let (user, other) = (fresh_user(), fresh_user());
+    let k = fresh_key(SessionKind::Authenticated);
+    let r = record(Some(&user), T0);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(0)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    commands_sent(&mut raw).await;
+    let mut counted = vec![];
+    s.create(&k, &r).await.unwrap();
+    counted.push(("create", commands_sent(&mut raw).await));
+    assert!(s.load(&k, T0).await.unwrap().is_some());
+    counted.push(("load", commands_sent(&mut raw).await));
+    let mut next = r.clone();
+    next.version = 2;
+    s.save(&k, 1, &next, T0).await.unwrap();
+    counted.push(("save", commands_sent(&mut raw).await));
+    let mut moved = record(Some(&other), T0);
+    moved.version = 3;
+    s.save(&k, 2, &moved, T0).await.unwrap();
+    counted.push(("save to another user", commands_sent(&mut raw).await));
+    assert!(matches!(
+        s.save(&k, 2, &moved, T0).await,
+        Err(Error::Conflict)
+    ));
+    counted.push(("conflicting save", commands_sent(&mut raw).await));
+    s.delete(&k, T0).await.unwrap();
+    counted.push(("delete", commands_sent(&mut raw).await));
+    assert!(
+        counted.iter().all(|(_, sent)| sent == &["EVALSHA"]),
+        "commands per operation: {counted:?}"
+    );
+    // The indexes followed: the session moved to `other`, then went.
+    assert!(s.list_user_sessions(&user, T0).await.unwrap().is_empty());
+    assert!(s.list_user_sessions(&other, T0).await.unwrap().is_empty());
+    let left: Vec<String> = raw
+        .zrange(format!("tessera:u:{{{other}}}:i"), 0, -1)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
