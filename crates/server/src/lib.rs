@@ -34,6 +34,7 @@ mod http_metrics;
 pub mod kask;
 mod key_metrics;
 pub mod keys;
+pub mod logs;
 mod openapi;
 pub mod problem;
 pub mod revocations;
@@ -105,6 +106,7 @@ pub fn app(state: AppState) -> Router {
         .layer(http_metrics::TrackLayer::new(
             state.http().clone(),
             limits.max_header_bytes,
+            state.access_log(),
         ))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {

@@ -17,6 +17,7 @@
 //! | `tokens.rs` | `[tokens]`: session tokens, their keys, the MediaWiki profile |
 //! | `verify.rs` | `[verify]`: the edge verifier |
 //! | `kask.rs` | `[kask]`: the Kask-compatible API (`TESSERA_KASK_*`) |
+//! | `server.rs` | `[server]`: the access log, the shutdown grace |
 //! | `error.rs` | [`ConfigError`] |
 
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ use tessera::cookie::CookieConfig;
 mod error;
 mod file;
 mod kask;
+mod server;
 mod service;
 mod session;
 pub mod settings;
@@ -41,6 +43,7 @@ mod verify;
 mod tests;
 
 pub use error::ConfigError;
+pub use server::{DEFAULT_SHUTDOWN_GRACE, ServerConfig};
 pub use service::Limits;
 pub(crate) use service::check_api_key;
 pub use settings::{Effective, Kind, SETTINGS, Setting};
@@ -96,6 +99,8 @@ pub struct Config {
     /// The rest of `[verify]`: claim headers, the verified-token cache, and where a
     /// verifier-only deployment (`tessera verifier`) gets its keys and revocations.
     pub verify: VerifyConfig,
+    /// `[server]`: the access log and the shutdown grace.
+    pub server: ServerConfig,
     /// Where each setting's value came from (absent: the default).
     sources: std::collections::BTreeMap<&'static str, Source>,
 }
@@ -163,6 +168,7 @@ impl Config {
         let kask = kask::build(f.kask, env)?;
         let tokens = tokens::build(f.tokens, env, &cookie, revocation_keep)?;
         let (verify_required, verify_refresh, verify) = verify::build(f.verify, env, &tokens)?;
+        let server = server::build(f.server, env)?;
         Ok(Self {
             listen,
             data_dir,
@@ -181,6 +187,7 @@ impl Config {
             verify_required,
             verify_refresh,
             verify,
+            server,
             cookie_development,
             sources: sources.into_seen(),
         })

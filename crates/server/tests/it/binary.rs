@@ -400,3 +400,40 @@ fn docs_configuration_lists_exactly_the_settings_of_the_parser() {
         }
     }
 }
+
+/// `tessera --version`: the version and the commit it was built from (`unknown` without git).
+#[test]
+fn version_prints_the_version_and_the_commit() {
+    let out = tessera().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let want = format!("tessera {} (commit ", env!("CARGO_PKG_VERSION"));
+    let commit = stdout
+        .trim_end()
+        .strip_prefix(&want)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{stdout:?} is not {want}<commit>)"));
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{commit:?}"
+    );
+    // In a git checkout (CI's clone, a developer's tree) it is a real commit of it.
+    let git = Command::new("git")
+        .args(["cat-file", "-t", commit])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    if let Ok(git) = git
+        && Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        assert_eq!(
+            String::from_utf8_lossy(&git.stdout).trim(),
+            "commit",
+            "{commit}"
+        );
+    }
+}
