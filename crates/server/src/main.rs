@@ -32,8 +32,8 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> cli::Result<ExitCode> {
     match &cli.command {
         Command::Config {
-            command: ConfigCommand::Check,
-        } => cli::config::check(&cli::load(cli)?),
+            command: ConfigCommand::Check { print },
+        } => cli::config::check(&cli::load(cli)?, *print),
         Command::Keys { command } => cli::keys::run(&cli::load(cli)?, command),
         Command::Token {
             command: TokenCommand::Mint(args),

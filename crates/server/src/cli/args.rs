@@ -157,5 +157,10 @@ pub fn parse_claim(s: &str) -> Result<(String, serde_json::Value), String> {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Load and validate the configuration, print a summary, and exit 0 if it is valid.
-    Check,
+    Check {
+        /// Print every setting in effect and where its value came from (default, file,
+        /// environment), secrets hidden.
+        #[arg(long)]
+        print: bool,
+    },
 }

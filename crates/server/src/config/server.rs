@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use super::error::{ConfigError, invalid};
 use super::file::FileServer;
-use super::source::{Env, duration, parse_bool};
+use super::settings::{SERVER_ACCESS_LOG, SERVER_SHUTDOWN_GRACE};
+use super::source::{Env, boolean, duration};
 
 /// The default of `[server] shutdown_grace`.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -32,19 +33,15 @@ impl Default for ServerConfig {
 
 /// `[server]`.
 pub(super) fn build(f: FileServer, env: Env<'_>) -> Result<ServerConfig, ConfigError> {
-    let access_log = match env("TESSERA_ACCESS_LOG") {
-        Some(v) => parse_bool(&v).map_err(|m| invalid("TESSERA_ACCESS_LOG", m))?,
-        None => f.access_log.unwrap_or(true),
-    };
+    let access_log = boolean(env, &SERVER_ACCESS_LOG, f.access_log, true)?;
     let shutdown_grace = duration(
         env,
-        "TESSERA_SHUTDOWN_GRACE",
-        "server.shutdown_grace",
+        &SERVER_SHUTDOWN_GRACE,
         f.shutdown_grace,
         DEFAULT_SHUTDOWN_GRACE,
     )?;
     if shutdown_grace > Duration::from_secs(3600) {
-        return Err(invalid("server.shutdown_grace", "must be at most 1h"));
+        return Err(invalid(SERVER_SHUTDOWN_GRACE.key, "must be at most 1h"));
     }
     Ok(ServerConfig {
         access_log,
