@@ -53,12 +53,13 @@ export async function startTessera(extraConfig = "", { store = "memory:" } = {})
     }
     rmSync(dir, { recursive: true, force: true });
   };
+  // Every line the service writes, the address it bound included, is on stderr.
   const marker = "Tessera listening on http://";
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
-    const at = stdout.indexOf(marker);
-    if (at >= 0 && stdout.indexOf("\n", at) > 0) {
-      const address = stdout.slice(at + marker.length).split("\n")[0].trim();
+    const at = stderr.indexOf(marker);
+    if (at >= 0 && stderr.indexOf("\n", at) > 0) {
+      const address = stderr.slice(at + marker.length).split(/[\s"]/)[0];
       return { url: `http://${address}`, apiKey: API_KEY, dir, stop };
     }
     if (child.exitCode !== null) {

@@ -54,10 +54,10 @@ def start(extra_config: str = "") -> Server:
         f'listen = "127.0.0.1:0"\ndata_dir = "{root / "data"}"\n\n'
         f'[store]\nurl = "memory:"\n\n{extra_config}'
     )
-    stdout = root / "stdout.txt"
+    log = root / "stderr.txt"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
     env["TESSERA_API_KEY"] = API_KEY
-    with open(stdout, "wb") as out, open(root / "stderr.txt", "wb") as err:
+    with open(root / "stdout.txt", "wb") as out, open(log, "wb") as err:
         process = subprocess.Popen(
             [str(binary()), "serve", "--config", str(config)],
             stdout=out,
@@ -68,16 +68,14 @@ def start(extra_config: str = "") -> Server:
         )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        text = stdout.read_text(errors="replace")
+        # Every line the service writes, the address it bound included, is on stderr.
+        text = log.read_text(errors="replace")
         marker = "Tessera listening on http://"
         if marker in text:
-            address = text.split(marker, 1)[1].splitlines()[0].strip()
+            address = text.split(marker, 1)[1].split()[0].split('"')[0]
             return Server(url=f"http://{address}", process=process, directory=d)
         if process.poll() is not None:
-            raise RuntimeError(
-                f"tessera exited ({process.returncode}):\n{text}\n"
-                + (root / "stderr.txt").read_text(errors="replace")
-            )
+            raise RuntimeError(f"tessera exited ({process.returncode}):\n{text}")
         time.sleep(0.02)
     process.kill()
     raise RuntimeError("tessera did not start within 20 s")

@@ -29,7 +29,8 @@ pub enum SameSite {
 }
 
 impl SameSite {
-    fn as_str(self) -> &'static str {
+    /// The attribute value: `Strict`, `Lax` or `None`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Strict => "Strict",
             Self::Lax => "Lax",
@@ -142,6 +143,11 @@ impl CookieConfig {
     /// Whether the cookie is `Secure`.
     pub fn secure(&self) -> bool {
         self.secure
+    }
+
+    /// The cookie's `SameSite` attribute.
+    pub fn same_site(&self) -> SameSite {
+        self.same_site
     }
 
     /// The same attributes under another name (e.g. the token cookie beside the session

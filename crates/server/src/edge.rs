@@ -188,6 +188,7 @@ pub async fn prepare_edge(
         verifier.cache_arc(),
     )));
     registry.register_collector(Box::new(crate::verifier::KeySetMetrics(remote.clone())));
+    crate::logs::register_suppressed(&mut registry);
     let shown = v
         .jwks
         .iter()
@@ -224,7 +225,8 @@ pub async fn prepare_edge(
 }
 
 /// Serves the verifier on `listener` until `shutdown`, refetching the JWKS every
-/// `jwks_refresh` and the revocations every `[verify] refresh` in the background.
+/// `jwks_refresh` and the revocations every `[verify] refresh` in the background; requests
+/// in flight get the default shutdown grace ([`serve_edge_with_grace`]).
 ///
 /// # Errors
 ///
@@ -233,6 +235,26 @@ pub async fn serve_edge(
     listener: TcpListener,
     state: EdgeState,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_edge_with_grace(
+        listener,
+        state,
+        shutdown,
+        crate::config::DEFAULT_SHUTDOWN_GRACE,
+    )
+    .await
+}
+
+/// [`serve_edge`] with `grace` for the requests in flight at shutdown.
+///
+/// # Errors
+///
+/// An I/O error from the listener.
+pub async fn serve_edge_with_grace(
+    listener: TcpListener,
+    state: EdgeState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: std::time::Duration,
 ) -> std::io::Result<()> {
     let mut tasks = Vec::new();
     if let Some(remote) = state.verifier.remote_keys().cloned() {
@@ -246,9 +268,7 @@ pub async fn serve_edge(
         state.verifier.clone(),
         move || clock.now().unix_secs(),
     ));
-    let result = axum::serve(listener, edge_app(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = crate::startup::serve_router(listener, edge_app(state), shutdown, grace).await;
     for t in tasks {
         t.abort();
     }

@@ -1,3 +1,4 @@
+use axum::body::HttpBody as _;
 use axum::extract::{MatchedPath, Request};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -6,6 +7,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::logs::RequestId;
 use crate::problem::ApiError;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -61,6 +63,7 @@ impl HttpMetrics {
             latency.clone(),
         );
         let purged = Family::<BackendLabels, Counter>::default();
+        crate::logs::register_suppressed(registry);
         registry.register(
             "tessera_store_purged",
             "Expired records and tombstones removed by the background purge, by backend",
@@ -108,7 +111,9 @@ fn method_label(m: &axum::http::Method) -> &'static str {
     }
 }
 
-/// The outermost middleware: refuses oversized headers, then counts and times the request.
+/// The outermost middleware: gives the request its id ([`RequestId`], also on the response
+/// as `X-Request-Id`), refuses oversized headers, counts and times the request, and writes
+/// its access line.
 ///
 /// A hand-written layer rather than `middleware::from_fn`: that one clones and boxes the
 /// inner service and extracts the state on every request, which cost about 12 % of the
@@ -118,13 +123,16 @@ fn method_label(m: &axum::http::Method) -> &'static str {
 pub(crate) struct TrackLayer {
     metrics: HttpMetrics,
     max_header_bytes: usize,
+    access_log: bool,
 }
 
 impl TrackLayer {
-    pub(crate) fn new(metrics: HttpMetrics, max_header_bytes: usize) -> Self {
+    /// `access_log`: whether each request gets its access line ([`crate::logs::access`]).
+    pub(crate) fn new(metrics: HttpMetrics, max_header_bytes: usize, access_log: bool) -> Self {
         Self {
             metrics,
             max_header_bytes,
+            access_log,
         }
     }
 }
@@ -163,12 +171,15 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
+    fn call(&mut self, mut req: Request) -> Self::Future {
         let (index, route) = route_label(&req);
         let method = method_label(req.method());
         let start = tokio::time::Instant::now();
         let metrics = self.layer.metrics.clone();
         let limit = self.layer.max_header_bytes;
+        let access_log = self.layer.access_log;
+        let id = RequestId::of(req.headers());
+        req.extensions_mut().insert(id.clone());
         let header_bytes: usize = req
             .headers()
             .iter()
@@ -178,21 +189,29 @@ where
         // has to travel into the future.
         let inner = (header_bytes <= limit).then(|| self.inner.call(req));
         Box::pin(async move {
-            let res = match inner {
+            let mut res = match inner {
                 Some(f) => f.await?,
                 None => ApiError::headers_too_large(limit).into_response(),
             };
+            let elapsed = start.elapsed();
             if let Some(h) = metrics.latency.get(index) {
-                h.observe(start.elapsed().as_secs_f64());
+                h.observe(elapsed.as_secs_f64());
             }
+            let status = res.status().as_u16();
             metrics
                 .requests
                 .get_or_create(&RequestLabels {
                     method,
                     route,
-                    status: res.status().as_u16(),
+                    status,
                 })
                 .inc();
+            if access_log {
+                let bytes = res.body().size_hint().exact();
+                crate::logs::access(method, route, status, elapsed, bytes, &id);
+            }
+            res.headers_mut()
+                .insert(crate::logs::REQUEST_ID_HEADER, id.header_value());
             Ok(res)
         })
     }

@@ -25,9 +25,12 @@
 //! and it is by default.
 //!
 //! Every request is logged in one line on the target [`LOG_TARGET`]: method, a hash of the
-//! key ([`key_digest`]), status, value size and latency; never the key or the value. Failures
-//! are logged at `info` (a store failure at `warn`), the rest (including a `GET` that finds
-//! nothing, a normal miss) at `debug`: `TESSERA_LOG=info,tessera::kask=debug` shows them all.
+//! key ([`key_digest`]), status, value size, latency and the request id; never the key or the
+//! value. Failures are logged at `info` (a store failure at `warn`), the rest (including a
+//! `GET` that finds nothing, a normal miss) at `debug`: `TESSERA_LOG=info,tessera::kask=debug`
+//! shows them all. The access line of the same request (`tessera::access`, at info, see
+//! [`crate::logs`]) has the same `request_id`: by default an operator has an access line for
+//! every Kask request and the Kask line, with the key digest, for every refused one.
 
 use std::time::Duration;
 
@@ -41,6 +44,7 @@ use tessera_core::{KvStore, MAX_KV_KEY_LEN, SessionKind};
 use tokio::time::Instant;
 
 use crate::AppState;
+use crate::logs::RequestId;
 
 /// The path prefix of the API.
 pub const PREFIX: &str = "/sessions/v1/";
@@ -243,6 +247,7 @@ pub(crate) async fn handle(State(s): State<AppState>, req: Request) -> Response 
     let start = Instant::now();
     let method = req.method().clone();
     let key = key_of(req.uri().path()).ok();
+    let id = req.extensions().get::<RequestId>().cloned();
     let (res, bytes) = respond(&s, req).await;
     log_request(
         &method,
@@ -250,6 +255,7 @@ pub(crate) async fn handle(State(s): State<AppState>, req: Request) -> Response 
         res.status(),
         bytes,
         start.elapsed(),
+        id.as_ref().map_or("-", RequestId::as_str),
     );
     res
 }
@@ -261,6 +267,7 @@ fn log_request(
     status: StatusCode,
     bytes: usize,
     latency: Duration,
+    request_id: &str,
 ) {
     let key = key.map_or_else(|| "-".to_owned(), key_digest);
     let status_code = status.as_u16();
@@ -274,6 +281,7 @@ fn log_request(
                 status = status_code,
                 bytes,
                 latency_us,
+                request_id,
                 "Kask request"
             )
         };

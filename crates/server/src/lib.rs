@@ -35,6 +35,7 @@ mod http_metrics;
 pub mod kask;
 mod key_metrics;
 pub mod keys;
+pub mod logs;
 mod openapi;
 pub mod problem;
 pub mod revocations;
@@ -107,6 +108,7 @@ pub fn app(state: AppState) -> Router {
         .layer(http_metrics::TrackLayer::new(
             state.http().clone(),
             limits.max_header_bytes,
+            state.access_log(),
         ))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {

@@ -17,7 +17,13 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", e.report());
+            // `serve` and `verifier` write JSON lines only, when asked to.
+            let serving = matches!(cli.command, Command::Serve | Command::Verifier);
+            if serving && tessera_server::logs::json_requested(|k| std::env::var(k).ok()) {
+                tracing::error!(target: tessera_server::logs::STARTUP_TARGET, code = e.code(), "{}", e.report());
+            } else {
+                eprintln!("error: {}", e.report());
+            }
             ExitCode::FAILURE
         }
     }
@@ -26,8 +32,8 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> cli::Result<ExitCode> {
     match &cli.command {
         Command::Config {
-            command: ConfigCommand::Check,
-        } => cli::config::check(&cli::load(cli)?),
+            command: ConfigCommand::Check { print },
+        } => cli::config::check(&cli::load(cli)?, *print),
         Command::Keys { command } => cli::keys::run(&cli::load(cli)?, command),
         Command::Token {
             command: TokenCommand::Mint(args),
@@ -41,7 +47,16 @@ fn run(cli: &Cli) -> cli::Result<ExitCode> {
         }
         Command::Serve => {
             let config = cli::load(cli)?;
-            runtime()?.block_on(cli::serve::serve(&config))
+            let runtime = runtime()?;
+            let code = runtime.block_on(cli::serve::serve(&config));
+            // The runtime's end drops the connections cut short by the shutdown grace and
+            // with them the last handles on the stores: redb's writer commits what is queued
+            // and the file closes, the Redis and Postgres pools close.
+            drop(runtime);
+            if code.is_ok() {
+                tracing::info!(target: tessera_server::logs::STARTUP_TARGET, "Tessera stopped");
+            }
+            code
         }
     }
 }

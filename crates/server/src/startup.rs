@@ -319,6 +319,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         verify_pem: verify_pem.clone(),
         seal_keys: Some(seal.clone()),
         redb_stores,
+        access_log: config.server.access_log,
         token_rotation: config.tokens.enabled && config.tokens.rotate,
     };
     let state =
@@ -431,7 +432,8 @@ fn token_settings(
 }
 
 /// Serves `prepared` on `listener` until `shutdown` completes, purging expired sessions
-/// every `purge_interval` in the background.
+/// every `purge_interval` in the background; in-flight requests get the default
+/// [`DEFAULT_SHUTDOWN_GRACE`](crate::config::DEFAULT_SHUTDOWN_GRACE) ([`serve_with_grace`]).
 ///
 /// # Errors
 ///
@@ -441,6 +443,32 @@ pub async fn serve(
     prepared: Prepared,
     purge_interval: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with_grace(
+        listener,
+        prepared,
+        purge_interval,
+        shutdown,
+        crate::config::DEFAULT_SHUTDOWN_GRACE,
+    )
+    .await
+}
+
+/// [`serve`], with `grace` for the requests in flight when `shutdown` completes: the
+/// listener closes at once (new connections are refused), idle connections are closed,
+/// requests in flight may finish for `grace`, then the connections still open are closed.
+/// When this returns the background tasks are stopped; the stores are flushed and closed when
+/// the last handle on them goes (the runtime's end drops those of connections cut short).
+///
+/// # Errors
+///
+/// An I/O error from the listener.
+pub async fn serve_with_grace(
+    listener: TcpListener,
+    prepared: Prepared,
+    purge_interval: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
 ) -> std::io::Result<()> {
     let Prepared {
         state,
@@ -480,12 +508,61 @@ pub async fn serve(
     if let Some((keys, every)) = pem_keys {
         purgers.push(spawn_key_refresh(keys, every));
     }
-    let result = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = serve_router(listener, app(state), shutdown, grace).await;
     for p in purgers {
         p.abort();
+        // Wait for the task to be gone, so its handles on the stores are dropped.
+        let _ = p.await;
     }
+    result
+}
+
+/// Serves `router` until `shutdown`, then lets the requests in flight finish for `grace`
+/// (module docs of [`crate::cli::serve`]).
+pub(crate) async fn serve_router(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    use crate::logs::STARTUP_TARGET;
+    let (fired, on_fire) = tokio::sync::oneshot::channel::<tokio::time::Instant>();
+    let signal = async move {
+        shutdown.await;
+        let _ = fired.send(tokio::time::Instant::now());
+    };
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(signal)
+        .into_future();
+    tokio::pin!(server);
+    let deadline = async move {
+        match on_fire.await {
+            Ok(at) => {
+                tokio::time::sleep_until(at + grace).await;
+                at
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let mut cut_short = false;
+    let result = tokio::select! {
+        r = &mut server => r,
+        _ = &mut deadline => {
+            cut_short = true;
+            tracing::warn!(
+                target: STARTUP_TARGET,
+                "the shutdown grace ({}s) is over: closing the connections still open",
+                grace.as_secs_f64()
+            );
+            Ok(())
+        }
+    };
+    tracing::info!(
+        target: STARTUP_TARGET,
+        cut_short,
+        "stopped serving; flushing and closing the stores"
+    );
     result
 }
 

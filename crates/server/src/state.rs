@@ -70,6 +70,7 @@ struct Inner {
     limits: Limits,
     registry: Registry,
     http: HttpMetrics,
+    access_log: bool,
     kask: KaskSettings,
     revocation_keep: std::time::Duration,
     verify_required: bool,
@@ -121,6 +122,8 @@ pub struct Settings {
     /// The redb stores whose group commit `/metrics` shows, each with its `store` label
     /// (`session`, `anonymous`). [`crate::startup::prepare`] fills it.
     pub redb_stores: Vec<(&'static str, Arc<tessera_store_redb::RedbStore>)>,
+    /// Whether every request gets an access line (`[server] access_log`, default on).
+    pub access_log: bool,
     /// Whether the token keys rotate on a schedule (`[tokens] rotate`): `/metrics` then
     /// shows the time to the signing key's next rotation.
     pub token_rotation: bool,
@@ -237,6 +240,7 @@ impl AppState {
                 limits: settings.limits,
                 registry,
                 http,
+                access_log: settings.access_log,
                 kask: settings.kask,
                 revocation_keep: settings.revocation_keep,
                 verify_required: settings.verify_required,
@@ -287,6 +291,10 @@ impl AppState {
     /// The edge verifier, when tokens are on.
     pub fn verifier(&self) -> Option<&Arc<Verifier>> {
         self.inner.verifier.as_ref()
+    }
+
+    pub(crate) fn access_log(&self) -> bool {
+        self.inner.access_log
     }
 
     pub(crate) fn kask(&self) -> KaskSettings {

@@ -5,9 +5,18 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `tessera --version`: the crate's version and the commit it was built from (`unknown`
+/// outside a git checkout; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TESSERA_COMMIT"),
+    ")"
+);
+
 /// Tessera: sessions for web applications.
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version, about)]
+#[command(name = "tessera", version = VERSION, about)]
 pub struct Cli {
     /// A TOML configuration file. Without one, defaults and TESSERA_… variables apply.
     #[arg(long, global = true, env = "TESSERA_CONFIG")]
@@ -148,5 +157,10 @@ pub fn parse_claim(s: &str) -> Result<(String, serde_json::Value), String> {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Load and validate the configuration, print a summary, and exit 0 if it is valid.
-    Check,
+    Check {
+        /// Print every setting in effect and where its value came from (default, file,
+        /// environment), secrets hidden.
+        #[arg(long)]
+        print: bool,
+    },
 }

@@ -3,16 +3,21 @@
 use std::process::ExitCode;
 
 use super::Result;
-use crate::config::Config;
+use crate::config::{Config, Source};
 
-/// `config check`: a summary of the valid configuration `c` (store passwords hidden).
+/// `config check`: a summary of the valid configuration `c` (store passwords hidden); with
+/// `print`, every setting in effect with where its value came from.
 ///
 /// # Errors
 ///
 /// None today; the signature is the one every command has.
 #[allow(clippy::print_stdout)]
-pub fn check(c: &Config) -> Result<ExitCode> {
+pub fn check(c: &Config, print: bool) -> Result<ExitCode> {
     println!("configuration is valid");
+    if print {
+        print!("{}", effective_table(c));
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("  listen:     {}", c.listen);
     println!("  data dir:   {}", c.data_dir.display());
     // Display hides passwords in store URLs.
@@ -49,4 +54,26 @@ pub fn check(c: &Config) -> Result<ExitCode> {
         println!("  tokens:     off");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `config check --print`: one line per setting, `key  value  source`, secrets hidden.
+pub fn effective_table(c: &Config) -> String {
+    let rows: Vec<(&str, String, String)> = c
+        .effective()
+        .into_iter()
+        .map(|e| {
+            let source = match e.source {
+                Source::Environment => format!("environment ({})", e.setting.env),
+                other => other.name().to_owned(),
+            };
+            (e.setting.key, e.value, source)
+        })
+        .collect();
+    let key_w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let value_w = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    let mut out = format!("{:key_w$}  {:value_w$}  source\n", "key", "value");
+    for (key, value, source) in rows {
+        out.push_str(&format!("{key:key_w$}  {value:value_w$}  {source}\n"));
+    }
+    out
 }

@@ -25,24 +25,14 @@ pub mod serve;
 pub mod token;
 
 pub use args::{
-    Cli, Command, ConfigCommand, InspectArgs, KeysCommand, MintArgs, TokenCommand, parse_claim,
+    Cli, Command, ConfigCommand, InspectArgs, KeysCommand, MintArgs, TokenCommand, VERSION,
+    parse_claim,
 };
 pub use error::{Error, Result};
 
-/// Sets up the log: `TESSERA_LOG` filters (default `info`), `TESSERA_LOG_FORMAT=json` for
-/// log shippers, human-readable lines on standard error otherwise.
+/// Sets up the log ([`crate::logs::init`]) from the environment.
 pub fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // TESSERA_LOG_FORMAT=json for log shippers; human-readable lines otherwise.
-    if std::env::var("TESSERA_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
+    crate::logs::init(|k| std::env::var(k).ok());
 }
 
 /// The configuration named by `--config` (or `TESSERA_CONFIG`) and the environment.

@@ -30,6 +30,15 @@ pub(super) struct File {
     pub(super) tokens: FileTokens,
     #[serde(default)]
     pub(super) verify: FileVerify,
+    #[serde(default)]
+    pub(super) server: FileServer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileServer {
+    pub(super) access_log: Option<bool>,
+    pub(super) shutdown_grace: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,13 +9,15 @@
 //! | file | what |
 //! |---|---|
 //! | `file.rs` | the file schema: the TOML structs, as written |
-//! | `source.rs` | the environment over the file (`pick`), durations, booleans |
+//! | `settings.rs` | the table of every setting: file key, variable, type, default |
+//! | `source.rs` | the environment over the file (`pick`), where each value came from |
 //! | `service.rs` | `listen`, `data_dir`, API keys, `[limits]`, `[revocations]` |
 //! | `store.rs` | `[store]`: the store URLs ([`StoreUrl`]) and the store timeout |
 //! | `session.rs` | `[session]` and `[cookie]` |
 //! | `tokens.rs` | `[tokens]`: session tokens, their keys, the MediaWiki profile |
 //! | `verify.rs` | `[verify]`: the edge verifier |
 //! | `kask.rs` | `[kask]`: the Kask-compatible API (`TESSERA_KASK_*`) |
+//! | `server.rs` | `[server]`: the access log, the shutdown grace |
 //! | `error.rs` | [`ConfigError`] |
 
 use std::net::SocketAddr;
@@ -28,8 +30,10 @@ use tessera::cookie::CookieConfig;
 mod error;
 mod file;
 mod kask;
+mod server;
 mod service;
 mod session;
+pub mod settings;
 mod source;
 mod store;
 mod tokens;
@@ -39,9 +43,11 @@ mod verify;
 mod tests;
 
 pub use error::ConfigError;
+pub use server::{DEFAULT_SHUTDOWN_GRACE, ServerConfig};
 pub use service::Limits;
 pub(crate) use service::check_api_key;
-pub use source::parse_duration;
+pub use settings::{Effective, Kind, SETTINGS, Setting};
+pub use source::{Source, parse_duration};
 pub use store::{RemoteUrl, StoreUrl};
 pub use tokens::{
     DEFAULT_ISSUER, MEDIAWIKI_COOKIE, MEDIAWIKI_RLC, MEDIAWIKI_SCOPE, TokenProfile, TokensConfig,
@@ -49,7 +55,7 @@ pub use tokens::{
 pub use verify::VerifyConfig;
 
 use file::File;
-use source::Env;
+use source::Sources;
 
 /// The whole configuration, after defaults, file and environment.
 #[derive(Debug, Clone)]
@@ -72,6 +78,8 @@ pub struct Config {
     pub session: SessionConfig,
     /// The session cookie.
     pub cookie: CookieConfig,
+    /// Whether `cookie` is the development preset (`[cookie] development = true`).
+    pub cookie_development: bool,
     /// How often expired sessions are purged.
     pub purge_interval: Duration,
     /// Request limits.
@@ -91,6 +99,10 @@ pub struct Config {
     /// The rest of `[verify]`: claim headers, the verified-token cache, and where a
     /// verifier-only deployment (`tessera verifier`) gets its keys and revocations.
     pub verify: VerifyConfig,
+    /// `[server]`: the access log and the shutdown grace.
+    pub server: ServerConfig,
+    /// Where each setting's value came from (absent: the default).
+    sources: std::collections::BTreeMap<&'static str, Source>,
 }
 
 impl Config {
@@ -143,18 +155,20 @@ impl Config {
     /// Builds each section in turn. The order is the order errors are found in: the first
     /// problem is the one reported.
     fn build(f: File, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env: Env<'_> = &env;
+        let sources = Sources::new(&env);
+        let env = &sources;
         let (listen, data_dir) = service::address(f.listen, f.data_dir, env)?;
         let (store, anon_store) = store::urls(f.store.url, f.store.anonymous, &data_dir, env)?;
         let (api_keys, api_key_file) = service::api_keys(f.api_keys, f.api_key_file, env)?;
         let (session, purge_interval) = session::session(f.session, env)?;
-        let cookie = session::cookie(f.cookie, env)?;
-        let limits = service::limits(&f.limits)?;
+        let (cookie, cookie_development) = session::cookie(f.cookie, env)?;
+        let limits = service::limits(&f.limits, env)?;
         let store_timeout = store::timeout(f.store.timeout, env)?;
         let revocation_keep = service::revocation_keep(f.revocations.keep, env)?;
         let kask = kask::build(f.kask, env)?;
         let tokens = tokens::build(f.tokens, env, &cookie, revocation_keep)?;
         let (verify_required, verify_refresh, verify) = verify::build(f.verify, env, &tokens)?;
+        let server = server::build(f.server, env)?;
         Ok(Self {
             listen,
             data_dir,
@@ -173,6 +187,23 @@ impl Config {
             verify_required,
             verify_refresh,
             verify,
+            server,
+            cookie_development,
+            sources: sources.into_seen(),
         })
+    }
+
+    /// Every setting with its value in effect and where it came from, in [`SETTINGS`] order:
+    /// what `tessera config check --print` shows. API keys are never shown, and URLs have
+    /// their passwords replaced by `***`.
+    pub fn effective(&self) -> Vec<Effective> {
+        settings::values(self)
+            .into_iter()
+            .map(|(setting, value)| Effective {
+                setting,
+                value,
+                source: self.sources.get(setting.key).copied().unwrap_or_default(),
+            })
+            .collect()
     }
 }

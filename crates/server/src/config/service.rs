@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use super::error::{ConfigError, invalid};
 use super::file::FileLimits;
-use super::source::{Env, duration};
+use super::settings::{
+    API_KEY_FILE, API_KEYS, DATA_DIR, LIMITS_MAX_BODY_BYTES, LIMITS_MAX_HEADER_BYTES, LISTEN,
+    REVOCATIONS_KEEP,
+};
+use super::source::{Env, duration, number, pick};
 
 /// Bounds on what a request may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,22 +37,21 @@ pub(super) fn address(
     data_dir: Option<PathBuf>,
     env: Env<'_>,
 ) -> Result<(SocketAddr, PathBuf), ConfigError> {
-    let listen_s = env("TESSERA_LISTEN")
-        .map(|v| ("TESSERA_LISTEN", v))
-        .or(listen.map(|v| ("listen", v)))
-        .unwrap_or(("listen", "127.0.0.1:7300".to_owned()));
+    let listen_s =
+        pick(env, &LISTEN, listen).unwrap_or((LISTEN.key.to_owned(), "127.0.0.1:7300".to_owned()));
     let listen: SocketAddr = listen_s.1.parse().map_err(|_| {
         invalid(
-            listen_s.0,
+            &listen_s.0,
             format!(
                 "{:?} is not an address:port such as 127.0.0.1:7300",
                 listen_s.1
             ),
         )
     })?;
-    let data_dir = env("TESSERA_DATA_DIR")
+    let data_dir = env
+        .var(&DATA_DIR)
         .map(PathBuf::from)
-        .or(data_dir)
+        .or_else(|| env.file(&DATA_DIR, data_dir))
         .unwrap_or_else(|| PathBuf::from("./tessera-data"));
     Ok((listen, data_dir))
 }
@@ -60,15 +63,20 @@ pub(super) fn api_keys(
     api_key_file: Option<PathBuf>,
     env: Env<'_>,
 ) -> Result<(Vec<String>, Option<PathBuf>), ConfigError> {
-    if let Some(k) = env("TESSERA_API_KEY") {
+    if !api_keys.is_empty() {
+        env.file(&API_KEYS, Some(()));
+    }
+    // The variable adds a key to the file's.
+    if let Some(k) = env.var(&API_KEYS) {
         api_keys.push(k);
     }
     for (i, k) in api_keys.iter().enumerate() {
         check_api_key(k).map_err(|m| invalid(&format!("api_keys[{i}]"), m))?;
     }
-    let api_key_file = env("TESSERA_API_KEY_FILE")
+    let api_key_file = env
+        .var(&API_KEY_FILE)
         .map(PathBuf::from)
-        .or(api_key_file);
+        .or_else(|| env.file(&API_KEY_FILE, api_key_file));
     Ok((api_keys, api_key_file))
 }
 
@@ -84,11 +92,21 @@ pub(crate) fn check_api_key(k: &str) -> Result<(), String> {
 }
 
 /// `[limits]`.
-pub(super) fn limits(f: &FileLimits) -> Result<Limits, ConfigError> {
+pub(super) fn limits(f: &FileLimits, env: Env<'_>) -> Result<Limits, ConfigError> {
     let dl = Limits::default();
     let limits = Limits {
-        max_body_bytes: f.max_body_bytes.unwrap_or(dl.max_body_bytes),
-        max_header_bytes: f.max_header_bytes.unwrap_or(dl.max_header_bytes),
+        max_body_bytes: number(
+            env,
+            &LIMITS_MAX_BODY_BYTES,
+            f.max_body_bytes,
+            dl.max_body_bytes,
+        )?,
+        max_header_bytes: number(
+            env,
+            &LIMITS_MAX_HEADER_BYTES,
+            f.max_header_bytes,
+            dl.max_header_bytes,
+        )?,
     };
     if !(1024..=16 * 1024 * 1024).contains(&limits.max_body_bytes) {
         return Err(invalid(
@@ -109,8 +127,7 @@ pub(super) fn limits(f: &FileLimits) -> Result<Limits, ConfigError> {
 pub(super) fn revocation_keep(keep: Option<String>, env: Env<'_>) -> Result<Duration, ConfigError> {
     let revocation_keep = duration(
         env,
-        "TESSERA_REVOCATIONS_KEEP",
-        "revocations.keep",
+        &REVOCATIONS_KEEP,
         keep,
         crate::revocations::DEFAULT_KEEP,
     )?;

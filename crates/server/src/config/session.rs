@@ -8,7 +8,13 @@ use tessera::cookie::CookieConfig;
 
 use super::error::{ConfigError, invalid};
 use super::file::{FileCookie, FileSession};
-use super::source::{Env, duration, parse_bool};
+use super::settings::{
+    COOKIE_DEVELOPMENT, COOKIE_NAME, COOKIE_SAME_SITE, COOKIE_SECURE, SESSION_ABSOLUTE_TIMEOUT,
+    SESSION_ANONYMOUS, SESSION_ANONYMOUS_COOKIE_BYTES, SESSION_CSRF_MAX_AGE, SESSION_IDLE_TIMEOUT,
+    SESSION_MAX_DATA_BYTES, SESSION_PURGE_INTERVAL, SESSION_REMEMBER_ABSOLUTE_TIMEOUT,
+    SESSION_REMEMBER_IDLE_TIMEOUT, SESSION_TOMBSTONE_TTL,
+};
+use super::source::{Env, boolean, duration, number, pick};
 
 /// `[session]`: the engine's session settings, and how often expired sessions are purged.
 pub(super) fn session(
@@ -16,73 +22,55 @@ pub(super) fn session(
     env: Env<'_>,
 ) -> Result<(SessionConfig, Duration), ConfigError> {
     let d = SessionConfig::default();
-    let dur = |field: &str, v: Option<String>, env_name: &str, default: Duration| {
-        duration(env, env_name, field, v, default)
-    };
-    let (anon_field, anon_value) = match env("TESSERA_ANONYMOUS") {
-        Some(v) => ("TESSERA_ANONYMOUS", Some(v)),
-        None => ("session.anonymous", s.anonymous),
-    };
-    let anonymous = match anon_value.as_deref() {
+    let dur = |setting, v, default| duration(env, setting, v, default);
+    let anonymous = match pick(env, &SESSION_ANONYMOUS, s.anonymous) {
         None => d.anonymous,
-        Some("client") => tessera::AnonymousMode::Client,
-        Some("server") => tessera::AnonymousMode::Server,
-        Some(m) => {
+        Some((_, m)) if m == "client" => tessera::AnonymousMode::Client,
+        Some((_, m)) if m == "server" => tessera::AnonymousMode::Server,
+        Some((anon_field, m)) => {
             return Err(invalid(
-                anon_field,
+                &anon_field,
                 format!(
                     "{m:?} is not \"client\" (a sealed cookie, no store write) or \"server\" (in the store)"
                 ),
             ));
         }
     };
-    let anonymous_cookie_bytes = match env("TESSERA_ANONYMOUS_COOKIE_BYTES") {
-        Some(v) => v.trim().parse().map_err(|_| {
-            invalid(
-                "TESSERA_ANONYMOUS_COOKIE_BYTES",
-                format!("{v:?} is not a number of bytes"),
-            )
-        })?,
-        None => s.anonymous_cookie_bytes.unwrap_or(d.anonymous_cookie_bytes),
-    };
+    let anonymous_cookie_bytes = number(
+        env,
+        &SESSION_ANONYMOUS_COOKIE_BYTES,
+        s.anonymous_cookie_bytes,
+        d.anonymous_cookie_bytes,
+    )?;
     let session = SessionConfig::default()
-        .with_idle_timeout(dur(
-            "session.idle_timeout",
-            s.idle_timeout,
-            "TESSERA_IDLE_TIMEOUT",
-            d.idle_timeout,
-        )?)
+        .with_idle_timeout(dur(&SESSION_IDLE_TIMEOUT, s.idle_timeout, d.idle_timeout)?)
         .with_absolute_timeout(dur(
-            "session.absolute_timeout",
+            &SESSION_ABSOLUTE_TIMEOUT,
             s.absolute_timeout,
-            "TESSERA_ABSOLUTE_TIMEOUT",
             d.absolute_timeout,
         )?)
         .with_remember_idle_timeout(dur(
-            "session.remember_idle_timeout",
+            &SESSION_REMEMBER_IDLE_TIMEOUT,
             s.remember_idle_timeout,
-            "TESSERA_REMEMBER_IDLE_TIMEOUT",
             d.remember_idle_timeout,
         )?)
         .with_remember_absolute_timeout(dur(
-            "session.remember_absolute_timeout",
+            &SESSION_REMEMBER_ABSOLUTE_TIMEOUT,
             s.remember_absolute_timeout,
-            "TESSERA_REMEMBER_ABSOLUTE_TIMEOUT",
             d.remember_absolute_timeout,
         )?)
         .with_tombstone_ttl(dur(
-            "session.tombstone_ttl",
+            &SESSION_TOMBSTONE_TTL,
             s.tombstone_ttl,
-            "TESSERA_TOMBSTONE_TTL",
             d.tombstone_ttl,
         )?)
-        .with_max_data_bytes(s.max_data_bytes.unwrap_or(d.max_data_bytes))
-        .with_csrf_max_age(dur(
-            "session.csrf_max_age",
-            s.csrf_max_age,
-            "TESSERA_CSRF_MAX_AGE",
-            d.csrf_max_age,
+        .with_max_data_bytes(number(
+            env,
+            &SESSION_MAX_DATA_BYTES,
+            s.max_data_bytes,
+            d.max_data_bytes,
         )?)
+        .with_csrf_max_age(dur(&SESSION_CSRF_MAX_AGE, s.csrf_max_age, d.csrf_max_age)?)
         .with_anonymous(anonymous)
         .with_anonymous_cookie_bytes(anonymous_cookie_bytes);
     session.validate().map_err(|e| {
@@ -92,37 +80,52 @@ pub(super) fn session(
         )
     })?;
     let purge_interval = dur(
-        "session.purge_interval",
+        &SESSION_PURGE_INTERVAL,
         s.purge_interval,
-        "TESSERA_PURGE_INTERVAL",
         Duration::from_secs(300),
     )?;
     if purge_interval < Duration::from_secs(1) {
-        return Err(invalid("session.purge_interval", "must be at least 1s"));
+        return Err(invalid(SESSION_PURGE_INTERVAL.key, "must be at least 1s"));
     }
     Ok((session, purge_interval))
 }
 
-/// `[cookie]`: secure defaults, or the development preset (`TESSERA_COOKIE_DEVELOPMENT`).
-pub(super) fn cookie(f: FileCookie, env: Env<'_>) -> Result<CookieConfig, ConfigError> {
-    let development = match env("TESSERA_COOKIE_DEVELOPMENT") {
-        Some(v) => parse_bool(&v).map_err(|m| invalid("TESSERA_COOKIE_DEVELOPMENT", m))?,
-        None => f.development.unwrap_or(false),
+/// `[cookie]`: secure defaults, or the development preset; also whether the preset is on.
+pub(super) fn cookie(f: FileCookie, env: Env<'_>) -> Result<(CookieConfig, bool), ConfigError> {
+    let development = boolean(env, &COOKIE_DEVELOPMENT, f.development, false)?;
+    let name = pick(env, &COOKIE_NAME, f.name);
+    let secure = boolean(env, &COOKIE_SECURE, f.secure, true)?;
+    let secure_set = env.var(&COOKIE_SECURE).is_some() || f.secure.is_some();
+    let same_site = match env.var(&COOKIE_SAME_SITE) {
+        Some(v) => {
+            use serde::Deserialize;
+            use serde::de::IntoDeserializer;
+            let d: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+                v.as_str().into_deserializer();
+            tessera::cookie::SameSite::deserialize(d).map_err(|_| {
+                invalid(
+                    COOKIE_SAME_SITE.env,
+                    format!("{v:?} is not \"strict\", \"lax\" or \"none\""),
+                )
+            })?
+        }
+        None => env.file(&COOKIE_SAME_SITE, f.same_site).unwrap_or_default(),
     };
     if development {
-        if f.name.is_some() || f.secure.is_some() {
+        if name.is_some() || secure_set {
             return Err(invalid(
-                "cookie.development",
+                COOKIE_DEVELOPMENT.key,
                 "sets the name and Secure itself; remove cookie.name and cookie.secure",
             ));
         }
-        return Ok(CookieConfig::development());
+        return Ok((CookieConfig::development(), true));
     }
     let base = CookieConfig::default();
-    CookieConfig::try_new(
-        f.name.unwrap_or_else(|| base.name().to_owned()),
-        f.secure.unwrap_or(true),
-        f.same_site.unwrap_or_default(),
+    let cookie = CookieConfig::try_new(
+        name.map_or_else(|| base.name().to_owned(), |(_, n)| n),
+        secure,
+        same_site,
     )
-    .map_err(|e| invalid("cookie", e.to_string()))
+    .map_err(|e| invalid("cookie", e.to_string()))?;
+    Ok((cookie, false))
 }

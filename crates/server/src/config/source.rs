@@ -1,12 +1,86 @@
 //! Where values come from and how they are read: the environment over the file (`pick`),
 //! durations and booleans.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::error::{ConfigError, invalid};
+use super::settings::Setting;
 
-/// How a section looks a variable up (`|k| std::env::var(k).ok()` in production).
-pub(super) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+/// Where a setting's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Source {
+    /// Neither the file nor the environment set it.
+    #[default]
+    Default,
+    /// The configuration file.
+    File,
+    /// Its `TESSERA_*` variable (which wins over the file).
+    Environment,
+}
+
+impl Source {
+    /// `default`, `file` or `environment`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::File => "file",
+            Self::Environment => "environment",
+        }
+    }
+}
+
+/// The environment, looked up only through [`Setting`]s, remembering where each value came
+/// from.
+pub(super) struct Sources<'a> {
+    var: &'a dyn Fn(&str) -> Option<String>,
+    seen: RefCell<BTreeMap<&'static str, Source>>,
+}
+
+impl<'a> Sources<'a> {
+    pub(super) fn new(var: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self {
+            var,
+            seen: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// The variable of `s`, if set.
+    pub(super) fn var(&self, s: &'static Setting) -> Option<String> {
+        let v = (self.var)(s.env);
+        if v.is_some() {
+            self.note(s, Source::Environment);
+        }
+        v
+    }
+
+    /// `file`, the file's value of `s`, noted as the source when there is one (and the
+    /// variable did not win).
+    pub(super) fn file<T>(&self, s: &'static Setting, file: Option<T>) -> Option<T> {
+        if file.is_some() {
+            self.note(s, Source::File);
+        }
+        file
+    }
+
+    fn note(&self, s: &'static Setting, source: Source) {
+        let mut seen = self.seen.borrow_mut();
+        let e = seen.entry(s.key).or_default();
+        if *e != Source::Environment {
+            *e = source;
+        }
+    }
+
+    /// Where every value set came from (absent: the default).
+    pub(super) fn into_seen(self) -> BTreeMap<&'static str, Source> {
+        self.seen.into_inner()
+    }
+}
+
+/// How a section looks its variables up.
+pub(super) type Env<'a> = &'a Sources<'a>;
 
 /// Parses a duration like `500ms`, `90s`, `30m`, `12h`, `7d` (one integer and one unit).
 ///
@@ -41,27 +115,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{s:?} is too long"))
 }
 
-/// A value from the environment (which wins) or the file, with the name to blame.
+/// A value from the environment (which wins) or the file, with the name to blame (the
+/// variable or the file key).
 pub(super) fn pick(
     env: Env<'_>,
-    env_name: &str,
-    field: &str,
+    s: &'static Setting,
     file: Option<String>,
 ) -> Option<(String, String)> {
-    env(env_name)
-        .map(|v| (env_name.to_owned(), v))
-        .or_else(|| file.map(|v| (field.to_owned(), v)))
+    env.var(s)
+        .map(|v| (s.env.to_owned(), v))
+        .or_else(|| env.file(s, file).map(|v| (s.key.to_owned(), v)))
 }
 
 /// A duration from the environment (which wins) or the file, else `default`.
 pub(super) fn duration(
     env: Env<'_>,
-    env_name: &str,
-    field: &str,
+    s: &'static Setting,
     file: Option<String>,
     default: Duration,
 ) -> Result<Duration, ConfigError> {
-    match pick(env, env_name, field, file) {
+    match pick(env, s, file) {
         Some((name, v)) => parse_duration(&v).map_err(|m| invalid(&name, m)),
         None => Ok(default),
     }
@@ -71,29 +144,47 @@ pub(super) fn duration(
 /// file, else `default`.
 pub(super) fn boolean(
     env: Env<'_>,
-    env_name: &str,
+    s: &'static Setting,
     file: Option<bool>,
     default: bool,
 ) -> Result<bool, ConfigError> {
-    match env(env_name) {
-        Some(v) => parse_bool(&v).map_err(|m| invalid(env_name, m)),
-        None => Ok(file.unwrap_or(default)),
+    match env.var(s) {
+        Some(v) => parse_bool(&v).map_err(|m| invalid(s.env, m)),
+        None => Ok(env.file(s, file).unwrap_or(default)),
     }
 }
 
 /// A whole number from the environment (which wins) or the file, else `default`.
 pub(super) fn number<T: std::str::FromStr>(
     env: Env<'_>,
-    env_name: &str,
+    s: &'static Setting,
     file: Option<T>,
     default: T,
 ) -> Result<T, ConfigError> {
-    match env(env_name) {
+    match env.var(s) {
         Some(v) => v
             .trim()
             .parse()
-            .map_err(|_| invalid(env_name, format!("{v:?} is not a whole number"))),
-        None => Ok(file.unwrap_or(default)),
+            .map_err(|_| invalid(s.env, format!("{v:?} is not a whole number"))),
+        None => Ok(env.file(s, file).unwrap_or(default)),
+    }
+}
+
+/// A list from the environment (items separated by `,`, blanks dropped) or the file.
+pub(super) fn list(
+    env: Env<'_>,
+    s: &'static Setting,
+    file: Option<Vec<String>>,
+) -> Option<Vec<String>> {
+    match env.var(s) {
+        Some(v) => Some(
+            v.split(',')
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+        None => env.file(s, file),
     }
 }
 

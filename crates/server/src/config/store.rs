@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::error::{ConfigError, invalid};
 use super::file::FileAnonStore;
-use super::source::{Env, duration};
+use super::settings::{STORE_ANONYMOUS_URL, STORE_TIMEOUT, STORE_URL};
+use super::source::{Env, duration, pick};
 
 /// A store named by a URL: `memory:`, `redb:PATH`, `redis://HOST:PORT[/DB]`,
 /// `rediss://…`, `redis+cluster://HOST:PORT,HOST:PORT,…` (`rediss+cluster://` for TLS), or
@@ -130,17 +131,13 @@ pub(super) fn urls(
     data_dir: &Path,
     env: Env<'_>,
 ) -> Result<(StoreUrl, Option<StoreUrl>), ConfigError> {
-    let store = match (env("TESSERA_STORE"), url) {
-        (Some(u), _) => StoreUrl::parse(&u).map_err(|m| invalid("TESSERA_STORE", m))?,
-        (None, Some(u)) => StoreUrl::parse(&u).map_err(|m| invalid("store.url", m))?,
-        (None, None) => StoreUrl::Redb(data_dir.join("sessions.redb")),
+    let store = match pick(env, &STORE_URL, url) {
+        Some((name, u)) => StoreUrl::parse(&u).map_err(|m| invalid(&name, m))?,
+        None => StoreUrl::Redb(data_dir.join("sessions.redb")),
     };
-    let anon_store = match (env("TESSERA_ANON_STORE"), anonymous) {
-        (Some(u), _) => Some(StoreUrl::parse(&u).map_err(|m| invalid("TESSERA_ANON_STORE", m))?),
-        (None, Some(a)) => {
-            Some(StoreUrl::parse(&a.url).map_err(|m| invalid("store.anonymous.url", m))?)
-        }
-        (None, None) => None,
+    let anon_store = match pick(env, &STORE_ANONYMOUS_URL, anonymous.map(|a| a.url)) {
+        Some((name, u)) => Some(StoreUrl::parse(&u).map_err(|m| invalid(&name, m))?),
+        None => None,
     };
     if let (StoreUrl::Redb(a), Some(StoreUrl::Redb(b))) = (&store, &anon_store)
         && a == b
@@ -155,13 +152,7 @@ pub(super) fn urls(
 
 /// `[store] timeout` (`TESSERA_STORE_TIMEOUT`, default 1 s).
 pub(super) fn timeout(timeout: Option<String>, env: Env<'_>) -> Result<Duration, ConfigError> {
-    let store_timeout = duration(
-        env,
-        "TESSERA_STORE_TIMEOUT",
-        "store.timeout",
-        timeout,
-        Duration::from_secs(1),
-    )?;
+    let store_timeout = duration(env, &STORE_TIMEOUT, timeout, Duration::from_secs(1))?;
     if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&store_timeout) {
         return Err(invalid("store.timeout", "must be between 10ms and 60s"));
     }

@@ -10,7 +10,13 @@ use tessera_token::{Algorithm, JwsAlgorithm, OsKeySource, RotationPolicy, RsaBit
 
 use super::error::{ConfigError, invalid};
 use super::file::FileTokens;
-use super::source::{Env, duration, parse_bool, pick};
+use super::settings::{
+    TOKENS_ALGORITHM, TOKENS_COOKIE_NAME, TOKENS_DEFAULT_CLAIMS, TOKENS_ED25519_ALG,
+    TOKENS_ENABLED, TOKENS_EXP, TOKENS_ISSUER, TOKENS_MEDIAWIKI_SCOPE, TOKENS_PROFILE,
+    TOKENS_PUBLISH_AHEAD, TOKENS_ROTATE, TOKENS_ROTATE_EVERY, TOKENS_RSA_BITS,
+    TOKENS_SUBJECT_PREFIX, TOKENS_SXP, TOKENS_TYP,
+};
+use super::source::{Env, boolean, duration, pick};
 
 /// The issuer used when none is configured.
 pub const DEFAULT_ISSUER: &str = "tessera";
@@ -245,6 +251,19 @@ fn default_claims(
     Ok(out)
 }
 
+/// `TESSERA_TOKEN_DEFAULT_CLAIMS`: the claims as a JSON object, checked as the file's are.
+fn default_claims_json(json: &str) -> Result<BTreeMap<String, Value>, ConfigError> {
+    let name = TOKENS_DEFAULT_CLAIMS.env;
+    let table: BTreeMap<String, toml::Value> = serde_json::from_str(json)
+        .map_err(|e| invalid(name, format!("must be a JSON object of claims: {e}")))?;
+    default_claims(table).map_err(|e| match e {
+        ConfigError::Invalid { field, message } => {
+            invalid(&field.replacen(TOKENS_DEFAULT_CLAIMS.key, name, 1), message)
+        }
+        other => other,
+    })
+}
+
 /// Builds `[tokens]`: the profile's values first, then explicit keys (file, environment
 /// over file) override them one key at a time.
 pub(super) fn build(
@@ -254,7 +273,7 @@ pub(super) fn build(
     revocation_keep: Duration,
 ) -> Result<TokensConfig, ConfigError> {
     let d = TokensConfig::default();
-    let profile = match pick(env, "TESSERA_TOKEN_PROFILE", "tokens.profile", f.profile) {
+    let profile = match pick(env, &TOKENS_PROFILE, f.profile) {
         None => None,
         Some((_, v)) if v == "mediawiki" => Some(TokenProfile::MediaWiki),
         Some((name, v)) => {
@@ -266,7 +285,7 @@ pub(super) fn build(
     };
     let mediawiki = profile == Some(TokenProfile::MediaWiki);
 
-    let issuer = pick(env, "TESSERA_TOKEN_ISSUER", "tokens.issuer", f.issuer);
+    let issuer = pick(env, &TOKENS_ISSUER, f.issuer);
     let issuer = match issuer {
         Some((name, v)) if v.is_empty() => return Err(invalid(&name, "must not be empty")),
         Some((_, v)) if !mediawiki || v != DEFAULT_ISSUER => v,
@@ -280,22 +299,12 @@ pub(super) fn build(
         _ => d.issuer,
     };
 
-    let algorithm = match pick(
-        env,
-        "TESSERA_TOKEN_ALGORITHM",
-        "tokens.algorithm",
-        f.algorithm,
-    ) {
+    let algorithm = match pick(env, &TOKENS_ALGORITHM, f.algorithm) {
         Some((name, v)) => parse_algorithm(&v).map_err(|m| invalid(&name, m))?,
         None if mediawiki => Algorithm::Rs256,
         None => d.algorithm,
     };
-    let rsa_bits = pick(
-        env,
-        "TESSERA_TOKEN_RSA_BITS",
-        "tokens.rsa_bits",
-        f.rsa_bits.map(|b| b.to_string()),
-    );
+    let rsa_bits = pick(env, &TOKENS_RSA_BITS, f.rsa_bits.map(|b| b.to_string()));
     let rsa_bits = match rsa_bits {
         None => d.rsa_bits,
         Some((name, _)) if algorithm != Algorithm::Rs256 => {
@@ -308,12 +317,7 @@ pub(super) fn build(
             return Err(invalid(&name, format!("{v:?} is not 2048, 3072 or 4096")));
         }
     };
-    let ed25519_alg = pick(
-        env,
-        "TESSERA_TOKEN_ED25519_ALG",
-        "tokens.ed25519_alg",
-        f.ed25519_alg,
-    );
+    let ed25519_alg = pick(env, &TOKENS_ED25519_ALG, f.ed25519_alg);
     let ed25519_alg = match ed25519_alg {
         None => d.ed25519_alg,
         Some((_, v)) if v == "EdDSA" => JwsAlgorithm::EdDsa,
@@ -325,7 +329,7 @@ pub(super) fn build(
             ));
         }
     };
-    let typ = match pick(env, "TESSERA_TOKEN_TYP", "tokens.typ", f.typ) {
+    let typ = match pick(env, &TOKENS_TYP, f.typ) {
         Some((name, v)) => {
             check_typ(&v).map_err(|m| invalid(&name, m))?;
             v
@@ -334,18 +338,8 @@ pub(super) fn build(
         None => d.typ,
     };
 
-    let prefix = pick(
-        env,
-        "TESSERA_TOKEN_SUBJECT_PREFIX",
-        "tokens.subject_prefix",
-        f.subject_prefix,
-    );
-    let scope = pick(
-        env,
-        "TESSERA_TOKEN_MEDIAWIKI_SCOPE",
-        "tokens.mediawiki_scope",
-        f.mediawiki_scope,
-    );
+    let prefix = pick(env, &TOKENS_SUBJECT_PREFIX, f.subject_prefix);
+    let scope = pick(env, &TOKENS_MEDIAWIKI_SCOPE, f.mediawiki_scope);
     let subject = match (prefix, scope) {
         (Some(_), Some((name, _))) => {
             return Err(invalid(
@@ -383,18 +377,18 @@ pub(super) fn build(
         (None, _) => d.subject,
     };
 
-    let default_claims = match f.default_claims {
-        Some(table) => default_claims(table)?,
-        None if mediawiki => BTreeMap::from([("rlc".to_owned(), Value::from(MEDIAWIKI_RLC))]),
-        None => d.default_claims,
+    let claims_env = env.var(&TOKENS_DEFAULT_CLAIMS);
+    let claims_file = env.file(&TOKENS_DEFAULT_CLAIMS, f.default_claims);
+    let default_claims = match (claims_env, claims_file) {
+        (Some(json), _) => default_claims_json(&json)?,
+        (None, Some(table)) => default_claims(table)?,
+        (None, None) if mediawiki => {
+            BTreeMap::from([("rlc".to_owned(), Value::from(MEDIAWIKI_RLC))])
+        }
+        (None, None) => d.default_claims,
     };
 
-    let cookie_name = match pick(
-        env,
-        "TESSERA_TOKEN_COOKIE_NAME",
-        "tokens.cookie_name",
-        f.cookie_name,
-    ) {
+    let cookie_name = match pick(env, &TOKENS_COOKIE_NAME, f.cookie_name) {
         Some((name, v)) => Some((name, v)),
         None if mediawiki => Some(("tokens.profile".to_owned(), MEDIAWIKI_COOKIE.to_owned())),
         None => None,
@@ -409,8 +403,8 @@ pub(super) fn build(
     }
     let cookie_name = cookie_name.map(|(_, v)| v);
 
-    let exp = duration(env, "TESSERA_TOKEN_EXP", "tokens.exp", f.exp, d.exp)?;
-    let sxp = duration(env, "TESSERA_TOKEN_SXP", "tokens.sxp", f.sxp, d.sxp)?;
+    let exp = duration(env, &TOKENS_EXP, f.exp, d.exp)?;
+    let sxp = duration(env, &TOKENS_SXP, f.sxp, d.sxp)?;
     if exp < Duration::from_secs(60) || exp > Duration::from_secs(24 * 3600) {
         return Err(invalid("tokens.exp", "must be between 1m and 24h"));
     }
@@ -420,7 +414,7 @@ pub(super) fn build(
             "must be positive and at most tokens.exp",
         ));
     }
-    let enabled = f.enabled.unwrap_or(d.enabled);
+    let enabled = boolean(env, &TOKENS_ENABLED, f.enabled, d.enabled)?;
     if enabled && exp > revocation_keep {
         return Err(invalid(
             "revocations.keep",
@@ -428,30 +422,15 @@ pub(super) fn build(
         ));
     }
 
-    let rotate = match env("TESSERA_TOKEN_ROTATE") {
-        Some(v) => parse_bool(&v).map_err(|m| invalid("TESSERA_TOKEN_ROTATE", m))?,
-        None => f.rotate.unwrap_or(d.rotate),
-    };
-    let rotate_every = duration(
-        env,
-        "TESSERA_TOKEN_ROTATE_EVERY",
-        "tokens.rotate_every",
-        f.rotate_every,
-        d.rotate_every,
-    )?;
+    let rotate = boolean(env, &TOKENS_ROTATE, f.rotate, d.rotate)?;
+    let rotate_every = duration(env, &TOKENS_ROTATE_EVERY, f.rotate_every, d.rotate_every)?;
     if rotate_every < Duration::from_secs(3600) || rotate_every > Duration::from_secs(365 * 86400) {
         return Err(invalid(
             "tokens.rotate_every",
             "must be between 1h and 365d",
         ));
     }
-    let publish_ahead = duration(
-        env,
-        "TESSERA_TOKEN_PUBLISH_AHEAD",
-        "tokens.publish_ahead",
-        f.publish_ahead,
-        d.publish_ahead,
-    )?;
+    let publish_ahead = duration(env, &TOKENS_PUBLISH_AHEAD, f.publish_ahead, d.publish_ahead)?;
     // The JWKS is served with max-age=300: a key published for less than that (plus a
     // margin for verifiers' own refresh intervals) may sign before a verifier knows it.
     if publish_ahead < Duration::from_secs(600) {

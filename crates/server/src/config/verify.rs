@@ -5,7 +5,11 @@ use std::time::Duration;
 
 use super::error::{ConfigError, invalid};
 use super::file::FileVerify;
-use super::source::{Env, duration};
+use super::settings::{
+    VERIFY_CACHE, VERIFY_CLAIMS, VERIFY_JWKS, VERIFY_JWKS_REFRESH, VERIFY_MODE, VERIFY_PUBLIC_KEYS,
+    VERIFY_REFRESH, VERIFY_REVOCATIONS, VERIFY_UNKNOWN_KID_COOLDOWN,
+};
+use super::source::{Env, duration, list, number, pick};
 use super::tokens::{TokenProfile, TokensConfig};
 
 /// `[verify]` beyond `mode` and `refresh`.
@@ -91,25 +95,25 @@ pub(super) fn build(
     env: Env<'_>,
     tokens: &TokensConfig,
 ) -> Result<(bool, Duration, VerifyConfig), ConfigError> {
-    let verify_required = match f.mode.as_deref() {
-        None | Some("optional") => false,
-        Some("required") => true,
-        Some(m) => {
+    let verify_required = match pick(env, &VERIFY_MODE, f.mode.clone()) {
+        None => false,
+        Some((_, m)) if m == "optional" => false,
+        Some((_, m)) if m == "required" => true,
+        Some((name, m)) => {
             return Err(invalid(
-                "verify.mode",
+                &name,
                 format!("{m:?} is not \"optional\" or \"required\""),
             ));
         }
     };
     let verify_refresh = duration(
         env,
-        "TESSERA_VERIFY_REFRESH",
-        "verify.refresh",
+        &VERIFY_REFRESH,
         f.refresh.clone(),
         Duration::from_secs(2),
     )?;
     if verify_refresh > Duration::from_secs(60) {
-        return Err(invalid("verify.refresh", "must be at most 1m"));
+        return Err(invalid(VERIFY_REFRESH.key, "must be at most 1m"));
     }
     // The MediaWiki profile's edge rate-limits by `rlc` (Wikimedia's Lua reads it): pass
     // it upstream unless `[verify] claims` says otherwise.
@@ -128,46 +132,45 @@ fn verify_config(
     env: Env<'_>,
     default_claims: Vec<String>,
 ) -> Result<VerifyConfig, ConfigError> {
-    let dur = |field: &str, v: Option<String>, env_name: &str, default: Duration| {
-        duration(env, env_name, field, v, default)
-    };
+    let dur = |setting, v, default| duration(env, setting, v, default);
     let d = VerifyConfig::default();
-    let claims = f.claims.unwrap_or(default_claims);
-    crate::verifier::claim_names(&claims).map_err(|m| invalid("verify.claims", m))?;
-    let cache = f.cache.unwrap_or(d.cache);
-    if cache > 10_000_000 {
-        return Err(invalid("verify.cache", "must be at most 10000000 tokens"));
-    }
-    let jwks = match (env("TESSERA_VERIFY_JWKS"), f.jwks) {
-        (Some(v), _) => Some(jwks_location("TESSERA_VERIFY_JWKS", &v)?),
-        (None, Some(v)) => Some(jwks_location("verify.jwks", &v)?),
-        (None, None) => None,
+    let claims_field = if env.var(&VERIFY_CLAIMS).is_some() {
+        VERIFY_CLAIMS.env
+    } else {
+        VERIFY_CLAIMS.key
     };
-    let public_keys = match (env("TESSERA_VERIFY_PUBLIC_KEYS"), f.public_keys) {
-        (Some(v), _) => public_key_files(
-            "TESSERA_VERIFY_PUBLIC_KEYS",
-            std::env::split_paths(&v).collect(),
-        )?,
+    let claims = list(env, &VERIFY_CLAIMS, f.claims).unwrap_or(default_claims);
+    crate::verifier::claim_names(&claims).map_err(|m| invalid(claims_field, m))?;
+    let cache = number(env, &VERIFY_CACHE, f.cache, d.cache)?;
+    if cache > 10_000_000 {
+        return Err(invalid(VERIFY_CACHE.key, "must be at most 10000000 tokens"));
+    }
+    let jwks = match pick(env, &VERIFY_JWKS, f.jwks) {
+        Some((name, v)) => Some(jwks_location(&name, &v)?),
+        None => None,
+    };
+    let public_keys = match (
+        env.var(&VERIFY_PUBLIC_KEYS),
+        env.file(&VERIFY_PUBLIC_KEYS, f.public_keys),
+    ) {
+        (Some(v), _) => {
+            public_key_files(VERIFY_PUBLIC_KEYS.env, std::env::split_paths(&v).collect())?
+        }
         (None, Some(v)) => public_key_files(
-            "verify.public_keys",
+            VERIFY_PUBLIC_KEYS.key,
             v.into_iter().map(PathBuf::from).collect(),
         )?,
         (None, None) => Vec::new(),
     };
-    let revocations = match (env("TESSERA_VERIFY_REVOCATIONS"), f.revocations) {
-        (Some(v), _) => Some(("TESSERA_VERIFY_REVOCATIONS", v)),
-        (None, Some(v)) => Some(("verify.revocations", v)),
-        (None, None) => None,
-    };
-    let revocations = match revocations {
+    let revocations = match pick(env, &VERIFY_REVOCATIONS, f.revocations) {
         None => None,
         Some((_, v)) if v == "none" => Some(None),
         Some((field, v)) => {
             let url = reqwest::Url::parse(&v)
-                .map_err(|e| invalid(field, format!("not a URL (or \"none\"): {e}")))?;
+                .map_err(|e| invalid(&field, format!("not a URL (or \"none\"): {e}")))?;
             if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
                 return Err(invalid(
-                    field,
+                    &field,
                     "must be the http(s) URL of a revocation feed, without a query",
                 ));
             }
@@ -183,19 +186,13 @@ fn verify_config(
              issues the tokens (…/v1/revocations), or \"none\" to check no revocations",
         ));
     }
-    let jwks_refresh = dur(
-        "verify.jwks_refresh",
-        f.jwks_refresh,
-        "TESSERA_VERIFY_JWKS_REFRESH",
-        d.jwks_refresh,
-    )?;
+    let jwks_refresh = dur(&VERIFY_JWKS_REFRESH, f.jwks_refresh, d.jwks_refresh)?;
     if !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&jwks_refresh) {
         return Err(invalid("verify.jwks_refresh", "must be between 1s and 1d"));
     }
     let unknown_kid_cooldown = dur(
-        "verify.unknown_kid_cooldown",
+        &VERIFY_UNKNOWN_KID_COOLDOWN,
         f.unknown_kid_cooldown,
-        "TESSERA_VERIFY_UNKNOWN_KID_COOLDOWN",
         d.unknown_kid_cooldown,
     )?;
     if unknown_kid_cooldown > Duration::from_secs(3600) {

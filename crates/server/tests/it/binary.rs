@@ -243,3 +243,197 @@ fn config_check_hides_store_passwords() {
         "{stdout}"
     );
 }
+
+/// `config check --print`: every setting in effect, with where its value came from, and no
+/// secret (API keys, passwords in URLs).
+#[test]
+fn config_check_print_shows_every_setting_with_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tessera.toml");
+    std::fs::write(
+        &file,
+        "api_keys = [\"file-s3cret-file-s3cret-file-s3cret-1\"]\n[kask]\nttl = \"2h\"\n\
+         [session]\nidle_timeout = \"1h\"\n",
+    )
+    .unwrap();
+    let out = tessera()
+        .args(["config", "check", "--print", "--config"])
+        .arg(&file)
+        .env("TESSERA_LISTEN", "127.0.0.1:9000")
+        .env("TESSERA_IDLE_TIMEOUT", "45m")
+        .env("TESSERA_STORE", "postgres://app:hunter2@db:5432/sessions")
+        .env("TESSERA_API_KEY", "env-s3cret-env-s3cret-env-s3cret-env-1")
+        .env(
+            "TESSERA_VERIFY_JWKS",
+            "https://u:hunter2@idp.example/jwks.json",
+        )
+        .env("TESSERA_VERIFY_REVOCATIONS", "none")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stdout.contains("hunter2") && !stdout.contains("s3cret") && !stderr.contains("hunter2"),
+        "{stdout}{stderr}"
+    );
+    let row = |key: &str| -> Vec<String> {
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .unwrap_or_else(|| panic!("no {key} in\n{stdout}"));
+        line.split_whitespace().skip(1).map(str::to_owned).collect()
+    };
+    let shown = |key: &str| row(key).join(" ");
+    assert_eq!(
+        shown("listen"),
+        "127.0.0.1:9000 environment (TESSERA_LISTEN)"
+    );
+    assert_eq!(shown("kask.ttl"), "2h file");
+    assert_eq!(
+        shown("session.idle_timeout"),
+        "45m environment (TESSERA_IDLE_TIMEOUT)"
+    );
+    assert_eq!(shown("store.timeout"), "1s default");
+    assert_eq!(
+        shown("store.url"),
+        "postgres://app:***@db:5432/sessions environment (TESSERA_STORE)"
+    );
+    assert_eq!(
+        shown("api_keys"),
+        "*** (2 keys) environment (TESSERA_API_KEY)"
+    );
+    assert_eq!(
+        shown("verify.jwks"),
+        "https://u:***@idp.example/jwks.json environment (TESSERA_VERIFY_JWKS)"
+    );
+    // Every setting of the table, once.
+    for s in tessera_server::config::SETTINGS {
+        let n = stdout
+            .lines()
+            .filter(|l| l.split_whitespace().next() == Some(s.key))
+            .count();
+        assert_eq!(n, 1, "{} in\n{stdout}", s.key);
+    }
+}
+
+/// The rows of the markdown table under `heading` in `doc`: the cells, backticks removed.
+fn table_rows(doc: &str, heading: &str) -> Vec<Vec<String>> {
+    let section = &doc[doc.find(heading).unwrap_or_else(|| panic!("no {heading}"))..];
+    let section = &section[heading.len()..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().trim_matches('`').to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+/// docs/configuration.md lists exactly the settings the parser reads (its table of settings,
+/// checked against the file schema by the unit tests), with their variables, types and
+/// defaults, and exactly the variables without a file key; its configuration block is valid
+/// and all defaults.
+#[test]
+fn docs_configuration_lists_exactly_the_settings_of_the_parser() {
+    use std::collections::BTreeMap;
+    use tessera_server::config::settings::ENV_ONLY;
+    use tessera_server::config::{Config, SETTINGS};
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/configuration.md"
+    ))
+    .unwrap();
+    let documented: BTreeMap<String, Vec<String>> = table_rows(&doc, "## Every setting")
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1..4].to_vec()))
+        .collect();
+    let parsed: BTreeMap<String, Vec<String>> = SETTINGS
+        .iter()
+        .map(|s| {
+            (
+                s.key.to_owned(),
+                vec![
+                    s.env.to_owned(),
+                    s.kind.name().to_owned(),
+                    s.default.to_owned(),
+                ],
+            )
+        })
+        .collect();
+    let missing: Vec<_> = parsed
+        .keys()
+        .filter(|k| !documented.contains_key(*k))
+        .collect();
+    let unknown: Vec<_> = documented
+        .keys()
+        .filter(|k| !parsed.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "not in docs/configuration.md: {missing:?}; not a setting: {unknown:?}"
+    );
+    assert_eq!(documented, parsed, "variable, type or default differ");
+
+    let env_only: Vec<String> = table_rows(&doc, "## Variables without a file key")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(env_only, ENV_ONLY);
+
+    let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
+    let block = &doc[start..start + doc[start..].find("```").unwrap()];
+    let c = Config::from_toml(block, |_| None).unwrap_or_else(|e| panic!("{e}"));
+    let defaults = Config::from_toml("", |_| None).unwrap();
+    for (e, d) in c.effective().iter().zip(defaults.effective()) {
+        if e.setting.key != "api_key_file" {
+            assert_eq!(
+                e.value, d.value,
+                "{} in the block is not the default",
+                e.setting.key
+            );
+        }
+    }
+}
+
+/// `tessera --version`: the version and the commit it was built from (`unknown` without git).
+#[test]
+fn version_prints_the_version_and_the_commit() {
+    let out = tessera().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let want = format!("tessera {} (commit ", env!("CARGO_PKG_VERSION"));
+    let commit = stdout
+        .trim_end()
+        .strip_prefix(&want)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{stdout:?} is not {want}<commit>)"));
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{commit:?}"
+    );
+    // In a git checkout (CI's clone, a developer's tree) it is a real commit of it.
+    let git = Command::new("git")
+        .args(["cat-file", "-t", commit])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    if let Ok(git) = git
+        && Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        assert_eq!(
+            String::from_utf8_lossy(&git.stdout).trim(),
+            "commit",
+            "{commit}"
+        );
+    }
+}

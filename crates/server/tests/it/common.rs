@@ -211,6 +211,7 @@ impl TestSettings for Settings {
             verify_pem: None,
             seal_keys: None,
             redb_stores: Vec::new(),
+            access_log: true,
             token_rotation: false,
         }
     }
@@ -283,4 +284,15 @@ pub(crate) async fn server_from_config(toml: &str) -> (TestServer, tempfile::Tem
         shutdown: Some(tx),
     };
     (server, data)
+}
+
+/// The address in the `Tessera listening on http://ADDR` (or `Tessera verifier listening on
+/// …`) line of a `tessera serve` log, text or JSON.
+pub(crate) fn listening_addr(log: &str) -> Option<String> {
+    let rest = log.split(" listening on http://").nth(1)?;
+    let addr: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+        .collect();
+    (!addr.is_empty()).then_some(addr)
 }

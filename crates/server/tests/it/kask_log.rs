@@ -73,7 +73,7 @@ async fn one_log_line_per_kask_request_without_key_or_value() {
 #[tokio::test]
 async fn kask_variables_and_the_startup_line_over_the_binary() {
     let defaults = Tessera::start("[store]\nurl = \"memory:\"\n", &[]).await;
-    let all = format!("{}{}", defaults.stdout, defaults.logs());
+    let all = format!("{}{}", defaults.stdout(), defaults.logs());
     assert!(
         all.contains(
             "Kask API on /sessions/v1/: values kept 1d (kask.ttl), at most 262144 bytes, \
@@ -92,7 +92,7 @@ async fn kask_variables_and_the_startup_line_over_the_binary() {
         ],
     )
     .await;
-    let all = format!("{}{}", tessera.stdout, tessera.logs());
+    let all = format!("{}{}", tessera.stdout(), tessera.logs());
     assert!(
         all.contains(
             "Kask API on /sessions/v1/: values kept 90m (kask.ttl), at most 1000 bytes, \

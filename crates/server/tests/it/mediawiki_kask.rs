@@ -146,7 +146,7 @@ pub(crate) struct Tessera {
     /// The management API key it generated in its data directory on this first run, as
     /// docs/kask.md tells MediaWiki to send it.
     pub(crate) api_key: String,
-    pub(crate) stdout: String,
+    pub(crate) startup_log: String,
     pub(crate) client: reqwest::Client,
     stderr: PathBuf,
     child: Child,
@@ -188,31 +188,23 @@ impl Tessera {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .unwrap();
-        // The binary prints the address it bound (port 0: the kernel chose it).
+        // The binary logs the address it bound (port 0: the kernel chose it).
         let up = wait_for("tessera", &mut child, || {
-            Ok(read(&stdout).contains("Tessera listening on http://"))
+            Ok(crate::common::listening_addr(&read(&stderr)).is_some())
         })
         .await;
-        let out = read(&stdout);
+        let out = read(&stderr);
         if let Err(why) = up {
             let _ = child.kill();
-            panic!("{why}:\n{out}\n{}", read(&stderr));
+            panic!("{why}:\n{}\n{out}", read(&stdout));
         }
-        let addr = out
-            .split("Tessera listening on http://")
-            .nth(1)
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap()
-            .trim()
-            .to_owned();
+        let addr = crate::common::listening_addr(&out).unwrap();
         let api_key = read(&data_dir.join("api-key")).trim().to_owned();
         Self {
             base: format!("http://{addr}"),
             addr,
             api_key,
-            stdout: out,
+            startup_log: out,
             client: reqwest::Client::new(),
             stderr,
             child,
@@ -268,6 +260,46 @@ impl Tessera {
             counts.insert((label("method"), label("status").parse().unwrap()), n);
         }
         counts
+    }
+}
+
+impl Tessera {
+    /// Its data directory (the redb file is `sessions.redb` there).
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
+    }
+
+    /// What it wrote on standard output (nothing, when every line is in the log).
+    pub(crate) fn stdout(&self) -> String {
+        read(&self._dir.path().join("stdout.txt"))
+    }
+
+    /// Sends it `signal` (`TERM`, `INT`) with kill(1).
+    pub(crate) fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal} failed");
+    }
+
+    /// Its exit status, waiting at most `within` (`None` if it is still running then).
+    pub(crate) async fn exit_within(
+        &mut self,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
@@ -579,16 +611,16 @@ async fn wiki_session_in_tessera(store: &str, store_note: &str, serialization: &
     let started = Instant::now();
     let tessera = Tessera::start(store, &[]).await;
     assert!(
-        tessera.stdout.contains(store_note),
+        tessera.startup_log.contains(store_note),
         "not the store under test:\n{}",
-        tessera.stdout
+        tessera.startup_log
     );
     assert!(
         tessera
-            .stdout
+            .startup_log
             .contains("Kask API on /sessions/v1/: values kept 1d (kask.ttl)"),
         "{}",
-        tessera.stdout
+        tessera.startup_log
     );
     assert!(!tessera.api_key.is_empty(), "no generated API key");
 

@@ -200,15 +200,16 @@ async fn start(command: &str, config: &Path, dir: &Path, env: &[(&str, String)])
         base: String::new(),
     };
     for _ in 0..1000 {
-        let out = std::fs::read_to_string(&stdout).unwrap_or_default();
-        if let Some(rest) = out.split("listening on http://").nth(1) {
-            p.base = format!("http://{}", rest.lines().next().unwrap().trim());
+        // Every line, the address included, is on the log (standard error).
+        let out = std::fs::read_to_string(&stderr).unwrap_or_default();
+        if let Some(addr) = crate::common::listening_addr(&out) {
+            p.base = format!("http://{addr}");
             return p;
         }
         if let Some(status) = p.child.try_wait().unwrap() {
             panic!(
-                "tessera {command} exited ({status}):\n{out}\n{}",
-                std::fs::read_to_string(&stderr).unwrap_or_default()
+                "tessera {command} exited ({status}):\n{}\n{out}",
+                std::fs::read_to_string(&stdout).unwrap_or_default()
             );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -332,6 +333,16 @@ async fn the_metrics_reference_lists_exactly_what_serve_and_verifier_serve() {
         .unwrap();
     assert_eq!(r.status(), 200);
     post(&c, base, "/v1/session/logout", json!({"cookie": session})).await;
+    // A client with a wrong API key, past the sampling of security lines (10 a minute).
+    for _ in 0..12 {
+        let r = c
+            .get(format!("{base}/v1/users/alice/sessions"))
+            .bearer_auth("not-the-api-key-0123456789abcdef0123")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
     let m = text(&c, format!("{base}/metrics")).await;
     check_against_doc("serve", &m);
     assert!(
@@ -366,6 +377,16 @@ async fn the_metrics_reference_lists_exactly_what_serve_and_verifier_serve() {
         .await
         .unwrap();
     assert!(r.status().is_success());
+    // A client with forged tokens, past the sampling of security lines.
+    for _ in 0..12 {
+        let r = c
+            .get(format!("{}/v1/verify", verifier.base))
+            .bearer_auth("eyJhbGciOiJFZERTQSJ9.e30.c2ln")
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
     let m = text(&c, format!("{}/metrics", verifier.base)).await;
     check_against_doc("verifier", &m);
 }

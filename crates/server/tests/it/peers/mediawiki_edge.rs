@@ -146,7 +146,7 @@ impl Verifier {
             child,
         };
         for _ in 0..500 {
-            if std::fs::read_to_string(&stdout)
+            if std::fs::read_to_string(&v.stderr)
                 .unwrap_or_default()
                 .contains("verifier listening on")
             {

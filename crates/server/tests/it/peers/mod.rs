@@ -351,19 +351,18 @@ impl Service {
             child,
             _dir: dir,
         };
-        // The binary prints the address it bound (port 0: the kernel chose it).
+        // The binary logs the address it bound (port 0: the kernel chose it).
         for _ in 0..500 {
-            let out = std::fs::read_to_string(&stdout).unwrap_or_default();
-            if let Some(rest) = out.split("Tessera listening on http://").nth(1) {
-                let addr = rest.lines().next().unwrap().trim().to_owned();
+            let out = std::fs::read_to_string(&stderr).unwrap_or_default();
+            if let Some(addr) = crate::common::listening_addr(&out) {
                 service.base = format!("http://{addr}");
                 service.addr = addr;
                 return service;
             }
             if let Some(status) = service.child.try_wait().unwrap() {
                 panic!(
-                    "tessera exited ({status}):\n{out}\n{}",
-                    std::fs::read_to_string(&stderr).unwrap_or_default()
+                    "tessera exited ({status}):\n{}\n{out}",
+                    std::fs::read_to_string(&stdout).unwrap_or_default()
                 );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
