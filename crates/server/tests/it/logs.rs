@@ -268,3 +268,41 @@ async fn a_flood_of_refused_keys_is_sampled_and_counted() {
         "{metrics}"
     );
 }
+
+/// A start-up failure of `serve` is a JSON line too when JSON is asked for.
+#[test]
+fn a_start_up_failure_is_a_json_line_in_json_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TESSERA_") {
+            cmd.env_remove(k);
+        }
+    }
+    // An address that is never local: everything is prepared, then the bind fails.
+    let out = cmd
+        .arg("serve")
+        .env("TESSERA_LISTEN", "192.0.2.1:7300")
+        .env("TESSERA_STORE", "memory:")
+        .env("TESSERA_LOG_FORMAT", "json")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let lines = json_lines(&String::from_utf8(out.stderr).unwrap());
+    let last = lines.last().unwrap();
+    assert_eq!(last["level"], "ERROR", "{last}");
+    assert_eq!(last["fields"]["code"], "startup-bind", "{last}");
+    assert!(
+        last["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot listen on 192.0.2.1:7300"),
+        "{last}"
+    );
+}
