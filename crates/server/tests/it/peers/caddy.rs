@@ -1,6 +1,6 @@
 //! Debian's Caddy with `forward_auth` to `GET /v1/verify`, in front of an upstream that
-//! echoes the headers it receives. The site block is the README's "Behind Caddy" block, read
-//! from README.md and run as written except for the addresses and a self-signed certificate,
+//! echoes the headers it receives. The site block is docs/edge.md's "Behind Caddy" block, read
+//! from docs/edge.md and run as written except for the addresses and a self-signed certificate,
 //! so the documentation cannot drift from what is tested. Caddy runs with no network access
 //! beyond loopback: automatic HTTPS (ACME) off, the admin endpoint off, HTTP/3 (UDP) off, its
 //! storage, configuration and data directories in a temporary directory.
@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{
-    Reply, Service, TOKEN_COOKIE, Upstream, free_port, https_get, identity, path, readme_block,
+    Reply, Service, TOKEN_COOKIE, Upstream, edge_doc_block, free_port, https_get, identity, path,
     replace_exactly, self_signed, with_claims, with_spoofed,
 };
 
@@ -48,13 +48,13 @@ fn caddy_binary() -> (PathBuf, String) {
     (found, version)
 }
 
-/// The README's Caddy site block (the `caddy` code block of "Behind Caddy").
+/// docs/edge.md's Caddy site block (the `caddy` code block of "Behind Caddy").
 fn readme_config() -> String {
-    readme_block("Behind Caddy", "caddy")
+    edge_doc_block("Behind Caddy", "caddy")
 }
 
 /// Caddy in the foreground (`caddy run`, one process: killing it stops all of it), serving
-/// the README's site block over TLS on a free loopback port.
+/// docs/edge.md's site block over TLS on a free loopback port.
 struct Caddy {
     port: u16,
     child: std::process::Child,

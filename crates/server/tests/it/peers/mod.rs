@@ -1,7 +1,7 @@
 //! Real peers on loopback (issue 3 item 8): PyJWT and node's `jose` verify Tessera's tokens
 //! against the JWKS the service serves, PyJWT signs tokens with keys from Tessera's keyring
 //! that Tessera then accepts, and Debian's nginx (`auth_request`) and Caddy (`forward_auth`)
-//! put `GET /v1/verify` in front of an upstream, configured as the README says.
+//! put `GET /v1/verify` in front of an upstream, configured as docs/edge.md says.
 //!
 //! Everything runs as real processes: the `tessera` binary (on `127.0.0.1:0`, real clock,
 //! keys in its data directory), the peers' interpreters with the scripts in
@@ -14,7 +14,7 @@
 //! stdin and returns its results, [`Service`] runs the binary with any extra configuration,
 //! and [`assert_peers_verify`] checks a token in both peers, with negative controls. The
 //! proxy tests share [`Upstream`] (an application that echoes the headers it receives),
-//! [`readme_block`] (the configuration they run, from README.md), [`self_signed`] and
+//! [`edge_doc_block`] (the configuration they run, from docs/edge.md), [`self_signed`] and
 //! [`https_get`].
 
 mod algorithms;
@@ -554,14 +554,14 @@ async fn the_installed_peers_are_the_pinned_versions() {
 
 // Proxies in front of the verifier (nginx.rs, caddy.rs).
 
-/// The first code block in `lang` of the README's section `## <section>`: the configuration
+/// The first code block in `lang` of docs/edge.md's section `## <section>`: the configuration
 /// a proxy test runs.
-pub(crate) fn readme_block(section: &str, lang: &str) -> String {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let section_text = readme
+pub(crate) fn edge_doc_block(section: &str, lang: &str) -> String {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/edge.md"))
+        .unwrap();
+    let section_text = doc
         .split_once(&format!("\n## {section}\n"))
-        .unwrap_or_else(|| panic!("README has a \"{section}\" section"))
+        .unwrap_or_else(|| panic!("docs/edge.md has a \"{section}\" section"))
         .1;
     let block = section_text
         .split_once(&format!("```{lang}\n"))
@@ -571,7 +571,7 @@ pub(crate) fn readme_block(section: &str, lang: &str) -> String {
 }
 
 /// `text` with every `from` replaced by `to`, where `from` occurs exactly `times` times (so a
-/// change of the README's `block` is noticed rather than silently testing something else).
+/// change of the documented `block` is noticed rather than silently testing something else).
 pub(crate) fn replace_exactly(
     text: &str,
     from: &str,
@@ -582,7 +582,7 @@ pub(crate) fn replace_exactly(
     assert_eq!(
         text.matches(from).count(),
         times,
-        "README's {block} block should have `{from}` {times} time(s)"
+        "docs/edge.md's {block} block should have `{from}` {times} time(s)"
     );
     text.replace(from, to)
 }

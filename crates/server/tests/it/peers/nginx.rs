@@ -1,6 +1,6 @@
 //! Debian's nginx with `auth_request` to `GET /v1/verify`, in front of an upstream that
-//! echoes the headers it receives. The nginx configuration is the README's "Behind nginx"
-//! block, read from README.md and run as written except for the addresses and the
+//! echoes the headers it receives. The nginx configuration is docs/edge.md's "Behind nginx"
+//! block, read from docs/edge.md and run as written except for the addresses and the
 //! certificate, so the documentation cannot drift from what is tested.
 
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{
-    Reply, Service, TOKEN_COOKIE, Upstream, free_port, https_get, identity, path, readme_block,
+    Reply, Service, TOKEN_COOKIE, Upstream, edge_doc_block, free_port, https_get, identity, path,
     replace_exactly, self_signed, with_claims, with_spoofed,
 };
 
@@ -43,14 +43,14 @@ fn nginx_binary() -> PathBuf {
     found
 }
 
-/// The README's nginx configuration (the `nginx` code block of "Behind nginx").
+/// docs/edge.md's nginx configuration (the `nginx` code block of "Behind nginx").
 fn readme_config() -> String {
-    readme_block("Behind nginx", "nginx")
+    edge_doc_block("Behind nginx", "nginx")
 }
 
 /// nginx in the foreground (`daemon off`, one process: `master_process off`, so killing
 /// the child stops all of it), everything it writes in a temporary directory, serving the
-/// README's configuration over TLS with a fresh self-signed certificate.
+/// docs/edge.md's configuration over TLS with a fresh self-signed certificate.
 pub(crate) struct Nginx {
     port: u16,
     child: std::process::Child,
@@ -58,7 +58,7 @@ pub(crate) struct Nginx {
 }
 
 impl Nginx {
-    /// The README's configuration, for Tessera on `tessera` and the application on `app`.
+    /// docs/edge.md's configuration, for Tessera on `tessera` and the application on `app`.
     async fn start(tessera: &str, app: &str) -> Self {
         let (tessera, app) = (tessera.to_owned(), app.to_owned());
         Self::start_site(move |port, crt, key| {
