@@ -1,6 +1,6 @@
 //! Every setting in one table: its file key, its `TESSERA_*` variable, its type and its
 //! default. The section builders read values only through these [`Setting`]s (see
-//! [`super::source::Sources`]), so this table is the parser's list; a test checks it against
+//! `Sources` in `source.rs`), so this table is the parser's list; a test checks it against
 //! the file schema and against docs/configuration.md.
 
 use std::time::Duration;
