@@ -153,14 +153,14 @@ export class Client {
   // === sessions ===
 
   /** Reads (and renews) the session `cookie` names; `create` starts an anonymous one. */
-  async resolve(cookie, { create, csrf_purpose, secrets } = {}) {
-    const json = without({ cookie: cookie ?? "", create, csrf_purpose, secrets });
+  async resolve(cookie, { create, csrf_purpose, secrets, renew, storage } = {}) {
+    const json = without({ cookie: cookie ?? "", create, csrf_purpose, secrets, renew, storage });
     return Client.#sessionResponse(await this.#call("resolve", { json }));
   }
 
   /** Sets and removes keys (per key: concurrent edits of other keys survive). */
-  async update(cookie, { set, remove, secrets, remove_secrets } = {}) {
-    const json = without({ cookie: cookie ?? "", set, remove, secrets, remove_secrets });
+  async update(cookie, { set, remove, secrets, remove_secrets, expiry, storage } = {}) {
+    const json = without({ cookie: cookie ?? "", set, remove, secrets, remove_secrets, expiry, storage });
     return Client.#sessionResponse(await this.#call("update", { json }));
   }
 
@@ -174,6 +174,11 @@ export class Client {
   /** Ends the session; `set_cookie` clears every cookie it set. */
   async logout(cookie) {
     return Client.#sessionResponse(await this.#call("logout", { json: { cookie: cookie ?? "" } }));
+  }
+
+  /** A new handle for the same session (kind, user, data, secrets, expiry), the old one retired at once. */
+  async rotate(cookie) {
+    return Client.#sessionResponse(await this.#call("rotate", { json: { cookie: cookie ?? "" } }));
   }
 
   /** Whether `token` is a valid CSRF token of the live session and purpose. */

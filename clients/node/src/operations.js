@@ -18,6 +18,7 @@ export const OPERATIONS = Object.freeze({
   update: { method: "POST", path: "/v1/session/update", call: "update", request: "UpdateRequest", response: "SessionResponse" },
   login: { method: "POST", path: "/v1/session/login", call: "login", request: "LoginRequest", response: "SessionResponse" },
   logout: { method: "POST", path: "/v1/session/logout", call: "logout", request: "LogoutRequest", response: "SessionResponse" },
+  rotate: { method: "POST", path: "/v1/session/rotate", call: "rotate", request: "RotateRequest", response: "SessionResponse" },
   csrf_check: { method: "POST", path: "/v1/session/csrf/check", call: "checkCsrf", request: "CsrfCheckRequest", response: "CsrfCheckResponse" },
   list_sessions: { method: "GET", path: "/v1/users/{id}/sessions", call: "listSessions", request: null, response: "SessionList" },
   revoke_all: { method: "DELETE", path: "/v1/users/{id}/sessions", call: "revokeAll", request: null, response: "RevokeAllResponse" },

@@ -73,6 +73,17 @@ describe("sessions", () => {
     assert.deepEqual(s.data, {});
   });
 
+  test("rotate: a new handle for the same session, the old one dead", async () => {
+    const r = await client.login("", "rita");
+    const cookie = applySetCookies("", r.set_cookie);
+    const rotated = await client.rotate(cookie);
+    assert.equal(rotated.session.user.id, "rita");
+    const next = applySetCookies(cookie, rotated.set_cookie);
+    assert.notEqual(next, cookie);
+    assert.equal((await client.resolve(next)).session.user.id, "rita");
+    assert.equal((await client.resolve(cookie)).session, null, "the old handle is retired");
+  });
+
   test("a CSRF token for a purpose", async () => {
     const cookie = applySetCookies("", (await client.login("", "carol")).set_cookie);
     const r = await client.resolve(cookie, { csrf_purpose: "delete" });

@@ -62,7 +62,7 @@ function interfaces() {
   const source = ts.createSourceFile("index.d.ts", readFileSync(file, "utf8"), ts.ScriptTarget.Latest, true);
   const found = new Map();
   for (const s of source.statements) {
-    if (ts.isInterfaceDeclaration(s)) found.set(s.name.text, s);
+    if (ts.isInterfaceDeclaration(s) || ts.isTypeAliasDeclaration(s)) found.set(s.name.text, s);
   }
   return found;
 }
@@ -72,6 +72,28 @@ const text = (node) => node.getText().replace(/\s+/g, " ");
 /** Whether the TypeScript type `node` is exactly the JSON Schema `schema`. */
 function agrees(schema, node, decls, seen) {
   if (ts.isParenthesizedTypeNode(node)) return agrees(schema, node.type, decls, seen);
+  // A type alias stands for its type.
+  const JSON_TYPES = ["JsonObject", "JsonValue"];
+  const aliasName = ts.isTypeReferenceNode(node) ? node.typeName.getText() : null;
+  if (aliasName && !JSON_TYPES.includes(aliasName) && decls.get(aliasName) && ts.isTypeAliasDeclaration(decls.get(aliasName)) && !schema.$ref) {
+    return agrees(schema, decls.get(node.typeName.getText()).type, decls, seen);
+  }
+  const alternatives = (schema.oneOf ?? []).filter((s) => s.type !== "null");
+  if (alternatives.length > 1) {
+    // Several alternatives: the union's members (aliases flattened), one for each, in order.
+    const flat = (n) => {
+      if (ts.isParenthesizedTypeNode(n)) return flat(n.type);
+      if (ts.isUnionTypeNode(n)) return n.types.flatMap(flat);
+      const d = ts.isTypeReferenceNode(n) && !JSON_TYPES.includes(n.typeName.getText()) ? decls.get(n.typeName.getText()) : null;
+      if (d && ts.isTypeAliasDeclaration(d)) return flat(d.type);
+      return [n];
+    };
+    const members = flat(node);
+    const isNullNode = (t) => ts.isLiteralTypeNode(t) && t.literal.kind === ts.SyntaxKind.NullKeyword;
+    if (members.some(isNullNode) !== schema.oneOf.some((s) => s.type === "null")) return false;
+    const rest = members.filter((t) => !isNullNode(t));
+    return rest.length === alternatives.length && alternatives.every((alt, i) => agrees(alt, rest[i], decls, seen));
+  }
   const union = ts.isUnionTypeNode(node) ? node.types : [node];
   const isNull = (t) => ts.isLiteralTypeNode(t) && t.literal.kind === ts.SyntaxKind.NullKeyword;
   const nullable =
@@ -84,7 +106,10 @@ function agrees(schema, node, decls, seen) {
   if (inner.$ref) {
     const name = refName(inner);
     if (rest.length !== 1 || !ts.isTypeReferenceNode(rest[0]) || rest[0].typeName.getText() !== name) return false;
-    checkInterface(name, doc.components.schemas[name], decls, seen);
+    const target = doc.components.schemas[name];
+    const d = decls.get(name);
+    if (d && ts.isTypeAliasDeclaration(d)) return agrees(target, d.type, decls, seen);
+    checkInterface(name, target, decls, seen);
     return true;
   }
   if (inner.enum) {
@@ -121,6 +146,10 @@ function checkInterface(name, schema, decls, seen) {
   seen.add(name);
   const decl = decls.get(name);
   assert.ok(decl, `types/index.d.ts declares no interface ${name}`);
+  if (ts.isTypeAliasDeclaration(decl)) {
+    assert.ok(agrees(schema, decl.type, decls, seen), `${name}: ${text(decl.type)} is not ${JSON.stringify(schema)}`);
+    return;
+  }
   const members = new Map(
     decl.members.filter(ts.isPropertySignature).map((m) => [m.name.getText(), m]),
   );

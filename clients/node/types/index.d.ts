@@ -9,11 +9,33 @@ export type JsonObject = { [key: string]: JsonValue };
 
 // === the schemas of the OpenAPI document ===
 
+/** Where a session is kept: `auto` (Tessera's choice) or `store`. */
+export type StorageChoice = "auto" | "store";
+
+/** The session ends at this time (Unix seconds). */
+export interface ExpiryAt {
+  at: number;
+}
+
+/** This session's own idle timeout (seconds). */
+export interface ExpiryIdle {
+  idle: number;
+}
+
+/** A per-session expiry: an end time, an idle timeout, or a browser-session cookie. */
+export type Expiry = ExpiryAt | ExpiryIdle | "browser";
+
 export interface ResolveRequest {
   cookie?: string;
   create?: boolean;
   csrf_purpose?: string | null;
   secrets?: boolean;
+  renew?: boolean;
+  storage?: StorageChoice;
+}
+
+export interface RotateRequest {
+  cookie?: string;
 }
 
 export interface UpdateRequest {
@@ -22,6 +44,8 @@ export interface UpdateRequest {
   remove?: string[];
   secrets?: JsonObject;
   remove_secrets?: string[];
+  expiry?: Expiry | null;
+  storage?: StorageChoice;
 }
 
 export interface UserInput {
@@ -74,6 +98,9 @@ export interface SessionView {
   created_at: number;
   idle_expires_at: number;
   absolute_expires_at: number;
+  /** The effective expiry (Unix seconds). */
+  expires_at: number;
+  expiry?: Expiry | null;
   remember: boolean;
   /** Only when the request asked for them (`secrets: true`). */
   secrets?: JsonObject | null;
@@ -99,6 +126,8 @@ export interface SessionSummary {
   created_at: number;
   idle_expires_at: number;
   absolute_expires_at: number;
+  expires_at: number;
+  expiry?: Expiry | null;
   remember: boolean;
 }
 
@@ -240,6 +269,8 @@ export class Client {
     options?: Omit<UserInput, "id"> & Omit<LoginRequest, "cookie" | "user">,
   ): Promise<SessionResponse>;
   logout(cookie: string): Promise<SessionResponse>;
+  /** A new handle for the same session, the old one retired at once. */
+  rotate(cookie: string): Promise<SessionResponse>;
   checkCsrf(cookie: string, token: string, options?: { purpose?: string | null }): Promise<boolean>;
 
   listSessions(userId: string): Promise<SessionSummary[]>;
