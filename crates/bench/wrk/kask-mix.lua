@@ -9,10 +9,14 @@
 --       -- keys.txt 1
 --
 -- Arguments after `--`: the key file and wrk's thread count (`-t`). Each thread works on its
--- own share of the keys, so that a `GET` never asks for a key another thread deleted: a
--- `DELETE` takes a key out of the thread's pool and the next `POST` puts it back (as a login
--- after a logout would), the other `POST`s overwrite keys of the pool. Every answer is then
--- a 2xx: wrk's "Non-2xx" count tells of real failures.
+-- own share of the keys. `GET`s read, and most `POST`s overwrite, keys of that stable pool,
+-- which is never deleted. One `POST` in seventeen (about 29 a cycle) creates a key of this
+-- run's own (a login), and each `DELETE` removes the oldest such key (a logout), only once at
+-- least `DELETE_LAG` created keys are newer than it: with `-c` connections no more than `-c`
+-- requests are in flight, and 64 creations span thousands of requests, so the `POST` that
+-- created it has been answered long before. No request can then meet a key that another
+-- request is deleting or has deleted, in this run or after a warm-up run before it: every
+-- answer is a 2xx, and wrk's "Non-2xx" count tells of real failures.
 
 local MIX = { { "GET", 1500 }, { "POST", 500 }, { "DELETE", 28 } }
 local CYCLE = 2028
@@ -26,9 +30,19 @@ end
 
 local keys, n = {}, 0
 local schedule, step = {}, 0
-local get_req, post_req, del_req = {}, {}, {}
-local gone, revive, revive_head, revive_tail = {}, {}, 1, 0
-local get_pos, post_pos, del_pos = 0, 0, 0
+local get_req, post_req = {}, {}
+local auth
+local get_pos, post_pos = 0, 0
+-- Created keys not yet deleted, oldest first; `created` counts this thread's creations.
+local fresh, fresh_head, fresh_tail, created = {}, 1, 0, 0
+local index, nonce = 0, 0
+-- Creations between a key's `POST` and its `DELETE`, at the least: about 4,500 requests of
+-- the mix, far more than can be in flight.
+local DELETE_LAG = 64
+-- Every 17th `POST` creates a key (500 / 17 = 29.4 a cycle), a little more than the 28
+-- `DELETE`s take away, so deletes never run out of keys old enough.
+local CREATE_EVERY = 17
+local posts = 0
 
 -- The cycle of 2,028 operations, each chosen as the one furthest behind its share (so the
 -- three are spread evenly and every cycle has exactly 1,500 / 500 / 28).
@@ -55,13 +69,20 @@ local function value_for(j)
   return head .. string.rep("x", VALUE_BYTES - #head)
 end
 
+-- A MediaWiki-shaped key of this run's own: 32 characters, unique to the thread and the run.
+local function fresh_path(c)
+  return string.format("/sessions/v1/enwiki%%3AMWSession%%3Abm%02d%010d%018d", index % 100, nonce, c)
+end
+
 function init(args)
   local file = args[1]
   local nthreads = tonumber(args[2] or "1")
   assert(file, "key file missing")
   local api_key = os.getenv("TESSERA_API_KEY")
   assert(api_key and #api_key > 0, "TESSERA_API_KEY is not set")
-  local index = thread_index or 0
+  index = thread_index or 0
+  -- A run after a warm-up must not meet the warm-up's keys: the start time tells them apart.
+  nonce = os.time() % 10000000000
   local j = 0
   for line in io.lines(file) do
     if #line > 0 then
@@ -73,54 +94,51 @@ function init(args)
     end
   end
   assert(n > 0, "no keys for thread " .. index .. " in " .. file)
-  local auth = "Bearer " .. api_key
+  auth = "Bearer " .. api_key
   for k = 1, n do
     local path = "/sessions/v1/" .. keys[k]
     get_req[k] = wrk.format("GET", path, { ["Authorization"] = auth })
-    del_req[k] = wrk.format("DELETE", path, { ["Authorization"] = auth })
     post_req[k] = wrk.format("POST", path, {
       ["Authorization"] = auth,
       ["Content-Type"] = "application/octet-stream",
     }, value_for(k))
   end
   build_schedule()
-  -- Different places in the pool for reads, writes and deletes.
+  -- Different places in the pool for reads and writes.
   get_pos = 0
-  post_pos = math.floor(n / 3)
-  del_pos = math.floor(2 * n / 3)
+  post_pos = math.floor(n / 2)
 end
 
--- The next key at or after `pos` that is in the pool.
-local function next_live(pos)
-  for _ = 1, n do
-    pos = pos % n + 1
-    if not gone[pos] then
-      return pos
-    end
-  end
-  return pos
+local function create()
+  created = created + 1
+  fresh_tail = fresh_tail + 1
+  fresh[fresh_tail] = created
+  return wrk.format("POST", fresh_path(created), {
+    ["Authorization"] = auth,
+    ["Content-Type"] = "application/octet-stream",
+  }, value_for(created))
 end
 
 function request()
   step = step % CYCLE + 1
   local op = schedule[step]
   if op == "GET" then
-    get_pos = next_live(get_pos)
+    get_pos = get_pos % n + 1
     return get_req[get_pos]
   elseif op == "POST" then
-    if revive_head <= revive_tail then
-      local k = revive[revive_head]
-      revive[revive_head] = nil
-      revive_head = revive_head + 1
-      gone[k] = nil
-      return post_req[k]
+    posts = posts + 1
+    if posts % CREATE_EVERY == 0 then
+      return create()
     end
-    post_pos = next_live(post_pos)
+    post_pos = post_pos % n + 1
     return post_req[post_pos]
   end
-  del_pos = next_live(del_pos)
-  gone[del_pos] = true
-  revive_tail = revive_tail + 1
-  revive[revive_tail] = del_pos
-  return del_req[del_pos]
+  if fresh_tail - fresh_head < DELETE_LAG then
+    -- Too few keys created yet (the first cycles of a run): a login in place of the logout.
+    return create()
+  end
+  local c = fresh[fresh_head]
+  fresh[fresh_head] = nil
+  fresh_head = fresh_head + 1
+  return wrk.format("DELETE", fresh_path(c), { ["Authorization"] = auth })
 end
