@@ -14,6 +14,10 @@ fn error_codes() -> Vec<(&'static str, &'static [&'static str])> {
         ("verifier::FetchError", crate::verifier::FetchError::CODES),
         ("cli::Error", crate::cli::Error::CODES),
         (
+            "cli::backup::BackupError",
+            crate::cli::backup::BackupError::CODES,
+        ),
+        (
             "tessera_store_redb::Error",
             tessera_store_redb::Error::CODES,
         ),

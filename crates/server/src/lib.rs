@@ -20,10 +20,12 @@
 //! | `GET /.well-known/jwks.json` | none | the public keys of session tokens |
 //! | `GET /v1/revocations` | none | the revocation feed for edge verifiers |
 //! | `GET /healthz`, `/readyz`, `/metrics`, `/openapi.json` | none | operations |
+//! | `GET /v1/admin/backup` | API key | a consistent copy of a redb store, for `tessera backup` |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod backup;
 pub mod cli;
 #[cfg(test)]
 mod codes;
@@ -83,6 +85,8 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/v1/tokens", post(tokens::mint)),
         ("/v1/verify", get(tokens::verify)),
         ("/.well-known/jwks.json", get(tokens::jwks)),
+        // For `tessera backup`; not in the OpenAPI document (see the module).
+        ("/v1/admin/backup", get(backup::backup)),
         // Kask answers 404/400 itself for empty keys and other methods: route them all there.
         ("/sessions/v1", any(kask::handle)),
         ("/sessions/v1/", any(kask::handle)),

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             if serving && tessera_server::logs::json_requested(|k| std::env::var(k).ok()) {
                 tracing::error!(target: tessera_server::logs::STARTUP_TARGET, code = e.code(), "{}", e.report());
             } else {
-                eprintln!("error: {}", e.report());
+                eprintln!("error[{}]: {}", e.code(), e.report());
             }
             ExitCode::FAILURE
         }
@@ -41,6 +41,15 @@ fn run(cli: &Cli) -> cli::Result<ExitCode> {
         Command::Token {
             command: TokenCommand::Inspect(args),
         } => cli::token::inspect(cli, args),
+        Command::Backup { path } => {
+            let config = cli::load(cli)?;
+            runtime()?.block_on(cli::backup::backup(&config, path))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { path } => {
+            cli::backup::restore(&cli::load(cli)?, path)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verifier => {
             let config = cli::load(cli)?;
             runtime()?.block_on(cli::serve::verifier(&config))

@@ -95,6 +95,8 @@ problem_kinds! {
     Internal = (INTERNAL_SERVER_ERROR, "internal", "Internal error"),
     /// The store keeps no revocation log.
     NoRevocationLog = (NOT_IMPLEMENTED, "no-revocation-log", "No revocation log"),
+    /// The store is not one the service can copy (not redb).
+    BackupUnsupported = (NOT_IMPLEMENTED, "backup-unsupported", "No backup of this store"),
     /// The store failed or did not answer.
     StoreUnavailable = (SERVICE_UNAVAILABLE, "store-unavailable", "Session store unavailable"),
     /// `tessera verifier` has not loaded its keys or revocations yet.
@@ -228,6 +230,17 @@ impl ApiError {
         Self::new(
             ProblemKind::NoRevocationLog,
             "the configured store keeps no revocation log",
+        )
+    }
+
+    /// 501 for a backup of a store that is not an embedded (redb) one.
+    pub fn backup_unsupported(store: &str) -> Self {
+        Self::new(
+            ProblemKind::BackupUnsupported,
+            format!(
+                "the {store} store is not an embedded redb store here: back it up with its own \
+                 tools (docs/operations.md)"
+            ),
         )
     }
 

@@ -77,6 +77,8 @@ struct Inner {
     /// The edge verifier over the engine's keyring (and `[verify] public_keys`) and store
     /// (none without tokens or public keys).
     verifier: Option<Arc<Verifier>>,
+    /// The redb stores by label, for `GET /v1/admin/backup`.
+    redb: Vec<(&'static str, Arc<tessera_store_redb::RedbStore>)>,
 }
 
 impl fmt::Debug for Inner {
@@ -119,8 +121,9 @@ pub struct Settings {
     /// The sealing keys of anonymous cookies and secrets (`None`: fresh keys in memory,
     /// lost at restart).
     pub seal_keys: Option<tessera::keys::SealKeys>,
-    /// The redb stores whose group commit `/metrics` shows, each with its `store` label
-    /// (`session`, `anonymous`). [`crate::startup::prepare`] fills it.
+    /// The redb stores whose group commit `/metrics` shows and that `GET /v1/admin/backup`
+    /// copies, each with its `store` label (`session`, `anonymous`).
+    /// [`crate::startup::prepare`] fills it.
     pub redb_stores: Vec<(&'static str, Arc<tessera_store_redb::RedbStore>)>,
     /// Whether every request gets an access line (`[server] access_log`, default on).
     pub access_log: bool,
@@ -227,6 +230,7 @@ impl AppState {
                 .map(|t| (t.keyring.clone(), settings.token_rotation)),
             sealing: engine.seal_keys().clone(),
         }));
+        let redb = settings.redb_stores.clone();
         if !settings.redb_stores.is_empty() {
             registry.register_collector(Box::new(crate::store_metrics::CommitMetrics(
                 settings.redb_stores,
@@ -245,6 +249,7 @@ impl AppState {
                 revocation_keep: settings.revocation_keep,
                 verify_required: settings.verify_required,
                 verifier,
+                redb,
             }),
         })
     }
@@ -291,6 +296,15 @@ impl AppState {
     /// The edge verifier, when tokens are on.
     pub fn verifier(&self) -> Option<&Arc<Verifier>> {
         self.inner.verifier.as_ref()
+    }
+
+    /// The redb store labelled `label` (`session`, `anonymous`), if that store is redb.
+    pub(crate) fn redb_store(&self, label: &str) -> Option<Arc<tessera_store_redb::RedbStore>> {
+        self.inner
+            .redb
+            .iter()
+            .find(|(l, _)| *l == label)
+            .map(|(_, s)| s.clone())
     }
 
     pub(crate) fn access_log(&self) -> bool {

@@ -53,6 +53,19 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Write a consistent copy of the data directory to the new directory PATH while the
+    /// service runs: the redb store (copied by the running service from one read
+    /// transaction, or from the file when no service runs), the keys and the CSRF key.
+    Backup {
+        /// The backup's directory; it must not exist (a backup never overwrites).
+        path: PathBuf,
+    },
+    /// Put a backup made by `tessera backup` (or a bare store file) into the configured data
+    /// directory, which must be empty or absent; then start the service.
+    Restore {
+        /// The backup's directory, or a store file.
+        path: PathBuf,
+    },
 }
 
 /// `tessera keys …`.

@@ -20,6 +20,9 @@ pub enum Error {
     /// The service or the verifier could not start.
     #[error(transparent)]
     Startup(#[from] StartupError),
+    /// `backup` or `restore` failed.
+    #[error(transparent)]
+    Backup(#[from] super::backup::BackupError),
     /// The keyring has no key to sign with.
     #[error(transparent)]
     Token(#[from] tessera_token::Error),
@@ -57,7 +60,8 @@ pub enum Error {
 
 impl Error {
     /// Every code [`Error::code`] returns for its own variants; the wrapped errors
-    /// ([`ConfigError`], [`KeysError`], [`StartupError`], [`tessera_token::Error`]) return
+    /// ([`ConfigError`], [`KeysError`], [`StartupError`], [`super::backup::BackupError`],
+    /// [`tessera_token::Error`]) return
     /// their own codes.
     pub const CODES: &'static [&'static str] = &[
         "cli-io",
@@ -78,6 +82,7 @@ impl Error {
             Self::Config(e) => e.code(),
             Self::Keys(e) => e.code(),
             Self::Startup(e) => e.code(),
+            Self::Backup(e) => e.code(),
             Self::Token(e) => e.code(),
             Self::Io(_) => "cli-io",
             Self::Json(_) => "cli-json",

@@ -8,6 +8,7 @@
 //! | [`keys`] | `tessera keys generate / rotate / list / jwks` |
 //! | [`token`] | `tessera token mint / inspect` |
 //! | [`config`] | `tessera config check` |
+//! | [`backup`] | `tessera backup`, `tessera restore` |
 //! | `error.rs` | [`Error`]: why a command failed |
 
 use std::io::Write as _;
@@ -18,6 +19,7 @@ use tessera_core::{Clock as _, SystemClock};
 use crate::config::Config;
 
 mod args;
+pub mod backup;
 pub mod config;
 mod error;
 pub mod keys;

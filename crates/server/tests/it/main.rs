@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod anonymous;
+mod backup;
 mod bad_input;
 mod binary;
 mod cli;

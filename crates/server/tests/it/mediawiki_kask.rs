@@ -157,7 +157,16 @@ impl Tessera {
     /// With `config` (TOML, e.g. a `[store]`) after `listen` and `data_dir`, and `env` on top
     /// of `TESSERA_LOG=info,tessera::kask=debug` (every Kask request logged).
     pub(crate) async fn start(config: &str, env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), config, env).await
+    }
+
+    /// [`Tessera::start`] in `dir`, whose `data` is the data directory (it may hold one
+    /// already: a restored backup).
+    pub(crate) async fn start_in(
+        dir: tempfile::TempDir,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let data_dir = dir.path().join("data");
         let file = dir.path().join("tessera.toml");
         std::fs::write(
@@ -264,6 +273,12 @@ impl Tessera {
 }
 
 impl Tessera {
+    /// Its configuration file (`listen` says port 0: the address it bound is
+    /// [`Tessera::addr`]).
+    pub(crate) fn config_file(&self) -> PathBuf {
+        self._dir.path().join("tessera.toml")
+    }
+
     /// Its data directory (the redb file is `sessions.redb` there).
     pub(crate) fn data_dir(&self) -> PathBuf {
         self._dir.path().join("data")

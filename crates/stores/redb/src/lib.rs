@@ -68,6 +68,12 @@
 //! layout version it does not know ([`Error::UnsupportedLayout`]) and a redb file that is not
 //! a Tessera store ([`Error::NotAStore`]), rather than guess.
 //!
+//! # Backups
+//!
+//! [`RedbStore::backup_to`] writes a consistent copy while the store serves: the snapshot of
+//! one read transaction, table by table, into a new file that [`RedbStore::open`] opens.
+//! Copying the file itself while it is open is not safe (a commit may be half written).
+//!
 //! # Security
 //!
 //! The file holds store keys (SHA-256 digests of the handles), never a handle, so a copy of it
@@ -79,6 +85,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod backup;
 mod batch;
 mod codec;
 #[cfg(test)]
@@ -97,6 +104,7 @@ use tessera_core::{
     KvStore, Revocation, RevocationLog, SessionRecord, SessionStore, StoreKey, Timestamp,
 };
 
+pub use crate::backup::BackupStats;
 pub use crate::batch::{BATCH_SIZE_BUCKETS, BatchError, CommitStats};
 use crate::batch::{Touches, Writer};
 use crate::codec::Stored;
@@ -188,6 +196,18 @@ impl Error {
             Self::NotAStore => "redb-not-a-store",
             Self::SpawnWriter(_) => "redb-spawn-writer",
         }
+    }
+
+    /// Whether the file is open in another store, in this process or another (redb's lock):
+    /// a running `tessera serve`, typically.
+    pub fn is_in_use(&self) -> bool {
+        matches!(
+            self,
+            Self::Open {
+                source: redb::DatabaseError::DatabaseAlreadyOpen,
+                ..
+            }
+        )
     }
 }
 

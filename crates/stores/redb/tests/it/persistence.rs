@@ -170,3 +170,94 @@ fn a_second_open_of_the_same_file_is_refused() {
     let err = RedbStore::open(&path).unwrap_err();
     assert!(matches!(err, Error::Open { .. }), "{err:?}");
 }
+
+/// A backup taken while writes go on holds every write acknowledged before it began, opens as
+/// a store, and is not overwritten by a second backup to the same path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_during_writes_holds_every_write_acknowledged_before_it() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use tessera_core::KvStore as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(fresh_path(&dir)).unwrap());
+    let user = fresh_user();
+    let mut before = vec![];
+    for _ in 0..50 {
+        let key = fresh_key(SessionKind::Authenticated);
+        store.create(&key, &record(Some(&user), T0)).await.unwrap();
+        before.push(key);
+    }
+    store
+        .kv_put(b"kask-key", b"kask-value", T0.saturating_add(HOUR), T0)
+        .await
+        .unwrap();
+    // Writers keep committing while the copy is made.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, stop, user) = (store.clone(), stop.clone(), user.clone());
+            tokio::spawn(async move {
+                let mut n = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = fresh_key(SessionKind::Authenticated);
+                    store.create(&key, &record(Some(&user), T0)).await.unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let copy = dir.path().join("copy.redb");
+    let (s, c) = (store.clone(), copy.clone());
+    let stats = tokio::task::spawn_blocking(move || s.backup_to(&c))
+        .await
+        .unwrap()
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let mut during = 0;
+    for w in writers {
+        during += w.await.unwrap();
+    }
+    assert!(during > 0, "no write ran beside the backup");
+    assert!(stats.sessions >= 50, "{stats:?}");
+    assert_eq!(stats.kv_entries, 1);
+    assert_eq!(stats.bytes, std::fs::metadata(&copy).unwrap().len());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A second backup never replaces the first.
+    let again = store.backup_to(&copy).unwrap_err();
+    assert!(format!("{again:?}").contains("AlreadyExists"), "{again:?}");
+    assert_eq!(std::fs::metadata(&copy).unwrap().len(), stats.bytes);
+
+    let restored = RedbStore::open(&copy).unwrap();
+    for key in &before {
+        assert!(restored.load(key, T0).await.unwrap().is_some());
+    }
+    assert_eq!(
+        restored.list_user_sessions(&user, T0).await.unwrap().len() as u64,
+        stats.sessions
+    );
+    assert_eq!(
+        restored.kv_get(b"kask-key", T0).await.unwrap().as_deref(),
+        Some(&b"kask-value"[..])
+    );
+}
+
+#[test]
+fn a_file_held_by_another_store_is_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fresh_path(&dir);
+    let first = RedbStore::open(&path).unwrap();
+    assert!(RedbStore::open(&path).unwrap_err().is_in_use());
+    drop(first);
+    let garbage = dir.path().join("garbage.redb");
+    std::fs::write(&garbage, vec![0x5a; 4096]).unwrap();
+    assert!(!RedbStore::open(&garbage).unwrap_err().is_in_use());
+}
