@@ -3,6 +3,9 @@
 //! a verification served by the verified-token cache; and the token sizes of EdDSA, ES256, RS256-2048 and RS256-4096 with the same claims.
 //!
 //! Run: `cargo bench -p tessera-token --bench token -- --warm-up-time 1 --measurement-time 3`
+//!
+//! The strict Ed25519 primitive alone against dalek's `verify_strict` and `verify` (issue 12,
+//! item 3): `cargo bench -p tessera-token --bench token -- 'verify/(ed25519|raw)'`.
 // A benchmark harness: a failed unwrap is a broken benchmark, printing is its output.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -218,6 +221,19 @@ fn bench(c: &mut Criterion) {
                 &cache,
             )
             .unwrap()
+        })
+    });
+    // Tessera's Ed25519 primitive alone (`PublicKey::verify`): what `verify_strict` refuses,
+    // refused at the cost of `verify` (docs/tokens.md). Same key, input and signature as the
+    // two raw benchmarks after it.
+    let tessera_pub = tessera_token::PublicKey::ed25519(dalek_pub.as_bytes()).unwrap();
+    let sig_bytes = dalek_sig.to_bytes();
+    tessera_pub.verify(&input, &sig_bytes).unwrap();
+    g.bench_function("ed25519_tessera_strict", |b| {
+        b.iter(|| {
+            tessera_pub
+                .verify(black_box(&input), black_box(&sig_bytes))
+                .unwrap()
         })
     });
     g.bench_function("raw_verify_strict", |b| {

@@ -251,7 +251,9 @@ impl PublicKey {
         }
         // Refuse non-canonical encodings (y >= p), which curve25519-dalek decompresses
         // silently: the key must re-encode to its input, or two encodings would name one
-        // key under two kids and hash differently in `verify_strict`.
+        // key under two kids and hash differently in the signature check. Refusing a
+        // small-order key here, once, is what lets the check skip `verify_strict`'s test of
+        // `A` (crate::ed25519).
         if vk.to_edwards().compress().as_bytes() != vk.as_bytes() {
             return Err(Error::InvalidKey {
                 reason: "non-canonical Ed25519 point encoding",
@@ -497,8 +499,10 @@ impl PublicKey {
         serde_json::to_string(&self.jwk(JwsAlgorithm::EdDsa)).unwrap_or_default()
     }
 
-    /// Checks `signature` over `message`: Ed25519 with `verify_strict` (canonical `S`, no
-    /// small-order `R` or key), ECDSA P-256 with a 64-byte `r || s` (both in `[1, n-1]`),
+    /// Checks `signature` over `message`: Ed25519 refusing exactly what ed25519-dalek's
+    /// `verify_strict` refuses (canonical `S`, no small-order `R` or key) at the cost of its
+    /// non-strict `verify` (docs/tokens.md, "Ed25519: strict at the cost of non-strict"),
+    /// ECDSA P-256 with a 64-byte `r || s` (both in `[1, n-1]`),
     /// RSA PKCS#1 v1.5 with a signature of exactly the modulus length.
     ///
     /// # Errors
@@ -506,10 +510,9 @@ impl PublicKey {
     /// [`Error::BadSignature`].
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<()> {
         let ok = match &self.inner {
-            PublicInner::Ed25519(vk) => <&[u8; 64]>::try_from(signature).is_ok_and(|s| {
-                vk.verify_strict(message, &ed25519_dalek::Signature::from_bytes(s))
-                    .is_ok()
-            }),
+            // `vk` is canonical and not of small order: every constructor checks it.
+            PublicInner::Ed25519(vk) => <&[u8; 64]>::try_from(signature)
+                .is_ok_and(|s| crate::ed25519::verify_strict(vk, message, s)),
             PublicInner::Es256(vk) => {
                 use p256::ecdsa::signature::Verifier as _;
                 // `from_slice` refuses r or s equal to zero or >= n: the "psychic

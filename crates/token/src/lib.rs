@@ -72,8 +72,9 @@
 //!   exactly one accepted spelling; the signer writes the low one.
 //! - Lifetimes are bounded both ways: `now - iat` and `exp - iat` at most the configured
 //!   longest lifetime (plus leeway).
-//! - Ed25519 uses ed25519-dalek's `verify_strict`, and weak (small-order) or non-canonical
-//!   public keys are refused when loaded. ES256 uses p256 (RFC 6979 deterministic nonces;
+//! - Ed25519 refuses exactly what ed25519-dalek's `verify_strict` refuses (canonical `S`, no
+//!   small-order `R`), at the cost of its non-strict `verify` (docs/tokens.md), and weak
+//!   (small-order) or non-canonical public keys are refused when loaded. ES256 uses p256 (RFC 6979 deterministic nonces;
 //!   `r` and `s` must be in `[1, n-1]`, so CVE-2022-21449 "psychic signatures" fail). RS256
 //!   uses AWS-LC (aws-lc-rs) for signing and verifying, never the `rsa` crate
 //!   (RUSTSEC-2023-0071); moduli are 2048 to 8192 bits with exponent 65537.
@@ -124,6 +125,7 @@ mod cache;
 mod claims;
 mod config;
 mod dir;
+mod ed25519;
 mod error;
 mod json;
 mod jwks;

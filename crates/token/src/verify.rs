@@ -71,7 +71,7 @@ impl Keyring {
     /// | `alg` not the key's algorithm (no `kid`: no key for such tokens has it) | `alg_not_allowed` |
     /// | key revoked | `key_revoked` |
     /// | key `valid_from` after `now` + leeway | `key_not_yet_valid` |
-    /// | signature (Ed25519 `verify_strict`, ES256 with a low `s`, RS256; no `kid`: no key for such tokens verifies it) | `bad_signature` |
+    /// | signature (Ed25519 as strict as `verify_strict`, ES256 with a low `s`, RS256; no `kid`: no key for such tokens verifies it) | `bad_signature` |
     /// | claims not one JSON object with exact types (a string `exp` included) or without a claim the [`ClaimSet`](crate::ClaimSet) requires | `bad_json` |
     /// | `now >= exp + leeway`, or `now - iat > max lifetime + leeway` | `expired` |
     /// | `exp - iat > max lifetime + leeway` | `lifetime_too_long` |

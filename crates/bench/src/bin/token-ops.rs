@@ -47,6 +47,7 @@ const OPS: &[&str] = &[
     "raw-verify-strict",
     "raw-verify",
     "jsonwebtoken-verify",
+    "tessera-ed25519",
 ];
 
 fn main() -> ExitCode {
@@ -120,11 +121,16 @@ fn main() -> ExitCode {
     validation.set_issuer(&[ISS]);
     validation.validate_exp = false;
     let cache = VerifiedCache::new(1024);
+    let Ok(tessera_pub) = tessera_token::PublicKey::ed25519(dalek_pub.as_bytes()) else {
+        return ExitCode::FAILURE;
+    };
+    let sig_bytes = dalek_sig.to_bytes();
     // Every path must accept what it is given, or the count means nothing.
     let ok = ring
         .verify_cached_at(&config, &token, NOW, &NoRevocations, &cache)
         .is_ok()
         && dalek_pub.verify_strict(&input, &dalek_sig).is_ok()
+        && tessera_pub.verify(&input, &sig_bytes).is_ok()
         && jsonwebtoken::decode::<JwtClaims>(&jwt_token, &jwt_dec, &validation).is_ok();
     if !ok {
         eprintln!("a fixture does not verify");
@@ -159,6 +165,10 @@ fn main() -> ExitCode {
                 .is_ok(),
             "raw-verify" => dalek_pub
                 .verify(black_box(&input), black_box(&dalek_sig))
+                .is_ok(),
+            // Tessera's strict Ed25519 primitive alone (issue 12, item 3).
+            "tessera-ed25519" => tessera_pub
+                .verify(black_box(&input), black_box(&sig_bytes))
                 .is_ok(),
             _ => jsonwebtoken::decode::<JwtClaims>(black_box(&jwt_token), &jwt_dec, &validation)
                 .is_ok(),

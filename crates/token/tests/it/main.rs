@@ -10,6 +10,7 @@
 
 mod cache;
 mod common;
+mod ed25519_strict;
 mod keyring;
 mod negative;
 mod pem_keys;
