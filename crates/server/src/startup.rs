@@ -2,8 +2,8 @@
 //! stores, the background purge, and the listener.
 //!
 //! Secrets generated on a first run live in the data directory with mode 0600:
-//! `csrf.key` (the CSRF HMAC key), when no API key is configured `api-key`, and in `keys/`
-//! the token signing keys and the sealing keys of anonymous cookies and secrets. A key file
+//! `csrf.key` (the CSRF HMAC key), when no API key is configured `api-key` (one key a line),
+//! and in `keys/` the token signing keys and the sealing keys of anonymous cookies and secrets. A key file
 //! that others can read is refused at start-up. The CSRF key, the sealing keys and the
 //! secret files are read and written by the engine's [`tessera::keys::files`], the code
 //! `Engine::builder` uses beside a redb store. Both keyrings follow their schedule and the
@@ -230,15 +230,30 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
     }
     if keys.is_empty() {
         let path = config.data_dir.join("api-key");
-        let (k, created) = files::read_or_create_secret(&path)?;
+        // One key a line, like `api_key_file`: a second line is how the key rotates
+        // (docs/operations.md, "Key rotation").
+        let created = if path.exists() {
+            let found = read_key_lines(&path)?;
+            if found.is_empty() {
+                return Err(StartupError::BadKeyFile {
+                    path,
+                    message: "it holds no key; remove it to have one generated".to_owned(),
+                });
+            }
+            keys.extend(found);
+            false
+        } else {
+            let (k, _) = files::read_or_create_secret(&path)?;
+            keys.push(Zeroizing::new(k.trim().to_owned()));
+            true
+        };
         let verb = if created { "generated" } else { "using" };
         notes.push(format!(
             "{verb} the management API key in {} (mode 0600); send it as \
-             `Authorization: Bearer $(cat {})`, or set TESSERA_API_KEY",
+             `Authorization: Bearer $(head -n 1 {})`, or set TESSERA_API_KEY",
             path.display(),
             path.display()
         ));
-        keys.push(Zeroizing::new(k.trim().to_owned()));
     }
     let api_keys = ApiKeys::new(keys.iter().map(|k| k.as_str()));
 

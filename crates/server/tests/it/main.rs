@@ -27,5 +27,6 @@ mod revocations;
 mod shutdown;
 mod store_faults;
 mod stores;
+mod systemd;
 mod tokens;
 mod walkthrough;
