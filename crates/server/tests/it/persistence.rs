@@ -292,6 +292,25 @@ async fn metrics_show_writes_per_commit_of_the_redb_stores() {
         "{m}"
     );
     value("tessera_store_writes_per_commit_count{store=\"anonymous\"}");
+    // The same commits, by how long each took: every one in a bucket, and time spent.
+    assert!(
+        m.contains("# TYPE tessera_store_commit_duration_seconds histogram"),
+        "{m}"
+    );
+    assert_eq!(
+        value("tessera_store_commit_duration_seconds_count{store=\"session\"}"),
+        commits,
+        "{m}"
+    );
+    assert_eq!(
+        value("tessera_store_commit_duration_seconds_bucket{le=\"+Inf\",store=\"session\"}"),
+        commits,
+        "{m}"
+    );
+    assert!(
+        value("tessera_store_commit_duration_seconds_sum{store=\"session\"}") > 0.0,
+        "{m}"
+    );
     assert_eq!(
         value("tessera_store_failed_transactions_total{store=\"session\"}"),
         0.0

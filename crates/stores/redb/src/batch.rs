@@ -70,6 +70,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, WriteTransaction};
 use tokio::sync::oneshot;
@@ -86,6 +87,27 @@ pub(crate) const MAX_BATCH: usize = 512;
 pub const BATCH_SIZE_BUCKETS: [u64; 10] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
 
 const _: () = assert!(BATCH_SIZE_BUCKETS[BATCH_SIZE_BUCKETS.len() - 1] == MAX_BATCH as u64);
+
+/// The upper bounds, in microseconds, of the buckets of [`CommitStats::commits_by_duration`]:
+/// `commits_by_duration[i]` counts the commits that took more than
+/// `COMMIT_MICROS_BUCKETS[i - 1]` and at most `COMMIT_MICROS_BUCKETS[i]` (the last bound,
+/// `u64::MAX`, takes every longer one). A commit's time is mostly its fsyncs: this is what a durable
+/// write's latency is bounded by, and what its tail comes from.
+pub const COMMIT_MICROS_BUCKETS: [u64; 13] = [
+    250,
+    500,
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    u64::MAX,
+];
 
 /// Counters of the store's group commit, since it was opened: how many writes each commit
 /// made durable. From [`RedbStore::commit_stats`](crate::RedbStore::commit_stats).
@@ -117,6 +139,11 @@ pub struct CommitStats {
     pub commits_by_size: [u64; BATCH_SIZE_BUCKETS.len()],
     /// The largest batch committed so far.
     pub largest_batch: u64,
+    /// Commits by how long `commit` took (its fsyncs), in the buckets of
+    /// [`COMMIT_MICROS_BUCKETS`] (not cumulative).
+    pub commits_by_duration: [u64; COMMIT_MICROS_BUCKETS.len()],
+    /// The time all commits took together, in microseconds.
+    pub commit_micros: u64,
     /// Write transactions that did not commit: aborted because an operation in them failed
     /// (its batch then ran again without it), or failed to begin or to commit.
     pub failed_transactions: u64,
@@ -250,12 +277,23 @@ struct Counters {
     writes: AtomicU64,
     by_size: [AtomicU64; BATCH_SIZE_BUCKETS.len()],
     largest: AtomicU64,
+    by_duration: [AtomicU64; COMMIT_MICROS_BUCKETS.len()],
+    micros: AtomicU64,
     failed: AtomicU64,
     refused_only: AtomicU64,
 }
 
 impl Counters {
-    fn committed(&self, size: usize) {
+    fn committed(&self, size: usize, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.micros.fetch_add(micros, Ordering::Relaxed);
+        let bucket = COMMIT_MICROS_BUCKETS
+            .iter()
+            .position(|&b| micros <= b)
+            .unwrap_or(COMMIT_MICROS_BUCKETS.len() - 1);
+        if let Some(c) = self.by_duration.get(bucket) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
         let size = size as u64;
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.writes.fetch_add(size, Ordering::Relaxed);
@@ -284,6 +322,8 @@ impl Counters {
             writes: get(&self.writes),
             commits_by_size: std::array::from_fn(|i| self.by_size.get(i).map_or(0, get)),
             largest_batch: get(&self.largest),
+            commits_by_duration: std::array::from_fn(|i| self.by_duration.get(i).map_or(0, get)),
+            commit_micros: get(&self.micros),
             failed_transactions: get(&self.failed),
             refused_batches: get(&self.refused_only),
         }
@@ -450,8 +490,9 @@ fn apply(
             counters.refused_only();
             return false;
         }
+        let started = Instant::now();
         match commit(txn, faults) {
-            Ok(()) => counters.committed(left.len()),
+            Ok(()) => counters.committed(left.len(), started.elapsed()),
             Err(e) => {
                 counters.failed();
                 fail_all(batch, &left, &BatchError::Commit(Arc::new(e)));

@@ -105,7 +105,7 @@ use tessera_core::{
 };
 
 pub use crate::backup::BackupStats;
-pub use crate::batch::{BATCH_SIZE_BUCKETS, BatchError, CommitStats};
+pub use crate::batch::{BATCH_SIZE_BUCKETS, BatchError, COMMIT_MICROS_BUCKETS, CommitStats};
 use crate::batch::{Touches, Writer};
 use crate::codec::Stored;
 
