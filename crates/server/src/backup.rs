@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tessera_store_redb::RedbStore;
 use tokio::io::AsyncReadExt as _;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::api::ApiKey;
 use crate::problem::ApiError;
@@ -52,9 +53,10 @@ fn random_name() -> Result<String, getrandom::Error> {
 }
 
 /// `GET /v1/admin/backup[?store=session|anonymous]`: the copy as `application/octet-stream`,
-/// with its counts in the `X-Tessera-Backup-*` headers; 400 `invalid-query`, 401, 501
-/// `backup-unsupported` for a store that is not redb, 503 `store-unavailable` if the copy
-/// fails.
+/// with its counts in the `X-Tessera-Backup-*` headers; 400 `invalid-query`, 401, 409
+/// `backup-in-progress` while another copy is made or sent (one at a time: each takes the
+/// store's size on disk), 501 `backup-unsupported` for a store that is not redb, 503
+/// `store-unavailable` if the copy fails.
 pub async fn backup(
     _: ApiKey,
     State(s): State<AppState>,
@@ -73,7 +75,10 @@ pub async fn backup(
     let Some(store) = s.redb_store(label) else {
         return ApiError::backup_unsupported(label).into_response();
     };
-    match copy(store).await {
+    let Some(permit) = s.backup_permit() else {
+        return ApiError::backup_in_progress().into_response();
+    };
+    match copy(store, permit).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(store = label, error = %e, "backup failed");
@@ -82,7 +87,11 @@ pub async fn backup(
     }
 }
 
-async fn copy(store: Arc<RedbStore>) -> Result<Response, Box<dyn std::error::Error + Send + Sync>> {
+/// Makes the copy and streams it; `permit` is held until the stream ends (or is dropped).
+async fn copy(
+    store: Arc<RedbStore>,
+    permit: OwnedSemaphorePermit,
+) -> Result<Response, Box<dyn std::error::Error + Send + Sync>> {
     let dest = store
         .path()
         .with_file_name(format!(".backup-{}.redb", random_name()?));
@@ -96,14 +105,14 @@ async fn copy(store: Arc<RedbStore>) -> Result<Response, Box<dyn std::error::Err
     // Unlinked once open (or at once if it cannot be): the stream reads the open file.
     let _ = tokio::fs::remove_file(&dest).await;
     let file = file?;
-    let body = futures_util::stream::try_unfold(file, |mut f| async move {
+    let body = futures_util::stream::try_unfold((file, permit), |(mut f, p)| async move {
         let mut buf = vec![0u8; 64 * 1024];
         let n = f.read(&mut buf).await?;
         if n == 0 {
             return Ok::<_, std::io::Error>(None);
         }
         buf.truncate(n);
-        Ok(Some((Bytes::from(buf), f)))
+        Ok(Some((Bytes::from(buf), (f, p))))
     });
     let mut res = Body::from_stream(body).into_response();
     let h = res.headers_mut();

@@ -79,6 +79,8 @@ problem_kinds! {
     TokensDisabled = (NOT_FOUND, "tokens-disabled", "Session tokens are disabled"),
     /// A known path with another method.
     MethodNotAllowed = (METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+    /// Another backup is being made or sent.
+    BackupInProgress = (CONFLICT, "backup-in-progress", "A backup is in progress"),
     /// An edit kept losing compare-and-set races.
     Contention = (CONFLICT, "contention", "Too many concurrent writes"),
     /// The request body is over the limit.
@@ -230,6 +232,14 @@ impl ApiError {
         Self::new(
             ProblemKind::NoRevocationLog,
             "the configured store keeps no revocation log",
+        )
+    }
+
+    /// 409 for a backup while another is being made or sent.
+    pub fn backup_in_progress() -> Self {
+        Self::new(
+            ProblemKind::BackupInProgress,
+            "another backup is being made or sent; try again when it is done",
         )
     }
 

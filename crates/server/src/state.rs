@@ -79,6 +79,8 @@ struct Inner {
     verifier: Option<Arc<Verifier>>,
     /// The redb stores by label, for `GET /v1/admin/backup`.
     redb: Vec<(&'static str, Arc<tessera_store_redb::RedbStore>)>,
+    /// One backup at a time: each copy takes the store's size on disk until it is sent.
+    backup_slot: Arc<tokio::sync::Semaphore>,
 }
 
 impl fmt::Debug for Inner {
@@ -250,6 +252,7 @@ impl AppState {
                 verify_required: settings.verify_required,
                 verifier,
                 redb,
+                backup_slot: Arc::new(tokio::sync::Semaphore::new(1)),
             }),
         })
     }
@@ -305,6 +308,11 @@ impl AppState {
             .iter()
             .find(|(l, _)| *l == label)
             .map(|(_, s)| s.clone())
+    }
+
+    /// The permit to make a backup, if no other backup is being made or sent.
+    pub(crate) fn backup_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.inner.backup_slot.clone().try_acquire_owned().ok()
     }
 
     pub(crate) fn access_log(&self) -> bool {

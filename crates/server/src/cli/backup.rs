@@ -741,6 +741,30 @@ fn give(_: &Path, _: &()) -> BResult<()> {
     Ok(())
 }
 
+/// Creates the missing directories above `file` (mode 0700), noting the topmost in `made` so
+/// that a failed restore removes it.
+fn make_parent(file: &Path, made: &mut Vec<PathBuf>) -> BResult<()> {
+    let parent = parent_of(file);
+    let mut top = None;
+    let mut p = Some(parent);
+    while let Some(dir) = p.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        top = Some(dir.to_path_buf());
+        p = dir.parent();
+    }
+    if let Some(top) = top {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            b.mode(0o700);
+        }
+        b.create(parent).map_err(io(parent))?;
+        made.push(top);
+    }
+    Ok(())
+}
+
 /// Puts the store copy `from` at `to`: copied beside it, opened (integrity, layout), then
 /// renamed into place.
 fn place_store(from: &Path, to: &Path) -> BResult<u64> {
@@ -810,6 +834,7 @@ pub fn restore(config: &Config, from: &Path) -> Result<()> {
         }
         let mut notes = vec![];
         let Some(m) = &manifest else {
+            make_parent(&session_file, &mut written)?;
             written.push(session_file.clone());
             let n = place_store(from, &session_file)?;
             notes.push(
@@ -843,6 +868,7 @@ pub fn restore(config: &Config, from: &Path) -> Result<()> {
         let mut bytes = 0;
         if let Some(anon) = &anon_file {
             if has(ANONYMOUS_FILE) {
+                make_parent(anon, &mut written)?;
                 written.push(anon.clone());
                 bytes += place_store(&from.join(ANONYMOUS_FILE), anon)?;
             } else {
@@ -853,6 +879,7 @@ pub fn restore(config: &Config, from: &Path) -> Result<()> {
                 "the backup's anonymous store is not restored: [store] anonymous is not redb here",
             );
         }
+        make_parent(&session_file, &mut written)?;
         written.push(session_file.clone());
         bytes += place_store(&from.join(SESSION_FILE), &session_file)?;
         if let Some(owner) = &owner {

@@ -428,3 +428,122 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// With `[store.anonymous]` on redb, the backup holds both stores and the restore puts each
+/// where the target's configuration says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_separate_anonymous_redb_store_is_backed_up_and_restored_too() {
+    let src_dir = tempfile::tempdir().unwrap();
+    let anon = |dir: &Path| format!("redb:{}", dir.join("anon/anonymous.redb").display());
+    let src_anon = anon(src_dir.path());
+    let env = [
+        ("TESSERA_ANONYMOUS", "server"),
+        ("TESSERA_ANON_STORE", src_anon.as_str()),
+    ];
+    let src = Tessera::start_in(src_dir, "", &env).await;
+    let v = post(
+        &src,
+        "/v1/session/update",
+        json!({"cookie": "", "set": {"cart": [1, 2]}}),
+    )
+    .await;
+    assert_eq!(v["session"]["storage"], "store", "{v}");
+    let cookie = v["set_cookie"][0]
+        .as_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let alice = login(&src, "alice").await;
+
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("b");
+    let mut with_listen = env.to_vec();
+    with_listen.push(("TESSERA_LISTEN", src.addr.as_str()));
+    let b = run(
+        &src.config_file(),
+        &with_listen,
+        &["backup", target.to_str().unwrap()],
+    )
+    .await;
+    let (b_out, b_err) = text(&b);
+    assert!(b.status.success(), "{b_out}{b_err}");
+    assert!(target.join("anonymous.redb").is_file());
+
+    let dst_dir = tempfile::tempdir().unwrap();
+    let dst_config = config_for(dst_dir.path());
+    let dst_anon = anon(dst_dir.path());
+    let dst_env = [
+        ("TESSERA_ANONYMOUS", "server"),
+        ("TESSERA_ANON_STORE", dst_anon.as_str()),
+    ];
+    let r = run(
+        &dst_config,
+        &dst_env,
+        &["restore", target.to_str().unwrap()],
+    )
+    .await;
+    let (r_out, r_err) = text(&r);
+    assert!(r.status.success(), "{r_out}{r_err}");
+    assert!(dst_dir.path().join("anon/anonymous.redb").is_file());
+    let dst = Tessera::start_in(dst_dir, "", &dst_env).await;
+    let v = post(&dst, "/v1/session/resolve", json!({"cookie": cookie})).await;
+    assert_eq!(v["session"]["data"]["cart"], json!([1, 2]), "{v}");
+    assert_restored(&dst, &alice).await;
+}
+
+/// One backup at a time: while a copy is being sent (its body not read to the end), a second
+/// request gets 409 `backup-in-progress`; once the first is done, the next one is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_backup_at_a_time() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    use crate::common::{KEY, TestSettings as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(tessera_store_redb::RedbStore::open(dir.path().join("s.redb")).unwrap());
+    let mut settings = tessera_server::Settings::default_for_tests();
+    settings.redb_stores = vec![("session", store.clone())];
+    let state = tessera_server::AppState::new(
+        tessera::Stores::single(store),
+        settings,
+        tessera::csrf::CsrfKey::generate().unwrap(),
+        tessera_server::ApiKeys::new([KEY]),
+        Arc::new(tessera_core::ManualClock::new(crate::common::START)),
+    )
+    .unwrap();
+    let app = tessera_server::app(state);
+    let get = || {
+        Request::get("/v1/admin/backup")
+            .header("authorization", format!("Bearer {KEY}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let first = app.clone().oneshot(get()).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let second = app.clone().oneshot(get()).await.unwrap();
+    assert_eq!(second.status(), 409);
+    let problem: Value =
+        serde_json::from_slice(&second.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(problem["type"], "urn:tessera:problem:backup-in-progress");
+    let bytes = first.into_body().collect().await.unwrap().to_bytes();
+    assert!(!bytes.is_empty());
+    let third = app.clone().oneshot(get()).await.unwrap();
+    assert_eq!(third.status(), 200);
+    drop(third);
+    // Without the API key: 401, as every management endpoint.
+    let anon = Request::get("/v1/admin/backup")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(app.oneshot(anon).await.unwrap().status(), 401);
+    // Nothing is left beside the store.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec!["s.redb".to_owned()]);
+}
