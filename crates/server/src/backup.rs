@@ -46,6 +46,38 @@ pub struct BackupQuery {
     pub store: Option<String>,
 }
 
+/// The name of a copy on its way to a client, beside the store: `.backup-<24 hex>.redb`.
+fn is_copy_name(name: &str) -> bool {
+    name.strip_prefix(".backup-")
+        .and_then(|r| r.strip_suffix(".redb"))
+        .is_some_and(|hex| hex.len() == 24 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Removes the copies a service that stopped mid-backup left beside the store file `store`
+/// (a copy is unlinked as soon as it is open, so only a crash in between leaves one). Call
+/// it once the store is open: redb's lock then keeps any other process from making one.
+/// Returns how many it removed; failures are logged, not fatal.
+pub(crate) fn remove_stale_copies(store: &std::path::Path) -> usize {
+    let dir = store
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in entries.flatten() {
+        if is_copy_name(&e.file_name().to_string_lossy()) {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => n += 1,
+                Err(err) => tracing::warn!(path = %e.path().display(), error = %err,
+                    "cannot remove a stale backup copy"),
+            }
+        }
+    }
+    n
+}
+
 fn random_name() -> Result<String, getrandom::Error> {
     let mut b = [0u8; 12];
     getrandom::fill(&mut b)?;
@@ -126,4 +158,22 @@ async fn copy(
     h.insert(KV_HEADER, HeaderValue::from(stats.kv_entries));
     h.insert(REVOCATIONS_HEADER, HeaderValue::from(stats.revocations));
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_copy_names_are_taken_for_copies() {
+        assert!(super::is_copy_name(".backup-0123456789abcdef01234567.redb"));
+        for other in [
+            "sessions.redb",
+            ".backup-.redb",
+            ".backup-0123456789abcdef0123456.redb",
+            ".backup-0123456789abcdef01234567.redb.partial",
+            ".backup-0123456789abcdef0123456z.redb",
+            "backup-0123456789abcdef01234567.redb",
+        ] {
+            assert!(!super::is_copy_name(other), "{other}");
+        }
+    }
 }

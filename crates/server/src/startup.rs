@@ -188,6 +188,8 @@ async fn open_store(
         StoreUrl::Memory => Arc::new(MemoryStore::new()),
         StoreUrl::Redb(p) => {
             let store = Arc::new(RedbStore::open(p).map_err(|e| fail(Box::new(e)))?);
+            // Open, so locked: no other process can be making a copy now.
+            crate::backup::remove_stale_copies(p);
             redb.push((label, store.clone()));
             store
         }

@@ -311,8 +311,17 @@ async fn backup_and_restore_refuse_what_they_cannot_do_well() {
     assert_refused(&o, "backup-io", "api-key");
     assert!(!first.exists());
 
+    // A copy a crash left beside the store goes at the next start; nothing else does.
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let stale = data.join(".backup-0123456789abcdef01234567.redb");
+    std::fs::write(&stale, "left by a crash").unwrap();
+    std::fs::write(data.join(".backup-mine.redb"), "not a copy").unwrap();
+
     // A service ran and stopped: the copy is made from the file.
     let mut t = Tessera::start_in(dir, "", &[]).await;
+    assert!(!stale.exists(), "a stale copy is removed at start");
+    assert!(data.join(".backup-mine.redb").exists());
     login(&t, "alice").await;
     let addr = t.addr.clone();
     t.signal("TERM");
