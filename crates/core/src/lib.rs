@@ -37,7 +37,9 @@ pub mod fuzzing;
 
 pub use error::{BoxError, Error, Result};
 pub use handle::{HANDLE_LEN, Handle, SessionKind, StoreKey};
-pub use kv::{KvStore, MAX_KV_KEY_LEN};
+pub use kv::{
+    InvalidNamespace, KvEntry, KvKey, KvNamespace, KvStore, MAX_KV_KEY_LEN, MAX_KV_NAMESPACE_LEN,
+};
 pub use record::{Expiry, MAX_USER_ID_LEN, RecordError, SessionRecord, User};
 pub use revocation::{Revocation, RevocationLog, RevokedSubject};
 pub use store::SessionStore;

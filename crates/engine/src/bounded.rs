@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tessera_core::{
-    KvStore, Result, Revocation, RevocationLog, SessionRecord, SessionStore, StoreKey, Timestamp,
+    KvEntry, KvKey, KvNamespace, KvStore, Result, Revocation, RevocationLog, SessionRecord,
+    SessionStore, StoreKey, Timestamp,
 };
 
 /// Wraps a store so each operation fails with `Timeout` after `limit`.
@@ -33,6 +34,12 @@ impl Bounded {
         tokio::time::timeout(self.limit, op)
             .await
             .unwrap_or(Err(tessera_core::Error::Timeout))
+    }
+
+    fn kv(&self) -> Result<&dyn KvStore> {
+        self.inner.as_kv().ok_or(tessera_core::Error::Unreachable(
+            "kv on a store without one",
+        ))
     }
 }
 
@@ -146,6 +153,50 @@ impl KvStore for Bounded {
                 "kv purge on a store without one",
             )),
         }
+    }
+
+    async fn ns_get(
+        &self,
+        ns: &KvNamespace,
+        key: &KvKey,
+        now: Timestamp,
+    ) -> Result<Option<KvEntry>> {
+        self.within(self.kv()?.ns_get(ns, key, now)).await
+    }
+
+    async fn ns_put(
+        &self,
+        ns: &KvNamespace,
+        key: &KvKey,
+        value: &[u8],
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.within(self.kv()?.ns_put(ns, key, value, expires_at, now))
+            .await
+    }
+
+    async fn ns_touch(
+        &self,
+        ns: &KvNamespace,
+        key: &KvKey,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool> {
+        self.within(self.kv()?.ns_touch(ns, key, expires_at, now))
+            .await
+    }
+
+    async fn ns_delete(&self, ns: &KvNamespace, key: &KvKey, now: Timestamp) -> Result<bool> {
+        self.within(self.kv()?.ns_delete(ns, key, now)).await
+    }
+
+    async fn ns_count(&self, ns: &KvNamespace, now: Timestamp) -> Result<u64> {
+        self.within(self.kv()?.ns_count(ns, now)).await
+    }
+
+    async fn ns_clear(&self, ns: &KvNamespace, now: Timestamp) -> Result<()> {
+        self.within(self.kv()?.ns_clear(ns, now)).await
     }
 }
 

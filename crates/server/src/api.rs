@@ -29,17 +29,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| {
-                let m = m.trim();
-                m.eq_ignore_ascii_case("application/json")
-                    || (m.starts_with("application/") && m.ends_with("+json"))
-            });
-        if !is_json {
+        if !is_json(req.headers()) {
             return Err(ApiError::unsupported_media_type());
         }
         // The body limit (DefaultBodyLimit) applies here.
@@ -50,21 +40,40 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 ApiError::invalid_json("the body could not be read")
             }
         })?;
-        // serde's derived structs also accept arrays; the API takes objects only. Checked on
-        // the bytes, so the body is parsed once.
-        match body.iter().find(|b| !b.is_ascii_whitespace()) {
-            Some(b'{') => {}
-            Some(b'[') => return Err(ApiError::invalid("the body must be a JSON object")),
-            _ => {}
-        }
-        serde_json::from_slice(&body).map(Self).map_err(|e| {
-            let detail = crate::problem::redact(&e.to_string());
-            match e.classify() {
-                serde_json::error::Category::Data => ApiError::invalid(detail),
-                _ => ApiError::invalid_json(detail),
-            }
-        })
+        parse_json(&body).map(Self)
     }
+}
+
+/// Whether the request's `Content-Type` is JSON (`application/json` or `application/*+json`).
+pub(crate) fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            let m = m.trim();
+            m.eq_ignore_ascii_case("application/json")
+                || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+}
+
+/// A request body as `T`: 400 for a body that is not JSON, 422 for JSON of the wrong shape
+/// (an array included, where the API takes objects only).
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // serde's derived structs also accept arrays; the API takes objects only. Checked on
+    // the bytes, so the body is parsed once.
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(b'[') => return Err(ApiError::invalid("the body must be a JSON object")),
+        _ => {}
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let detail = crate::problem::redact(&e.to_string());
+        match e.classify() {
+            serde_json::error::Category::Data => ApiError::invalid(detail),
+            _ => ApiError::invalid_json(detail),
+        }
+    })
 }
 
 impl<T: Serialize> IntoResponse for ApiJson<T> {

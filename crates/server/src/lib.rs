@@ -15,6 +15,7 @@
 //! | `GET`, `DELETE /v1/users/{id}/sessions` | API key | list, log out everywhere |
 //! | `DELETE /v1/users/{id}/sessions/{ref}` | API key | revoke one |
 //! | `GET`, `POST`, `DELETE /sessions/v1/{key}` | API key (configurable) | Kask-compatible key-value store |
+//! | `GET`, `PUT`, `PATCH`, `DELETE /v1/kv/{namespace}/{key}`; `GET`, `DELETE /v1/kv/{namespace}` | API key | the keyed store (express-session's `Store`): values, count, clear |
 //! | `POST /v1/tokens` | API key | mint a token for a session that is not stored |
 //! | `GET /v1/verify` | none | the edge verifier (`auth_request`, ForwardAuth, `ext_authz`) |
 //! | `GET /.well-known/jwks.json` | none | the public keys of session tokens |
@@ -37,6 +38,7 @@ mod http_metrics;
 pub mod kask;
 mod key_metrics;
 pub mod keys;
+pub mod kv;
 pub mod logs;
 mod openapi;
 pub mod problem;
@@ -77,6 +79,14 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
             get(api::list_sessions).delete(api::revoke_all),
         ),
         ("/v1/users/{id}/sessions/{ref}", delete(api::revoke_one)),
+        ("/v1/kv/{namespace}", get(kv::count).delete(kv::clear)),
+        (
+            "/v1/kv/{namespace}/{key}",
+            get(kv::get_value)
+                .put(kv::put_value)
+                .patch(kv::touch_value)
+                .delete(kv::delete_value),
+        ),
         ("/healthz", get(api::healthz)),
         ("/readyz", get(api::readyz)),
         ("/metrics", get(api::metrics)),

@@ -35,6 +35,8 @@ pub(crate) const NO_CONTROL: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
     paths(
         api::resolve, api::update, api::login, api::logout, api::rotate, api::csrf_check,
         api::list_sessions, api::revoke_all, api::revoke_one,
+        crate::kv::get_value, crate::kv::put_value, crate::kv::touch_value,
+        crate::kv::delete_value, crate::kv::count, crate::kv::clear,
         api::healthz, api::readyz, api::metrics, crate::revocations::feed,
         crate::tokens::jwks, crate::tokens::mint, crate::tokens::verify
     ),

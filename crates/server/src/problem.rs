@@ -73,6 +73,8 @@ problem_kinds! {
     Unauthorized = (UNAUTHORIZED, "unauthorized", "Unauthorized"),
     /// No such endpoint.
     NotFound = (NOT_FOUND, "not-found", "Not found"),
+    /// No live value under the key of the keyed store (`/v1/kv`).
+    KvNotFound = (NOT_FOUND, "kv-not-found", "No such key"),
     /// No live session under the cookie or the reference.
     SessionNotFound = (NOT_FOUND, "session-not-found", "No such session"),
     /// The service issues no session tokens.
@@ -87,6 +89,8 @@ problem_kinds! {
     BodyTooLarge = (PAYLOAD_TOO_LARGE, "body-too-large", "Request body too large"),
     /// The session's data would be over the limit.
     DataTooLarge = (PAYLOAD_TOO_LARGE, "data-too-large", "Session data too large"),
+    /// A value of the keyed store over `kv.max_value_bytes`.
+    ValueTooLarge = (PAYLOAD_TOO_LARGE, "value-too-large", "Value too large"),
     /// A body that is not `application/json`.
     UnsupportedMediaType = (UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type"),
     /// Valid JSON with invalid content.
@@ -99,6 +103,8 @@ problem_kinds! {
     NoRevocationLog = (NOT_IMPLEMENTED, "no-revocation-log", "No revocation log"),
     /// The store is not one the service can copy (not redb).
     BackupUnsupported = (NOT_IMPLEMENTED, "backup-unsupported", "No backup of this store"),
+    /// The store has no key-value namespace (`/v1/kv`).
+    NoKvStore = (NOT_IMPLEMENTED, "no-kv-store", "No key-value store"),
     /// The store failed or did not answer.
     StoreUnavailable = (SERVICE_UNAVAILABLE, "store-unavailable", "Session store unavailable"),
     /// `tessera verifier` has not loaded its keys or revocations yet.
@@ -251,6 +257,30 @@ impl ApiError {
                 "the {store} store is not an embedded redb store here: back it up with its own \
                  tools (docs/operations.md)"
             ),
+        )
+    }
+
+    /// 404 for a key of the keyed store with no live value.
+    pub fn kv_not_found() -> Self {
+        Self::new(
+            ProblemKind::KvNotFound,
+            "no live value under this key (never stored, deleted, expired or cleared)",
+        )
+    }
+
+    /// 413 for a keyed-store value over `kv.max_value_bytes` (`max`).
+    pub fn value_too_large(max: usize) -> Self {
+        Self::new(
+            ProblemKind::ValueTooLarge,
+            format!("values may be at most {max} bytes as compact JSON"),
+        )
+    }
+
+    /// 501 for `/v1/kv` on a store without a key-value namespace.
+    pub fn no_kv_store() -> Self {
+        Self::new(
+            ProblemKind::NoKvStore,
+            "the configured store has no key-value namespace",
         )
     }
 

@@ -72,6 +72,7 @@ struct Inner {
     http: HttpMetrics,
     access_log: bool,
     kask: KaskSettings,
+    kv: crate::kv::KvSettings,
     revocation_keep: std::time::Duration,
     verify_required: bool,
     /// The edge verifier over the engine's keyring (and `[verify] public_keys`) and store
@@ -104,6 +105,8 @@ pub struct Settings {
     pub limits: Limits,
     /// The Kask-compatible API.
     pub kask: KaskSettings,
+    /// The keyed store on `/v1/kv`.
+    pub kv: crate::kv::KvSettings,
     /// How long revocations stay in the feed: the longest token lifetime plus skew.
     pub revocation_keep: std::time::Duration,
     /// Session tokens, if on.
@@ -248,6 +251,7 @@ impl AppState {
                 http,
                 access_log: settings.access_log,
                 kask: settings.kask,
+                kv: settings.kv,
                 revocation_keep: settings.revocation_keep,
                 verify_required: settings.verify_required,
                 verifier,
@@ -321,6 +325,10 @@ impl AppState {
 
     pub(crate) fn kask(&self) -> KaskSettings {
         self.inner.kask
+    }
+
+    pub(crate) fn kv(&self) -> crate::kv::KvSettings {
+        self.inner.kv
     }
 
     /// Whether the headers carry a valid management API key (`Authorization: Bearer`).

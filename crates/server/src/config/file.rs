@@ -25,6 +25,8 @@ pub(super) struct File {
     #[serde(default)]
     pub(super) kask: FileKask,
     #[serde(default)]
+    pub(super) kv: FileKv,
+    #[serde(default)]
     pub(super) revocations: FileRevocations,
     #[serde(default)]
     pub(super) tokens: FileTokens,
@@ -67,6 +69,13 @@ pub(super) struct FileKask {
     pub(super) ttl: Option<String>,
     pub(super) max_value_bytes: Option<usize>,
     pub(super) require_api_key: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileKv {
+    pub(super) max_value_bytes: Option<usize>,
+    pub(super) max_ttl: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

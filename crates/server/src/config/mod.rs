@@ -17,6 +17,7 @@
 //! | `tokens.rs` | `[tokens]`: session tokens, their keys, the MediaWiki profile |
 //! | `verify.rs` | `[verify]`: the edge verifier |
 //! | `kask.rs` | `[kask]`: the Kask-compatible API (`TESSERA_KASK_*`) |
+//! | `kv.rs` | `[kv]`: the keyed store on `/v1/kv` (`TESSERA_KV_*`) |
 //! | `server.rs` | `[server]`: the access log, the shutdown grace |
 //! | `error.rs` | [`ConfigError`] |
 
@@ -30,6 +31,7 @@ use tessera::cookie::CookieConfig;
 mod error;
 mod file;
 mod kask;
+mod kv;
 mod server;
 mod service;
 mod session;
@@ -86,6 +88,8 @@ pub struct Config {
     pub limits: Limits,
     /// The Kask-compatible API on `/sessions/v1/`.
     pub kask: crate::kask::KaskSettings,
+    /// The keyed store on `/v1/kv`.
+    pub kv: crate::kv::KvSettings,
     /// How long revocations stay in the feed (default 4 h 5 min).
     pub revocation_keep: Duration,
     /// Session tokens (`[tokens]`).
@@ -166,6 +170,7 @@ impl Config {
         let store_timeout = store::timeout(f.store.timeout, env)?;
         let revocation_keep = service::revocation_keep(f.revocations.keep, env)?;
         let kask = kask::build(f.kask, env)?;
+        let kv = kv::build(f.kv, env)?;
         let tokens = tokens::build(f.tokens, env, &cookie, revocation_keep)?;
         let (verify_required, verify_refresh, verify) = verify::build(f.verify, env, &tokens)?;
         let server = server::build(f.server, env)?;
@@ -182,6 +187,7 @@ impl Config {
             purge_interval,
             limits,
             kask,
+            kv,
             revocation_keep,
             tokens,
             verify_required,

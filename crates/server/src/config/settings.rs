@@ -117,6 +117,9 @@ settings! {
     KASK_MAX_VALUE_BYTES = "kask.max_value_bytes", "TESSERA_KASK_MAX_VALUE_BYTES", Integer, "262144";
     KASK_REQUIRE_API_KEY = "kask.require_api_key", "TESSERA_KASK_REQUIRE_API_KEY", Bool, "true";
 
+    KV_MAX_VALUE_BYTES = "kv.max_value_bytes", "TESSERA_KV_MAX_VALUE_BYTES", Integer, "262144";
+    KV_MAX_TTL = "kv.max_ttl", "TESSERA_KV_MAX_TTL", Duration, "30d";
+
     SERVER_ACCESS_LOG = "server.access_log", "TESSERA_ACCESS_LOG", Bool, "true";
     SERVER_SHUTDOWN_GRACE = "server.shutdown_grace", "TESSERA_SHUTDOWN_GRACE", Duration, "10s";
 
@@ -277,6 +280,8 @@ pub(super) fn values(c: &Config) -> Vec<(&'static Setting, String)> {
         (&KASK_TTL, d(c.kask.ttl)),
         (&KASK_MAX_VALUE_BYTES, c.kask.max_value_bytes.to_string()),
         (&KASK_REQUIRE_API_KEY, c.kask.require_api_key.to_string()),
+        (&KV_MAX_VALUE_BYTES, c.kv.max_value_bytes.to_string()),
+        (&KV_MAX_TTL, d(c.kv.max_ttl)),
         (&SERVER_ACCESS_LOG, c.server.access_log.to_string()),
         (&SERVER_SHUTDOWN_GRACE, d(c.server.shutdown_grace)),
         (&REVOCATIONS_KEEP, d(c.revocation_keep)),

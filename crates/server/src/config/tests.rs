@@ -50,6 +50,8 @@ fn errors_name_the_field() {
         ("[limits]\nmax_body_bytes = 1", "limits.max_body_bytes"),
         ("[store]\ntimeout = \"5ms\"", "store.timeout"),
         ("[kask]\nttl = \"0s\"", "kask.ttl"),
+        ("[kv]\nmax_ttl = \"0s\"", "kv.max_ttl"),
+        ("[kv]\nmax_value_bytes = 0", "kv.max_value_bytes"),
         (
             "[cookie]\ndevelopment = true\nname = \"x\"",
             "cookie.development",

@@ -25,6 +25,7 @@ MAX_PURPOSE_BYTES = 128
 MAX_COOKIE_BYTES = 8192
 MAX_CLAIMS_BYTES = 1024
 MAX_KV_KEY_BYTES = 1024
+MAX_KV_VALUE_BYTES = 256 * 1024
 
 
 def _bytes(value: Any) -> int:
@@ -70,6 +71,11 @@ def _body_ok(label: str, body: Any) -> bool:
         if isinstance(user, dict) and _bytes(user.get("id")) > MAX_USER_ID_BYTES:
             return False
         return _claims_ok(body.get("claims"))
+    if label == "PUT /v1/kv/{namespace}/{key}" and "value" in body:
+        # `kv.max_value_bytes`, counted on the value as compact JSON.
+        value = json.dumps(body["value"], ensure_ascii=False, separators=(",", ":"))
+        if len(value.encode("utf-8", "surrogatepass")) > MAX_KV_VALUE_BYTES:
+            return False
     if label == "POST /v1/tokens":
         if _bytes(body.get("sub")) > MAX_KEY_BYTES:
             return False

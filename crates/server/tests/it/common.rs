@@ -202,6 +202,7 @@ impl TestSettings for Settings {
             cookie: CookieConfig::default(),
             limits: Limits::default(),
             kask: tessera_server::kask::KaskSettings::default(),
+            kv: tessera_server::kv::KvSettings::default(),
             revocation_keep: tessera_server::revocations::DEFAULT_KEEP,
             tokens: None,
             verify_required: false,

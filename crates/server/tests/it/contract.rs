@@ -72,7 +72,7 @@ async fn schemathesis_finds_nothing_against_the_served_document() {
         "Coverage",
         "Fuzzing",
         "Stateful",
-        "Operations:       19 selected / 19 total",
+        "Operations:       25 selected / 25 total",
     ] {
         assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
     }

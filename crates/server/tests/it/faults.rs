@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde_json::json;
 use tessera::bounded::Bounded;
-use tessera_core::{KvStore, Result, SessionRecord, SessionStore, StoreKey, Timestamp};
+use tessera_core::{
+    KvEntry, KvKey, KvNamespace, KvStore, Result, SessionRecord, SessionStore, StoreKey, Timestamp,
+};
 use tessera_server::Settings;
 use tessera_store_memory::MemoryStore;
 
@@ -93,6 +95,43 @@ impl KvStore for Flaky {
     async fn kv_purge_expired(&self, now: Timestamp) -> Result<u64> {
         self.gate().await;
         self.inner.kv_purge_expired(now).await
+    }
+    async fn ns_get(&self, ns: &KvNamespace, k: &KvKey, now: Timestamp) -> Result<Option<KvEntry>> {
+        self.gate().await;
+        self.inner.ns_get(ns, k, now).await
+    }
+    async fn ns_put(
+        &self,
+        ns: &KvNamespace,
+        k: &KvKey,
+        v: &[u8],
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.gate().await;
+        self.inner.ns_put(ns, k, v, until, now).await
+    }
+    async fn ns_touch(
+        &self,
+        ns: &KvNamespace,
+        k: &KvKey,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool> {
+        self.gate().await;
+        self.inner.ns_touch(ns, k, until, now).await
+    }
+    async fn ns_delete(&self, ns: &KvNamespace, k: &KvKey, now: Timestamp) -> Result<bool> {
+        self.gate().await;
+        self.inner.ns_delete(ns, k, now).await
+    }
+    async fn ns_count(&self, ns: &KvNamespace, now: Timestamp) -> Result<u64> {
+        self.gate().await;
+        self.inner.ns_count(ns, now).await
+    }
+    async fn ns_clear(&self, ns: &KvNamespace, now: Timestamp) -> Result<()> {
+        self.gate().await;
+        self.inner.ns_clear(ns, now).await
     }
 }
 

@@ -16,6 +16,7 @@ mod faults;
 mod frameworks;
 mod kask;
 mod kask_log;
+mod kv;
 mod logs;
 mod mediawiki;
 mod mediawiki_kask;

@@ -386,3 +386,75 @@ async fn an_unreachable_store_fails_start_up_without_showing_the_password() {
         assert!(!shown.contains("hunter2"), "{shown}");
     }
 }
+
+/// The keyed store (`/v1/kv`) over HTTP on `service`'s store: values with their TTL, touch,
+/// count, delete and clear.
+async fn keyed_store_flow(s: &Service) {
+    use reqwest::Method;
+    // A namespace of its own: the servers are shared by the tests of this process.
+    let ns = tessera_core::testing::fresh_namespace();
+    let ns = ns.as_str();
+    let session = json!({"cookie": {"expires": "2026-06-01T01:00:00.000Z"}, "views": 3});
+    for key in ["a", "b%2Fc", "%C3%A9"] {
+        let body = json!({"value": session, "ttl": 3600});
+        let (st, v) = s
+            .call(Method::PUT, &format!("/v1/kv/{ns}/{key}"), Some(body))
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT, "{key}: {v}");
+    }
+    let (st, v) = s
+        .call(Method::GET, &format!("/v1/kv/{ns}/b%2Fc"), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        v,
+        json!({"value": session, "expires_at": START.unix_secs() + 3600, "ttl": 3600})
+    );
+    let count = |v: Value| v["count"].as_u64();
+    let (_, v) = s.call(Method::GET, &format!("/v1/kv/{ns}"), None).await;
+    assert_eq!(count(v), Some(3));
+
+    s.clock.advance(Duration::from_secs(600));
+    let (st, _) = s
+        .call(
+            Method::PATCH,
+            &format!("/v1/kv/{ns}/a"),
+            Some(json!({"ttl": 60})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (_, v) = s.call(Method::GET, &format!("/v1/kv/{ns}/a"), None).await;
+    assert_eq!(v["ttl"], 60, "{v}");
+    assert_eq!(v["value"], session, "touch keeps the value");
+
+    let (st, _) = s
+        .call(Method::DELETE, &format!("/v1/kv/{ns}/a"), None)
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, v) = s.call(Method::GET, &format!("/v1/kv/{ns}/a"), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["type"], "urn:tessera:problem:kv-not-found");
+    let (_, v) = s.call(Method::GET, &format!("/v1/kv/{ns}"), None).await;
+    assert_eq!(count(v), Some(2));
+
+    let (st, _) = s.call(Method::DELETE, &format!("/v1/kv/{ns}"), None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (_, v) = s.call(Method::GET, &format!("/v1/kv/{ns}"), None).await;
+    assert_eq!(count(v), Some(0));
+    let (st, _) = s
+        .call(Method::GET, &format!("/v1/kv/{ns}/b%2Fc"), None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keyed_store_on_redis_a_redis_cluster_and_postgres() {
+    let redis = RedisServer::shared().await.url();
+    let cluster = RedisCluster::shared().await.url();
+    let pg = PostgresServer::shared_schema_url().await.to_owned();
+    for url in [redis, cluster, pg] {
+        let s = Service::start("", &[("TESSERA_STORE", url)]).await;
+        keyed_store_flow(&s).await;
+        s.stop().await;
+    }
+}

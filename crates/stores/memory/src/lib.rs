@@ -14,8 +14,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use tessera_core::{
-    Error, KvStore, Result, Revocation, RevocationLog, SessionRecord, SessionStore, StoreKey,
-    Timestamp,
+    Error, KvEntry, KvKey, KvNamespace, KvStore, Result, Revocation, RevocationLog, SessionRecord,
+    SessionStore, StoreKey, Timestamp,
 };
 
 #[derive(Debug)]
@@ -31,6 +31,9 @@ struct Inner {
     revoked: HashMap<String, Timestamp>,
     /// The opaque key-value namespace: value and expiry.
     kv: HashMap<Vec<u8>, (Vec<u8>, Timestamp)>,
+    /// The keyed store: each namespace's values. Clearing one drops its map: in memory
+    /// there is no generation to keep.
+    namespaces: HashMap<KvNamespace, HashMap<KvKey, KvEntry>>,
     /// The revocation log, in sequence order.
     revocation_log: Vec<(u64, Revocation)>,
 }
@@ -227,7 +230,86 @@ impl KvStore for MemoryStore {
         let mut g = self.lock();
         let before = g.kv.len();
         g.kv.retain(|_, (_, until)| now < *until);
-        Ok((before - g.kv.len()) as u64)
+        let mut purged = (before - g.kv.len()) as u64;
+        for values in g.namespaces.values_mut() {
+            let before = values.len();
+            values.retain(|_, e| now < e.expires_at);
+            purged += (before - values.len()) as u64;
+        }
+        g.namespaces.retain(|_, values| !values.is_empty());
+        Ok(purged)
+    }
+
+    async fn ns_get(
+        &self,
+        ns: &KvNamespace,
+        key: &KvKey,
+        now: Timestamp,
+    ) -> Result<Option<KvEntry>> {
+        let g = self.lock();
+        let e = g.namespaces.get(ns).and_then(|values| values.get(key));
+        Ok(e.filter(|e| now < e.expires_at).cloned())
+    }
+
+    async fn ns_put(
+        &self,
+        ns: &KvNamespace,
+        key: &KvKey,
+        value: &[u8],
+        expires_at: Timestamp,
+        _now: Timestamp,
+    ) -> Result<()> {
+        let entry = KvEntry {
+            value: value.to_vec(),
+            expires_at,
+        };
+        self.lock()
+            .namespaces
+            .entry(ns.clone())
+            .or_default()
+            .insert(*key, entry);
+        Ok(())
+    }
+
+    async fn ns_touch(
+        &self,
+        ns: &KvNamespace,
+        key: &KvKey,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let mut g = self.lock();
+        let e = g
+            .namespaces
+            .get_mut(ns)
+            .and_then(|values| values.get_mut(key));
+        Ok(match e {
+            Some(e) if now < e.expires_at => {
+                e.expires_at = expires_at;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn ns_delete(&self, ns: &KvNamespace, key: &KvKey, now: Timestamp) -> Result<bool> {
+        let mut g = self.lock();
+        let gone = g
+            .namespaces
+            .get_mut(ns)
+            .and_then(|values| values.remove(key));
+        Ok(gone.is_some_and(|e| now < e.expires_at))
+    }
+
+    async fn ns_count(&self, ns: &KvNamespace, _now: Timestamp) -> Result<u64> {
+        Ok(self.lock().namespaces.get(ns).map_or(0, |v| v.len() as u64))
+    }
+
+    async fn ns_clear(&self, ns: &KvNamespace, _now: Timestamp) -> Result<()> {
+        let gone = self.lock().namespaces.remove(ns);
+        // Dropped after the lock is released: other requests do not wait for the free.
+        drop(gone);
+        Ok(())
     }
 }
 

@@ -12,13 +12,15 @@
 //! # }
 //! ```
 //!
-//! # Tables (schema version 3)
+//! # Tables (schema version 4)
 //!
 //! | table | key | holds |
 //! |-------|-----|-------|
 //! | `tessera_sessions` | `key` (32-byte store key) | `record` (JSON; `NULL` for a tombstone), `version`, `user_id` (the user index; `NULL` for anonymous sessions and tombstones), `created_at`, `dead_at` (a record's expiry or a tombstone's end, ms since the epoch) |
 //! | `tessera_user_revocations` | `user_id` | `revoked_at` (ms) |
 //! | `tessera_kv` (migration 2) | `key` (bytes, at most 1024) | `value`, `expires_at` (ms; indexed, for purge) — the Kask-compatible namespace |
+//! | `tessera_kv_namespaces` (migration 4) | `ns` | `generation`, `count` — the keyed store's namespaces (`/v1/kv`): counting and clearing one read or write this row only |
+//! | `tessera_kv_values` (migration 4) | `(ns, key)` (key: the SHA-256 of the application's) | `generation`, `replaced`, `value`, `expires_at` (ms; indexed, for purge) — the keyed store's values; rows of an older generation than their namespace's were cleared |
 //! | `tessera_revocations` (migration 3) | `seq` (`bigserial`) | `subject_kind` (`user`/`session`), `subject_id`, `at` (ms; indexed, for purge) — the revocation log |
 //! | `tessera_schema_version` | `version` | one row per migration applied, with `applied_at` |
 //!

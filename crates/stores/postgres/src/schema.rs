@@ -10,7 +10,7 @@ use crate::Error;
 
 /// The schema version this build writes. [`PostgresStore::connect`](crate::PostgresStore::connect)
 /// refuses a database with a later one.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The advisory lock key that serialises migrations ("tessera1" as ASCII).
 const MIGRATION_LOCK: i64 = 0x7465_7373_6572_6131;
@@ -66,6 +66,33 @@ CREATE TABLE tessera_revocations (
     at           bigint    NOT NULL
 );
 CREATE INDEX tessera_revocations_at ON tessera_revocations (at);
+",
+    ),
+    (
+        4,
+        r"
+-- The keyed store (/v1/kv): each namespace's generation and count of values, so that
+-- counting and clearing it read and write this one row.
+CREATE TABLE tessera_kv_namespaces (
+    ns         text   PRIMARY KEY,
+    generation bigint NOT NULL,
+    count      bigint NOT NULL
+);
+-- Its values, under the SHA-256 of the application's key. A row of an older generation than
+-- its namespace's was cleared: never read, and purged at its expiry.
+CREATE TABLE tessera_kv_values (
+    ns         text   NOT NULL,
+    key        bytea  NOT NULL CHECK (octet_length(key) = 32),
+    generation bigint NOT NULL,
+    -- The generation of the row the last write replaced (NULL: it inserted): how one
+    -- statement tells a new key, which counts, from a replacement.
+    replaced   bigint,
+    value      bytea  NOT NULL,
+    -- Expiry, ms since the epoch on the engine's clock: what reads and purge look at.
+    expires_at bigint NOT NULL,
+    PRIMARY KEY (ns, key)
+);
+CREATE INDEX tessera_kv_values_expires_at ON tessera_kv_values (expires_at);
 ",
     ),
 ];

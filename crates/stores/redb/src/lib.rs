@@ -101,7 +101,8 @@ use redb::{
     WriteTransaction,
 };
 use tessera_core::{
-    KvStore, Revocation, RevocationLog, SessionRecord, SessionStore, StoreKey, Timestamp,
+    KvEntry, KvKey, KvNamespace, KvStore, Revocation, RevocationLog, SessionRecord, SessionStore,
+    StoreKey, Timestamp,
 };
 
 pub use crate::backup::BackupStats;
@@ -128,6 +129,18 @@ const KV: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("kv");
 const REVOCATION_LOG: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("revocation_log");
 /// Expiry queue of the key-value namespace: (expiry ms, key).
 const KV_EXPIRIES: TableDefinition<'static, (i64, &[u8]), ()> = TableDefinition::new("kv_expiries");
+/// The keyed store's namespaces (`/v1/kv`): name → (generation, count of the values of that
+/// generation).
+const KV_NAMESPACES: TableDefinition<'static, &str, (u64, u64)> =
+    TableDefinition::new("kv_namespaces");
+/// The keyed store's values: (namespace, key digest) → generation (8 bytes, big-endian),
+/// expiry (8 bytes, big-endian ms) and value. A value of an older generation than its
+/// namespace's was cleared: never read, and gone at its expiry.
+const KV_NS_VALUES: TableDefinition<'static, (&str, &[u8; 32]), &[u8]> =
+    TableDefinition::new("kv_ns_values");
+/// Expiry queue of the keyed store: (expiry ms, namespace, key digest).
+const KV_NS_EXPIRIES: TableDefinition<'static, (i64, &str, &[u8; 32]), ()> =
+    TableDefinition::new("kv_ns_expiries");
 const LAYOUT_KEY: &str = "layout_version";
 
 const KEY_MIN: [u8; 32] = [0; 32];
@@ -481,6 +494,9 @@ fn init_layout(db: &Database) -> Result<()> {
         txn.open_table(KV).map_err(storage)?;
         txn.open_table(KV_EXPIRIES).map_err(storage)?;
         txn.open_table(REVOCATION_LOG).map_err(storage)?;
+        txn.open_table(KV_NAMESPACES).map_err(storage)?;
+        txn.open_table(KV_NS_VALUES).map_err(storage)?;
+        txn.open_table(KV_NS_EXPIRIES).map_err(storage)?;
     }
     txn.commit().map_err(storage)
 }
@@ -822,6 +838,57 @@ fn kv_entry(bytes: &[u8]) -> StoreResult<(i64, &[u8])> {
     Ok((i64::from_be_bytes(*until), value))
 }
 
+/// A stored value of the keyed store: its generation, expiry (ms) and bytes.
+struct NsValue {
+    generation: u64,
+    until: i64,
+    value: Vec<u8>,
+}
+
+impl NsValue {
+    fn decode(bytes: &[u8]) -> StoreResult<Self> {
+        let decode =
+            || tessera_core::Error::Decode("keyed-store value shorter than its header".into());
+        let (generation, rest) = bytes.split_first_chunk::<8>().ok_or_else(decode)?;
+        let (until, value) = rest.split_first_chunk::<8>().ok_or_else(decode)?;
+        Ok(Self {
+            generation: u64::from_be_bytes(*generation),
+            until: i64::from_be_bytes(*until),
+            value: value.to_vec(),
+        })
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.value.len());
+        out.extend_from_slice(&self.generation.to_be_bytes());
+        out.extend_from_slice(&self.until.to_be_bytes());
+        out.extend_from_slice(&self.value);
+        out
+    }
+}
+
+/// A namespace's (generation, count); (0, 0) for one never written.
+fn ns_state(
+    table: &impl ReadableTable<&'static str, (u64, u64)>,
+    ns: &str,
+) -> StoreResult<(u64, u64)> {
+    Ok(table
+        .get(ns)
+        .map_err(backend)?
+        .map_or((0, 0), |v| v.value()))
+}
+
+fn ns_value(
+    table: &impl ReadableTable<(&'static str, &'static [u8; 32]), &'static [u8]>,
+    ns: &str,
+    key: &[u8; 32],
+) -> StoreResult<Option<NsValue>> {
+    match table.get((ns, key)).map_err(backend)? {
+        Some(v) => NsValue::decode(v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
 #[async_trait]
 impl KvStore for RedbStore {
     async fn kv_get(&self, key: &[u8], now: Timestamp) -> StoreResult<Option<Vec<u8>>> {
@@ -902,10 +969,195 @@ impl KvStore for RedbStore {
                 queue.remove((*until, key.as_slice())).map_err(backend)?;
                 kv.remove(key.as_slice()).map_err(backend)?;
             }
-            Ok(due.len() as u64)
+            Ok(due.len() as u64 + purge_ns(txn, now_ms)?)
         })
         .await
     }
+
+    async fn ns_get(
+        &self,
+        ns: &KvNamespace,
+        key: &KvKey,
+        now: Timestamp,
+    ) -> StoreResult<Option<KvEntry>> {
+        self.run_read(|db| {
+            read(db, |txn| {
+                let namespaces = txn.open_table(KV_NAMESPACES).map_err(backend)?;
+                let values = txn.open_table(KV_NS_VALUES).map_err(backend)?;
+                let (generation, _) = ns_state(&namespaces, ns.as_str())?;
+                let found = ns_value(&values, ns.as_str(), key.as_bytes())?;
+                Ok(found
+                    .filter(|v| v.generation == generation && now.unix_millis() < v.until)
+                    .map(|v| KvEntry {
+                        value: v.value,
+                        expires_at: Timestamp::from_unix_millis(v.until),
+                    }))
+            })
+        })
+    }
+
+    async fn ns_put(
+        &self,
+        ns: &KvNamespace,
+        key: &KvKey,
+        value: &[u8],
+        expires_at: Timestamp,
+        _now: Timestamp,
+    ) -> StoreResult<()> {
+        let (ns, key, value) = (ns.clone(), *key, value.to_vec());
+        let until = expires_at.unix_millis();
+        self.write(Touches::Nothing, move |txn| {
+            let mut namespaces = txn.open_table(KV_NAMESPACES).map_err(backend)?;
+            let mut values = txn.open_table(KV_NS_VALUES).map_err(backend)?;
+            let mut queue = txn.open_table(KV_NS_EXPIRIES).map_err(backend)?;
+            let (ns, key) = (ns.as_str(), key.as_bytes());
+            let (generation, count) = ns_state(&namespaces, ns)?;
+            let old = ns_value(&values, ns, key)?;
+            if let Some(old) = &old {
+                queue.remove((old.until, ns, key)).map_err(backend)?;
+            }
+            let stored = NsValue {
+                generation,
+                until,
+                value: value.clone(),
+            };
+            values
+                .insert((ns, key), stored.encode().as_slice())
+                .map_err(backend)?;
+            queue.insert((until, ns, key), ()).map_err(backend)?;
+            if old.is_none_or(|o| o.generation != generation) {
+                namespaces
+                    .insert(ns, (generation, count.saturating_add(1)))
+                    .map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn ns_touch(
+        &self,
+        ns: &KvNamespace,
+        key: &KvKey,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (ns, key) = (ns.clone(), *key);
+        let until = expires_at.unix_millis();
+        let now_ms = now.unix_millis();
+        self.write(Touches::Nothing, move |txn| {
+            let namespaces = txn.open_table(KV_NAMESPACES).map_err(backend)?;
+            let mut values = txn.open_table(KV_NS_VALUES).map_err(backend)?;
+            let mut queue = txn.open_table(KV_NS_EXPIRIES).map_err(backend)?;
+            let (ns, key) = (ns.as_str(), key.as_bytes());
+            let (generation, _) = ns_state(&namespaces, ns)?;
+            let Some(mut old) = ns_value(&values, ns, key)? else {
+                return Ok(false);
+            };
+            if old.generation != generation || old.until <= now_ms {
+                return Ok(false);
+            }
+            queue.remove((old.until, ns, key)).map_err(backend)?;
+            old.until = until;
+            values
+                .insert((ns, key), old.encode().as_slice())
+                .map_err(backend)?;
+            queue.insert((until, ns, key), ()).map_err(backend)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn ns_delete(&self, ns: &KvNamespace, key: &KvKey, now: Timestamp) -> StoreResult<bool> {
+        let (ns, key) = (ns.clone(), *key);
+        let now_ms = now.unix_millis();
+        self.write(Touches::Nothing, move |txn| {
+            let mut namespaces = txn.open_table(KV_NAMESPACES).map_err(backend)?;
+            let mut values = txn.open_table(KV_NS_VALUES).map_err(backend)?;
+            let mut queue = txn.open_table(KV_NS_EXPIRIES).map_err(backend)?;
+            let (ns, key) = (ns.as_str(), key.as_bytes());
+            let (generation, count) = ns_state(&namespaces, ns)?;
+            let Some(old) = ns_value(&values, ns, key)? else {
+                return Ok(false);
+            };
+            values.remove((ns, key)).map_err(backend)?;
+            queue.remove((old.until, ns, key)).map_err(backend)?;
+            if old.generation != generation {
+                return Ok(false);
+            }
+            namespaces
+                .insert(ns, (generation, count.saturating_sub(1)))
+                .map_err(backend)?;
+            Ok(now_ms < old.until)
+        })
+        .await
+    }
+
+    async fn ns_count(&self, ns: &KvNamespace, _now: Timestamp) -> StoreResult<u64> {
+        self.run_read(|db| {
+            read(db, |txn| {
+                let namespaces = txn.open_table(KV_NAMESPACES).map_err(backend)?;
+                Ok(ns_state(&namespaces, ns.as_str())?.1)
+            })
+        })
+    }
+
+    async fn ns_clear(&self, ns: &KvNamespace, _now: Timestamp) -> StoreResult<()> {
+        let ns = ns.clone();
+        self.write(Touches::Nothing, move |txn| {
+            let mut namespaces = txn.open_table(KV_NAMESPACES).map_err(backend)?;
+            let (generation, _) = ns_state(&namespaces, ns.as_str())?;
+            // The values of the old generation stay until their expiry (the purge takes them
+            // then): clearing is this one write, however many values the namespace holds.
+            namespaces
+                .insert(ns.as_str(), (generation.saturating_add(1), 0))
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Removes the keyed store's values expired at `now_ms`; a value of the current generation
+/// leaves its namespace's count. Returns how many went.
+fn purge_ns(txn: &WriteTransaction, now_ms: i64) -> StoreResult<u64> {
+    let mut namespaces = txn.open_table(KV_NAMESPACES).map_err(backend)?;
+    let mut values = txn.open_table(KV_NS_VALUES).map_err(backend)?;
+    let mut queue = txn.open_table(KV_NS_EXPIRIES).map_err(backend)?;
+    // Everything with expiry <= now: (now + 1, "", 0…) is the first key after them.
+    let due = queue
+        .range::<(i64, &str, &[u8; 32])>(..(now_ms.saturating_add(1), "", &KEY_MIN))
+        .map_err(backend)?
+        .map(|e| {
+            e.map(|(k, _)| {
+                let (until, ns, key) = k.value();
+                (until, ns.to_owned(), *key)
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    let mut purged = 0;
+    for (until, ns, key) in &due {
+        queue.remove((*until, ns.as_str(), key)).map_err(backend)?;
+        // Each value has exactly one queue entry, at its expiry; a value found with another
+        // expiry is not the one this entry was for, and stays.
+        match ns_value(&values, ns, key)? {
+            Some(v) if v.until == *until => {}
+            _ => continue,
+        }
+        let Some(old) = values.remove((ns.as_str(), key)).map_err(backend)? else {
+            continue;
+        };
+        let old = NsValue::decode(old.value())?;
+        purged += 1;
+        let (generation, count) = ns_state(&namespaces, ns)?;
+        if old.generation == generation {
+            namespaces
+                .insert(ns.as_str(), (generation, count.saturating_sub(1)))
+                .map_err(backend)?;
+        }
+    }
+    Ok(purged)
 }
 
 // === impl RevocationLog ===

@@ -1,6 +1,6 @@
 //! Key names. See the crate documentation for the layout and why it suits a Cluster.
 
-use tessera_core::StoreKey;
+use tessera_core::{KvKey, KvNamespace, StoreKey};
 
 /// Builds every key name from one prefix.
 #[derive(Debug, Clone)]
@@ -55,6 +55,34 @@ impl Keys {
     /// A `SCAN MATCH` pattern for every key-value entry.
     pub(crate) fn kv_pattern(&self) -> String {
         format!("{}k:{{*}}", glob_escape(&self.prefix))
+    }
+
+    /// `<prefix>n:{<namespace>}:g`: a namespace of the keyed store's generation. A namespace
+    /// name has no braces ([`KvNamespace`]), so the tag is exactly the name: every key of one
+    /// namespace is in one slot.
+    pub(crate) fn ns_generation(&self, ns: &KvNamespace) -> String {
+        format!("{}n:{{{}}}:g", self.prefix, ns.as_str())
+    }
+
+    /// `<prefix>n:{<namespace>}:i`: the namespace's index, a sorted set of the hex digests of
+    /// its keys scored by expiry (ms).
+    pub(crate) fn ns_index(&self, ns: &KvNamespace) -> String {
+        format!("{}n:{{{}}}:i", self.prefix, ns.as_str())
+    }
+
+    /// `<prefix>n:{<namespace>}:v:<hex digest>`: one value of the keyed store.
+    pub(crate) fn ns_value(&self, ns: &KvNamespace, key: &KvKey) -> String {
+        self.ns_value_hex(ns, &key.to_hex())
+    }
+
+    pub(crate) fn ns_value_hex(&self, ns: &KvNamespace, hex: &str) -> String {
+        format!("{}n:{{{}}}:v:{hex}", self.prefix, ns.as_str())
+    }
+
+    /// `<prefix>nl:{namespaces}`: the set of namespaces that have an index, for the purge
+    /// (so it needs no `SCAN`).
+    pub(crate) fn ns_registry(&self) -> String {
+        format!("{}nl:{{namespaces}}", self.prefix)
     }
 
     /// `<prefix>rv:{revocations}:n`: the revocation log's last sequence number.
@@ -194,6 +222,21 @@ mod tests {
         assert_eq!(store_key_from_hex(&key.to_hex()), Some(key));
         assert_eq!(store_key_from_hex("zz"), None);
         assert_eq!(store_key_from_hex(&"g".repeat(64)), None);
+    }
+
+    #[test]
+    fn a_namespaces_keys_share_a_slot() {
+        let k = Keys::new("tessera:".into());
+        for name in ["sess", "express-sessions", "a.b_c-D", "namespaces"] {
+            let ns = KvNamespace::try_new(name).unwrap();
+            let slot = hash_slot(k.ns_generation(&ns).as_bytes());
+            assert_eq!(slot, hash_slot(name.as_bytes()), "{name}");
+            assert_eq!(slot, hash_slot(k.ns_index(&ns).as_bytes()), "{name}");
+            for key in [b"a".as_slice(), b"{x}", b"}"] {
+                let v = k.ns_value(&ns, &KvKey::digest(key));
+                assert_eq!(slot, hash_slot(v.as_bytes()), "{name} {v}");
+            }
+        }
     }
 
     #[test]

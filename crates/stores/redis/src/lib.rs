@@ -22,6 +22,10 @@
 //! | `<prefix>u:{<user id>}:i` | sorted set | the user's store keys (hex), scored by expiry (ms) | the user's |
 //! | `<prefix>u:{<user id>}:r` | string | the user's revocation time (ms) | the user's |
 //! | `<prefix>k:{<key, hex>}` | hash | a key-value entry (`v` value, `e` expiry) | the entry's own |
+//! | `<prefix>n:{<namespace>}:g` | string | a keyed-store namespace's generation (`/v1/kv`) | the namespace's |
+//! | `<prefix>n:{<namespace>}:i` | sorted set | the namespace's keys (SHA-256, hex) of the current generation, scored by expiry (ms) | the namespace's |
+//! | `<prefix>n:{<namespace>}:v:<key, hex>` | hash | a keyed-store value (`v` value, `e` expiry, `g` generation) | the namespace's |
+//! | `<prefix>nl:{namespaces}` | set | the namespaces with an index, for the purge | `{namespaces}` |
 //! | `<prefix>rv:{revocations}:n` | string | the revocation log's last sequence number | `{revocations}` |
 //! | `<prefix>rv:{revocations}:l` | sorted set | the revocation log: `<seq>:<JSON>` scored by sequence number | `{revocations}` |
 //! | `<prefix>rv:{revocations}:t` | sorted set | sequence numbers scored by revocation time (ms) | `{revocations}` |
@@ -59,6 +63,14 @@
 //!   ordered after that load, which is what a linearizable store would also allow. Because
 //!   nothing is copied into records, "log out everywhere" is one write, however many sessions
 //!   the user has, and no session can escape it by being created concurrently.
+//!
+//! **The keyed store** (`ns_*`, `/v1/kv`) keeps all of a namespace's keys under the tag
+//! `{<namespace>}` (namespace names have no braces), so every step is one script on one
+//! shard, and neither `count` nor `clear` scans: the count is `ZCOUNT` of the namespace's index
+//! over the expiries after `now` (exact on the engine's clock), and a clear moves the
+//! generation on and `UNLINK`s the index in one script; the values of older generations are
+//! never read again and Redis drops them at their TTLs. The purge reads the registry of
+//! namespaces and each index by score, not the keyspace.
 //!
 //! # Round trips
 //!
@@ -161,6 +173,8 @@ const MIN_TTL_MS: i64 = 1_000;
 const MAX_TTL_MS: i64 = 10 * 365 * 86_400_000;
 /// Keys asked for per `SCAN` call during a purge.
 const SCAN_COUNT: usize = 1_000;
+/// Values of the keyed store removed per script during a purge.
+const NS_PURGE_BATCH: usize = 500;
 
 /// Errors connecting to Redis. Errors of the store's operations are [`tessera_core::Error`].
 #[derive(Debug, thiserror::Error)]

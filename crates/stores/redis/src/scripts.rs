@@ -316,6 +316,130 @@ return 0
     )
 });
 
+// === the keyed store (`ns_*`) ===
+//
+// A namespace's keys share the hash tag `{<namespace>}`: its generation (`g`, a string), its
+// index (`i`, a sorted set of the hex digests of its live keys, scored by expiry) and one hash
+// per value (`v` the value, `e` its expiry in ms, `g` the generation it was written in). Every
+// script below names only keys of one namespace, so it runs whole on one shard of a Cluster.
+// A value of another generation than its namespace's was cleared: it is never read, and
+// Redis drops it at its TTL.
+
+/// Reads a live value of the current generation.
+///
+/// KEYS: generation, value. ARGV: now. Returns `{value, expiry}` or nil.
+pub(crate) static NS_GET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local h = redis.call('HMGET', KEYS[2], 'v', 'e', 'g')
+if not h[1] then return false end
+local gen = redis.call('GET', KEYS[1]) or '0'
+if h[3] ~= gen or tonumber(h[2]) <= tonumber(ARGV[1]) then return false end
+return {h[1], h[2]}
+",
+    )
+});
+
+/// Stores a value in the current generation, indexes it by expiry (which is what the count
+/// counts), and drops the index entries due at `now`.
+///
+/// KEYS: generation, value, index. ARGV: value, expiry, TTL ms, hex digest, now.
+/// Returns 1 if the index was created by this write (the namespace goes into the registry),
+/// else 0.
+pub(crate) static NS_PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local gen = redis.call('GET', KEYS[1]) or '0'
+redis.call('HSET', KEYS[2], 'v', ARGV[1], 'e', ARGV[2], 'g', gen)
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+local fresh = redis.call('EXISTS', KEYS[3]) == 0
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[5])
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
+if fresh then return 1 end
+return 0
+",
+    )
+});
+
+/// Moves the expiry of a live value of the current generation.
+///
+/// KEYS: generation, value, index. ARGV: expiry, TTL ms, hex digest, now. Returns 1 if it
+/// was live, else 0 (and nothing written).
+pub(crate) static NS_TOUCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local h = redis.call('HMGET', KEYS[2], 'e', 'g')
+if not h[1] then return 0 end
+local gen = redis.call('GET', KEYS[1]) or '0'
+if h[2] ~= gen or tonumber(h[1]) <= tonumber(ARGV[4]) then return 0 end
+redis.call('HSET', KEYS[2], 'e', ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[3])
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[3], ARGV[2]) end
+return 1
+",
+    )
+});
+
+/// Deletes a value, and its index entry.
+///
+/// KEYS: generation, value, index. ARGV: hex digest, now. Returns 1 if a live value of the
+/// current generation went, else 0.
+pub(crate) static NS_DELETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local h = redis.call('HMGET', KEYS[2], 'e', 'g')
+if not h[1] then return 0 end
+redis.call('DEL', KEYS[2])
+local gen = redis.call('GET', KEYS[1]) or '0'
+if h[2] ~= gen then return 0 end
+redis.call('ZREM', KEYS[3], ARGV[1])
+if tonumber(h[1]) <= tonumber(ARGV[2]) then return 0 end
+return 1
+",
+    )
+});
+
+/// Clears a namespace: the generation moves on (every value stored is now of an older one)
+/// and the index goes (`UNLINK`: freed off the main thread, however large).
+///
+/// KEYS: generation, index. Returns the new generation.
+pub(crate) static NS_CLEAR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = redis.call('INCR', KEYS[1])
+redis.call('UNLINK', KEYS[2])
+return n
+",
+    )
+});
+
+/// Removes the values due at `now` among those named, and their index entries (also the
+/// entries of values already gone).
+///
+/// KEYS: generation, index, then the values. ARGV: now, then each value's hex digest, in the
+/// order of KEYS. Returns how many values went.
+pub(crate) static NS_PURGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local now = tonumber(ARGV[1])
+local gen = redis.call('GET', KEYS[1]) or '0'
+local n = 0
+for j = 3, #KEYS do
+  local h = redis.call('HMGET', KEYS[j], 'e', 'g')
+  local due = h[1] and tonumber(h[1]) <= now
+  if due then
+    redis.call('DEL', KEYS[j])
+    n = n + 1
+  end
+  if due or not h[1] or h[2] ~= gen then redis.call('ZREM', KEYS[2], ARGV[j - 1]) end
+end
+return n
+",
+    )
+});
+
 /// Appends a revocation: the next sequence number, the entry in the log (scored by sequence
 /// number, the member `<seq>:<JSON>`), and the sequence number in the time index (scored by
 /// the revocation's time, for purge).
@@ -350,7 +474,7 @@ return #seqs
 });
 
 /// Every script, to load them all at connection time.
-pub(crate) fn all() -> [&'static Script; 14] {
+pub(crate) fn all() -> [&'static Script; 20] {
     [
         &CREATE,
         &CREATE_STANDALONE,
@@ -366,5 +490,11 @@ pub(crate) fn all() -> [&'static Script; 14] {
         &KV_PURGE_ONE,
         &LOG_REVOCATION,
         &PURGE_REVOCATIONS,
+        &NS_GET,
+        &NS_PUT,
+        &NS_TOUCH,
+        &NS_DELETE,
+        &NS_CLEAR,
+        &NS_PURGE,
     ]
 }

@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use tessera_core::{Result, SessionRecord, SessionStore, StoreKey, Timestamp};
+use tessera_core::{
+    KvEntry, KvKey, KvNamespace, Result, SessionRecord, SessionStore, StoreKey, Timestamp,
+};
 use tessera_store_redb::RedbStore;
 
 /// A [`RedbStore`] that owns the temporary directory its file lives in. Fields drop in order:
@@ -90,6 +92,42 @@ impl tessera_core::KvStore for TempStore {
     }
     async fn kv_purge_expired(&self, now: Timestamp) -> Result<u64> {
         self.store.kv_purge_expired(now).await
+    }
+    async fn ns_get(
+        &self,
+        ns: &KvNamespace,
+        key: &KvKey,
+        now: Timestamp,
+    ) -> Result<Option<KvEntry>> {
+        self.store.ns_get(ns, key, now).await
+    }
+    async fn ns_put(
+        &self,
+        ns: &KvNamespace,
+        key: &KvKey,
+        value: &[u8],
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.store.ns_put(ns, key, value, expires_at, now).await
+    }
+    async fn ns_touch(
+        &self,
+        ns: &KvNamespace,
+        key: &KvKey,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool> {
+        self.store.ns_touch(ns, key, expires_at, now).await
+    }
+    async fn ns_delete(&self, ns: &KvNamespace, key: &KvKey, now: Timestamp) -> Result<bool> {
+        self.store.ns_delete(ns, key, now).await
+    }
+    async fn ns_count(&self, ns: &KvNamespace, now: Timestamp) -> Result<u64> {
+        self.store.ns_count(ns, now).await
+    }
+    async fn ns_clear(&self, ns: &KvNamespace, now: Timestamp) -> Result<()> {
+        self.store.ns_clear(ns, now).await
     }
 }
 

@@ -154,3 +154,60 @@ async fn key_prefixes_keep_deployments_apart() {
         .unwrap();
     assert!(exists);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keyed_store_has_the_documented_keys_and_ttls_in_one_slot_per_namespace() {
+    use tessera_core::KvStore as _;
+    use tessera_core::testing::{fresh_namespace, fresh_ns_key};
+
+    let s = crate::standalone().await;
+    let mut raw = crate::raw().await;
+    let (ns, k) = (fresh_namespace(), fresh_ns_key());
+    let until = T0.saturating_add(HOUR);
+    s.ns_put(&ns, &k, b"value", until, T0).await.unwrap();
+
+    let base = format!("tessera:n:{{{}}}", ns.as_str());
+    let (generation, index) = (format!("{base}:g"), format!("{base}:i"));
+    let value = format!("{base}:v:{}", k.to_hex());
+    let fields: std::collections::BTreeMap<String, Vec<u8>> = raw.hgetall(&value).await.unwrap();
+    let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+    assert_eq!(names, ["e", "g", "v"]);
+    assert_eq!(fields["e"], until.unix_millis().to_string().into_bytes());
+    assert_eq!(fields["g"], b"0");
+    assert_eq!(fields["v"], b"value");
+    // Measured from the engine's `now`, as for records.
+    let ttl = pttl(&mut raw, &value).await;
+    assert!((3_590_000..=3_600_000).contains(&ttl), "{ttl}");
+    let entries: Vec<(String, i64)> = raw.zrange_withscores(&index, 0, -1).await.unwrap();
+    assert_eq!(entries, [(k.to_hex(), until.unix_millis())]);
+    let ttl = pttl(&mut raw, &index).await;
+    assert!((3_590_000..=3_600_000).contains(&ttl), "{ttl}");
+    let registered: bool = raw
+        .sismember("tessera:nl:{namespaces}", ns.as_str())
+        .await
+        .unwrap();
+    assert!(registered);
+    // One slot for everything of the namespace, whatever the key.
+    let slot = hash_slot(generation.as_bytes());
+    assert_eq!(slot, hash_slot(index.as_bytes()));
+    assert_eq!(slot, hash_slot(value.as_bytes()));
+    assert_eq!(slot, hash_slot(ns.as_str().as_bytes()));
+
+    // A clear is the generation and the index: the value key stays, hidden, until its TTL.
+    s.ns_clear(&ns, T0).await.unwrap();
+    let g: String = raw.get(&generation).await.unwrap();
+    assert_eq!(g, "1");
+    let index_left: bool = raw.exists(&index).await.unwrap();
+    assert!(!index_left);
+    let value_left: bool = raw.exists(&value).await.unwrap();
+    assert!(value_left);
+    assert_eq!(s.ns_get(&ns, &k, T0).await.unwrap(), None);
+    assert_eq!(s.ns_count(&ns, T0).await.unwrap(), 0);
+    // The purge drops a namespace with no index from the registry.
+    s.kv_purge_expired(T0).await.unwrap();
+    let registered: bool = raw
+        .sismember("tessera:nl:{namespaces}", ns.as_str())
+        .await
+        .unwrap();
+    assert!(!registered);
+}
