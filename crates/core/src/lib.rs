@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod blob;
 mod error;
 mod handle;
 mod kv;
@@ -35,6 +36,7 @@ pub mod purge;
 #[doc(hidden)]
 pub mod fuzzing;
 
+pub use blob::{Blob, BlobStore, MAX_BLOB_NAME_LEN};
 pub use error::{BoxError, Error, Result};
 pub use handle::{HANDLE_LEN, Handle, SessionKind, StoreKey};
 pub use kv::{

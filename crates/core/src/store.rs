@@ -3,7 +3,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 
-use crate::{KvStore, Result, RevocationLog, SessionRecord, StoreKey, Timestamp};
+use crate::{BlobStore, KvStore, Result, RevocationLog, SessionRecord, StoreKey, Timestamp};
 
 /// The contract every session backend keeps. The conformance suite in
 /// `tessera_core::testing` checks it on each one.
@@ -42,6 +42,12 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 
     /// The backend's revocation log (the source of the revocation feed), if it has one.
     fn as_revocation_log(&self) -> Option<&dyn RevocationLog> {
+        None
+    }
+
+    /// The backend's versioned blobs (keys shared by a fleet, the rotation lease), if it has
+    /// them.
+    fn as_blobs(&self) -> Option<&dyn BlobStore> {
         None
     }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tessera_core::{
-    KvEntry, KvKey, KvNamespace, KvStore, Result, Revocation, RevocationLog, SessionRecord,
-    SessionStore, StoreKey, Timestamp,
+    Blob, BlobStore, KvEntry, KvKey, KvNamespace, KvStore, Result, Revocation, RevocationLog,
+    SessionRecord, SessionStore, StoreKey, Timestamp,
 };
 
 /// Wraps a store so each operation fails with `Timeout` after `limit`.
@@ -61,6 +61,10 @@ impl SessionStore for Bounded {
         self.inner
             .as_revocation_log()
             .map(|_| self as &dyn RevocationLog)
+    }
+
+    fn as_blobs(&self) -> Option<&dyn BlobStore> {
+        self.inner.as_blobs().map(|_| self as &dyn BlobStore)
     }
 
     async fn create(&self, key: &StoreKey, record: &SessionRecord) -> Result<()> {
@@ -228,6 +232,25 @@ impl RevocationLog for Bounded {
             None => Err(tessera_core::Error::Unreachable(
                 "purge_revocations without a log",
             )),
+        }
+    }
+}
+
+/// Only reachable through [`SessionStore::as_blobs`], which exists only when the inner
+/// store has blobs.
+#[async_trait]
+impl BlobStore for Bounded {
+    async fn blob_get(&self, name: &str) -> Result<Option<Blob>> {
+        match self.inner.as_blobs() {
+            Some(b) => self.within(b.blob_get(name)).await,
+            None => Err(tessera_core::Error::Unreachable("blob_get without blobs")),
+        }
+    }
+
+    async fn blob_put(&self, name: &str, expected: u64, value: &[u8]) -> Result<u64> {
+        match self.inner.as_blobs() {
+            Some(b) => self.within(b.blob_put(name, expected, value)).await,
+            None => Err(tessera_core::Error::Unreachable("blob_put without blobs")),
         }
     }
 }

@@ -52,6 +52,11 @@ impl CsrfKey {
         Ok(Self(k))
     }
 
+    /// The key bytes, for the fleet's sealed key record (`keys::stored`) only.
+    pub(crate) fn expose_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     fn mac(&self, purpose: &str, session: &StoreKey, t: u64) -> [u8; 32] {
         // HMAC accepts keys of any length, so this cannot fail.
         let Ok(mut m) = HmacSha256::new_from_slice(self.0.as_ref()) else {

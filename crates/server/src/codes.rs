@@ -11,6 +11,10 @@ fn error_codes() -> Vec<(&'static str, &'static [&'static str])> {
         ("config::ConfigError", crate::config::ConfigError::CODES),
         ("startup::StartupError", crate::startup::StartupError::CODES),
         ("keys::KeysError", crate::keys::KeysError::CODES),
+        (
+            "tessera::keys::stored::StoredKeysError",
+            tessera::keys::stored::StoredKeysError::CODES,
+        ),
         ("verifier::FetchError", crate::verifier::FetchError::CODES),
         ("cli::Error", crate::cli::Error::CODES),
         (

@@ -78,6 +78,13 @@ pub enum KeysError {
     /// The OS random source failed.
     #[error("the OS random source failed")]
     Random(#[source] getrandom::Error),
+    /// The keys live in the store (`[keys] storage = "store"`), which these commands do not
+    /// manage yet.
+    #[error(
+        "the keys are in the store ([keys] storage = \"store\"): `tessera keys` and `tessera token` work on key \
+         directories only for now; a running fleet rotates its stored keys on schedule (docs/fleet.md)"
+    )]
+    InStore,
 }
 
 impl KeysError {
@@ -90,6 +97,7 @@ impl KeysError {
         "keys-no-next-key",
         "keys-invalid-input",
         "keys-random-failed",
+        "keys-in-store",
     ];
 
     /// A stable identifier for logs and runbooks.
@@ -102,6 +110,7 @@ impl KeysError {
             Self::NoNextKey => "keys-no-next-key",
             Self::InvalidInput(_) => "keys-invalid-input",
             Self::Random(_) => "keys-random-failed",
+            Self::InStore => "keys-in-store",
         }
     }
 }
@@ -295,7 +304,7 @@ fn merge(into: &mut Rotation, r: Rotation) {
 }
 
 /// Whether `codec` accepts tokens of keys of `alg`.
-fn accepts(codec: &tessera_token::Config, alg: Algorithm) -> bool {
+pub(crate) fn accepts(codec: &tessera_token::Config, alg: Algorithm) -> bool {
     match alg {
         Algorithm::Ed25519 => {
             codec.allows(JwsAlgorithm::EdDsa) || codec.allows(JwsAlgorithm::Ed25519)
@@ -596,6 +605,7 @@ mod tests {
             KeysError::NoNextKey,
             KeysError::InvalidInput(String::new()),
             KeysError::Random(getrandom::Error::UNSUPPORTED),
+            KeysError::InStore,
         ];
         crate::codes::check(KeysError::CODES, all.iter().map(KeysError::code));
     }

@@ -46,6 +46,7 @@ pub mod revocations;
 mod seal_keys;
 pub mod startup;
 mod state;
+pub mod store_keys;
 mod store_metrics;
 pub mod tokens;
 pub mod verifier;

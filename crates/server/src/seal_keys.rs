@@ -29,11 +29,25 @@ pub(crate) struct SealSync {
     dir: PathBuf,
     ring: SealKeys,
     policy: SealPolicy,
+    /// `[tokens] rotate`: off, the schedule stops for the sealing keys too, and the service
+    /// only follows the directory.
+    rotate: bool,
 }
 
 impl SealSync {
     pub(crate) fn new(dir: PathBuf, ring: SealKeys, policy: SealPolicy) -> Self {
-        Self { dir, ring, policy }
+        Self {
+            dir,
+            ring,
+            policy,
+            rotate: true,
+        }
+    }
+
+    /// Without the rotation schedule (`[tokens] rotate = false`).
+    pub(crate) fn without_rotation(mut self) -> Self {
+        self.rotate = false;
+        self
     }
 
     /// One check (blocking: files, the lock). Working on a copy loaded from disk keeps
@@ -54,7 +68,9 @@ impl SealSync {
         let mut ring = SealKeyring::load(&self.dir, self.policy.clone())?;
         let kids = |r: &SealKeyring| r.keys().map(|k| (k.kid, k.created_at)).collect::<Vec<_>>();
         tick.reloaded = kids(&ring) != kids(&self.ring.read());
-        tick.rotation = ring.rotate_at(now)?;
+        if self.rotate {
+            tick.rotation = ring.rotate_at(now)?;
+        }
         if tick.rotation.changed() {
             ring.save(&self.dir)?;
         }
@@ -108,6 +124,29 @@ mod tests {
         let t = sync.tick(T0 + 60 * DAY + 60).unwrap();
         assert!(t.rotation.dropped.contains(&first), "{t:?}");
         assert!(ring.read().keys().all(|k| k.kid != first));
+    }
+
+    #[test]
+    fn without_rotation_the_sealing_keys_only_follow_the_directory() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join("keys");
+        let policy = policy(&SessionConfig::default());
+        let (ring, _) = load_or_generate(&dir, policy.clone(), T0).unwrap();
+        let first = ring.sealing_kid().unwrap().to_owned();
+        let ring = SealKeys::new(ring);
+        let sync = SealSync::new(dir.clone(), ring.clone(), policy.clone()).without_rotation();
+        // Long past the schedule: nothing rotates.
+        let t = sync.tick(T0 + 90 * DAY).unwrap();
+        assert!(!t.rotation.changed(), "{t:?}");
+        assert_eq!(ring.read().sealing_kid(), Some(first.as_str()));
+        // A change on disk is still followed.
+        let other = SealKeyring::generate_at(T0 + 5, policy).unwrap();
+        {
+            let _lock = Keyring::lock_dir(&dir).unwrap();
+            other.save(&dir).unwrap();
+        }
+        assert!(sync.tick(T0 + 90 * DAY).unwrap().reloaded);
+        assert_eq!(ring.read().sealing_kid(), other.sealing_kid());
     }
 
     #[test]

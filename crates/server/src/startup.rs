@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use tessera::Stores;
 use tessera::bounded::Bounded;
+use tessera::csrf::CsrfKey;
 use tessera::keys::files::{self, KeyFileError};
+use tessera::keys::stored::{KeyVault, MasterKey, StoredKeys, StoredPolicies};
 use tessera::keys::{SealKeys, TokenKeys};
 use tessera::token::TokenSettings;
 use tessera_core::purge::Purge;
@@ -29,9 +31,10 @@ use tessera_store_redis::RedisStore;
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
-use crate::config::{Config, StoreUrl, check_api_key};
+use crate::config::{Config, KeyStorage, StoreUrl, check_api_key};
 use crate::keys::{KeyDir, KeySync, KeysError};
 use crate::seal_keys::SealSync;
+use crate::store_keys::{StoreKeySync, StoreRotation};
 use crate::{ApiKeys, AppState, Settings, app};
 
 /// Why the service could not start.
@@ -93,6 +96,9 @@ pub enum StartupError {
         #[source]
         source: tessera_token::Error,
     },
+    /// The keys in the store (`[keys] storage = "store"`) could not be used.
+    #[error("cannot use the keys in the store")]
+    StoredKeys(#[source] tessera::keys::stored::StoredKeysError),
     /// The listener could not bind.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -118,6 +124,7 @@ impl StartupError {
         "startup-engine",
         "startup-keys",
         "startup-seal-keys",
+        "startup-stored-keys",
         "startup-bind",
         "startup-verifier",
     ];
@@ -134,6 +141,7 @@ impl StartupError {
             Self::Engine(_) => "startup-engine",
             Self::Keys(_) => "startup-keys",
             Self::SealKeys { .. } => "startup-seal-keys",
+            Self::StoredKeys(_) => "startup-stored-keys",
             Self::Bind { .. } => "startup-bind",
             Self::Verifier(_) => "startup-verifier",
         }
@@ -150,8 +158,10 @@ pub struct Prepared {
     stores: Vec<Arc<dyn SessionStore>>,
     /// The token keyring and its directory, kept in step while serving.
     keys: Option<Arc<KeySync>>,
-    /// The sealing keys and their directory, kept in step while serving.
-    seal_keys: Arc<SealSync>,
+    /// The sealing keys and their directory, kept in step while serving (`dir` keys).
+    seal_keys: Option<Arc<SealSync>>,
+    /// The keys in the store and their refresh (`[keys] storage = "store"`).
+    store_keys: Option<(Arc<StoreKeySync>, Duration)>,
     /// `[verify] public_keys`, read again every `[verify] jwks_refresh`.
     pem_keys: Option<(Arc<crate::verifier::RemoteKeys>, Duration)>,
 }
@@ -216,11 +226,6 @@ async fn open_store(
 pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared, StartupError> {
     let mut notes = vec![];
     files::create_private_dir(&config.data_dir)?;
-    let csrf_path = config.data_dir.join(files::CSRF_KEY_FILE);
-    let (csrf, created) = files::load_or_create_csrf_key(&csrf_path)?;
-    if created {
-        notes.push(format!("generated the CSRF key in {}", csrf_path.display()));
-    }
 
     let mut keys: Vec<Zeroizing<String>> = config
         .api_keys
@@ -269,6 +274,8 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
     )
     .await?;
     notes.push(format!("session store: {}", describe(&config.store)));
+    // A fleet's keys live with its authenticated sessions, in this store.
+    let key_store = main.clone();
     // The Kask API keeps its values with the authenticated sessions, in this store.
     notes.push(config.kask.startup_note(main.as_kv().is_some()));
     let mut stores_to_purge = vec![main.clone()];
@@ -294,22 +301,19 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
             config.cookie.name()
         ));
     }
-    let (tokens, sync) = if config.tokens.enabled {
-        let (t, sync) = token_settings(config, clock.as_ref(), &mut notes)?;
-        (Some(t), Some(sync))
-    } else {
-        notes.push("session tokens are disabled ([tokens] enabled = false)".to_owned());
-        (None, None)
+    let now = clock.now().unix_secs();
+    let keys = match config.keys.storage {
+        KeyStorage::Store => store_keys(config, key_store, now, &mut notes).await?,
+        _ => dir_keys(config, now, &mut notes)?,
     };
-    let dir = config.data_dir.join(files::KEY_DIR);
-    let policy = files::seal_policy(&config.session);
-    let (seal, created) =
-        files::load_or_generate_seal_keys(&dir, policy.clone(), clock.now().unix_secs())?;
-    let verb = if created { "generated" } else { "using" };
-    notes.push(format!(
-        "{verb} the sealing keys (anonymous cookies, secrets) in {}",
-        dir.display()
-    ));
+    let Keys {
+        csrf,
+        tokens,
+        seal,
+        dir_sync,
+        seal_sync,
+        store_sync,
+    } = keys;
     notes.push(match config.session.anonymous {
         tessera::AnonymousMode::Server => {
             "anonymous sessions: server-side (session.anonymous = \"server\")".to_owned()
@@ -320,7 +324,6 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
             config.session.anonymous_cookie_bytes
         ),
     });
-    let seal = SealKeys::new(seal);
     let verify_pem = pem_keys(config, &mut notes).await?;
     let settings = Settings {
         session: config.session.clone(),
@@ -346,8 +349,9 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Prepared,
         state,
         notes,
         stores: stores_to_purge,
-        keys: sync.map(Arc::new),
-        seal_keys: Arc::new(SealSync::new(dir, seal, policy)),
+        keys: dir_sync.map(Arc::new),
+        seal_keys: seal_sync.map(Arc::new),
+        store_keys: store_sync,
         pem_keys: verify_pem.map(|p| (p.keys, config.verify.jwks_refresh)),
     })
 }
@@ -402,23 +406,168 @@ async fn pem_keys(
     }))
 }
 
-/// The keyring in `data_dir/keys` (generated on a first run), the token settings, and
-/// what keeps the keyring in step with its directory.
-fn token_settings(
-    config: &Config,
-    clock: &dyn Clock,
-    notes: &mut Vec<String>,
-) -> Result<(TokenSettings, KeySync), StartupError> {
-    let t = &config.tokens;
-    let dir = KeyDir::new(config);
-    let (ring, version, created) = dir
-        .load_or_generate(clock.now().unix_secs())
-        .map_err(StartupError::Keys)?;
+/// The keys a node starts with, and what keeps them in step while it serves.
+struct Keys {
+    csrf: CsrfKey,
+    tokens: Option<TokenSettings>,
+    seal: SealKeys,
+    dir_sync: Option<KeySync>,
+    seal_sync: Option<SealSync>,
+    store_sync: Option<(Arc<StoreKeySync>, Duration)>,
+}
+
+/// `[keys] storage = "dir"`: the CSRF key in `data_dir/csrf.key`, the token and sealing keys
+/// in `data_dir/keys` (each generated on a first run).
+fn dir_keys(config: &Config, now: i64, notes: &mut Vec<String>) -> Result<Keys, StartupError> {
+    let csrf_path = config.data_dir.join(files::CSRF_KEY_FILE);
+    let (csrf, created) = files::load_or_create_csrf_key(&csrf_path)?;
+    if created {
+        notes.push(format!("generated the CSRF key in {}", csrf_path.display()));
+    }
+    let (tokens, dir_sync) = if config.tokens.enabled {
+        let dir = KeyDir::new(config);
+        let (ring, version, created) = dir.load_or_generate(now).map_err(StartupError::Keys)?;
+        let verb = if created { "generated" } else { "using" };
+        notes.push(format!(
+            "{verb} the token signing keys in {}",
+            dir.path().display()
+        ));
+        let codec = dir.codec(&ring);
+        let ring = TokenKeys::new(ring);
+        let settings = token_settings(config, ring.clone(), codec.clone(), notes)?;
+        (
+            Some(settings),
+            Some(KeySync::new(dir, ring, codec, version)),
+        )
+    } else {
+        notes.push("session tokens are disabled ([tokens] enabled = false)".to_owned());
+        (None, None)
+    };
+    let dir = config.data_dir.join(files::KEY_DIR);
+    let policy = files::seal_policy(&config.session);
+    let (seal, created) = files::load_or_generate_seal_keys(&dir, policy.clone(), now)?;
     let verb = if created { "generated" } else { "using" };
     notes.push(format!(
-        "{verb} the token signing keys in {}",
-        dir.path().display()
+        "{verb} the sealing keys (anonymous cookies, secrets) in {}",
+        dir.display()
     ));
+    let seal = SealKeys::new(seal);
+    Ok(Keys {
+        csrf,
+        tokens,
+        seal: seal.clone(),
+        dir_sync,
+        seal_sync: Some(if config.tokens.rotate {
+            SealSync::new(dir, seal, policy)
+        } else {
+            // `[tokens] rotate = false` stops the sealing keys' schedule too.
+            SealSync::new(dir, seal, policy).without_rotation()
+        }),
+        store_sync: None,
+    })
+}
+
+/// `[keys] storage = "store"`: every key in the fleet's sealed manifest in `store`, under
+/// the master key of `[keys] master_key_file`; created there if the fleet has none yet.
+async fn store_keys(
+    config: &Config,
+    store: Arc<dyn SessionStore>,
+    now: i64,
+    notes: &mut Vec<String>,
+) -> Result<Keys, StartupError> {
+    let path = config
+        .keys
+        .master_key_file
+        .as_deref()
+        .ok_or_else(|| StartupError::BadKeyFile {
+            path: PathBuf::new(),
+            message: "[keys] storage = \"store\" needs TESSERA_MASTER_KEY_FILE".to_owned(),
+        })?;
+    let master = MasterKey::load(path)?;
+    let vault = Arc::new(KeyVault::new(store, master).map_err(StartupError::StoredKeys)?);
+    let policies = StoredPolicies {
+        tokens: config.tokens.rotation_policy(),
+        seal: files::seal_policy(&config.session),
+    };
+    let (stored, created) = vault
+        .load_or_create(&policies, now, &mut config.tokens.key_source())
+        .await
+        .map_err(StartupError::StoredKeys)?;
+    notes.push(format!(
+        "{} the keys in the store (version {}, sealed under master key {} of {})",
+        if created { "generated" } else { "using" },
+        stored.version,
+        vault.master_id(),
+        path.display()
+    ));
+    let StoredKeys {
+        tokens: ring,
+        seal,
+        csrf,
+        version,
+        ..
+    } = stored;
+    let seal = SealKeys::new(seal);
+    let (tokens, sync_tokens) = if config.tokens.enabled {
+        let codec = config.tokens.codec(ring.keys().map(|k| k.algorithm));
+        let ring = TokenKeys::new(ring);
+        let settings = token_settings(config, ring.clone(), codec.clone(), notes)?;
+        (Some(settings), Some((ring, codec)))
+    } else {
+        notes.push("session tokens are disabled ([tokens] enabled = false)".to_owned());
+        (None, None)
+    };
+    // `[tokens] rotate = false` stops every scheduled rotation, the sealing keys' too.
+    let rotation = if config.tokens.rotate {
+        Some(StoreRotation {
+            holder: random_holder().map_err(StartupError::Random)?,
+            // Renewed at every tick that rotates; a dead holder's lapses after three
+            // refreshes (at least 30 s, for RSA key generation).
+            lease: (config.keys.refresh * 3).max(Duration::from_secs(30)),
+            key_source: config.tokens.key_source(),
+        })
+    } else {
+        None
+    };
+    let sync = StoreKeySync::new(
+        vault,
+        policies,
+        sync_tokens,
+        seal.clone(),
+        &csrf,
+        version,
+        rotation,
+    )
+    .map_err(StartupError::Random)?;
+    notes.push(format!(
+        "the keys in the store are read again every {}s",
+        config.keys.refresh.as_secs()
+    ));
+    Ok(Keys {
+        csrf,
+        tokens,
+        seal,
+        dir_sync: None,
+        seal_sync: None,
+        store_sync: Some((Arc::new(sync), config.keys.refresh)),
+    })
+}
+
+/// A node's name in the rotation lease: random, so two processes never share one.
+fn random_holder() -> Result<String, getrandom::Error> {
+    let mut b = [0u8; 12];
+    getrandom::fill(&mut b)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// The token settings of `config` for the keyring `ring`, whose tokens use `codec`.
+fn token_settings(
+    config: &Config,
+    ring: TokenKeys,
+    codec: tessera_token::Config,
+    notes: &mut Vec<String>,
+) -> Result<TokenSettings, StartupError> {
+    let t = &config.tokens;
     if !t.rotate {
         notes.push(
             "scheduled key rotation is off ([tokens] rotate = false): rotate with \
@@ -429,9 +578,6 @@ fn token_settings(
     if let Some(p) = t.profile {
         notes.push(format!("token profile {}", p.name()));
     }
-    let codec = dir.codec(&ring);
-    let ring = TokenKeys::new(ring);
-    let sync = KeySync::new(dir, ring.clone(), codec.clone(), version);
     let mut settings = TokenSettings::new(codec, ring, &config.cookie)
         .map_err(StartupError::Engine)?
         .with_subject(t.subject.clone())
@@ -446,7 +592,7 @@ fn token_settings(
             .with_cookie_name(name.clone(), &config.cookie)
             .map_err(StartupError::Engine)?;
     }
-    Ok((settings, sync))
+    Ok(settings)
 }
 
 /// Serves `prepared` on `listener` until `shutdown` completes, purging expired sessions
@@ -493,6 +639,7 @@ pub async fn serve_with_grace(
         stores,
         keys,
         seal_keys,
+        store_keys,
         pem_keys,
         ..
     } = prepared;
@@ -522,7 +669,12 @@ pub async fn serve_with_grace(
             s.clock().now().unix_secs()
         }));
     }
-    purgers.push(spawn_seal_sync(seal_keys, state.clone()));
+    if let Some(sync) = seal_keys {
+        purgers.push(spawn_seal_sync(sync, state.clone()));
+    }
+    if let Some((sync, every)) = store_keys {
+        purgers.push(spawn_store_key_sync(sync, every, state.clone()));
+    }
     if let Some((keys, every)) = pem_keys {
         purgers.push(spawn_key_refresh(keys, every));
     }
@@ -714,6 +866,54 @@ fn spawn_seal_sync(sync: Arc<SealSync>, state: AppState) -> tokio::task::JoinHan
     )
 }
 
+/// Reads the key manifest from the store every `every` ([`StoreKeySync::tick`]); a failure
+/// keeps the keys in use and is a warning.
+fn spawn_store_key_sync(
+    sync: Arc<StoreKeySync>,
+    every: Duration,
+    state: AppState,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval.tick().await;
+        loop {
+            interval.tick().await;
+            match sync.tick(state.clock().now().unix_secs()).await {
+                Ok(t) => {
+                    if let Some(r) = &t.rotation {
+                        tracing::info!(
+                            version = t.version,
+                            promoted = ?r.tokens.promoted.as_ref().map(ToString::to_string),
+                            generated = ?r.tokens.generated.as_ref().map(ToString::to_string),
+                            sealing_generated = ?r.seal.generated,
+                            "rotated the keys in the store"
+                        );
+                    }
+                    if t.reloaded {
+                        tracing::info!(
+                            version = t.version,
+                            "the keys in the store changed; now using them"
+                        );
+                    }
+                    if t.csrf_changed {
+                        tracing::error!(
+                            code = "keys-csrf-changed",
+                            "the CSRF key in the store changed; this node keeps its own until \
+                             a restart, so its CSRF tokens and sids differ from the fleet's"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    code = e.code(),
+                    error = %e,
+                    "reading the keys from the store failed; keeping the current keys"
+                ),
+            }
+        }
+    })
+}
+
 /// The engine's key-file errors as start-up errors, with the messages operators know.
 impl From<KeyFileError> for StartupError {
     fn from(e: KeyFileError) -> Self {
@@ -810,6 +1010,9 @@ mod tests {
                 path: PathBuf::new(),
                 source: tessera_token::Error::NoSigningKey,
             },
+            StartupError::StoredKeys(tessera::keys::stored::StoredKeysError::Unsupported {
+                backend: "x",
+            }),
             StartupError::Bind {
                 addr: ([127, 0, 0, 1], 0).into(),
                 source: io(),

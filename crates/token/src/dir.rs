@@ -198,29 +198,50 @@ impl Keyring {
         let path = dir.join(MANIFEST);
         let bytes = read_file(&path, false)?;
         let version = ManifestVersion::of(&bytes);
-        let manifest: Manifest = parse_manifest(&path, &bytes)?;
-        check_format(&path, manifest.format)?;
+        let ring = Self::from_manifest_json(&bytes, &path, policy, &mut |kid| {
+            read_file(&key_file(dir, kid), true)
+        })?;
+        Ok((ring, version))
+    }
+
+    /// A keyring from a manifest in the format of [`MANIFEST`] and the PKCS#8 DER private
+    /// keys that `secret` gives by kid (asked for every `next` and `active` key), with the
+    /// checks of [`Keyring::load`]. `origin` names where the manifest came from, in errors.
+    /// [`Keyring::load`] reads a directory through it; a fleet's store (the engine's
+    /// `keys::stored`) reads its sealed record through it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Keyring::load`], and whatever `secret` returns.
+    pub fn from_manifest_json(
+        bytes: &[u8],
+        origin: &Path,
+        policy: RotationPolicy,
+        secret: &mut dyn FnMut(&str) -> Result<Zeroizing<Vec<u8>>>,
+    ) -> Result<Self> {
+        let path = origin;
+        let manifest: Manifest = parse_manifest(path, bytes)?;
+        check_format(path, manifest.format)?;
         let mut entries = Vec::with_capacity(manifest.keys.len());
         for k in manifest.keys {
             let Value::Object(jwk) = &k.jwk else {
-                return Err(manifest_error(&path, "jwk is not an object", None));
+                return Err(manifest_error(path, "jwk is not an object", None));
             };
             let public = PublicKey::from_jwk_map(jwk)?;
             if public.kid().as_str() != k.kid || public.algorithm() != k.alg {
                 return Err(manifest_error(
-                    &path,
+                    path,
                     format!("key {} does not match its jwk", k.kid),
                     None,
                 ));
             }
             let secret = match k.state {
                 KeyState::Next | KeyState::Active => {
-                    let file = key_file(dir, &k.kid);
-                    let der = read_file(&file, true)?;
+                    let der = secret(&k.kid)?;
                     let sk = SigningKey::from_pkcs8_der(k.alg, &der)?;
                     if sk.kid() != public.kid() {
                         return Err(manifest_error(
-                            &path,
+                            path,
                             format!("private key file of {} holds another key", k.kid),
                             None,
                         ));
@@ -238,7 +259,49 @@ impl Keyring {
                 revoked_at: k.revoked_at,
             });
         }
-        Ok((Self::from_entries(entries, policy)?, version))
+        Self::from_entries(entries, policy)
+    }
+
+    /// The manifest of this keyring in the format of [`MANIFEST`]: public facts only (kids,
+    /// algorithms, states, times, public JWKs), what [`Keyring::save`] writes and
+    /// [`Keyring::from_manifest_json`] reads back with the private keys.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Manifest`] if it cannot be encoded (`origin` names it).
+    pub fn manifest_json(&self, origin: &Path) -> Result<Vec<u8>> {
+        let manifest = Manifest {
+            format: FORMAT,
+            keys: self
+                .entries()
+                .iter()
+                .map(|e| ManifestKey {
+                    kid: e.public.kid().to_string(),
+                    alg: e.public.algorithm(),
+                    state: e.state,
+                    valid_from: e.valid_from,
+                    retired_at: e.retired_at,
+                    revoked_at: e.revoked_at,
+                    jwk: serde_json::to_value(e.public.jwk(JwsAlgorithm::EdDsa))
+                        .unwrap_or(Value::Null),
+                })
+                .collect(),
+        };
+        let mut text = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| manifest_error(origin, "cannot encode", Some(e)))?;
+        text.push(b'\n');
+        Ok(text)
+    }
+
+    /// The private halves of the `next` and `active` keys, newest first.
+    ///
+    /// # Security
+    ///
+    /// For code that stores the keyring elsewhere than [`Keyring::save`]'s directory (a
+    /// fleet's store seals them under its master key before they leave the process);
+    /// never log or send them.
+    pub fn secret_keys(&self) -> impl Iterator<Item = &SigningKey> + '_ {
+        self.entries().iter().filter_map(|e| e.secret.as_ref())
     }
 
     /// The version of the manifest in `dir` now, or `None` if there is none. Cheap: one
@@ -309,26 +372,7 @@ impl Keyring {
                 }
             }
         }
-        let manifest = Manifest {
-            format: FORMAT,
-            keys: self
-                .entries()
-                .iter()
-                .map(|e| ManifestKey {
-                    kid: e.public.kid().to_string(),
-                    alg: e.public.algorithm(),
-                    state: e.state,
-                    valid_from: e.valid_from,
-                    retired_at: e.retired_at,
-                    revoked_at: e.revoked_at,
-                    jwk: serde_json::to_value(e.public.jwk(JwsAlgorithm::EdDsa))
-                        .unwrap_or(Value::Null),
-                })
-                .collect(),
-        };
-        let mut text = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| manifest_error(&dir.join(MANIFEST), "cannot encode", Some(e)))?;
-        text.push(b'\n');
+        let text = self.manifest_json(&dir.join(MANIFEST))?;
         write_atomic(&dir.join(MANIFEST), &text, false)?;
         sync_dir(dir)?;
         // Discard private halves that are no longer needed.

@@ -372,6 +372,17 @@ impl SealKeyring {
         self.entries.first().map(|e| e.key.kid())
     }
 
+    /// Every key with the time it started sealing, newest (the sealing key) first.
+    ///
+    /// # Security
+    ///
+    /// For code that stores the keys elsewhere than [`SealKeyring::save`]'s directory (a
+    /// fleet's store seals them under its master key before they leave the process); never
+    /// log or send them.
+    pub fn secret_keys(&self) -> impl Iterator<Item = (&SealKey, i64)> + '_ {
+        self.entries.iter().map(|e| (&e.key, e.created_at))
+    }
+
     pub(crate) fn entries(&self) -> &[SealEntry] {
         &self.entries
     }

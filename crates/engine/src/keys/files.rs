@@ -125,18 +125,9 @@ pub fn read_or_create_secret(path: &Path) -> Result<(Zeroizing<String>, bool), K
         path: path.to_owned(),
         source,
     };
-    match fs::metadata(path) {
-        Ok(meta) => {
-            if meta.permissions().mode() & 0o077 != 0 {
-                return Err(KeyFileError::Invalid {
-                    path: path.to_owned(),
-                    message: "group or others can read it; run `chmod 600` on it",
-                });
-            }
-            let text = Zeroizing::new(fs::read_to_string(path).map_err(io)?);
-            Ok((text, false))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    match read_secret(path) {
+        Ok(text) => Ok((text, false)),
+        Err(KeyFileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             let mut raw = Zeroizing::new([0u8; 32]);
             getrandom::fill(raw.as_mut()).map_err(KeyFileError::Random)?;
             let text = Zeroizing::new(URL_SAFE_NO_PAD.encode(raw.as_ref()));
@@ -151,8 +142,54 @@ pub fn read_or_create_secret(path: &Path) -> Result<(Zeroizing<String>, bool), K
             f.sync_all().map_err(io)?;
             Ok((text, true))
         }
-        Err(e) => Err(io(e)),
+        Err(e) => Err(e),
     }
+}
+
+/// Reads a secret file that must exist: refused when group or others can read it (the rule
+/// of every key file of the data directory, and of the fleet's master key file).
+///
+/// # Errors
+///
+/// [`KeyFileError::Invalid`] for a file that group or others can read; [`KeyFileError::Io`]
+/// (a missing file included: `NotFound`).
+pub fn read_secret(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
+    let io = |source| KeyFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = fs::metadata(path).map_err(io)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(KeyFileError::Invalid {
+            path: path.to_owned(),
+            message: "group or others can read it; run `chmod 600` on it",
+        });
+    }
+    Ok(Zeroizing::new(fs::read_to_string(path).map_err(io)?))
+}
+
+/// 32 key bytes from a key file's text (unpadded base64url; surrounding whitespace ignored).
+///
+/// # Errors
+///
+/// [`KeyFileError::Invalid`] with `message` otherwise.
+pub(crate) fn decode_key32(
+    text: &str,
+    path: &Path,
+    message: &'static str,
+) -> Result<Zeroizing<[u8; 32]>, KeyFileError> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    let n = URL_SAFE_NO_PAD
+        .decode_slice(text.trim(), key.as_mut())
+        .ok()
+        .filter(|n| *n == 32);
+    if n.is_none() {
+        return Err(KeyFileError::Invalid {
+            path: path.to_owned(),
+            message,
+        });
+    }
+    Ok(key)
 }
 
 /// The CSRF key in `path` (a data directory's [`CSRF_KEY_FILE`]), created on a first run.
@@ -164,17 +201,11 @@ pub fn read_or_create_secret(path: &Path) -> Result<(Zeroizing<String>, bool), K
 /// 32 bytes in unpadded base64url.
 pub fn load_or_create_csrf_key(path: &Path) -> Result<(CsrfKey, bool), KeyFileError> {
     let (text, created) = read_or_create_secret(path)?;
-    let mut key = Zeroizing::new([0u8; 32]);
-    let n = URL_SAFE_NO_PAD
-        .decode_slice(text.trim(), key.as_mut())
-        .ok()
-        .filter(|n| *n == 32);
-    if n.is_none() {
-        return Err(KeyFileError::Invalid {
-            path: path.to_owned(),
-            message: "must hold 32 bytes in unpadded base64url (delete it to generate a new one)",
-        });
-    }
+    let key = decode_key32(
+        &text,
+        path,
+        "must hold 32 bytes in unpadded base64url (delete it to generate a new one)",
+    )?;
     Ok((CsrfKey::from_bytes(*key), created))
 }
 

@@ -13,6 +13,7 @@ use std::ops::Deref;
 use std::sync::{Arc, PoisonError, RwLock};
 
 pub mod files;
+pub mod stored;
 
 pub use files::KeyFileError;
 

@@ -100,6 +100,13 @@ pub enum KeysCommand {
     },
     /// Print the JWKS exactly as `GET /.well-known/jwks.json` serves it.
     Jwks,
+    /// Create a fleet's master key file (`[keys] storage = "store"`): 32 random bytes,
+    /// unpadded base64url, mode 0600. An existing file is kept, never replaced. Give every
+    /// node the same file (`TESSERA_MASTER_KEY_FILE`).
+    MasterKey {
+        /// The file to create.
+        path: PathBuf,
+    },
 }
 
 /// `tessera token …`.

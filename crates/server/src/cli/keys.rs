@@ -20,6 +20,27 @@ const PICKUP: &str =
 /// The key directory's errors; failures to write standard output.
 #[allow(clippy::print_stdout)]
 pub fn run(config: &Config, command: &KeysCommand) -> Result<ExitCode> {
+    if let KeysCommand::MasterKey { path } = command {
+        let (_, created) = tessera::keys::files::read_or_create_secret(path)
+            .map_err(crate::startup::StartupError::from)?;
+        let key = tessera::keys::stored::MasterKey::load(path)
+            .map_err(crate::startup::StartupError::from)?;
+        let verb = if created {
+            "created"
+        } else {
+            "kept the existing"
+        };
+        println!(
+            "{verb} master key {} in {} (mode 0600); give every node of the fleet this file \
+             as TESSERA_MASTER_KEY_FILE",
+            key.id(),
+            path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if config.keys.storage == crate::config::KeyStorage::Store {
+        return Err(keys::KeysError::InStore.into());
+    }
     note_disabled(config);
     let dir = KeyDir::new(config);
     let now = now();
@@ -101,6 +122,7 @@ pub fn run(config: &Config, command: &KeysCommand) -> Result<ExitCode> {
                 }
             }
         }
+        KeysCommand::MasterKey { .. } => {}
         KeysCommand::Jwks => {
             let jwks = dir.jwks()?;
             let mut out = std::io::stdout().lock();

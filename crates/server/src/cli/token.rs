@@ -23,6 +23,9 @@ const EXIT_USAGE: u8 = 2;
 /// No keyring; a bad subject, claim or lifetime; signing failures.
 #[allow(clippy::print_stdout)]
 pub fn mint(config: &Config, args: &MintArgs) -> Result<ExitCode> {
+    if config.keys.storage == crate::config::KeyStorage::Store {
+        return Err(keys::KeysError::InStore.into());
+    }
     note_disabled(config);
     let dir = KeyDir::new(config);
     let (ring, _) = dir.load()?;
@@ -85,6 +88,9 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_USAGE));
     }
     let config = load(cli)?;
+    if config.keys.storage == crate::config::KeyStorage::Store {
+        return Err(keys::KeysError::InStore.into());
+    }
     note_disabled(&config);
     let dir = KeyDir::new(&config);
     let (ring, _) = dir.load()?;

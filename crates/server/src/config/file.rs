@@ -34,6 +34,16 @@ pub(super) struct File {
     pub(super) verify: FileVerify,
     #[serde(default)]
     pub(super) server: FileServer,
+    #[serde(default)]
+    pub(super) keys: FileKeys,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileKeys {
+    pub(super) storage: Option<String>,
+    pub(super) master_key_file: Option<PathBuf>,
+    pub(super) refresh: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -19,6 +19,7 @@
 //! | `kask.rs` | `[kask]`: the Kask-compatible API (`TESSERA_KASK_*`) |
 //! | `kv.rs` | `[kv]`: the keyed store on `/v1/kv` (`TESSERA_KV_*`) |
 //! | `server.rs` | `[server]`: the access log, the shutdown grace |
+//! | `keys.rs` | `[keys]`: keys in `data_dir` or in the store (a fleet) |
 //! | `error.rs` | [`ConfigError`] |
 
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ use tessera::cookie::CookieConfig;
 mod error;
 mod file;
 mod kask;
+mod keys;
 mod kv;
 mod server;
 mod service;
@@ -45,6 +47,7 @@ mod verify;
 mod tests;
 
 pub use error::ConfigError;
+pub use keys::{DEFAULT_KEYS_REFRESH, KeyStorage, KeysConfig};
 pub use server::{DEFAULT_SHUTDOWN_GRACE, ServerConfig};
 pub use service::Limits;
 pub(crate) use service::check_api_key;
@@ -105,6 +108,8 @@ pub struct Config {
     pub verify: VerifyConfig,
     /// `[server]`: the access log and the shutdown grace.
     pub server: ServerConfig,
+    /// `[keys]`: where the keys live.
+    pub keys: KeysConfig,
     /// Where each setting's value came from (absent: the default).
     sources: std::collections::BTreeMap<&'static str, Source>,
 }
@@ -174,6 +179,7 @@ impl Config {
         let tokens = tokens::build(f.tokens, env, &cookie, revocation_keep)?;
         let (verify_required, verify_refresh, verify) = verify::build(f.verify, env, &tokens)?;
         let server = server::build(f.server, env)?;
+        let keys = keys::build(f.keys, env, &tokens, &verify)?;
         Ok(Self {
             listen,
             data_dir,
@@ -194,6 +200,7 @@ impl Config {
             verify_refresh,
             verify,
             server,
+            keys,
             cookie_development,
             sources: sources.into_seen(),
         })

@@ -123,6 +123,10 @@ settings! {
     SERVER_ACCESS_LOG = "server.access_log", "TESSERA_ACCESS_LOG", Bool, "true";
     SERVER_SHUTDOWN_GRACE = "server.shutdown_grace", "TESSERA_SHUTDOWN_GRACE", Duration, "10s";
 
+    KEYS_STORAGE = "keys.storage", "TESSERA_KEYS", String, "dir";
+    KEYS_MASTER_KEY_FILE = "keys.master_key_file", "TESSERA_MASTER_KEY_FILE", Path, "none";
+    KEYS_REFRESH = "keys.refresh", "TESSERA_KEYS_REFRESH", Duration, "10s";
+
     REVOCATIONS_KEEP = "revocations.keep", "TESSERA_REVOCATIONS_KEEP", Duration, "245m";
 
     TOKENS_ENABLED = "tokens.enabled", "TESSERA_TOKEN_ENABLED", Bool, "true";
@@ -284,6 +288,17 @@ pub(super) fn values(c: &Config) -> Vec<(&'static Setting, String)> {
         (&KV_MAX_TTL, d(c.kv.max_ttl)),
         (&SERVER_ACCESS_LOG, c.server.access_log.to_string()),
         (&SERVER_SHUTDOWN_GRACE, d(c.server.shutdown_grace)),
+        (&KEYS_STORAGE, c.keys.storage.name().to_owned()),
+        (
+            &KEYS_MASTER_KEY_FILE,
+            or_none(
+                c.keys
+                    .master_key_file
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+            ),
+        ),
+        (&KEYS_REFRESH, d(c.keys.refresh)),
         (&REVOCATIONS_KEEP, d(c.revocation_keep)),
         (&TOKENS_ENABLED, t.enabled.to_string()),
         (&TOKENS_ISSUER, t.issuer.clone()),

@@ -13,6 +13,7 @@ mod contract;
 mod edge;
 mod expiry;
 mod faults;
+mod fleet;
 mod frameworks;
 mod kask;
 mod kask_log;

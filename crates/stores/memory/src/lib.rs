@@ -9,6 +9,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod blobs;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
@@ -36,6 +38,8 @@ struct Inner {
     namespaces: HashMap<KvNamespace, HashMap<KvKey, KvEntry>>,
     /// The revocation log, in sequence order.
     revocation_log: Vec<(u64, Revocation)>,
+    /// Versioned blobs: value and version.
+    blobs: HashMap<String, (Vec<u8>, u64)>,
 }
 
 impl Inner {
@@ -94,6 +98,10 @@ impl SessionStore for MemoryStore {
     }
 
     fn as_revocation_log(&self) -> Option<&dyn RevocationLog> {
+        Some(self)
+    }
+
+    fn as_blobs(&self) -> Option<&dyn tessera_core::BlobStore> {
         Some(self)
     }
 

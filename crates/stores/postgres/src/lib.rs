@@ -12,7 +12,7 @@
 //! # }
 //! ```
 //!
-//! # Tables (schema version 4)
+//! # Tables (schema version 5)
 //!
 //! | table | key | holds |
 //! |-------|-----|-------|
@@ -22,6 +22,7 @@
 //! | `tessera_kv_namespaces` (migration 4) | `ns` | `generation`, `count` — the keyed store's namespaces (`/v1/kv`): counting and clearing one read or write this row only |
 //! | `tessera_kv_values` (migration 4) | `(ns, key)` (key: the SHA-256 of the application's) | `generation`, `replaced`, `value`, `expires_at` (ms; indexed, for purge) — the keyed store's values; rows of an older generation than their namespace's were cleared |
 //! | `tessera_revocations` (migration 3) | `seq` (`bigserial`) | `subject_kind` (`user`/`session`), `subject_id`, `at` (ms; indexed, for purge) — the revocation log |
+//! | `tessera_blobs` (migration 5) | `name` (`text`) | `version` (counted from 1; compare-and-set), `value` (`bytea`) — versioned blobs: a fleet's sealed keys and rotation lease |
 //! | `tessera_schema_version` | `version` | one row per migration applied, with `applied_at` |
 //!
 //! Indexes: `tessera_sessions (user_id) WHERE user_id IS NOT NULL` (the user index, always
@@ -90,6 +91,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod blobs;
 mod kv;
 mod revocations;
 mod schema;

@@ -10,7 +10,7 @@ use crate::Error;
 
 /// The schema version this build writes. [`PostgresStore::connect`](crate::PostgresStore::connect)
 /// refuses a database with a later one.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// The advisory lock key that serialises migrations ("tessera1" as ASCII).
 const MIGRATION_LOCK: i64 = 0x7465_7373_6572_6131;
@@ -93,6 +93,18 @@ CREATE TABLE tessera_kv_values (
     PRIMARY KEY (ns, key)
 );
 CREATE INDEX tessera_kv_values_expires_at ON tessera_kv_values (expires_at);
+",
+    ),
+    (
+        5,
+        r"
+-- Versioned blobs under names (a fleet's sealed keys, the rotation lease), changed only by
+-- compare-and-set on the version; never expire.
+CREATE TABLE tessera_blobs (
+    name    text   PRIMARY KEY CHECK (octet_length(name) <= 256),
+    version bigint NOT NULL CHECK (version > 0),
+    value   bytea  NOT NULL
+);
 ",
     ),
 ];

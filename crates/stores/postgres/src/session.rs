@@ -90,6 +90,10 @@ impl SessionStore for PostgresStore {
         Some(self)
     }
 
+    fn as_blobs(&self) -> Option<&dyn tessera_core::BlobStore> {
+        Some(self)
+    }
+
     async fn create(&self, key: &StoreKey, record: &SessionRecord) -> StoreResult<()> {
         let (json, version) = encode(record)?;
         let inserted = self

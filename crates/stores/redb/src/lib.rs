@@ -61,6 +61,7 @@
 //! | `expiries`      | (expiry or `until` in ms, store key) | nothing: the purge queue |
 //! | `revocations`   | user id                      | the user's revocation time, ms |
 //! | `meta`          | `"layout_version"`           | [`LAYOUT_VERSION`] |
+//! | `blobs`         | name                         | a versioned blob: its version (8 bytes, big-endian), then its bytes |
 //!
 //! Every write keeps the three tables about a session (`sessions`, `user_sessions`,
 //! `expiries`) consistent in its transaction, so [`SessionStore::purge_expired`] reads only
@@ -87,6 +88,7 @@
 
 mod backup;
 mod batch;
+mod blobs;
 mod codec;
 #[cfg(test)]
 mod tests;
@@ -141,6 +143,8 @@ const KV_NS_VALUES: TableDefinition<'static, (&str, &[u8; 32]), &[u8]> =
 /// Expiry queue of the keyed store: (expiry ms, namespace, key digest).
 const KV_NS_EXPIRIES: TableDefinition<'static, (i64, &str, &[u8; 32]), ()> =
     TableDefinition::new("kv_ns_expiries");
+/// Versioned blobs: name → version (8 bytes, big-endian) + value.
+const BLOBS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("blobs");
 const LAYOUT_KEY: &str = "layout_version";
 
 const KEY_MIN: [u8; 32] = [0; 32];
@@ -497,6 +501,7 @@ fn init_layout(db: &Database) -> Result<()> {
         txn.open_table(KV_NAMESPACES).map_err(storage)?;
         txn.open_table(KV_NS_VALUES).map_err(storage)?;
         txn.open_table(KV_NS_EXPIRIES).map_err(storage)?;
+        txn.open_table(BLOBS).map_err(storage)?;
     }
     txn.commit().map_err(storage)
 }
@@ -566,6 +571,10 @@ impl SessionStore for RedbStore {
     }
 
     fn as_kv(&self) -> Option<&dyn KvStore> {
+        Some(self)
+    }
+
+    fn as_blobs(&self) -> Option<&dyn tessera_core::BlobStore> {
         Some(self)
     }
 

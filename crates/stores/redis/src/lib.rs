@@ -29,6 +29,7 @@
 //! | `<prefix>rv:{revocations}:n` | string | the revocation log's last sequence number | `{revocations}` |
 //! | `<prefix>rv:{revocations}:l` | sorted set | the revocation log: `<seq>:<JSON>` scored by sequence number | `{revocations}` |
 //! | `<prefix>rv:{revocations}:t` | sorted set | sequence numbers scored by revocation time (ms) | `{revocations}` |
+//! | `<prefix>b:{<name, hex>}` | hash | a versioned blob (`v` value, `n` version; compare-and-set, no TTL) | the blob's own |
 //!
 //! The prefix defaults to `tessera:`. The braces are Redis Cluster *hash tags*: only the part
 //! between them picks the slot. A user's two keys share the tag `{<user id>}`, so they live on
@@ -140,6 +141,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod blobs;
 mod config;
 mod keys;
 mod kv;

@@ -22,6 +22,10 @@ impl SessionStore for RedisStore {
         Some(self)
     }
 
+    fn as_blobs(&self) -> Option<&dyn tessera_core::BlobStore> {
+        Some(self)
+    }
+
     async fn create(&self, key: &StoreKey, record: &SessionRecord) -> StoreResult<()> {
         let json = encode(record)?;
         let hex = key.to_hex();

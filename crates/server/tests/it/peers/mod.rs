@@ -21,7 +21,7 @@ mod algorithms;
 mod caddy;
 mod jose;
 mod mediawiki_edge;
-mod nginx;
+pub(crate) mod nginx;
 mod pyjwt;
 mod service_algorithms;
 

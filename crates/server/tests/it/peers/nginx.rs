@@ -136,6 +136,11 @@ impl Nginx {
         https_get(&format!("https://127.0.0.1:{}{path}", self.port), headers).await
     }
 
+    /// The port nginx listens on (127.0.0.1).
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
     pub(crate) fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
     }

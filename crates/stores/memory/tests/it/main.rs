@@ -10,3 +10,4 @@ tessera_core::conformance_tests!(async { Arc::new(MemoryStore::new()) });
 
 tessera_core::kv_conformance_tests!(async { Arc::new(MemoryStore::new()) });
 tessera_core::revocation_conformance_tests!(async { Arc::new(MemoryStore::new()) });
+tessera_core::blob_conformance_tests!(async { Arc::new(MemoryStore::new()) });

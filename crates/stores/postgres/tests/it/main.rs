@@ -19,3 +19,4 @@ pub(crate) async fn store() -> PostgresStore {
 tessera_core::conformance_tests!(async { std::sync::Arc::new(store().await) });
 tessera_core::kv_conformance_tests!(async { std::sync::Arc::new(store().await) });
 tessera_core::revocation_conformance_tests!(async { std::sync::Arc::new(store().await) });
+tessera_core::blob_conformance_tests!(async { std::sync::Arc::new(store().await) });

@@ -2,6 +2,7 @@
 //! layout checks, the background purge, group commit and crash durability.
 
 mod batching;
+mod blobs;
 mod common;
 mod crash;
 mod persistence;

@@ -40,6 +40,7 @@ mod standalone {
     tessera_core::revocation_conformance_tests!(async {
         std::sync::Arc::new(crate::standalone().await)
     });
+    tessera_core::blob_conformance_tests!(async { std::sync::Arc::new(crate::standalone().await) });
 }
 
 /// The conformance suite on a three-master Redis Cluster.
@@ -49,4 +50,5 @@ mod cluster {
     tessera_core::revocation_conformance_tests!(async {
         std::sync::Arc::new(crate::cluster().await)
     });
+    tessera_core::blob_conformance_tests!(async { std::sync::Arc::new(crate::cluster().await) });
 }
