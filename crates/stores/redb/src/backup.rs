@@ -13,8 +13,8 @@ use redb::{
 };
 
 use crate::{
-    EXPIRIES, KV, KV_EXPIRIES, META, REVOCATION_LOG, REVOCATIONS, RedbStore, SESSIONS, StoreResult,
-    USER_SESSIONS, backend,
+    BLOBS, EXPIRIES, KV, KV_EXPIRIES, META, REVOCATION_LOG, REVOCATIONS, RedbStore, SESSIONS,
+    StoreResult, USER_SESSIONS, backend,
 };
 
 /// What [`RedbStore::backup_to`] copied.
@@ -33,7 +33,7 @@ pub struct BackupStats {
 
 /// Every table of layout 1. A backup refuses a file with any other table, so a table added
 /// later cannot be left out of backups silently: adding one means adding it here.
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "meta",
     "sessions",
     "user_sessions",
@@ -42,6 +42,7 @@ const TABLES: [&str; 8] = [
     "kv",
     "kv_expiries",
     "revocation_log",
+    "blobs",
 ];
 
 fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
@@ -136,6 +137,8 @@ impl RedbStore {
         copy_table(&snapshot, &txn, EXPIRIES)?;
         copy_table(&snapshot, &txn, REVOCATIONS)?;
         copy_table(&snapshot, &txn, KV_EXPIRIES)?;
+        // A fleet's sealed keys, when they live in this store (`[keys] storage = "store"`).
+        copy_table(&snapshot, &txn, BLOBS)?;
         txn.commit().map_err(backend)?;
         drop(copy);
         stats.bytes = std::fs::metadata(dest).map_err(backend)?.len();
