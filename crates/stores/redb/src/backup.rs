@@ -13,8 +13,8 @@ use redb::{
 };
 
 use crate::{
-    BLOBS, EXPIRIES, KV, KV_EXPIRIES, META, REVOCATION_LOG, REVOCATIONS, RedbStore, SESSIONS,
-    StoreResult, USER_SESSIONS, backend,
+    BLOBS, EXPIRIES, KV, KV_EXPIRIES, KV_NAMESPACES, KV_NS_EXPIRIES, KV_NS_VALUES, META,
+    REVOCATION_LOG, REVOCATIONS, RedbStore, SESSIONS, StoreResult, USER_SESSIONS, backend,
 };
 
 /// What [`RedbStore::backup_to`] copied.
@@ -33,7 +33,7 @@ pub struct BackupStats {
 
 /// Every table of layout 1. A backup refuses a file with any other table, so a table added
 /// later cannot be left out of backups silently: adding one means adding it here.
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 12] = [
     "meta",
     "sessions",
     "user_sessions",
@@ -42,6 +42,9 @@ const TABLES: [&str; 9] = [
     "kv",
     "kv_expiries",
     "revocation_log",
+    "kv_namespaces",
+    "kv_ns_values",
+    "kv_ns_expiries",
     "blobs",
 ];
 
@@ -137,6 +140,10 @@ impl RedbStore {
         copy_table(&snapshot, &txn, EXPIRIES)?;
         copy_table(&snapshot, &txn, REVOCATIONS)?;
         copy_table(&snapshot, &txn, KV_EXPIRIES)?;
+        // The keyed store (`/v1/kv`).
+        copy_table(&snapshot, &txn, KV_NAMESPACES)?;
+        copy_table(&snapshot, &txn, KV_NS_VALUES)?;
+        copy_table(&snapshot, &txn, KV_NS_EXPIRIES)?;
         // A fleet's sealed keys, when they live in this store (`[keys] storage = "store"`).
         copy_table(&snapshot, &txn, BLOBS)?;
         txn.commit().map_err(backend)?;
