@@ -4,7 +4,7 @@
 
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { ProtocolError, TransportError, kaskErrorFrom, problemFrom } from "./errors.js";
+import { KvNotFound, ProtocolError, TransportError, kaskErrorFrom, problemFrom } from "./errors.js";
 import { OPERATIONS } from "./operations.js";
 
 /** Milliseconds for one attempt of a request: connecting, sending and reading the answer. */
@@ -275,6 +275,47 @@ export class Client {
   /** Deletes the value under `key` (nothing there is fine). */
   async kaskDelete(key) {
     Client.#checkKask(await this.#send("DELETE", Client.#kaskPath(key)));
+  }
+
+  // === the keyed store (`/v1/kv`, express-session's Store) ===
+
+  /** The value under `key` with its expiry (`ValueResponse`), or `null`. */
+  async kvGet(namespace, key) {
+    try {
+      return await this.#call("kv_get", { params: { namespace, key } });
+    } catch (e) {
+      if (e instanceof KvNotFound) return null;
+      throw e;
+    }
+  }
+
+  /** Stores `value` (any JSON) under `key` for `ttl` seconds (cut to the server's `kv.max_ttl`). */
+  async kvPut(namespace, key, value, ttl) {
+    const o = OPERATIONS.kv_put;
+    Client.#check(await this.#send(o.method, path("kv_put", { namespace, key }), { json: { value, ttl } }));
+  }
+
+  /** Gives the value under `key` a new TTL without rewriting it; throws `KvNotFound` if none is live. */
+  async kvTouch(namespace, key, ttl) {
+    const o = OPERATIONS.kv_touch;
+    Client.#check(await this.#send(o.method, path("kv_touch", { namespace, key }), { json: { ttl } }));
+  }
+
+  /** Deletes the value under `key` (nothing there is fine). */
+  async kvDelete(namespace, key) {
+    const o = OPERATIONS.kv_delete;
+    Client.#check(await this.#send(o.method, path("kv_delete", { namespace, key })));
+  }
+
+  /** How many values the namespace holds (a counter: no scan). */
+  async kvCount(namespace) {
+    return (await this.#call("kv_count", { params: { namespace } })).count;
+  }
+
+  /** Deletes every value of the namespace, in one write. */
+  async kvClear(namespace) {
+    const o = OPERATIONS.kv_clear;
+    Client.#check(await this.#send(o.method, path("kv_clear", { namespace })));
   }
 
   // === operations ===

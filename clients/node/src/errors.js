@@ -68,6 +68,8 @@ export const MalformedCookie = problem("malformed-cookie", 400, "MalformedCookie
 export const Unauthorized = problem("unauthorized", 401, "Unauthorized");
 /** 404: no such endpoint. */
 export const NotFound = problem("not-found", 404, "NotFound");
+/** 404: no live value under the key of the keyed store (`/v1/kv`). */
+export const KvNotFound = problem("kv-not-found", 404, "KvNotFound");
 /** 404: the cookie names no live session (`set_cookie` clears it), or no such reference. */
 export const SessionNotFound = problem("session-not-found", 404, "SessionNotFound");
 /** 404: the service issues no session tokens. */
@@ -76,10 +78,14 @@ export const TokensDisabled = problem("tokens-disabled", 404, "TokensDisabled");
 export const MethodNotAllowed = problem("method-not-allowed", 405, "MethodNotAllowed");
 /** 409: an edit lost too many compare-and-set races; retry. */
 export const Contention = problem("contention", 409, "Contention");
+/** 409: another backup (`GET /v1/admin/backup`) is being made or sent. */
+export const BackupInProgress = problem("backup-in-progress", 409, "BackupInProgress");
 /** 413: the request body is over the service's limit. */
 export const BodyTooLarge = problem("body-too-large", 413, "BodyTooLarge");
 /** 413: the session's data would exceed its limit. */
 export const DataTooLarge = problem("data-too-large", 413, "DataTooLarge");
+/** 413: a value of the keyed store is over `kv.max_value_bytes`. */
+export const ValueTooLarge = problem("value-too-large", 413, "ValueTooLarge");
 /** 415: the body was not sent as JSON. */
 export const UnsupportedMediaType = problem("unsupported-media-type", 415, "UnsupportedMediaType");
 /** 422: valid JSON, invalid content (a bad user id, key, purpose or claim...). */
@@ -90,6 +96,10 @@ export const HeadersTooLarge = problem("headers-too-large", 431, "HeadersTooLarg
 export const Internal = problem("internal", 500, "Internal");
 /** 501: the configured store keeps no revocation log. */
 export const NoRevocationLog = problem("no-revocation-log", 501, "NoRevocationLog");
+/** 501: a backup of a store that is not an embedded (redb) one. */
+export const BackupUnsupported = problem("backup-unsupported", 501, "BackupUnsupported");
+/** 501: the configured store has no key-value namespace (`/v1/kv`). */
+export const NoKvStore = problem("no-kv-store", 501, "NoKvStore");
 /** 503: the session store failed or did not answer (nothing was partly written). */
 export const StoreUnavailable = problem("store-unavailable", 503, "StoreUnavailable");
 /** 503: the verifier has not loaded its keys or revocations yet. */
@@ -104,17 +114,22 @@ export const PROBLEM_CLASSES = Object.freeze(
       MalformedCookie,
       Unauthorized,
       NotFound,
+      KvNotFound,
       SessionNotFound,
       TokensDisabled,
       MethodNotAllowed,
       Contention,
+      BackupInProgress,
       BodyTooLarge,
       DataTooLarge,
+      ValueTooLarge,
       UnsupportedMediaType,
       InvalidRequest,
       HeadersTooLarge,
       Internal,
       NoRevocationLog,
+      BackupUnsupported,
+      NoKvStore,
       StoreUnavailable,
       VerifierNotReady,
     ].map((cls) => [cls.code, cls]),

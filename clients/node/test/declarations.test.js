@@ -10,6 +10,7 @@ import ts from "typescript";
 const ENTRY_POINTS = [
   ["tessera-sessions", "index.d.ts"],
   ["tessera-sessions/express", "express.d.ts"],
+  ["tessera-sessions/store", "store.d.ts"],
 ];
 
 function declared(file) {

@@ -116,6 +116,10 @@ function agrees(schema, node, decls, seen) {
     const literals = rest.map((t) => (ts.isLiteralTypeNode(t) && ts.isStringLiteral(t.literal) ? t.literal.text : null));
     return JSON.stringify([...literals].sort()) === JSON.stringify([...inner.enum].sort());
   }
+  if (!inner.type && !inner.$ref && !inner.enum) {
+    // Any JSON value.
+    return rest.length === 1 && ts.isTypeReferenceNode(rest[0]) && rest[0].typeName.getText() === "JsonValue";
+  }
   if (rest.length !== 1 || type.length !== 1) return false;
   const t = rest[0];
   switch (type[0]) {

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 
-import { applySetCookies } from "./helpers.js";
+import { Client, applySetCookies } from "./helpers.js";
 import { startTessera } from "./tessera-server.js";
 
 const PACKAGE = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -59,7 +59,7 @@ export async function runBlock(code, env) {
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
     try {
-      await fetch(url, { method: "HEAD" });
+      await fetch(`${url}/.readme-test-probe`, { method: "HEAD" }); // a 404: no session made
       return { url, stop };
     } catch {
       if (child.exitCode !== null) break;
@@ -101,6 +101,34 @@ test("the middleware's quick start, as written: login, who am I, logout", async 
     await send("POST", "/logout", "");
     assert.equal(cookie, "");
     assert.equal(await (await send("GET", "/")).text(), "Hello stranger");
+  } finally {
+    await app.stop();
+  }
+});
+
+test("the store's quick start, as written: express-session keeps its sessions in Tessera", async () => {
+  const app = await runBlock(readmeBlock("express-session store: quick start"), {
+    TESSERA_URL: tessera.url,
+    TESSERA_API_KEY: tessera.apiKey,
+    SESSION_SECRET: "the README test's secret 0123456789",
+  });
+  try {
+    let cookie = "";
+    const get = async () => {
+      const r = await fetch(`${app.url}/`, { headers: { cookie } });
+      cookie = applySetCookies(cookie, r.headers.getSetCookie());
+      return r.text();
+    };
+    assert.equal(await get(), "Views: 1");
+    assert.match(cookie, /^connect\.sid=s%3A/);
+    assert.equal(await get(), "Views: 2");
+    assert.equal(await get(), "Views: 3");
+    const client = new Client({ url: tessera.url, apiKey: tessera.apiKey });
+    assert.equal(await client.kvCount("express-sessions"), 1);
+    const sid = decodeURIComponent(cookie.split("=")[1]).slice(2).split(".")[0];
+    const stored = await client.kvGet("express-sessions", sid);
+    assert.equal(stored.value.views, 3);
+    assert.ok(stored.ttl > 86_000 && stored.ttl <= 86_400, String(stored.ttl));
   } finally {
     await app.stop();
   }

@@ -203,6 +203,33 @@ export interface KaskProblem {
   instance: string;
 }
 
+/** `PUT /v1/kv/{namespace}/{key}`. */
+export interface PutRequest {
+  /** Any JSON value, at most `kv.max_value_bytes` as compact JSON. */
+  value: JsonValue;
+  /** Seconds the value lives from now (at least 1; cut to `kv.max_ttl`). */
+  ttl: number;
+}
+
+/** `PATCH /v1/kv/{namespace}/{key}`. */
+export interface TouchRequest {
+  ttl: number;
+}
+
+/** `GET /v1/kv/{namespace}/{key}`. */
+export interface ValueResponse {
+  value: JsonValue;
+  /** When it expires, in Unix seconds. */
+  expires_at: number;
+  /** Seconds left (rounded up). */
+  ttl: number;
+}
+
+/** `GET /v1/kv/{namespace}`. */
+export interface CountResponse {
+  count: number;
+}
+
 // === what the client makes of the other answers ===
 
 /** The edge verifier's answer (`GET /v1/verify`), from its status and headers. */
@@ -286,6 +313,13 @@ export class Client {
   kaskPut(key: string | Uint8Array, value: string | Uint8Array): Promise<void>;
   kaskDelete(key: string | Uint8Array): Promise<void>;
 
+  kvGet(namespace: string, key: string): Promise<ValueResponse | null>;
+  kvPut(namespace: string, key: string, value: JsonValue, ttl: number): Promise<void>;
+  kvTouch(namespace: string, key: string, ttl: number): Promise<void>;
+  kvDelete(namespace: string, key: string): Promise<void>;
+  kvCount(namespace: string): Promise<number>;
+  kvClear(namespace: string): Promise<void>;
+
   healthy(): Promise<boolean>;
   ready(): Promise<boolean>;
   metrics(): Promise<string>;
@@ -349,17 +383,22 @@ export class InvalidQuery extends ProblemError {}
 export class MalformedCookie extends ProblemError {}
 export class Unauthorized extends ProblemError {}
 export class NotFound extends ProblemError {}
+export class KvNotFound extends ProblemError {}
 export class SessionNotFound extends ProblemError {}
 export class TokensDisabled extends ProblemError {}
 export class MethodNotAllowed extends ProblemError {}
 export class Contention extends ProblemError {}
+export class BackupInProgress extends ProblemError {}
 export class BodyTooLarge extends ProblemError {}
 export class DataTooLarge extends ProblemError {}
+export class ValueTooLarge extends ProblemError {}
 export class UnsupportedMediaType extends ProblemError {}
 export class InvalidRequest extends ProblemError {}
 export class HeadersTooLarge extends ProblemError {}
 export class Internal extends ProblemError {}
 export class NoRevocationLog extends ProblemError {}
+export class BackupUnsupported extends ProblemError {}
+export class NoKvStore extends ProblemError {}
 export class StoreUnavailable extends ProblemError {}
 export class VerifierNotReady extends ProblemError {}
 
