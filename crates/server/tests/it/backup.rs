@@ -556,3 +556,49 @@ async fn one_backup_at_a_time() {
         .collect();
     assert_eq!(left, vec!["s.redb".to_owned()]);
 }
+
+/// Files restored into an existing data directory get its owner (systemd's dynamic user, a
+/// dedicated user), so the service can read what root restored. Run as root (as CI does),
+/// the directory is given to `nobody` first; otherwise the files must stay the caller's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restored_files_belong_to_the_data_directorys_owner() {
+    use std::os::unix::fs::MetadataExt as _;
+
+    let t = Tessera::start("", &[]).await;
+    let backup = tempfile::tempdir().unwrap();
+    let target = backup.path().join("b");
+    let listen = [("TESSERA_LISTEN", t.addr.as_str())];
+    let o = run(
+        &t.config_file(),
+        &listen,
+        &["backup", target.to_str().unwrap()],
+    )
+    .await;
+    assert!(o.status.success(), "{:?}", text(&o));
+
+    let dst = tempfile::tempdir().unwrap();
+    let config = config_for(dst.path());
+    let data = dst.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let me = std::fs::metadata(&data).unwrap().uid();
+    if me == 0 {
+        std::os::unix::fs::chown(&data, Some(65534), Some(65534)).unwrap();
+    } else {
+        println!("not root: the files must stay uid {me} (the chown path needs root)");
+    }
+    let dir = std::fs::metadata(&data).unwrap();
+    let owner = (dir.uid(), dir.gid());
+    let o = run(&config, &[], &["restore", target.to_str().unwrap()]).await;
+    assert!(o.status.success(), "{:?}", text(&o));
+    for f in [
+        "sessions.redb",
+        "csrf.key",
+        "api-key",
+        "keys",
+        "keys/manifest.json",
+        "keys/seal.json",
+    ] {
+        let m = std::fs::metadata(data.join(f)).unwrap();
+        assert_eq!((m.uid(), m.gid()), owner, "{f}");
+    }
+}
