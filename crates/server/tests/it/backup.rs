@@ -439,7 +439,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// With `[store.anonymous]` on redb, the backup holds both stores and the restore puts each
-/// where the target's configuration says.
+/// where the target's configuration says; the keyed store of `/v1/kv` comes back too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_separate_anonymous_redb_store_is_backed_up_and_restored_too() {
     let src_dir = tempfile::tempdir().unwrap();
@@ -465,6 +465,16 @@ async fn a_separate_anonymous_redb_store_is_backed_up_and_restored_too() {
         .unwrap()
         .to_owned();
     let alice = login(&src, "alice").await;
+    // The keyed store of /v1/kv lives in the session store too.
+    let r = src
+        .client
+        .put(format!("{}/v1/kv/sess/abc", src.base))
+        .bearer_auth(&src.api_key)
+        .json(&json!({"value": {"n": 1}, "ttl": 3600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
 
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("b");
@@ -500,6 +510,16 @@ async fn a_separate_anonymous_redb_store_is_backed_up_and_restored_too() {
     let v = post(&dst, "/v1/session/resolve", json!({"cookie": cookie})).await;
     assert_eq!(v["session"]["data"]["cart"], json!([1, 2]), "{v}");
     assert_restored(&dst, &alice).await;
+    let r = dst
+        .client
+        .get(format!("{}/v1/kv/sess/abc", dst.base))
+        .bearer_auth(&dst.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["value"], json!({"n": 1}), "{v}");
 }
 
 /// One backup at a time: while a copy is being sent (its body not read to the end), a second
