@@ -258,3 +258,183 @@ impl StoreKeySync {
         Ok(csrf.sid(&self.probe_key) != self.csrf_probe)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tessera::keys::stored::MasterKey;
+    use tessera_core::SessionStore;
+    use tessera_store_memory::MemoryStore;
+    use tessera_token::seal::SealPolicy;
+    use tessera_token::{OsKeySource, RotationPolicy};
+
+    use super::*;
+
+    const T0: i64 = 1_800_000_000;
+    const DAY: i64 = 86_400;
+
+    fn policies() -> StoredPolicies {
+        StoredPolicies {
+            tokens: RotationPolicy::default(),
+            seal: SealPolicy::default(),
+        }
+    }
+
+    fn codec() -> tessera_token::Config {
+        tessera_token::Config::new("tessera")
+    }
+
+    /// A node on `store`: its sync and its token and sealing keys.
+    async fn node(
+        store: &Arc<MemoryStore>,
+        name: &str,
+        rotate: bool,
+    ) -> (StoreKeySync, TokenKeys, SealKeys) {
+        let store: Arc<dyn SessionStore> = store.clone();
+        let vault = Arc::new(KeyVault::new(store, MasterKey::from_bytes([9; 32])).unwrap());
+        let (k, _) = vault
+            .load_or_create(&policies(), T0, &mut OsKeySource::default())
+            .await
+            .unwrap();
+        let tokens = TokenKeys::new(k.tokens);
+        let seal = SealKeys::new(k.seal);
+        let rotation = rotate.then(|| StoreRotation {
+            holder: name.to_owned(),
+            lease: Duration::from_secs(30),
+            key_source: OsKeySource::default(),
+        });
+        let sync = StoreKeySync::new(
+            vault,
+            policies(),
+            Some((tokens.clone(), codec())),
+            seal.clone(),
+            &k.csrf,
+            k.version,
+            rotation,
+        )
+        .unwrap();
+        (sync, tokens, seal)
+    }
+
+    fn jwks(k: &TokenKeys) -> String {
+        k.read().jwks(&codec())
+    }
+
+    #[tokio::test]
+    async fn one_node_rotates_and_the_others_follow_within_a_tick() {
+        let store = Arc::new(MemoryStore::new());
+        let (a, a_keys, a_seal) = node(&store, "a", true).await;
+        let (b, b_keys, b_seal) = node(&store, "b", true).await;
+        assert_eq!(jwks(&a_keys), jwks(&b_keys));
+        // Nothing due: nothing written, no lease taken.
+        let t = a.tick(T0 + 60).await.unwrap();
+        assert!(
+            t.rotation.is_none() && !t.reloaded && !t.lease_elsewhere,
+            "{t:?}"
+        );
+        assert_eq!(t.version, 1);
+        // Thirty days on, a rotates (a next key is published, a new sealing key seals).
+        let later = T0 + 30 * DAY;
+        let t = a.tick(later).await.unwrap();
+        let r = t.rotation.as_ref().expect("a rotated");
+        assert!(
+            r.tokens.generated.is_some() && r.seal.generated.is_some(),
+            "{r:?}"
+        );
+        assert_eq!(t.version, 2);
+        assert_ne!(jwks(&a_keys), jwks(&b_keys));
+        // b finds the new keys and does not rotate again: the lease is a's, and nothing is
+        // due in the keys it just read.
+        let t = b.tick(later + 1).await.unwrap();
+        assert!(
+            t.reloaded && t.rotation.is_none() && !t.csrf_changed,
+            "{t:?}"
+        );
+        assert_eq!(t.version, 2);
+        assert_eq!(jwks(&a_keys), jwks(&b_keys));
+        assert_eq!(a_seal.read().sealing_kid(), b_seal.read().sealing_kid());
+        // A value sealed by a opens on b.
+        let v = a_seal.read().seal("c", "p", b"x", later + DAY).unwrap();
+        assert_eq!(b_seal.read().open("c", "p", &v, later + 2).unwrap(), b"x");
+        // A token signed by a verifies on b.
+        assert_eq!(
+            a_keys.read().signing_key_at(later).unwrap().kid(),
+            b_keys.read().signing_key_at(later).unwrap().kid()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_due_rotation_waits_for_the_lease_holder() {
+        let store = Arc::new(MemoryStore::new());
+        let (a, _, _) = node(&store, "a", true).await;
+        let (b, b_keys, _) = node(&store, "b", true).await;
+        let before = jwks(&b_keys);
+        // a holds the lease (it was about to rotate, then died).
+        let vault = Arc::clone(&a.vault);
+        assert!(
+            vault
+                .take_lease("a", T0, Duration::from_secs(30))
+                .await
+                .unwrap()
+        );
+        let later = T0 + 30 * DAY;
+        // The lease was taken at T0 for 30 s: long lapsed by `later`, so b rotates.
+        let t = b.tick(later).await.unwrap();
+        assert!(t.rotation.is_some(), "{t:?}");
+        // Now b holds it: a, due as well with its old copy, reads b's keys and waits.
+        assert!(
+            vault
+                .take_lease("b", later, Duration::from_secs(30))
+                .await
+                .unwrap()
+        );
+        let t = a.tick(later + 5).await.unwrap();
+        assert!(t.reloaded && t.rotation.is_none(), "{t:?}");
+        assert_ne!(jwks(&b_keys), before);
+        // With the lease held elsewhere and a rotation due, a node writes nothing.
+        let (c, _, _) = node(&store, "c", true).await;
+        let much_later = later + 40 * DAY;
+        assert!(
+            vault
+                .take_lease("b", much_later, Duration::from_secs(30))
+                .await
+                .unwrap()
+        );
+        let t = c.tick(much_later + 1).await.unwrap();
+        assert!(t.lease_elsewhere && t.rotation.is_none(), "{t:?}");
+        assert_eq!(vault.version().await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn without_rotation_a_node_only_follows_the_store() {
+        let store = Arc::new(MemoryStore::new());
+        let (a, a_keys, _) = node(&store, "a", false).await;
+        let before = jwks(&a_keys);
+        let t = a.tick(T0 + 90 * DAY).await.unwrap();
+        assert!(t.rotation.is_none() && !t.lease_elsewhere, "{t:?}");
+        assert_eq!(jwks(&a_keys), before);
+        assert_eq!(a.vault.version().await.unwrap(), 1);
+        // Another node's rotation still reaches it.
+        let (b, b_keys, _) = node(&store, "b", true).await;
+        assert!(b.tick(T0 + 90 * DAY).await.unwrap().rotation.is_some());
+        assert!(a.tick(T0 + 90 * DAY).await.unwrap().reloaded);
+        assert_eq!(jwks(&a_keys), jwks(&b_keys));
+    }
+
+    #[tokio::test]
+    async fn a_tampered_manifest_is_refused_and_the_keys_in_use_stay() {
+        use tessera_core::BlobStore as _;
+        let store = Arc::new(MemoryStore::new());
+        let (a, a_keys, _) = node(&store, "a", true).await;
+        let before = jwks(&a_keys);
+        store
+            .blob_put(tessera::keys::stored::KEYS_BLOB, 1, b"{\"tampered\":1}")
+            .await
+            .unwrap();
+        let err = a.tick(T0 + 60).await.unwrap_err();
+        assert_eq!(err.code(), "keys-record-tampered");
+        assert_eq!(jwks(&a_keys), before);
+        assert_eq!(a.version(), 1);
+    }
+}
