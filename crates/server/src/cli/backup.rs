@@ -855,7 +855,7 @@ pub fn restore(config: &Config, from: &Path) -> Result<()> {
                 copy_file(&from.join(&f.path), &to.join(name))?;
             }
             sync_dir(&to)?;
-        } else {
+        } else if config.keys.storage == crate::config::KeyStorage::Dir {
             notes.push("the backup holds no keys: the service generates new ones");
         }
         for name in [CSRF_KEY_FILE, API_KEY_FILE] {
