@@ -204,7 +204,20 @@ async fn a_backup_under_load_restores_every_acknowledged_session_into_a_new_data
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The load is running: some of its writes are acknowledged before the backup starts.
+    let grown = |at_least: usize| {
+        let acked = acked.clone();
+        async move {
+            tessera_test_support::process::poll_until(
+                Duration::from_secs(20),
+                Duration::from_millis(20),
+                async || (acked.lock().await.len() >= at_least).then_some(()),
+            )
+            .await
+            .is_some()
+        }
+    };
+    assert!(grown(20).await, "the load did not get going");
 
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("backups").join("tessera-1");
@@ -216,7 +229,12 @@ async fn a_backup_under_load_restores_every_acknowledged_session_into_a_new_data
     )
     .await;
     let took = started.elapsed();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // And some after it ended.
+    let so_far = acked.lock().await.len();
+    assert!(
+        grown(so_far + 4).await,
+        "the load stopped during the backup"
+    );
     stop.store(true, Ordering::Relaxed);
     let mut during = 0;
     for w in writers {
