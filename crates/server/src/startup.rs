@@ -182,7 +182,7 @@ fn describe(url: &StoreUrl) -> String {
 /// bounded wait and a 503. Networked stores are reached, and Postgres migrated, before the
 /// service starts, so a wrong URL or password fails at start-up. A redb store is also put in
 /// `redb`, labelled `label`, for its metrics.
-async fn open_store(
+pub(crate) async fn open_store(
     url: &StoreUrl,
     what: &'static str,
     timeout: Duration,

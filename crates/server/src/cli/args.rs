@@ -100,6 +100,11 @@ pub enum KeysCommand {
     },
     /// Print the JWKS exactly as `GET /.well-known/jwks.json` serves it.
     Jwks,
+    /// With `[keys] storage = "store"`: copy this node's key directory (`DATA_DIR/keys`,
+    /// `DATA_DIR/csrf.key`) into the store, so a fleet starts with the keys it already
+    /// published. Once: done again with the same keys it changes nothing; refused when the
+    /// store holds other keys.
+    Import,
     /// Create a fleet's master key file (`[keys] storage = "store"`): 32 random bytes,
     /// unpadded base64url, mode 0600. An existing file is kept, never replaced. Give every
     /// node the same file (`TESSERA_MASTER_KEY_FILE`).

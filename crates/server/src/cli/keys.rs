@@ -39,7 +39,7 @@ pub fn run(config: &Config, command: &KeysCommand) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if config.keys.storage == crate::config::KeyStorage::Store {
-        return Err(keys::KeysError::InStore.into());
+        return super::stored_keys::run(config, command);
     }
     note_disabled(config);
     let dir = KeyDir::new(config);
@@ -82,60 +82,77 @@ pub fn run(config: &Config, command: &KeysCommand) -> Result<ExitCode> {
         }
         KeysCommand::List { json } => {
             let (ring, _) = dir.load()?;
-            let signer = ring.signing_key_at(now).ok().map(|k| k.kid().clone());
-            let rows: Vec<_> = ring
-                .keys()
-                .map(|k| {
-                    let signing = signer.as_ref() == Some(&k.kid);
-                    (k, signing)
-                })
-                .collect();
-            if *json {
-                let keys: Vec<Value> = rows.iter().map(|(k, s)| keys::key_json(k, *s)).collect();
-                print_json(&json!({ "keys": keys }))?;
-            } else {
-                println!(
-                    "{:<16}  {:<7}  {:<7}  {:<20}  NOTE",
-                    "KID", "ALG", "STATE", "VALID FROM (UTC)"
-                );
-                for (k, signing) in rows {
-                    let note = match (k.state, signing) {
-                        (_, true) => "signs now".to_owned(),
-                        (KeyState::Next, _) => "published, not signing yet".to_owned(),
-                        (KeyState::Retired, _) => k
-                            .retired_at
-                            .map(|t| format!("verifies only, since {}", keys::utc(t)))
-                            .unwrap_or_default(),
-                        (KeyState::Revoked, _) => k
-                            .revoked_at
-                            .map(|t| format!("refused, since {}", keys::utc(t)))
-                            .unwrap_or_default(),
-                        _ => String::new(),
-                    };
-                    println!(
-                        "{:<16}  {:<7}  {:<7}  {:<20}  {note}",
-                        k.kid.as_str(),
-                        k.algorithm.name(),
-                        k.state.name(),
-                        keys::utc(k.valid_from)
-                    );
-                }
-            }
+            print_list(&ring, now, *json)?;
         }
         KeysCommand::MasterKey { .. } => {}
-        KeysCommand::Jwks => {
-            let jwks = dir.jwks()?;
-            let mut out = std::io::stdout().lock();
-            // Byte for byte what the service serves, so `> jwks.json` can be deployed as
-            // it is (Envoy `local_jwks`); a newline only for a person at a terminal.
-            out.write_all(jwks.as_bytes())?;
-            if std::io::stdout().is_terminal() {
-                writeln!(out)?;
-            }
-            out.flush()?;
+        KeysCommand::Jwks => print_jwks(&dir.jwks()?)?,
+        KeysCommand::Import => {
+            return Err(keys::KeysError::InvalidInput(
+                "`tessera keys import` copies DATA_DIR's keys into the store: set \
+                 TESSERA_KEYS=store and TESSERA_MASTER_KEY_FILE"
+                    .into(),
+            )
+            .into());
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `keys list`: the keys of `ring` at `now`, as a table or JSON.
+#[allow(clippy::print_stdout)]
+pub(super) fn print_list(ring: &tessera_token::Keyring, now: i64, json: bool) -> Result<()> {
+    let signer = ring.signing_key_at(now).ok().map(|k| k.kid().clone());
+    let rows: Vec<_> = ring
+        .keys()
+        .map(|k| {
+            let signing = signer.as_ref() == Some(&k.kid);
+            (k, signing)
+        })
+        .collect();
+    if json {
+        let keys: Vec<Value> = rows.iter().map(|(k, s)| keys::key_json(k, *s)).collect();
+        return print_json(&json!({ "keys": keys }));
+    }
+    println!(
+        "{:<16}  {:<7}  {:<7}  {:<20}  NOTE",
+        "KID", "ALG", "STATE", "VALID FROM (UTC)"
+    );
+    for (k, signing) in rows {
+        let note = match (k.state, signing) {
+            (_, true) => "signs now".to_owned(),
+            (KeyState::Next, _) => "published, not signing yet".to_owned(),
+            (KeyState::Retired, _) => k
+                .retired_at
+                .map(|t| format!("verifies only, since {}", keys::utc(t)))
+                .unwrap_or_default(),
+            (KeyState::Revoked, _) => k
+                .revoked_at
+                .map(|t| format!("refused, since {}", keys::utc(t)))
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        println!(
+            "{:<16}  {:<7}  {:<7}  {:<20}  {note}",
+            k.kid.as_str(),
+            k.algorithm.name(),
+            k.state.name(),
+            keys::utc(k.valid_from)
+        );
+    }
+    Ok(())
+}
+
+/// Writes `jwks` to standard output byte for byte (a newline only at a terminal).
+pub(super) fn print_jwks(jwks: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    // Byte for byte what the service serves, so `> jwks.json` can be deployed as it is
+    // (Envoy `local_jwks`); a newline only for a person at a terminal.
+    out.write_all(jwks.as_bytes())?;
+    if std::io::stdout().is_terminal() {
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 #[allow(clippy::print_stdout)]

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `args.rs` | the clap definitions of every command |
 //! | [`serve`] | `tessera serve`, `tessera verifier` |
-//! | [`keys`] | `tessera keys generate / rotate / list / jwks` |
+//! | [`keys`] | `tessera keys generate / rotate / list / jwks / import / master-key` (`stored_keys.rs`: on the store) |
 //! | [`token`] | `tessera token mint / inspect` |
 //! | [`config`] | `tessera config check` |
 //! | [`backup`] | `tessera backup`, `tessera restore` |
@@ -24,6 +24,7 @@ pub mod config;
 mod error;
 pub mod keys;
 pub mod serve;
+mod stored_keys;
 pub mod token;
 
 pub use args::{

@@ -358,3 +358,109 @@ async fn three_nodes_on_one_postgres_behind_nginx_act_as_one_service() {
         .await;
     assert_eq!(v["token_status"], json!("ok"), "{v}");
 }
+
+/// `tessera` with the environment of a fleet node (or, with `store` empty, of a node with
+/// its keys in `data_dir`), run to the end.
+fn cli(store: &str, master: &Path, data_dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = node_command(store, master, data_dir);
+    if store.is_empty() {
+        cmd.env_remove("TESSERA_KEYS")
+            .env_remove("TESSERA_STORE")
+            .env("TESSERA_STORE", "memory:");
+    }
+    // `node_command` starts with `serve`: replace the arguments.
+    let mut c = std::process::Command::new(cmd.get_program());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c.args(args).output().unwrap()
+}
+
+/// A node's key directory as `tessera serve` leaves it: token keys, sealing keys, csrf.key.
+fn key_directory(data_dir: &Path) {
+    let out = cli(
+        "",
+        Path::new("/nonexistent"),
+        data_dir,
+        &["keys", "generate"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let policy = tessera::keys::files::seal_policy(&tessera::SessionConfig::default());
+    tessera::keys::files::load_or_generate_seal_keys(&data_dir.join("keys"), policy, 1_800_000_000)
+        .unwrap();
+    tessera::keys::files::load_or_create_csrf_key(&data_dir.join("csrf.key")).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_directory_is_imported_into_the_store_once() {
+    let pg = PostgresServer::shared().await;
+    let url = pg.fresh_schema_url().await;
+    let secrets = tempfile::tempdir().unwrap();
+    let master = master_key_file(secrets.path(), "master.key");
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().join("data");
+    key_directory(&d);
+    let dir_jwks = cli("", &master, &d, &["keys", "jwks"]);
+    assert!(dir_jwks.status.success(), "{dir_jwks:?}");
+
+    // Before the import the store has no keys to list.
+    let out = cli(&url, &master, &d, &["keys", "list"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no keys yet"),
+        "{out:?}"
+    );
+    let out = cli(&url, &master, &d, &["keys", "import"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("imported 1 token keys"),
+        "{out:?}"
+    );
+    let first = stored_manifest(&url).await;
+    assert_eq!(first.version, 1);
+    // Again: nothing changes.
+    let out = cli(&url, &master, &d, &["keys", "import"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("nothing changed"),
+        "{out:?}"
+    );
+    assert_eq!(stored_manifest(&url).await, first);
+    // The store's JWKS is the directory's, from the CLI and from a node serving on it.
+    let store_jwks = cli(&url, &master, &d, &["keys", "jwks"]);
+    assert!(store_jwks.status.success(), "{store_jwks:?}");
+    assert_eq!(store_jwks.stdout, dir_jwks.stdout);
+    let node = Node::start(&url, &master).await;
+    let served = reqwest::get(format!("{}/.well-known/jwks.json", node.base))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(served.to_vec(), dir_jwks.stdout);
+    let list = cli(&url, &master, &d, &["keys", "list", "--json"]);
+    assert!(list.status.success(), "{list:?}");
+    let v: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(v["keys"][0]["signing"], json!(true), "{v}");
+    // Another directory's keys are refused: the fleet's keys stay.
+    let other = tempfile::tempdir().unwrap();
+    let o = other.path().join("data");
+    key_directory(&o);
+    let out = cli(&url, &master, &o, &["keys", "import"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already holds other keys"),
+        "{out:?}"
+    );
+    assert_eq!(stored_manifest(&url).await, first);
+    // What does not work on the store says so.
+    let out = cli(&url, &master, &d, &["keys", "rotate"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("keys-in-store"),
+        "{out:?}"
+    );
+}
