@@ -1,6 +1,6 @@
 //! A fleet (issue 11): three `tessera serve` processes on loopback, each with a data
-//! directory of its own, sharing one Postgres (a throwaway cluster of `tessera-test-support`)
-//! with `TESSERA_KEYS=store`, behind Debian's nginx with the three in one round-robin
+//! directory of its own, sharing one Postgres (a throwaway cluster of `tessera-test-support`),
+//! and again one Redis Cluster (three masters of its own), with `TESSERA_KEYS=store`, behind Debian's nginx with the three in one round-robin
 //! `upstream`. A client going through nginx gets its anonymous cookie, its login, its
 //! updates, its CSRF checks and its token checks accepted whichever node answers; every node
 //! serves the same JWKS bytes; a node given another master key exits non-zero and leaves
@@ -174,13 +174,20 @@ impl Client {
 }
 
 async fn stored_manifest(url: &str) -> tessera_core::Blob {
-    PostgresStore::open(url)
-        .await
-        .unwrap()
-        .blob_get("tessera/keys")
-        .await
-        .unwrap()
-        .expect("the fleet's keys in the store")
+    let blob = if url.starts_with("postgres") {
+        PostgresStore::open(url)
+            .await
+            .unwrap()
+            .blob_get("tessera/keys")
+            .await
+    } else {
+        tessera_store_redis::RedisStore::open(url)
+            .await
+            .unwrap()
+            .blob_get("tessera/keys")
+            .await
+    };
+    blob.unwrap().expect("the fleet's keys in the store")
 }
 
 fn master_key_file(dir: &Path, name: &str) -> PathBuf {
@@ -203,7 +210,19 @@ fn master_key_file(dir: &Path, name: &str) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_on_one_postgres_behind_nginx_act_as_one_service() {
     let pg = PostgresServer::shared().await;
-    let url = pg.fresh_schema_url().await;
+    three_nodes_behind_nginx(&pg.fresh_schema_url().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_on_one_redis_cluster_behind_nginx_act_as_one_service() {
+    // A Cluster of its own: the fleet's keys have one fixed name in a store.
+    let cluster = tessera_test_support::redis::RedisCluster::start().await;
+    three_nodes_behind_nginx(&cluster.url()).await;
+}
+
+/// Three nodes on the store at `url` (with no keys yet) behind nginx: see the module docs.
+async fn three_nodes_behind_nginx(url: &str) {
+    let url = url.to_owned();
     let secrets = tempfile::tempdir().unwrap();
     let master = master_key_file(secrets.path(), "master.key");
 
