@@ -190,6 +190,24 @@ async fn stored_manifest(url: &str) -> tessera_core::Blob {
     blob.unwrap().expect("the fleet's keys in the store")
 }
 
+/// Writes `value` over the manifest at `expected`, as someone with write access to the store.
+async fn put_manifest(url: &str, expected: u64, value: &[u8]) {
+    let v = if url.starts_with("postgres") {
+        PostgresStore::open(url)
+            .await
+            .unwrap()
+            .blob_put("tessera/keys", expected, value)
+            .await
+    } else {
+        tessera_store_redis::RedisStore::open(url)
+            .await
+            .unwrap()
+            .blob_put("tessera/keys", expected, value)
+            .await
+    };
+    assert_eq!(v.unwrap(), expected + 1);
+}
+
 fn master_key_file(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
@@ -372,6 +390,56 @@ async fn three_nodes_behind_nginx(url: &str) {
     let after = stored_manifest(&url).await;
     assert_eq!(after, before, "the stored keys changed");
     // The fleet still serves with its keys.
+    let v = client
+        .call("/v1/session/resolve", json!({"cookie": jar.header()}))
+        .await;
+    assert_eq!(v["token_status"], json!("ok"), "{v}");
+
+    // A fourth node started later serves with the fleet's keys at once.
+    let d = Node::start(&url, &master).await;
+    let jwks = http
+        .get(format!("{}/.well-known/jwks.json", d.base))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(Some(&jwks.to_vec()), sets.iter().next());
+    let v: Value = http
+        .post(format!("{}/v1/session/resolve", d.base))
+        .bearer_auth(API_KEY)
+        .json(&json!({"cookie": jar.header()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["token_status"], json!("ok"), "{v}");
+    assert_eq!(v["session"]["user"]["id"], json!("alice"), "{v}");
+    drop(d);
+
+    // A record altered in the store is refused and reported: a node does not start on it.
+    let mut altered = after.value.clone();
+    let at = altered.len() / 2;
+    altered[at] = if altered[at] == b'A' { b'B' } else { b'A' };
+    put_manifest(&url, after.version, &altered).await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::from(node_command(&url, &master, &dir.path().join("data2")))
+            .output(),
+    )
+    .await
+    .expect("a node on an altered record must exit")
+    .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("keys-record-tampered") || stderr.contains("altered or replayed"),
+        "{stderr}"
+    );
+    // The running nodes keep the keys they have.
     let v = client
         .call("/v1/session/resolve", json!({"cookie": jar.header()}))
         .await;
