@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tessera::csrf::CsrfKey;
 
+use sha2::{Digest as _, Sha256};
 use tessera::keys::stored::{
     KeyVault, StoredKeys, StoredKeysError, StoredPolicies, StoredRotation,
 };
@@ -89,6 +90,10 @@ pub struct StoreKeySync {
     csrf_probe: String,
     probe_key: StoreKey,
     known: AtomicU64,
+    /// The SHA-256 of the manifest's plaintext in use, when known: a manifest of the same
+    /// version but other content (a write acknowledged, then lost in a store failover, and
+    /// another node's write since) is read again rather than trusted by its version.
+    digest: Mutex<Option<[u8; 32]>>,
     /// `None` with `[tokens] rotate = false`: the node only follows the store.
     rotation: Option<StoreRotation>,
     /// Serialises key swaps.
@@ -120,6 +125,7 @@ impl StoreKeySync {
             csrf_probe: csrf.sid(&probe_key),
             probe_key,
             known: AtomicU64::new(version),
+            digest: Mutex::new(None),
             rotation,
             swapping: Mutex::new(()),
         })
@@ -153,7 +159,11 @@ impl StoreKeySync {
             return Ok(tick);
         };
         let plain = Arc::new(plain);
-        let reload = version != tick.version;
+        let seen: [u8; 32] = Sha256::digest(plain.as_slice()).into();
+        let reload = version != tick.version || self.digest().is_some_and(|d| d != seen);
+        if !reload {
+            self.set_digest(Some(seen));
+        }
         let rotating = self.rotation.is_some();
         // Key parsing is CPU work (RSA above all): off the runtime's threads. Whether a
         // rotation is due is found on a copy with a key source that generates nothing, so
@@ -169,6 +179,7 @@ impl StoreKeySync {
             .await?;
         if let Some(keys) = fresh {
             tick.csrf_changed = self.install(keys)?;
+            self.set_digest(Some(seen));
             tick.reloaded = true;
             tick.version = version;
         }
@@ -200,6 +211,12 @@ impl StoreKeySync {
             Ok(v) => {
                 keys.version = v;
                 self.install(keys)?;
+                // What this node wrote, as the store holds it (unknown if it cannot say).
+                let written = match self.vault.read().await {
+                    Ok(Some((p, at))) if at == v => Some(Sha256::digest(p.as_slice()).into()),
+                    _ => None,
+                };
+                self.set_digest(written);
                 tick.version = v;
                 tick.rotation = Some(r);
             }
@@ -209,6 +226,14 @@ impl StoreKeySync {
             Err(e) => return Err(e),
         }
         Ok(tick)
+    }
+
+    fn digest(&self) -> Option<[u8; 32]> {
+        *self.digest.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_digest(&self, d: Option<[u8; 32]>) {
+        *self.digest.lock().unwrap_or_else(PoisonError::into_inner) = d;
     }
 
     /// Runs `f` on the plaintext on the blocking pool.
@@ -420,6 +445,55 @@ mod tests {
         assert!(b.tick(T0 + 90 * DAY).await.unwrap().rotation.is_some());
         assert!(a.tick(T0 + 90 * DAY).await.unwrap().reloaded);
         assert_eq!(jwks(&a_keys), jwks(&b_keys));
+    }
+
+    #[tokio::test]
+    async fn a_manifest_of_the_same_version_but_other_keys_is_read_again() {
+        use tessera_core::BlobStore as _;
+        // a rotates (version 2) and b follows; then the store loses a's write in a failover
+        // and c, which never saw it, writes another version 2: a and b must take c's keys.
+        let lost = Arc::new(MemoryStore::new());
+        let (a, a_keys, _) = node(&lost, "a", true).await;
+        let (b, b_keys, _) = node(&lost, "b", true).await;
+        let v1 = lost
+            .blob_get(tessera::keys::stored::KEYS_BLOB)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(a.tick(T0 + 30 * DAY).await.unwrap().rotation.is_some());
+        assert!(b.tick(T0 + 30 * DAY).await.unwrap().reloaded);
+        // The failover: the store is back at version 1 ...
+        let failed_over = Arc::new(MemoryStore::new());
+        failed_over
+            .blob_put(tessera::keys::stored::KEYS_BLOB, 0, &v1.value)
+            .await
+            .unwrap();
+        // ... and c rotates from there: another version 2.
+        let (c, c_keys, _) = node(&failed_over, "c", true).await;
+        assert!(c.tick(T0 + 30 * DAY + 5).await.unwrap().rotation.is_some());
+        assert_ne!(jwks(&c_keys), jwks(&a_keys));
+        let moved = |_: &StoreKeySync| {
+            let store: Arc<dyn SessionStore> = failed_over.clone();
+            Arc::new(KeyVault::new(store, MasterKey::from_bytes([9; 32])).unwrap())
+        };
+        for (n, keys) in [(&a, &a_keys), (&b, &b_keys)] {
+            let n = StoreKeySync {
+                vault: moved(n),
+                policies: policies(),
+                tokens: n.tokens.clone(),
+                seal: n.seal.clone(),
+                csrf_probe: n.csrf_probe.clone(),
+                probe_key: n.probe_key,
+                known: AtomicU64::new(n.version()),
+                rotation: None,
+                swapping: Mutex::new(()),
+                digest: Mutex::new(n.digest()),
+            };
+            assert_eq!(n.version(), 2);
+            let t = n.tick(T0 + 30 * DAY + 6).await.unwrap();
+            assert!(t.reloaded, "{t:?}");
+            assert_eq!(jwks(keys), jwks(&c_keys));
+        }
     }
 
     #[tokio::test]
