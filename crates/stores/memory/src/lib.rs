@@ -11,7 +11,9 @@
 
 mod blobs;
 
-use std::collections::{BTreeSet, HashMap};
+use std::borrow::Borrow;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -20,16 +22,58 @@ use tessera_core::{
     SessionStore, StoreKey, Timestamp,
 };
 
+mod codec;
+
+use codec::Entry;
+
+/// One session or tombstone: its store key, then its compact encoding ([`codec`]), in one
+/// allocation. Hashed and compared by the key alone, so the set finds it by `[u8; 32]`.
 #[derive(Debug)]
-enum Entry {
-    Live(SessionRecord),
-    Tombstone { until: Timestamp },
+struct Slot(Box<[u8]>);
+
+/// What [`Slot::key`] answers for a slot shorter than a key, which [`codec`] never makes.
+const NO_KEY: [u8; 32] = [0; 32];
+
+impl Slot {
+    fn key(&self) -> &[u8; 32] {
+        self.0.first_chunk().unwrap_or(&NO_KEY)
+    }
+
+    fn entry(&self) -> Result<Entry<'_>> {
+        codec::entry(&self.0)
+    }
 }
+
+impl Borrow<[u8; 32]> for Slot {
+    fn borrow(&self) -> &[u8; 32] {
+        self.key()
+    }
+}
+
+// `Hash` and `Eq` must agree with `[u8; 32]`'s for `Borrow` lookups: both go through the key.
+impl Hash for Slot {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialEq for Slot {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Slot {}
 
 #[derive(Debug, Default)]
 struct Inner {
-    entries: HashMap<StoreKey, Entry>,
-    by_user: HashMap<String, BTreeSet<StoreKey>>,
+    entries: HashSet<Slot>,
+    /// The user index: (keyed hash of the user id, store key). A hash instead of the id
+    /// keeps an entry at 40 bytes; two users whose ids share a hash only share a range, and
+    /// `list_user_sessions` keeps the records whose user id is the one asked for.
+    by_user: BTreeSet<(u64, [u8; 32])>,
+    /// The key of the user-id hash, random per store: nobody outside can aim at a range.
+    user_hasher: RandomState,
     revoked: HashMap<String, Timestamp>,
     /// The opaque key-value namespace: value and expiry.
     kv: HashMap<Vec<u8>, (Vec<u8>, Timestamp)>,
@@ -43,30 +87,50 @@ struct Inner {
 }
 
 impl Inner {
-    /// The live record under `key` at `now` ([`SessionRecord::is_live`]), if any.
-    fn live(&self, key: &StoreKey, now: Timestamp) -> Option<&SessionRecord> {
-        match self.entries.get(key) {
-            Some(Entry::Live(r)) => {
-                let revoked_at = r.user_id().and_then(|u| self.revoked.get(u)).copied();
-                r.is_live(now, revoked_at).then_some(r)
+    /// The entry under `key` if it is a record live at `now` ([`SessionRecord::is_live`]),
+    /// with its user id.
+    fn live(&self, key: &[u8; 32], now: Timestamp) -> Result<Option<(&Slot, Option<&str>)>> {
+        let Some(slot) = self.entries.get(key) else {
+            return Ok(None);
+        };
+        Ok(match slot.entry()? {
+            Entry::Live { times, user_id } => {
+                let revoked_at = user_id.and_then(|u| self.revoked.get(u)).copied();
+                times.is_live(now, revoked_at).then_some((slot, user_id))
             }
-            Some(Entry::Tombstone { .. }) | None => None,
+            Entry::Tombstone { .. } => None,
+        })
+    }
+
+    fn user_hash(&self, user: &str) -> u64 {
+        self.user_hasher.hash_one(user)
+    }
+
+    fn index(&mut self, key: &[u8; 32], user: Option<&str>) {
+        if let Some(u) = user {
+            let h = self.user_hash(u);
+            self.by_user.insert((h, *key));
         }
     }
 
-    fn unindex(&mut self, key: &StoreKey, user: Option<&str>) {
-        if let Some(u) = user
-            && let Some(set) = self.by_user.get_mut(u)
-        {
-            set.remove(key);
-            if set.is_empty() {
-                self.by_user.remove(u);
-            }
+    fn unindex(&mut self, key: &[u8; 32], user: Option<&str>) {
+        if let Some(u) = user {
+            let h = self.user_hash(u);
+            self.by_user.remove(&(h, *key));
         }
     }
 }
 
-/// Sessions in a mutex-guarded map. Operations never hold the lock across an `await`.
+/// Sessions in a mutex-guarded set of compact entries. Operations never hold the lock across
+/// an `await`.
+///
+/// # Memory
+///
+/// Each session is one allocation: its key, its times and version at fixed width, its user's
+/// strings, and its `data`, `claims` and `secrets` maps as JSON text; the set holds a pointer
+/// to it, and the user index 40 bytes (a hash of the user id and the key). `load` decodes
+/// the record from that form. With 1 million sessions this is measured against the raw size
+/// of what they hold in BENCHMARKS.md, "Memory" (`scripts/bench-memory`).
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
@@ -80,7 +144,8 @@ impl MemoryStore {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave a half-applied edit (each operation
-        // mutates with single map calls), so a poisoned lock is safe to keep using.
+        // decides before it mutates, with single set calls), so a poisoned lock is safe to
+        // keep using.
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -106,19 +171,22 @@ impl SessionStore for MemoryStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &SessionRecord) -> Result<()> {
+        let slot = Slot(codec::encode_record(key, record)?);
         let mut g = self.lock();
-        if g.entries.contains_key(key) {
+        if g.entries.contains(key.as_bytes()) {
             return Err(Error::AlreadyExists);
         }
-        if let Some(u) = record.user_id() {
-            g.by_user.entry(u.to_owned()).or_default().insert(*key);
-        }
-        g.entries.insert(*key, Entry::Live(record.clone()));
+        g.index(key.as_bytes(), record.user_id());
+        g.entries.insert(slot);
         Ok(())
     }
 
     async fn load(&self, key: &StoreKey, now: Timestamp) -> Result<Option<SessionRecord>> {
-        Ok(self.lock().live(key, now).cloned())
+        let g = self.lock();
+        match g.live(key.as_bytes(), now)? {
+            Some((slot, _)) => codec::decode_record(&slot.0),
+            None => Ok(None),
+        }
     }
 
     async fn save(
@@ -128,37 +196,35 @@ impl SessionStore for MemoryStore {
         record: &SessionRecord,
         now: Timestamp,
     ) -> Result<()> {
+        let slot = Slot(codec::encode_record(key, record)?);
         let mut g = self.lock();
-        let current = g.live(key, now).ok_or(Error::NotFound)?;
-        if current.version != expected {
+        let (current, old_user) = g.live(key.as_bytes(), now)?.ok_or(Error::NotFound)?;
+        let Entry::Live { times, .. } = current.entry()? else {
+            return Err(Error::Unreachable("a live entry is a record"));
+        };
+        if times.version != expected {
             return Err(Error::Conflict);
         }
-        let old_user = current.user_id().map(str::to_owned);
+        let old_user = old_user.map(str::to_owned);
         if old_user.as_deref() != record.user_id() {
-            g.unindex(key, old_user.as_deref());
-            if let Some(u) = record.user_id() {
-                g.by_user.entry(u.to_owned()).or_default().insert(*key);
-            }
+            g.unindex(key.as_bytes(), old_user.as_deref());
+            g.index(key.as_bytes(), record.user_id());
         }
-        g.entries.insert(*key, Entry::Live(record.clone()));
+        g.entries.replace(slot);
         Ok(())
     }
 
     async fn delete(&self, key: &StoreKey, tombstone_until: Timestamp) -> Result<()> {
         let mut g = self.lock();
-        let prev = g.entries.insert(
-            *key,
-            Entry::Tombstone {
-                until: tombstone_until,
-            },
-        );
-        match prev {
-            Some(Entry::Live(r)) => g.unindex(key, r.user_id()),
-            Some(Entry::Tombstone { until }) if until > tombstone_until => {
-                g.entries.insert(*key, Entry::Tombstone { until });
-            }
-            _ => {}
-        }
+        let old_user = match g.entries.get(key.as_bytes()).map(Slot::entry).transpose()? {
+            // A longer tombstone stays.
+            Some(Entry::Tombstone { until }) if until > tombstone_until => return Ok(()),
+            Some(Entry::Live { user_id, .. }) => user_id.map(str::to_owned),
+            Some(Entry::Tombstone { .. }) | None => None,
+        };
+        g.unindex(key.as_bytes(), old_user.as_deref());
+        g.entries
+            .replace(Slot(codec::encode_tombstone(key, tombstone_until)));
         Ok(())
     }
 
@@ -168,13 +234,17 @@ impl SessionStore for MemoryStore {
         now: Timestamp,
     ) -> Result<Vec<(StoreKey, SessionRecord)>> {
         let g = self.lock();
-        let Some(keys) = g.by_user.get(user_id) else {
-            return Ok(vec![]);
-        };
-        Ok(keys
-            .iter()
-            .filter_map(|k| g.live(k, now).map(|r| (*k, r.clone())))
-            .collect())
+        let h = g.user_hash(user_id);
+        let mut out = vec![];
+        for (_, key) in g.by_user.range((h, [0; 32])..=(h, [0xff; 32])) {
+            if let Some((slot, Some(u))) = g.live(key, now)?
+                && u == user_id
+                && let Some(r) = codec::decode_record(&slot.0)?
+            {
+                out.push((StoreKey::from_bytes(*key), r));
+            }
+        }
+        Ok(out)
     }
 
     async fn revoke_user(&self, user_id: &str, at: Timestamp) -> Result<()> {
@@ -190,15 +260,16 @@ impl SessionStore for MemoryStore {
 
     async fn purge_expired(&self, now: Timestamp) -> Result<u64> {
         let mut g = self.lock();
-        let dead: Vec<(StoreKey, Option<String>)> = g
-            .entries
-            .iter()
-            .filter_map(|(k, e)| match e {
-                Entry::Live(r) if r.is_expired(now) => Some((*k, r.user_id().map(str::to_owned))),
-                Entry::Tombstone { until } if *until <= now => Some((*k, None)),
-                _ => None,
-            })
-            .collect();
+        let mut dead: Vec<([u8; 32], Option<String>)> = vec![];
+        for slot in &g.entries {
+            match slot.entry()? {
+                Entry::Live { times, user_id } if times.is_expired(now) => {
+                    dead.push((*slot.key(), user_id.map(str::to_owned)));
+                }
+                Entry::Tombstone { until } if until <= now => dead.push((*slot.key(), None)),
+                _ => {}
+            }
+        }
         for (k, user) in &dead {
             g.entries.remove(k);
             g.unindex(k, user.as_deref());
