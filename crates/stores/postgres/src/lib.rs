@@ -285,14 +285,14 @@ impl PostgresConfig {
 /// Store URLs are shown through the one redaction of `tessera-core`.
 pub use tessera_core::redact_url;
 
-/// A [`SessionStore`] on PostgreSQL, over a connection pool. Cheap to share: hold it in an
+/// A [`SessionStore`](tessera_core::SessionStore) on PostgreSQL, over a connection pool. Cheap to share: hold it in an
 /// `Arc`.
 ///
 /// See the [crate documentation](crate) for the tables, migrations and atomicity.
 ///
 /// # Errors
 ///
-/// Its [`SessionStore`] operations report Postgres failures as
+/// Its [`SessionStore`](tessera_core::SessionStore) operations report Postgres failures as
 /// [`tessera_core::Error::Backend`] with the tokio-postgres or pool error as the source, an
 /// operation (or a wait for a connection) slower than the configured timeout as
 /// [`tessera_core::Error::Timeout`], and stored JSON that is not a record as

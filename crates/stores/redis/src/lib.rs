@@ -108,7 +108,7 @@
 //! considers it alive (plus the network delay). A tombstone's TTL is measured the same way
 //! from the record it replaces.
 //!
-//! [`SessionStore::purge_expired`] removes what is due on the engine's clock: it `SCAN`s the
+//! [`SessionStore::purge_expired`](tessera_core::SessionStore::purge_expired) removes what is due on the engine's clock: it `SCAN`s the
 //! session keys of every master and deletes due ones with a script that checks again, then
 //! trims the user indexes. With native TTLs there is rarely anything left to remove, but the
 //! scan reads every session key: on a large store, run it rarely (the service's
@@ -271,13 +271,13 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// A [`SessionStore`] on Redis or a Redis Cluster. Cheap to share: hold it in an `Arc`.
+/// A [`SessionStore`](tessera_core::SessionStore) on Redis or a Redis Cluster. Cheap to share: hold it in an `Arc`.
 ///
 /// See the [crate documentation](crate) for the key layout, atomicity and TTLs.
 ///
 /// # Errors
 ///
-/// Its [`SessionStore`] operations report Redis failures as
+/// Its [`SessionStore`](tessera_core::SessionStore) operations report Redis failures as
 /// [`tessera_core::Error::Backend`] with the redis-rs error as the source, an operation slower
 /// than the configured timeout as [`tessera_core::Error::Timeout`], and stored bytes that are
 /// not a record as [`tessera_core::Error::Decode`], besides the typed outcomes of the trait.
