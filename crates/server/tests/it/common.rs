@@ -297,3 +297,42 @@ pub(crate) fn listening_addr(log: &str) -> Option<String> {
         .collect();
     (!addr.is_empty()).then_some(addr)
 }
+
+/// The `tessera` binary with none of the test's own `TESSERA_*` variables in its environment.
+pub(crate) fn tessera_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TESSERA_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// Waits until a `tessera` process (`serve` or `verifier`, on port 0) logs the address it
+/// bound, in one of the files `logs` (read together), and returns it. Panics with the logs if
+/// the process exits first or says nothing within `timeout`.
+pub(crate) async fn wait_listening(
+    child: &mut std::process::Child,
+    logs: &[&Path],
+    timeout: Duration,
+) -> String {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let out: String = logs
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n");
+        if let Some(addr) = listening_addr(&out) {
+            return addr;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("tessera exited ({status}):\n{out}");
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("tessera did not say where it listens within {timeout:?}:\n{out}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -326,13 +326,7 @@ impl Service {
         .unwrap();
         let stdout = dir.path().join("stdout.txt");
         let stderr = dir.path().join("stderr.txt");
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("TESSERA_") {
-                cmd.env_remove(k);
-            }
-        }
-        let child = cmd
+        let child = crate::common::tessera_command()
             .arg("serve")
             .arg("--config")
             .arg(&config)
@@ -352,22 +346,15 @@ impl Service {
             _dir: dir,
         };
         // The binary logs the address it bound (port 0: the kernel chose it).
-        for _ in 0..500 {
-            let out = std::fs::read_to_string(&stderr).unwrap_or_default();
-            if let Some(addr) = crate::common::listening_addr(&out) {
-                service.base = format!("http://{addr}");
-                service.addr = addr;
-                return service;
-            }
-            if let Some(status) = service.child.try_wait().unwrap() {
-                panic!(
-                    "tessera exited ({status}):\n{}\n{out}",
-                    std::fs::read_to_string(&stdout).unwrap_or_default()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("tessera did not start within 10 s");
+        let addr = crate::common::wait_listening(
+            &mut service.child,
+            &[&stdout, &stderr],
+            Duration::from_secs(10),
+        )
+        .await;
+        service.base = format!("http://{addr}");
+        service.addr = addr;
+        service
     }
 
     /// Stops the service at once (SIGKILL).
@@ -557,15 +544,25 @@ async fn the_installed_peers_are_the_pinned_versions() {
 /// The first code block in `lang` of docs/edge.md's section `## <section>`: the configuration
 /// a proxy test runs.
 pub(crate) fn edge_doc_block(section: &str, lang: &str) -> String {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/edge.md"))
-        .unwrap();
+    doc_block("docs/edge.md", section, lang)
+}
+
+/// The first `lang` code block of the `## section` of `file` (a path from the workspace
+/// root), as written.
+pub(crate) fn doc_block(file: &str, section: &str, lang: &str) -> String {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(file),
+    )
+    .unwrap();
     let section_text = doc
         .split_once(&format!("\n## {section}\n"))
-        .unwrap_or_else(|| panic!("docs/edge.md has a \"{section}\" section"))
+        .unwrap_or_else(|| panic!("{file} has a \"{section}\" section"))
         .1;
     let block = section_text
         .split_once(&format!("```{lang}\n"))
-        .unwrap_or_else(|| panic!("a {lang} block in \"{section}\""))
+        .unwrap_or_else(|| panic!("a {lang} block in \"{section}\" of {file}"))
         .1;
     block.split_once("```").unwrap().0.to_owned()
 }
@@ -582,7 +579,7 @@ pub(crate) fn replace_exactly(
     assert_eq!(
         text.matches(from).count(),
         times,
-        "docs/edge.md's {block} block should have `{from}` {times} time(s)"
+        "the {block} block should have `{from}` {times} time(s)"
     );
     text.replace(from, to)
 }

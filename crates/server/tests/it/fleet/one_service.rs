@@ -1,229 +1,17 @@
-//! A fleet (issue 11): three `tessera serve` processes on loopback, each with a data
-//! directory of its own, sharing one Postgres (a throwaway cluster of `tessera-test-support`),
-//! and again one Redis Cluster (three masters of its own), with `TESSERA_KEYS=store`, behind Debian's nginx with the three in one round-robin
-//! `upstream`. A client going through nginx gets its anonymous cookie, its login, its
-//! updates, its CSRF checks and its token checks accepted whichever node answers; every node
-//! serves the same JWKS bytes; a node given another master key exits non-zero and leaves
-//! the stored keys as they were.
+//! Three nodes behind nginx act as one service; keys in the store are created once, refused
+//! when altered or sealed under another master key, and imported from a key directory once.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tessera_core::BlobStore as _;
-use tessera_store_postgres::PostgresStore;
 use tessera_test_support::postgres::PostgresServer;
 
-use crate::peers::nginx::Nginx;
-
-const API_KEY: &str = "fleet-test-api-key-0123456789abcdef012345";
-
-/// A `tessera serve` node of the fleet. Killed on drop.
-struct Node {
-    base: String,
-    addr: String,
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-/// The environment of a fleet node: the shared store and master key file, keys in the store.
-fn node_command(store: &str, master: &Path, data_dir: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TESSERA_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.arg("serve")
-        .env("TESSERA_LISTEN", "127.0.0.1:0")
-        .env("TESSERA_DATA_DIR", data_dir)
-        .env("TESSERA_STORE", store)
-        .env("TESSERA_KEYS", "store")
-        .env("TESSERA_MASTER_KEY_FILE", master)
-        .env("TESSERA_KEYS_REFRESH", "1s")
-        .env("TESSERA_API_KEY", API_KEY)
-        // Plain http on loopback: the cookies are development cookies.
-        .env("TESSERA_COOKIE_DEVELOPMENT", "1")
-        .stdin(Stdio::null());
-    cmd
-}
-
-impl Node {
-    async fn start(store: &str, master: &Path) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let stderr = dir.path().join("stderr.txt");
-        let mut cmd = node_command(store, master, &dir.path().join("data"));
-        let child = cmd
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let mut node = Self {
-            base: String::new(),
-            addr: String::new(),
-            child,
-            _dir: dir,
-        };
-        for _ in 0..1500 {
-            let out = std::fs::read_to_string(&stderr).unwrap_or_default();
-            if let Some(addr) = crate::common::listening_addr(&out) {
-                node.base = format!("http://{addr}");
-                node.addr = addr;
-                return node;
-            }
-            if let Some(status) = node.child.try_wait().unwrap() {
-                panic!("tessera exited ({status}):\n{out}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("tessera did not start within 30 s");
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A browser's cookies, as the application keeps them for it from `set_cookie` lists.
-#[derive(Default, Debug)]
-struct Jar(BTreeMap<String, String>);
-
-impl Jar {
-    fn apply(&mut self, v: &Value) {
-        for c in v["set_cookie"].as_array().unwrap() {
-            let c = c.as_str().unwrap();
-            let pair = c.split(';').next().unwrap();
-            let (name, value) = pair.split_once('=').unwrap();
-            let removed = c.contains("Max-Age=0") || value.is_empty();
-            if removed {
-                self.0.remove(name);
-            } else {
-                self.0.insert(name.to_owned(), value.to_owned());
-            }
-        }
-    }
-
-    fn header(&self) -> String {
-        self.0
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
-}
-
-/// nginx in front of `nodes`, round-robin, saying in `X-Upstream` which node answered.
-async fn balancer(nodes: &[Node]) -> Nginx {
-    let servers: String = nodes
-        .iter()
-        .map(|n| format!("server {};\n", n.addr))
-        .collect();
-    Nginx::start_site(move |port, _, _| {
-        format!(
-            "upstream tessera {{\n{servers}}}\n\
-             server {{\n\
-             listen 127.0.0.1:{port};\n\
-             location / {{\n\
-             proxy_pass http://tessera;\n\
-             add_header X-Upstream $upstream_addr always;\n\
-             }}\n\
-             }}\n"
-        )
-    })
-    .await
-}
-
-/// A client of the fleet through nginx: every request may reach another node.
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    seen: BTreeSet<String>,
-}
-
-impl Client {
-    async fn call(&mut self, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(API_KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let upstream = r
-            .headers()
-            .get("x-upstream")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let v: Value = r.json().await.unwrap();
-        assert_eq!(status, reqwest::StatusCode::OK, "{path} on {upstream}: {v}");
-        self.seen.insert(upstream);
-        v
-    }
-}
-
-async fn stored_manifest(url: &str) -> tessera_core::Blob {
-    let blob = if url.starts_with("postgres") {
-        PostgresStore::open(url)
-            .await
-            .unwrap()
-            .blob_get("tessera/keys")
-            .await
-    } else {
-        tessera_store_redis::RedisStore::open(url)
-            .await
-            .unwrap()
-            .blob_get("tessera/keys")
-            .await
-    };
-    blob.unwrap().expect("the fleet's keys in the store")
-}
-
-/// Writes `value` over the manifest at `expected`, as someone with write access to the store.
-async fn put_manifest(url: &str, expected: u64, value: &[u8]) {
-    let v = if url.starts_with("postgres") {
-        PostgresStore::open(url)
-            .await
-            .unwrap()
-            .blob_put("tessera/keys", expected, value)
-            .await
-    } else {
-        tessera_store_redis::RedisStore::open(url)
-            .await
-            .unwrap()
-            .blob_put("tessera/keys", expected, value)
-            .await
-    };
-    assert_eq!(v.unwrap(), expected + 1);
-}
-
-fn master_key_file(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(name);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["keys", "master-key"])
-        .arg(&path)
-        .env_remove("TESSERA_KEYS")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("created master key"), "{text}");
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600);
-    path
-}
+use super::scaffold::{
+    API_KEY, Client, Fleet, Jar, Node, cli, jwks_kids, listed_keys, master_key_file, node_command,
+    put_manifest, stored_manifest,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_on_one_postgres_behind_nginx_act_as_one_service() {
@@ -241,39 +29,28 @@ async fn three_nodes_on_one_redis_cluster_behind_nginx_act_as_one_service() {
 /// Three nodes on the store at `url` (with no keys yet) behind nginx: see the module docs.
 async fn three_nodes_behind_nginx(url: &str) {
     let url = url.to_owned();
-    let secrets = tempfile::tempdir().unwrap();
-    let master = master_key_file(secrets.path(), "master.key");
-
     // Started together: one of them creates the keys, the others read them.
-    let (a, b, c) = tokio::join!(
-        Node::start(&url, &master),
-        Node::start(&url, &master),
-        Node::start(&url, &master)
-    );
-    let nodes = [a, b, c];
+    let fleet = Fleet::start(&url, 3, &[]).await;
+    let nodes = &fleet.nodes;
     let before = stored_manifest(&url).await;
     assert_eq!(before.version, 1, "exactly one node created the keys");
 
     // The same JWKS bytes from every node, asked directly.
     let http = reqwest::Client::new();
-    let mut sets = BTreeSet::new();
-    for n in &nodes {
-        let r = http
-            .get(format!("{}/.well-known/jwks.json", n.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        sets.insert(r.bytes().await.unwrap().to_vec());
-    }
+    let sets: BTreeSet<Vec<u8>> = fleet.jwks(&http).await.into_iter().collect();
     assert_eq!(sets.len(), 1, "the nodes serve different JWKS");
+    // They are the keys the CLI lists from the store.
+    let listed: Vec<String> = listed_keys(&fleet)
+        .into_iter()
+        .map(|(kid, _)| kid)
+        .collect();
+    assert_eq!(
+        Some(&listed),
+        sets.iter().next().map(|j| jwks_kids(j)).as_ref()
+    );
 
-    let nginx = balancer(&nodes).await;
-    let mut client = Client {
-        http: http.clone(),
-        base: format!("http://127.0.0.1:{}", nginx.port()),
-        seen: BTreeSet::new(),
-    };
+    let nginx = fleet.balancer().await;
+    let mut client = Client::of(&nginx);
     let mut jar = Jar::default();
 
     // An anonymous session in a sealed cookie, written by one node, read by the others.
@@ -350,7 +127,7 @@ async fn three_nodes_behind_nginx(url: &str) {
     }
     // The token verifies at every node's edge check, asked directly.
     let cookie = format!("{token_cookie}={}", jar.get(&token_cookie).unwrap());
-    for n in &nodes {
+    for n in nodes {
         let r = http
             .get(format!("{}/v1/verify", n.base))
             .header("Cookie", &cookie)
@@ -371,11 +148,11 @@ async fn three_nodes_behind_nginx(url: &str) {
     assert_eq!(client.seen, expected, "{}", nginx.error_log());
 
     // A node with another master key refuses to start and writes nothing.
-    let wrong = master_key_file(secrets.path(), "wrong.key");
+    let wrong = master_key_file(fleet.secrets.path(), "wrong.key");
     let dir = tempfile::tempdir().unwrap();
     let out = tokio::time::timeout(
         Duration::from_secs(30),
-        tokio::process::Command::from(node_command(&url, &wrong, &dir.path().join("data")))
+        tokio::process::Command::from(node_command(&url, &wrong, &dir.path().join("data"), &[]))
             .output(),
     )
     .await
@@ -396,7 +173,7 @@ async fn three_nodes_behind_nginx(url: &str) {
     assert_eq!(v["token_status"], json!("ok"), "{v}");
 
     // A fourth node started later serves with the fleet's keys at once.
-    let d = Node::start(&url, &master).await;
+    let d = fleet.start_node().await;
     let jwks = http
         .get(format!("{}/.well-known/jwks.json", d.base))
         .send()
@@ -427,8 +204,13 @@ async fn three_nodes_behind_nginx(url: &str) {
     put_manifest(&url, after.version, &altered).await;
     let out = tokio::time::timeout(
         Duration::from_secs(30),
-        tokio::process::Command::from(node_command(&url, &master, &dir.path().join("data2")))
-            .output(),
+        tokio::process::Command::from(node_command(
+            &url,
+            &fleet.master,
+            &dir.path().join("data2"),
+            &[],
+        ))
+        .output(),
     )
     .await
     .expect("a node on an altered record must exit")
@@ -444,26 +226,6 @@ async fn three_nodes_behind_nginx(url: &str) {
         .call("/v1/session/resolve", json!({"cookie": jar.header()}))
         .await;
     assert_eq!(v["token_status"], json!("ok"), "{v}");
-}
-
-/// `tessera` with the environment of a fleet node (or, with `store` empty, of a node with
-/// its keys in `data_dir`), run to the end.
-fn cli(store: &str, master: &Path, data_dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = node_command(store, master, data_dir);
-    if store.is_empty() {
-        cmd.env_remove("TESSERA_KEYS")
-            .env_remove("TESSERA_STORE")
-            .env("TESSERA_STORE", "memory:");
-    }
-    // `node_command` starts with `serve`: replace the arguments.
-    let mut c = std::process::Command::new(cmd.get_program());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
-    c.args(args).output().unwrap()
 }
 
 /// A node's key directory as `tessera serve` leaves it: token keys, sealing keys, csrf.key.
