@@ -194,6 +194,13 @@ impl StoreKeySync {
             tick.lease_elsewhere = true;
             return Ok(tick);
         }
+        // Said before the keys are made (RSA takes seconds): which node is rotating, and
+        // since when, if it dies before it writes.
+        tracing::info!(
+            holder = %rotation.holder,
+            version,
+            "took the rotation lease; rotating the keys in the store"
+        );
         let (mut keys, r) = self
             .blocking(&plain, version, move |plain, version, policies| {
                 let mut source = rotation.key_source;

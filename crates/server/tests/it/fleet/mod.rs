@@ -13,8 +13,11 @@
 //!   directory is imported once;
 //! - `revocation`: a logout on one node is refused by every other node and by the edge
 //!   verifier within `verify.refresh` + 1 s, and every node serves the same revocation feed
-//!   and the same JWKS bytes.
+//!   and the same JWKS bytes;
+//! - `lease`: `kill -9` of the node holding the rotation lease mid-rotation; another node
+//!   rotates once the lease has lapsed, and no key is lost or duplicated.
 
+mod lease;
 mod one_service;
 mod revocation;
 pub(crate) mod scaffold;
