@@ -93,18 +93,18 @@
 //!
 //! One job per module, lowest first; each uses only modules above it, so there is no
 //! import cycle. [`Keyring`]'s methods live with the job they do: signing in `sign.rs`,
-//! verification in `verify.rs`, files in `dir.rs`, the rest (keys, states, rotation, JWKS)
-//! in `keyring.rs`.
+//! verification in `verify.rs`, files in `dir/`, rotation in `keyring/rotate.rs`, the rest
+//! (keys, states, lookups, JWKS) in `keyring/mod.rs`.
 //!
 //! | module | what it does |
 //! |---|---|
 //! | `error` | [`Error`], [`ErrorKind`], [`Part`] |
 //! | `b64`, `json` | strict base64url; JSON objects without duplicate members |
-//! | `key` | algorithms, [`KeyId`], [`PublicKey`] (checks a signature), [`SigningKey`] (makes one) |
+//! | `key` | algorithms, [`KeyId`] (`mod.rs`), [`PublicKey`] (`public.rs`: checks a signature), [`SigningKey`] (`signing.rs`: makes one) |
 //! | `claims` | [`Claims`] |
 //! | `config` | [`Config`]: what a token must be, for signing and verifying alike |
 //! | `revocation` | [`Revocations`], [`NoRevocations`], [`RevocationList`] |
-//! | `keyring` | [`Keyring`]: keys with states, [`Keyring::rotate_at`], [`Keyring::jwks`] |
+//! | `keyring` | [`Keyring`]: keys with states, [`Keyring::jwks`] (`mod.rs`); [`RotationPolicy`], [`KeyState`], [`KeySource`] (`policy.rs`); [`Keyring::rotate_at`] (`rotate.rs`) |
 //! | `pem` | [`PublicKey::from_pem`], [`PublicKey::from_spki_der`]: RSA, P-256 and Ed25519 SubjectPublicKeyInfo |
 //! | `jwks` | [`TrustedKeys`]: verify-only key sets from JWK Sets and PEM, bad keys skipped ([`SkippedKey`]); [`Keyring::from_jwks`] |
 //! | `jws` | the compact form `header.payload.signature`, the JOSE header, what verified bytes say |
@@ -112,7 +112,7 @@
 //! | `cache` | [`VerifiedCache`] |
 //! | `verify` | [`Keyring::verify_at`], [`Keyring::verify_cached_at`]: the validation order; [`Verified`], [`Status`] |
 //! | [`seal`] | sealed values and [`seal::SealKeyring`] |
-//! | `dir` | both keyrings on disk: [`Keyring::load`], [`Keyring::save`], [`Keyring::lock_dir`], [`seal::SealKeyring::load`] |
+//! | `dir` | both keyrings on disk: [`Keyring::load`], [`Keyring::save`], [`Keyring::lock_dir`] (`signing.rs`), [`seal::SealKeyring::load`] (`seal.rs`) |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 // Parsers of untrusted input: no indexing that could panic (STYLE.md).

@@ -1,22 +1,9 @@
-//! The keyring on disk: a directory with `manifest.json` and one PKCS#8 file per private key,
-//! and beside them the sealing keys, `seal.json` and one file per key.
-//!
-//! ```text
-//! keys/                 mode 0700
-//!   manifest.json       {"format":1,"keys":[{"kid","alg","state","valid_from",
-//!                         "retired_at"?,"revoked_at"?,"jwk"}]}   public facts only
-//!   <kid>.pk8           DER PKCS#8 private key, mode 0600, for next and active keys only
-//!   .lock               empty, mode 0600: the advisory lock of processes that change the keys
-//!   seal.json           {"format":1,"keys":[{"kid","created_at"}]}   no key material
-//!   <kid>.seal          32-byte XChaCha20-Poly1305 key, mode 0600
-//! ```
-//!
-//! The key files load in OpenSSL and pyca/cryptography as they are (`openssl pkey -inform
-//! DER -in <kid>.pk8`): Ed25519 keys are written in the version 1 form of RFC 8410 §7.
+//! The signing keys on disk: `manifest.json` (public facts only) and one PKCS#8 file per
+//! private key; loading checks every key against its listing, saving is atomic, and
+//! [`Keyring::lock_dir`] serializes the processes that change them.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -24,19 +11,13 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
+use super::{
+    FORMAT, LOCK_FILE, MANIFEST, check_format, create_dir, manifest_error, parse_manifest,
+    read_file, sync_dir, write_atomic,
+};
 use crate::error::{Error, Result};
-use crate::json;
 use crate::key::{Algorithm, JwsAlgorithm, PublicKey, SigningKey};
 use crate::keyring::{Entry, KeySource, KeyState, Keyring, RotationPolicy};
-use crate::seal::{SealEntry, SealKey, SealKeyring, SealPolicy};
-
-/// The manifest's file name inside the keyring directory.
-pub const MANIFEST: &str = "manifest.json";
-/// The lock file's name inside the keyring directory ([`Keyring::lock_dir`]).
-pub const LOCK_FILE: &str = ".lock";
-const FORMAT: u32 = 1;
-/// Manifests and key files larger than this are refused before they are parsed.
-const MAX_FILE_BYTES: u64 = 1 << 20;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,86 +70,6 @@ pub struct KeyringLock {
 
 fn key_file(dir: &Path, kid: &str) -> PathBuf {
     dir.join(format!("{kid}.pk8"))
-}
-
-fn manifest_error(
-    path: &Path,
-    reason: impl Into<String>,
-    source: Option<serde_json::Error>,
-) -> Error {
-    Error::Manifest {
-        path: path.to_owned(),
-        reason: reason.into(),
-        source,
-    }
-}
-
-/// Reads a whole file through one open handle, after checking its size (and, for private
-/// keys, its mode) on that same handle, so the checked file is the file read.
-fn read_file(path: &Path, private: bool) -> Result<Zeroizing<Vec<u8>>> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
-        return Err(Error::io(
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "not a regular file of sane size",
-            ),
-        ));
-    }
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            return Err(Error::InsecureKeyFile {
-                path: path.to_owned(),
-                mode,
-            });
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let mut buf = Zeroizing::new(Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0)));
-    file.read_to_end(&mut buf).map_err(|e| Error::io(path, e))?;
-    Ok(buf)
-}
-
-/// Writes `bytes` to `path` atomically: a fresh temporary file (mode 0600 for private keys),
-/// fsync, rename.
-fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    // A temporary file left by a crash is ours to replace.
-    match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(&tmp, e)),
-    }
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(if private { 0o600 } else { 0o644 });
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let mut file = opts.open(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    file.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    file.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 impl Keyring {
@@ -406,194 +307,5 @@ impl Keyring {
         let ring = Self::generate_at(now, policy, keys)?;
         ring.save(dir)?;
         Ok((ring, true))
-    }
-}
-
-fn create_dir(dir: &Path) -> Result<()> {
-    let mut b = fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt as _;
-        b.mode(0o700);
-    }
-    b.create(dir).map_err(|e| Error::io(dir, e))
-}
-
-// === the sealing keys ===
-//
-// ```text
-// keys/
-//   seal.json            {"format":1,"keys":[{"kid","created_at"}]}   newest first, no key material
-//   <kid>.seal           the 32 key bytes, mode 0600
-// ```
-
-/// The sealing keys' manifest, beside [`MANIFEST`] in the keyring directory.
-pub const SEAL_MANIFEST: &str = "seal.json";
-const SEAL_KEY_LEN: usize = 32;
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SealManifest {
-    format: u32,
-    keys: Vec<SealManifestKey>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SealManifestKey {
-    kid: String,
-    created_at: i64,
-}
-
-fn seal_key_file(dir: &Path, kid: &str) -> PathBuf {
-    dir.join(format!("{kid}.seal"))
-}
-
-impl SealKeyring {
-    /// Loads the sealing keys saved in `dir` by [`SealKeyring::save`]: every key file must
-    /// be mode 0600 (or stricter), hold exactly 32 bytes, and derive the `kid` it is listed
-    /// under.
-    ///
-    /// # Errors
-    ///
-    /// - [`Error::InsecureKeyFile`] for a key file readable by group or others;
-    /// - [`Error::Io`] for unreadable files (a missing key file included);
-    /// - [`Error::Manifest`] for a manifest that is not valid or does not match the keys.
-    pub fn load(dir: &Path, policy: SealPolicy) -> Result<Self> {
-        let path = dir.join(SEAL_MANIFEST);
-        let bytes = read_file(&path, false)?;
-        let manifest: SealManifest = parse_manifest(&path, &bytes)?;
-        check_format(&path, manifest.format)?;
-        if manifest.keys.is_empty() {
-            return Err(manifest_error(&path, "lists no key", None));
-        }
-        let mut entries = Vec::with_capacity(manifest.keys.len());
-        for k in manifest.keys {
-            if entries.iter().any(|e: &SealEntry| e.key.kid() == k.kid) {
-                return Err(manifest_error(
-                    &path,
-                    format!("key {} is listed twice", k.kid),
-                    None,
-                ));
-            }
-            // The kid becomes a file name: only what a derived kid can be.
-            if k.kid.is_empty()
-                || !k
-                    .kid
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(manifest_error(&path, "a kid is not base64url", None));
-            }
-            let file = seal_key_file(dir, &k.kid);
-            let raw = read_file(&file, true)?;
-            let bytes: [u8; SEAL_KEY_LEN] = raw.as_slice().try_into().map_err(|_| {
-                manifest_error(
-                    &path,
-                    format!("key file of {} does not hold 32 bytes", k.kid),
-                    None,
-                )
-            })?;
-            let key = SealKey::from_bytes(bytes);
-            if key.kid() != k.kid {
-                return Err(manifest_error(
-                    &path,
-                    format!("key file of {} holds another key", k.kid),
-                    None,
-                ));
-            }
-            entries.push(SealEntry {
-                key,
-                created_at: k.created_at,
-            });
-        }
-        Ok(Self::from_entries(entries, policy))
-    }
-
-    /// Saves the sealing keys to `dir` (created with mode 0700 if missing): new key files
-    /// first (mode 0600), then the manifest, atomically, then the files of keys no longer
-    /// listed are deleted. A crash at any point leaves a directory that loads. The signing
-    /// keyring's files ([`Keyring::save`]) in the same directory are left alone.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Io`].
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        create_dir(dir)?;
-        let mut keep = Vec::new();
-        for e in self.entries() {
-            let file = seal_key_file(dir, e.key.kid());
-            keep.push(file.clone());
-            // The file name is the key id, derived from the key: an existing file either
-            // holds this key or fails `load`'s match check.
-            if !file.exists() {
-                write_atomic(&file, e.key.expose_bytes(), true)?;
-            }
-        }
-        let manifest = SealManifest {
-            format: FORMAT,
-            keys: self
-                .entries()
-                .iter()
-                .map(|e| SealManifestKey {
-                    kid: e.key.kid().to_owned(),
-                    created_at: e.created_at,
-                })
-                .collect(),
-        };
-        let path = dir.join(SEAL_MANIFEST);
-        let mut text = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| manifest_error(&path, "cannot encode", Some(e)))?;
-        text.push(b'\n');
-        write_atomic(&path, &text, false)?;
-        sync_dir(dir)?;
-        // Keys that left the keyring are discarded, as retired signing keys are.
-        let listing = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-        for item in listing {
-            let path = item.map_err(|e| Error::io(dir, e))?.path();
-            if path.extension().is_some_and(|x| x == "seal") && !keep.contains(&path) {
-                fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-            }
-        }
-        sync_dir(dir)
-    }
-
-    /// Loads the sealing keys in `dir`, or, if `dir` has no [`SEAL_MANIFEST`], generates a
-    /// keyring with one key sealing from `now` and saves it. The flag says whether it was
-    /// generated.
-    ///
-    /// # Errors
-    ///
-    /// As [`SealKeyring::load`], [`SealKeyring::generate_at`] and [`SealKeyring::save`].
-    pub fn load_or_generate_at(dir: &Path, policy: SealPolicy, now: i64) -> Result<(Self, bool)> {
-        if dir.join(SEAL_MANIFEST).exists() {
-            return Ok((Self::load(dir, policy)?, false));
-        }
-        let ring = Self::generate_at(now, policy)?;
-        ring.save(dir)?;
-        Ok((ring, true))
-    }
-}
-
-/// A manifest's JSON: one object without duplicate members, of the expected shape.
-fn parse_manifest<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
-    let map = json::parse_object(bytes).ok_or_else(|| {
-        manifest_error(path, "not one JSON object without duplicate members", None)
-    })?;
-    serde_json::from_value(Value::Object(map))
-        .map_err(|e| manifest_error(path, "unexpected shape", Some(e)))
-}
-
-/// Refuses a manifest of a format this build does not know.
-fn check_format(path: &Path, format: u32) -> Result<()> {
-    if format == FORMAT {
-        Ok(())
-    } else {
-        Err(manifest_error(
-            path,
-            format!("unknown format {format}"),
-            None,
-        ))
     }
 }
