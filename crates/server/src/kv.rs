@@ -29,6 +29,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::api::{ApiJson, ApiKey, is_json, parse_json};
+use crate::openapi::problems::{JsonBodyProblems, KvProblems};
 use crate::problem::{ApiError, Problem};
 
 /// How the keyed store behaves (`[kv]`).
@@ -179,11 +180,9 @@ fn expiry(s: &AppState, now: Timestamp, ttl: u32) -> Result<Timestamp, ApiError>
             links(("kv_delete" = (operation_id = "kv_delete",
                 parameters(("namespace" = "$request.path.namespace"), ("key" = "$request.path.key")),
                 description = "delete the value read")))),
-        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no live value under the key (`kv-not-found`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a namespace or key out of bounds", body = Problem, content_type = "application/problem+json"),
-        (status = 501, description = "the store has no key-value namespace", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
+        KvProblems),
     security(("api_key" = [])), tag = "kv", operation_id = "kv_get")]
 pub async fn get_value(
     _key: ApiKey,
@@ -253,13 +252,9 @@ impl FromRequest<AppState> for PutBody {
                 ("kv_count" = (operation_id = "kv_count",
                     parameters(("namespace" = "$request.path.namespace")),
                     description = "count the namespace's values")))),
-        (status = 400, description = "the body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "the value is over `kv.max_value_bytes` (`value-too-large`), or the body over that and 64 KiB (`body-too-large`)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "the body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a namespace or key out of bounds, or a body of the wrong shape", body = Problem, content_type = "application/problem+json"),
-        (status = 501, description = "the store has no key-value namespace", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
+        KvProblems, JsonBodyProblems),
     security(("api_key" = [])), tag = "kv", operation_id = "kv_put")]
 pub async fn put_value(
     _key: ApiKey,
@@ -297,14 +292,10 @@ pub async fn put_value(
             links(("kv_get" = (operation_id = "kv_get",
                 parameters(("namespace" = "$request.path.namespace"), ("key" = "$request.path.key")),
                 description = "read the value touched")))),
-        (status = 400, description = "the body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no live value under the key (`kv-not-found`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "the body is over `limits.max_body_bytes`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "the body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a namespace or key out of bounds, or a body of the wrong shape", body = Problem, content_type = "application/problem+json"),
-        (status = 501, description = "the store has no key-value namespace", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
+        KvProblems, JsonBodyProblems),
     security(("api_key" = [])), tag = "kv", operation_id = "kv_touch")]
 pub async fn touch_value(
     _key: ApiKey,
@@ -337,10 +328,8 @@ pub async fn touch_value(
             links(("kv_get" = (operation_id = "kv_get",
                 parameters(("namespace" = "$request.path.namespace"), ("key" = "$request.path.key")),
                 description = "the deleted value is gone")))),
-        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a namespace or key out of bounds", body = Problem, content_type = "application/problem+json"),
-        (status = 501, description = "the store has no key-value namespace", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
+        KvProblems),
     security(("api_key" = [])), tag = "kv", operation_id = "kv_delete")]
 pub async fn delete_value(
     _key: ApiKey,
@@ -360,10 +349,8 @@ pub async fn delete_value(
     params(("namespace" = String, Path, description = "1 to 64 characters of `A-Z a-z 0-9 _ - .`, not starting with `.`", pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")),
     responses(
         (status = 200, description = "the count", body = CountResponse),
-        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a namespace out of bounds", body = Problem, content_type = "application/problem+json"),
-        (status = 501, description = "the store has no key-value namespace", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
+        KvProblems),
     security(("api_key" = [])), tag = "kv", operation_id = "kv_count")]
 pub async fn count(
     _key: ApiKey,
@@ -384,10 +371,8 @@ pub async fn count(
     params(("namespace" = String, Path, description = "1 to 64 characters of `A-Z a-z 0-9 _ - .`, not starting with `.`", pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")),
     responses(
         (status = 204, description = "the namespace is empty"),
-        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a namespace out of bounds", body = Problem, content_type = "application/problem+json"),
-        (status = 501, description = "the store has no key-value namespace", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
+        KvProblems),
     security(("api_key" = [])), tag = "kv", operation_id = "kv_clear")]
 pub async fn clear(
     _key: ApiKey,

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::api::{ApiJson, ApiKey};
+use crate::openapi::problems::JsonBodyProblems;
 use crate::problem::ApiError;
 
 pub use crate::verifier::{SESSION_HEADER, STATUS_HEADER, SUBJECT_HEADER};
@@ -73,12 +74,11 @@ pub struct MintResponse {
 #[utoipa::path(post, path = "/v1/tokens", request_body = MintRequest,
     responses(
         (status = 200, description = "the token", body = MintResponse),
-        (status = 400, description = "the body is not JSON", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 401, description = "missing or wrong API key", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "session tokens are disabled (`tokens-disabled`)", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 413, description = "the body is too large", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "the body is not `application/json`", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "valid JSON with an invalid field", body = crate::problem::Problem, content_type = "application/problem+json")),
+        (status = 422, description = "valid JSON with an invalid field", body = crate::problem::Problem, content_type = "application/problem+json"),
+        JsonBodyProblems),
     security(("api_key" = [])), tag = "tokens")]
 pub async fn mint(
     _key: ApiKey,

@@ -11,6 +11,7 @@ use super::shapes::{
 };
 use super::{ApiJson, ApiKey, DEFAULT_PURPOSE};
 use crate::AppState;
+use crate::openapi::problems::SessionProblems;
 use crate::problem::{ApiError, Problem};
 
 impl AppState {
@@ -70,12 +71,7 @@ fn purpose(p: Option<&str>) -> Result<&str, ApiError> {
                 ("logout" = (operation_id = "logout", request_body = json!({"cookie": "$request.body#/cookie"}),
                     description = "end the session just resolved")),
             )),
-        (status = 400, description = "invalid JSON, or a malformed session cookie (`set_cookie` clears it)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "the body or the session data is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "the body is not `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "valid JSON with an invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
+        SessionProblems),
     security(("api_key" = [])), tag = "session")]
 pub async fn resolve(
     _key: ApiKey,
@@ -118,12 +114,7 @@ pub async fn resolve(
             )),
         (status = 404, description = "the cookie names no live session (`set_cookie` clears it)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "the edit lost too many compare-and-set races; retry", body = Problem, content_type = "application/problem+json"),
-        (status = 400, description = "invalid JSON, or a malformed session cookie (`set_cookie` clears it)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "the body or the session data is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "the body is not `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "valid JSON with an invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
+        SessionProblems),
     security(("api_key" = [])), tag = "session")]
 pub async fn update(
     _key: ApiKey,
@@ -172,12 +163,7 @@ pub async fn update(
                     description = "log the user out everywhere")),
             )),
         (status = 409, description = "the old session kept changing during the login; retry", body = Problem, content_type = "application/problem+json"),
-        (status = 400, description = "invalid JSON, or a malformed session cookie (`set_cookie` clears it)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "the body or the session data is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "the body is not `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "valid JSON with an invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
+        SessionProblems),
     security(("api_key" = [])), tag = "session")]
 pub async fn login(
     _key: ApiKey,
@@ -211,12 +197,7 @@ pub async fn login(
                 ("resolve" = (operation_id = "resolve", request_body = json!({"cookie": "$request.body#/cookie"}),
                     description = "the ended session no longer resolves")),
             )),
-        (status = 400, description = "invalid JSON, or a malformed session cookie (`set_cookie` clears it)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "the body or the session data is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "the body is not `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "valid JSON with an invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
+        SessionProblems),
     security(("api_key" = [])), tag = "session")]
 pub async fn logout(
     _key: ApiKey,
@@ -247,12 +228,7 @@ pub async fn logout(
             )),
         (status = 404, description = "the cookie names no live stored session (`set_cookie` clears it)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "the session kept changing during the rotation; retry", body = Problem, content_type = "application/problem+json"),
-        (status = 400, description = "invalid JSON, or a malformed session cookie (`set_cookie` clears it)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "the body or the session data is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "the body is not `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "valid JSON with an invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
+        SessionProblems),
     security(("api_key" = [])), tag = "session")]
 pub async fn rotate(
     _key: ApiKey,
@@ -275,12 +251,7 @@ pub async fn rotate(
                 ("logout" = (operation_id = "logout", request_body = json!({"cookie": "$request.body#/cookie"}),
                     description = "end the session")),
             )),
-        (status = 400, description = "invalid JSON, or a malformed session cookie (`set_cookie` clears it)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "the body or the session data is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "the body is not `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "valid JSON with an invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
+        SessionProblems),
     security(("api_key" = [])), tag = "session")]
 pub async fn csrf_check(
     _key: ApiKey,

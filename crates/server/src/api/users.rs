@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::ApiKey;
 use super::shapes::ExpirySetting;
 use crate::AppState;
+use crate::openapi::problems::UserProblems;
 use crate::problem::{ApiError, Problem};
 
 /// A user's live sessions.
@@ -60,9 +61,7 @@ pub struct RevokeAllResponse {
                     parameters(("id" = "$request.path.id"), ("ref" = "$response.body#/sessions/0/ref")),
                     description = "revoke the first session listed")),
             )),
-        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "an invalid user id or session reference", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
+        UserProblems),
     security(("api_key" = [])), tag = "users")]
 pub async fn list_sessions(
     _key: ApiKey,
@@ -94,9 +93,7 @@ pub async fn list_sessions(
 #[utoipa::path(delete, path = "/v1/users/{id}/sessions", params(("id" = String, Path, description = "user id (1 to 255 bytes, no control characters)", min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")),
     responses(
         (status = 200, description = "every session and token of the user up to now is revoked", body = RevokeAllResponse),
-        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "an invalid user id or session reference", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
+        UserProblems),
     security(("api_key" = [])), tag = "users")]
 pub async fn revoke_all(
     _key: ApiKey,
@@ -123,9 +120,7 @@ pub async fn revoke_all(
     responses(
         (status = 204, description = "the session is ended"),
         (status = 404, description = "this user has no live session with this reference", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "missing or wrong API key", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "an invalid user id or session reference", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "the store failed or did not answer; retry", body = Problem, content_type = "application/problem+json")),
+        UserProblems),
     security(("api_key" = [])), tag = "users")]
 pub async fn revoke_one(
     _key: ApiKey,

@@ -24,6 +24,8 @@ use utoipa::{Modify, OpenApi};
 use crate::api;
 use crate::problem::Problem;
 
+pub(crate) mod problems;
+
 /// The pattern of a string without control characters (Rust's `char::is_control`: the
 /// Unicode category Cc, U+0000 to U+001F and U+007F to U+009F).
 pub(crate) const NO_CONTROL: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
