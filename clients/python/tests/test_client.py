@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 
 import httpx
@@ -228,3 +229,17 @@ async def test_the_async_client_retries_503_only() -> None:
     ) as c:
         assert await c.check_csrf("", "t")
     assert len(seen) == 2
+
+
+def test_the_async_client_mirrors_the_sync_client() -> None:
+    """Each method of one is the other's: the same name, signature and docstring."""
+
+    def public(cls: type) -> set[str]:
+        return {n for n in vars(cls) if not n.startswith("_")}
+
+    assert public(AsyncClient) == public(Client)
+    for name in public(Client):
+        sync, aio = getattr(Client, name), getattr(AsyncClient, name)
+        assert inspect.iscoroutinefunction(aio), name
+        assert inspect.signature(aio) == inspect.signature(sync), name
+        assert aio.__doc__ and aio.__doc__ == sync.__doc__, name

@@ -1,18 +1,19 @@
-"""What the sync and async clients share: how each operation is asked and how its answer is
-read. The clients only send."""
+"""What the sync and async clients share: every operation as a :class:`Call` (the request to
+send and how its answer is read), the settings, the retry policy and the transport errors.
+The clients only send, and wait."""
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
 
-from .errors import ProtocolError, kask_error_from, problem_from
+from .errors import ProtocolError, TransportError, kask_error_from, problem_from
 from .models import (
     JSON,
     Revocation,
@@ -30,6 +31,8 @@ DEFAULT_RETRIES = 2
 DEFAULT_BACKOFF = 0.1
 """The first retry waits up to this many seconds; each next one up to twice as long."""
 MAX_BACKOFF = 2.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,14 @@ def resolve_settings(url: str | None, api_key: str | None) -> tuple[str, str | N
     return url.rstrip("/"), api_key if api_key is not None else os.environ.get("TESSERA_API_KEY")
 
 
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One operation of the API: the request to send, and how its answer is read."""
+
+    request: Request
+    read: Callable[[httpx.Response], T]
+
+
 def headers_for(req: Request, api_key: str | None) -> dict[str, str]:
     h = dict(req.headers)
     if req.auth and api_key:
@@ -60,9 +71,37 @@ def headers_for(req: Request, api_key: str | None) -> dict[str, str]:
     return h
 
 
+def build(
+    http: httpx.Client | httpx.AsyncClient, req: Request, api_key: str | None
+) -> httpx.Request:
+    """The ``httpx`` request of ``req``, on either client."""
+    return http.build_request(
+        req.method,
+        req.path,
+        json=req.json,
+        content=req.content,
+        params=req.params,
+        headers=headers_for(req, api_key),
+    )
+
+
+def transport_error(req: Request, e: httpx.HTTPError) -> TransportError:
+    if isinstance(e, httpx.TimeoutException):
+        return TransportError(f"{req.method} {req.path}: timed out")
+    return TransportError(f"{req.method} {req.path}: {e}")
+
+
 def backoff(attempt: int, base: float) -> float:
     """Full jitter: a random wait below ``base * 2**attempt`` (capped)."""
     return random.uniform(0, min(MAX_BACKOFF, base * (2**attempt)))
+
+
+def retry_wait(r: httpx.Response, attempt: int, retries: int, base: float) -> float | None:
+    """How long to wait before sending again, or ``None`` to take this answer: only a 503 (the
+    store was unavailable, nothing was written) is retried, ``retries`` times at most."""
+    if r.status_code != 503 or attempt >= retries:
+        return None
+    return backoff(attempt, base)
 
 
 def segment(value: str | bytes) -> str:
@@ -111,25 +150,6 @@ def session_request(op: str, cookie: str, **fields: Any) -> Request:
     return Request("POST", f"/v1/session/{op}", json=body)
 
 
-def login_request(
-    cookie: str,
-    user_id: str,
-    *,
-    name: str | None,
-    provider: str | None,
-    claims: Mapping[str, JSON] | None,
-    remember: bool,
-) -> Request:
-    user: dict[str, str] = {"id": user_id}
-    if name is not None:
-        user["name"] = name
-    if provider is not None:
-        user["provider"] = provider
-    return session_request(
-        "login", cookie, user=user, claims=dict(claims) if claims else None, remember=remember
-    )
-
-
 class Unchanged:
     """The type of :data:`UNCHANGED`."""
 
@@ -143,51 +163,6 @@ UNCHANGED = Unchanged()
 Expiry = dict[str, int] | str | None
 """A session's own expiry: ``{"at": unix_seconds}``, ``{"idle": seconds}``, ``"browser"`` or
 ``None`` (the server's defaults)."""
-
-
-def update_request(
-    cookie: str,
-    set: Mapping[str, JSON] | None,
-    remove: Sequence[str] | None,
-    secrets: Mapping[str, JSON] | None,
-    remove_secrets: Sequence[str] | None,
-    *,
-    expiry: Expiry | Unchanged = UNCHANGED,
-    storage: str | None = None,
-) -> Request:
-    req = session_request(
-        "update",
-        cookie,
-        set=dict(set) if set else None,
-        remove=list(remove) if remove else None,
-        secrets=dict(secrets) if secrets else None,
-        remove_secrets=list(remove_secrets) if remove_secrets else None,
-        storage=storage,
-    )
-    if not isinstance(expiry, Unchanged):
-        # ``None`` is sent as ``null``: back to the defaults.
-        req.json["expiry"] = expiry
-    return req
-
-
-def resolve_request(
-    cookie: str,
-    *,
-    create: bool,
-    csrf_purpose: str | None,
-    secrets: bool,
-    storage: str | None,
-    renew: bool,
-) -> Request:
-    return session_request(
-        "resolve",
-        cookie,
-        create=create or None,
-        csrf_purpose=csrf_purpose,
-        secrets=secrets or None,
-        storage=storage,
-        renew=None if renew else False,
-    )
 
 
 def users_path(user_id: str) -> str:
@@ -218,7 +193,7 @@ def session_list(r: httpx.Response) -> list[SessionSummary]:
     return [SessionSummary.from_json(s) for s in body_of(check(r)).get("sessions", [])]
 
 
-def revoke_all(r: httpx.Response) -> RevokeAll:
+def revoked_all(r: httpx.Response) -> RevokeAll:
     o = body_of(check(r))
     return RevokeAll(revoked=int(o["revoked"]), revoked_at_ms=int(o["revoked_at_ms"]))
 
@@ -261,29 +236,178 @@ def verdict(r: httpx.Response) -> Verdict:
     )
 
 
-def verify_request(cookie: str | None, authorization: str | None) -> Request:
+def kask_value(r: httpx.Response) -> bytes | None:
+    if r.status_code == 404:
+        return None
+    return check_kask(r).content
+
+
+def checked(r: httpx.Response) -> None:
+    check(r)
+
+
+def checked_kask(r: httpx.Response) -> None:
+    check_kask(r)
+
+
+def is_ready(r: httpx.Response) -> bool:
+    if r.status_code == 503:
+        return False
+    check(r)
+    return True
+
+
+def jwk_set(r: httpx.Response) -> dict[str, Any]:
+    return dict(body_of(check(r)))
+
+
+# === operations: one Call each, named as the clients' methods (documented there) ===
+
+
+def resolve(
+    cookie: str,
+    *,
+    create: bool,
+    csrf_purpose: str | None,
+    secrets: bool,
+    storage: str | None,
+    renew: bool,
+) -> Call[SessionResult]:
+    req = session_request(
+        "resolve",
+        cookie,
+        create=create or None,
+        csrf_purpose=csrf_purpose,
+        secrets=secrets or None,
+        storage=storage,
+        renew=None if renew else False,
+    )
+    return Call(req, session_result)
+
+
+def update(
+    cookie: str,
+    set: Mapping[str, JSON] | None,
+    remove: Sequence[str] | None,
+    secrets: Mapping[str, JSON] | None,
+    remove_secrets: Sequence[str] | None,
+    *,
+    expiry: Expiry | Unchanged,
+    storage: str | None,
+) -> Call[SessionResult]:
+    req = session_request(
+        "update",
+        cookie,
+        set=dict(set) if set else None,
+        remove=list(remove) if remove else None,
+        secrets=dict(secrets) if secrets else None,
+        remove_secrets=list(remove_secrets) if remove_secrets else None,
+        storage=storage,
+    )
+    if not isinstance(expiry, Unchanged):
+        # ``None`` is sent as ``null``: back to the defaults.
+        req.json["expiry"] = expiry
+    return Call(req, session_result)
+
+
+def rotate(cookie: str) -> Call[SessionResult]:
+    return Call(session_request("rotate", cookie), session_result)
+
+
+def login(
+    cookie: str,
+    user_id: str,
+    *,
+    name: str | None,
+    provider: str | None,
+    claims: Mapping[str, JSON] | None,
+    remember: bool,
+) -> Call[SessionResult]:
+    user: dict[str, str] = {"id": user_id}
+    if name is not None:
+        user["name"] = name
+    if provider is not None:
+        user["provider"] = provider
+    claims = dict(claims) if claims else None
+    req = session_request("login", cookie, user=user, claims=claims, remember=remember)
+    return Call(req, session_result)
+
+
+def logout(cookie: str) -> Call[SessionResult]:
+    return Call(session_request("logout", cookie), session_result)
+
+
+def check_csrf(cookie: str, token: str, purpose: str | None) -> Call[bool]:
+    return Call(session_request("csrf/check", cookie, token=token, purpose=purpose), csrf_valid)
+
+
+def list_sessions(user_id: str) -> Call[list[SessionSummary]]:
+    return Call(Request("GET", users_path(user_id)), session_list)
+
+
+def revoke_all(user_id: str) -> Call[RevokeAll]:
+    return Call(Request("DELETE", users_path(user_id)), revoked_all)
+
+
+def revoke_session(user_id: str, ref: str) -> Call[None]:
+    return Call(Request("DELETE", f"{users_path(user_id)}/{segment(ref)}"), checked)
+
+
+def mint(sub: str, claims: Mapping[str, JSON] | None) -> Call[str]:
+    body = {"sub": sub, "claims": dict(claims or {})}
+    return Call(Request("POST", "/v1/tokens", json=body), minted)
+
+
+def jwks() -> Call[dict[str, Any]]:
+    return Call(Request("GET", "/.well-known/jwks.json", auth=False), jwk_set)
+
+
+def verify(cookie: str | None, authorization: str | None) -> Call[Verdict]:
     h: dict[str, str] = {}
     if cookie is not None:
         h["Cookie"] = cookie
     if authorization is not None:
         h["Authorization"] = authorization
-    return Request("GET", "/v1/verify", headers=h, auth=False)
+    return Call(Request("GET", "/v1/verify", headers=h, auth=False), verdict)
 
 
-def feed_request(after: int, limit: int | None, etag: str | None) -> Request:
+def revocations(after: int, limit: int | None, etag: str | None) -> Call[RevocationFeed | None]:
     params = {"after": str(after)}
     if limit is not None:
         params["limit"] = str(limit)
-    return Request(
+    req = Request(
         "GET",
         "/v1/revocations",
         params=params,
         headers={"If-None-Match": etag} if etag else {},
         auth=False,
     )
+    return Call(req, revocation_feed)
 
 
-def kask_value(r: httpx.Response) -> bytes | None:
-    if r.status_code == 404:
-        return None
-    return check_kask(r).content
+def kask_get(key: str | bytes) -> Call[bytes | None]:
+    return Call(Request("GET", kask_path(key)), kask_value)
+
+
+def kask_put(key: str | bytes, value: bytes) -> Call[None]:
+    headers = {"Content-Type": "application/octet-stream"}
+    return Call(Request("POST", kask_path(key), content=value, headers=headers), checked_kask)
+
+
+def kask_delete(key: str | bytes) -> Call[None]:
+    return Call(Request("DELETE", kask_path(key)), checked_kask)
+
+
+def ready() -> Call[bool]:
+    return Call(Request("GET", "/readyz", auth=False), is_ready)
+
+
+def share_docs(twin: type, original: type) -> None:
+    """Gives each public method of ``twin`` without a docstring the docstring of ``original``'s
+    method of that name: the async client's methods are the sync client's, awaited."""
+    for name, method in vars(twin).items():
+        if name.startswith("_") or not callable(method) or method.__doc__:
+            continue
+        source = getattr(original, name, None)
+        if source is not None and source.__doc__:
+            method.__doc__ = source.__doc__

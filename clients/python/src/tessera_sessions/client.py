@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from . import _core
-from ._core import Request
-from .errors import TransportError
+from ._core import Call, Request
 from .models import (
     JSON,
     RevocationFeed,
@@ -20,6 +19,8 @@ from .models import (
     SessionSummary,
     Verdict,
 )
+
+T = TypeVar("T")
 
 
 class Client:
@@ -75,22 +76,17 @@ class Client:
         attempt = 0
         while True:
             try:
-                r = self._http.request(
-                    req.method,
-                    req.path,
-                    json=req.json,
-                    content=req.content,
-                    params=req.params,
-                    headers=_core.headers_for(req, self._api_key),
-                )
-            except httpx.TimeoutException as e:
-                raise TransportError(f"{req.method} {req.path}: timed out") from e
+                r = self._http.send(_core.build(self._http, req, self._api_key))
             except httpx.HTTPError as e:
-                raise TransportError(f"{req.method} {req.path}: {e}") from e
-            if r.status_code != 503 or attempt >= self._retries:
+                raise _core.transport_error(req, e) from e
+            wait = _core.retry_wait(r, attempt, self._retries, self._backoff)
+            if wait is None:
                 return r
-            time.sleep(_core.backoff(attempt, self._backoff))
+            time.sleep(wait)
             attempt += 1
+
+    def _call(self, call: Call[T]) -> T:
+        return call.read(self._send(call.request))
 
     # === sessions ===
 
@@ -109,15 +105,16 @@ class Client:
         ``storage="store"`` keeps a created session in the store whatever the anonymous mode;
         ``renew=False`` is a pure read (nothing written, no cookie re-sent).
         """
-        req = _core.resolve_request(
-            cookie,
-            create=create,
-            csrf_purpose=csrf_purpose,
-            secrets=secrets,
-            storage=storage,
-            renew=renew,
+        return self._call(
+            _core.resolve(
+                cookie,
+                create=create,
+                csrf_purpose=csrf_purpose,
+                secrets=secrets,
+                storage=storage,
+                renew=renew,
+            )
         )
-        return _core.session_result(self._send(req))
 
     def update(
         self,
@@ -140,10 +137,11 @@ class Client:
         Raises:
             SessionNotFound: the cookie names no live session (it expired or was logged out).
         """
-        req = _core.update_request(
-            cookie, set, remove, secrets, remove_secrets, expiry=expiry, storage=storage
+        return self._call(
+            _core.update(
+                cookie, set, remove, secrets, remove_secrets, expiry=expiry, storage=storage
+            )
         )
-        return _core.session_result(self._send(req))
 
     def rotate(self, cookie: str) -> SessionResult:
         """A new handle for the stored session the cookie names; the old one is retired.
@@ -151,7 +149,7 @@ class Client:
         Raises:
             SessionNotFound: the cookie names no live stored session.
         """
-        return _core.session_result(self._send(_core.session_request("rotate", cookie)))
+        return self._call(_core.rotate(cookie))
 
     def login(
         self,
@@ -164,29 +162,29 @@ class Client:
         remember: bool = False,
     ) -> SessionResult:
         """Binds a user to a new session (a new handle; the old session's data carried over)."""
-        req = _core.login_request(
-            cookie, user_id, name=name, provider=provider, claims=claims, remember=remember
+        return self._call(
+            _core.login(
+                cookie, user_id, name=name, provider=provider, claims=claims, remember=remember
+            )
         )
-        return _core.session_result(self._send(req))
 
     def logout(self, cookie: str) -> SessionResult:
         """Ends the session; ``set_cookie`` clears every cookie it set."""
-        return _core.session_result(self._send(_core.session_request("logout", cookie)))
+        return self._call(_core.logout(cookie))
 
     def check_csrf(self, cookie: str, token: str, *, purpose: str | None = None) -> bool:
         """Whether ``token`` is a valid CSRF token of the live session and purpose."""
-        req = _core.session_request("csrf/check", cookie, token=token, purpose=purpose)
-        return _core.csrf_valid(self._send(req))
+        return self._call(_core.check_csrf(cookie, token, purpose))
 
     # === users ===
 
     def list_sessions(self, user_id: str) -> list[SessionSummary]:
         """The user's live sessions."""
-        return _core.session_list(self._send(Request("GET", _core.users_path(user_id))))
+        return self._call(_core.list_sessions(user_id))
 
     def revoke_all(self, user_id: str) -> RevokeAll:
         """Logs the user out everywhere: every session and token issued up to now dies."""
-        return _core.revoke_all(self._send(Request("DELETE", _core.users_path(user_id))))
+        return self._call(_core.revoke_all(user_id))
 
     def revoke_session(self, user_id: str, ref: str) -> None:
         """Ends one session of the user.
@@ -194,63 +192,47 @@ class Client:
         Raises:
             SessionNotFound: the user has no live session with this reference.
         """
-        path = f"{_core.users_path(user_id)}/{_core.segment(ref)}"
-        _core.check(self._send(Request("DELETE", path)))
+        self._call(_core.revoke_session(user_id, ref))
 
     # === tokens ===
 
     def mint(self, sub: str, claims: Mapping[str, JSON] | None = None) -> str:
         """A session token for a session that is not stored (an API client)."""
-        req = Request("POST", "/v1/tokens", json={"sub": sub, "claims": dict(claims or {})})
-        return _core.minted(self._send(req))
+        return self._call(_core.mint(sub, claims))
 
     def jwks(self) -> dict[str, Any]:
         """The JWK set that verifies session tokens."""
-        return dict(
-            _core.body_of(
-                _core.check(self._send(Request("GET", "/.well-known/jwks.json", auth=False)))
-            )
-        )
+        return self._call(_core.jwks())
 
     def verify(self, *, cookie: str | None = None, authorization: str | None = None) -> Verdict:
         """Asks the edge verifier about a ``Cookie`` and/or ``Authorization`` header."""
-        return _core.verdict(self._send(_core.verify_request(cookie, authorization)))
+        return self._call(_core.verify(cookie, authorization))
 
     def revocations(
         self, *, after: int = 0, limit: int | None = None, etag: str | None = None
     ) -> RevocationFeed | None:
         """The revocation feed after ``after``; ``None`` when unchanged since ``etag``."""
-        return _core.revocation_feed(self._send(_core.feed_request(after, limit, etag)))
+        return self._call(_core.revocations(after, limit, etag))
 
     # === the Kask-compatible key-value API ===
 
     def kask_get(self, key: str | bytes) -> bytes | None:
         """The value under ``key``, or ``None``."""
-        return _core.kask_value(self._send(Request("GET", _core.kask_path(key))))
+        return self._call(_core.kask_get(key))
 
     def kask_put(self, key: str | bytes, value: bytes) -> None:
         """Stores ``value`` (1 byte or more) under ``key`` with the server's TTL."""
-        req = Request(
-            "POST",
-            _core.kask_path(key),
-            content=value,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        _core.check_kask(self._send(req))
+        self._call(_core.kask_put(key, value))
 
     def kask_delete(self, key: str | bytes) -> None:
         """Deletes the value under ``key`` (nothing there is fine)."""
-        _core.check_kask(self._send(Request("DELETE", _core.kask_path(key))))
+        self._call(_core.kask_delete(key))
 
     # === operations ===
 
     def ready(self) -> bool:
         """Whether every store answers (``/readyz``)."""
-        r = self._send(Request("GET", "/readyz", auth=False))
-        if r.status_code == 503:
-            return False
-        _core.check(r)
-        return True
+        return self._call(_core.ready())
 
 
 __all__ = ["Client"]
