@@ -111,21 +111,9 @@ impl KaskSettings {
         };
         format!(
             "Kask API on {PREFIX}: values kept {} (kask.ttl), at most {} bytes, {key}",
-            short_duration(self.ttl),
+            crate::config::settings::show_duration(self.ttl),
             self.max_value_bytes
         )
-    }
-}
-
-/// `1d`, `12h`, `90m`, `45s`: the largest unit that divides the duration exactly.
-fn short_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    match secs {
-        0 => format!("{}ms", d.as_millis()),
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
     }
 }
 
@@ -437,9 +425,14 @@ mod tests {
             "{note}"
         );
         assert!(d.startup_note(false).starts_with("Kask API off"));
-        for (secs, shown) in [(45, "45s"), (7200, "2h"), (86_400 * 3, "3d")] {
-            assert_eq!(short_duration(Duration::from_secs(secs)), shown);
-        }
+        let sub_second = KaskSettings {
+            ttl: Duration::from_millis(1500),
+            ..d
+        };
+        assert!(
+            sub_second.startup_note(true).contains("values kept 1500ms"),
+            "a TTL of 1.5 s is not shown rounded down"
+        );
     }
 
     #[test]

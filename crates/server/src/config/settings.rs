@@ -377,6 +377,21 @@ mod tests {
     use super::super::file::File;
     use super::*;
 
+    #[test]
+    fn a_duration_is_shown_in_the_largest_unit_that_divides_it() {
+        use std::time::Duration;
+        for (d, shown) in [
+            (Duration::from_secs(45), "45s"),
+            (Duration::from_secs(5400), "90m"),
+            (Duration::from_secs(7200), "2h"),
+            (Duration::from_secs(86_400 * 3), "3d"),
+            (Duration::from_millis(1500), "1500ms"),
+            (Duration::ZERO, "0ms"),
+        ] {
+            assert_eq!(super::show_duration(d), shown);
+        }
+    }
+
     /// A deserializer that feeds a schema every field it names, with an empty value of the
     /// field's type, and writes down the path of every leaf: the file keys, from the schema.
     struct Walk {
