@@ -14,9 +14,12 @@
 //! - `revocation`: a logout on one node is refused by every other node and by the edge
 //!   verifier within `verify.refresh` + 1 s, and every node serves the same revocation feed
 //!   and the same JWKS bytes;
+//! - `failover`: `kill -9` of a node under load through nginx: every idempotent request
+//!   succeeds, a `POST` in flight on the dead node gets a 502 (counted);
 //! - `lease`: `kill -9` of the node holding the rotation lease mid-rotation; another node
 //!   rotates once the lease has lapsed, and no key is lost or duplicated.
 
+mod failover;
 mod lease;
 mod one_service;
 mod revocation;
