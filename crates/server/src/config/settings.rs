@@ -379,7 +379,6 @@ mod tests {
 
     #[test]
     fn a_duration_is_shown_in_the_largest_unit_that_divides_it() {
-        use std::time::Duration;
         for (d, shown) in [
             (Duration::from_secs(45), "45s"),
             (Duration::from_secs(5400), "90m"),
@@ -388,7 +387,7 @@ mod tests {
             (Duration::from_millis(1500), "1500ms"),
             (Duration::ZERO, "0ms"),
         ] {
-            assert_eq!(super::show_duration(d), shown);
+            assert_eq!(show_duration(d), shown);
         }
     }
 
