@@ -34,16 +34,34 @@ const LEASE: i64 = 30;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_holding_the_lease_mid_rotation_is_taken_over_once_it_lapses() {
     let pg = PostgresServer::shared().await;
-    let url = pg.fresh_schema_url().await;
+    killed_mid_rotation(&pg.fresh_schema_url().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_the_lease_of_a_node_killed_mid_rotation_lapses_too() {
+    // A Cluster of its own: the fleet's keys and lease have fixed names in a store.
+    let cluster = tessera_test_support::redis::RedisCluster::start().await;
+    killed_mid_rotation(&cluster.url()).await;
+}
+
+/// The test of the module docs, on the store at `url` (with no keys yet).
+async fn killed_mid_rotation(url: &str) {
+    let url = url.to_owned();
     let secrets = tempfile::tempdir().unwrap();
     let master = master_key_file(secrets.path(), "master.key");
 
     // The fleet's keys, as made 31 days ago.
     let now = tessera_core::SystemClock.now().unix_secs();
-    let store = tessera_store_postgres::PostgresStore::open(&url)
-        .await
-        .unwrap();
-    let vault = KeyVault::new(Arc::new(store), MasterKey::load(&master).unwrap()).unwrap();
+    let store: Arc<dyn tessera_core::SessionStore> = if url.starts_with("postgres") {
+        Arc::new(
+            tessera_store_postgres::PostgresStore::open(&url)
+                .await
+                .unwrap(),
+        )
+    } else {
+        Arc::new(tessera_store_redis::RedisStore::open(&url).await.unwrap())
+    };
+    let vault = KeyVault::new(store, MasterKey::load(&master).unwrap()).unwrap();
     let policies = StoredPolicies {
         tokens: tessera_token::RotationPolicy::default(),
         seal: tessera::keys::files::seal_policy(&tessera::SessionConfig::default()),
@@ -120,10 +138,16 @@ async fn a_node_killed_holding_the_lease_mid_rotation_is_taken_over_once_it_laps
         .position(|n| n.log().contains(&taker))
         .expect("the new holder is a node of the fleet");
     eprintln!(
-        "fleet lease: node {} took the lease (holder {dead_name}, until {lapses}) and was \
+        "fleet lease ({}): node {} took the lease (holder {dead_name}, until {lapses}) and was \
          killed mid-rotation; node {} (holder {taker}) took it over at {taken_at} and wrote \
          version 2, {took:?} after the kill",
-        dead.addr, fleet.nodes[rotator].addr
+        if url.starts_with("postgres") {
+            "Postgres"
+        } else {
+            "Redis Cluster"
+        },
+        dead.addr,
+        fleet.nodes[rotator].addr
     );
 
     // Exactly one rotation was written: the old key and one new key, each once.
