@@ -5,8 +5,9 @@
 //! Eight clients load the fleet through nginx, each in its own session: four send only
 //! idempotent requests (`GET /v1/verify`, `GET /v1/users/{id}/sessions`), four only
 //! `POST`s (`resolve`, `update`). To have requests in flight on the node when it dies, it is
-//! first frozen (`SIGSTOP`) for half a second — nginx keeps sending it its share, which wait
-//! in its sockets — and then killed (`SIGKILL`). What each client saw is counted:
+//! first frozen (`SIGSTOP`) — nginx keeps sending it its share, which wait in its sockets —
+//! until every client has one request waiting there, and then killed (`SIGKILL`); a second
+//! test kills it outright. What each client saw is counted:
 //!
 //! - every `GET` succeeds: those in flight on the dead node are sent again to another node by
 //!   nginx (`X-Upstream` names both);
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tessera_test_support::postgres::PostgresServer;
+use tessera_test_support::process::poll_until;
 use tokio::time::Instant;
 
 use super::scaffold::{API_KEY, Fleet, Jar};
@@ -50,8 +52,9 @@ async fn a_node_killed_outright_under_load_costs_at_most_the_posts_in_flight() {
     kill_under_load(false).await;
 }
 
-/// Three nodes under the load of the module docs; node 1 is killed after 2 s (frozen for
-/// 0.5 s first if `freeze`, and then, after `fail_timeout`, nginx is seen trying it again).
+/// Three nodes under the load of the module docs; node 1 is killed after 2 s (frozen first
+/// until every client waits on it if `freeze`, and then, after `fail_timeout`, nginx is seen
+/// trying it again).
 async fn kill_under_load(freeze: bool) {
     let pg = PostgresServer::shared().await;
     let url = pg.fresh_schema_url().await;
@@ -148,7 +151,20 @@ async fn kill_under_load(freeze: bool) {
     let victim_addr = victim.addr.clone();
     if freeze {
         tessera_test_support::process::signal("-STOP", [victim.pid()]);
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Until every client has a request waiting on it: eight connections the kernel
+        // accepted for the frozen node (nginx opens one per request).
+        let port: u16 = victim_addr.rsplit(':').next().unwrap().parse().unwrap();
+        let waiting = poll_until(
+            Duration::from_secs(20),
+            Duration::from_millis(10),
+            async || (established_to(port) >= 8).then_some(()),
+        )
+        .await;
+        assert!(
+            waiting.is_some(),
+            "{} connections to the frozen node",
+            established_to(port)
+        );
     }
     let killed_at = start.elapsed();
     victim.kill();
@@ -187,7 +203,7 @@ async fn kill_under_load(freeze: bool) {
          node and sent to another (200); {after} requests in the 2.5 s from 0.5 s after the \
          kill, {failed_after} failed",
         if freeze {
-            "frozen 0.5 s, then kill -9"
+            "frozen until every client waited on it, then kill -9"
         } else {
             "kill -9"
         },
@@ -211,10 +227,10 @@ async fn kill_under_load(freeze: bool) {
         );
     }
     if freeze {
-        // Each of the four POST clients had one request waiting on the frozen node (a third
-        // of their requests go there), and so had each GET client.
+        // Each of the four POST clients had one request waiting on the frozen node, and so
+        // had each GET client.
         assert_eq!(failed.len(), 4, "{failed:?}");
-        assert!(retried_gets.len() >= 4, "{retried_gets:?}\n{log}");
+        assert_eq!(retried_gets.len(), 4, "{retried_gets:?}\n{log}");
         // As docs/fleet.md quotes it.
         assert!(
             log.lines().any(|l| l.contains(
@@ -266,4 +282,20 @@ async fn kill_under_load(freeze: bool) {
         lines("Connection refused")
     );
     assert_eq!(tried_dead, 1, "{log}");
+}
+
+/// Open TCP connections whose local end is 127.0.0.1:`port` (a server's side), from
+/// /proc/net/tcp.
+fn established_to(port: u16) -> usize {
+    let local = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // local_address, rem_address, st (01: ESTABLISHED).
+            f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"01")
+        })
+        .count()
 }
