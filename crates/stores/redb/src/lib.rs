@@ -109,7 +109,7 @@ use tessera_core::{
 
 pub use crate::backup::BackupStats;
 pub use crate::batch::{BATCH_SIZE_BUCKETS, BatchError, COMMIT_MICROS_BUCKETS, CommitStats};
-use crate::batch::{Touches, Writer};
+use crate::batch::{CacheUpdate, Fill, Touches, Writer};
 use crate::codec::Stored;
 
 /// The background purge of `tessera-core`, the one every store uses: for redb, expired
@@ -273,6 +273,11 @@ const CACHE_CAPACITY: usize = 100_000;
 /// whether the commit succeeded or failed, the writer bumps a generation and drops the keys
 /// the batch touched, *before it answers any of its callers*, so even a write whose caller
 /// went away invalidates, and a failed commit (which redb may still have applied) does too. A
+/// `save` that succeeded in a committed batch leaves its new record (and its user's
+/// revocation time, read in that transaction) instead of dropping the key: that is what the
+/// file now holds, so the next `load` of an edited session does not read and decode it again.
+/// The batch's writes are applied to the cache in their order, so a later write of the same
+/// key, or a revocation (which clears everything), wins. A
 /// batch that was only aborted changed nothing and invalidates nothing. A read
 /// records the generation before it opens its snapshot and fills the cache only if the
 /// generation is unchanged, under the same lock: a read that raced a write never caches what
@@ -323,19 +328,23 @@ impl ReadCache {
         g.records.insert(key, (record, revoked));
     }
 
-    /// Starts a new generation and drops what a batch of writes touched.
-    fn invalidate(&self, touched: &[Touches]) {
+    /// Starts a new generation and applies what a batch of writes did, in its order: a
+    /// record a write left is kept, what the others touched is dropped.
+    fn update(&self, updates: Vec<CacheUpdate>) {
         let mut g = self.lock();
         g.generation = g.generation.wrapping_add(1);
-        for t in touched {
-            match t {
-                Touches::Nothing => {}
-                Touches::Key(k) => {
-                    g.records.remove(k);
+        for u in updates {
+            match u {
+                CacheUpdate::Keep => {}
+                CacheUpdate::Remove(k) => {
+                    g.records.remove(&k);
                 }
-                Touches::Everything => {
-                    g.records.clear();
-                    break;
+                CacheUpdate::Clear => g.records.clear(),
+                CacheUpdate::Fill(k, record, revoked) => {
+                    if g.records.len() >= CACHE_CAPACITY {
+                        g.records.clear();
+                    }
+                    g.records.insert(k, (record, revoked));
                 }
             }
         }
@@ -428,7 +437,7 @@ impl RedbStore {
         F: Fn(&WriteTransaction) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.writer.write(touches, op).await
+        self.writer.write(touches, None, op).await
     }
 
     /// Runs `op` on the blocking pool, or in place outside a Tokio runtime. For scans.
@@ -642,36 +651,53 @@ impl SessionStore for RedbStore {
         let bytes = codec::encode_record(record)?;
         let new_user = record.user_id().map(str::to_owned);
         let new_expires = record.expires_at().unix_millis();
-        self.write(Touches::Key(key), move |txn| {
-            let mut sessions = txn.open_table(SESSIONS).map_err(backend)?;
-            let revocations = txn.open_table(REVOCATIONS).map_err(backend)?;
-            // Dead or absent means NotFound and no write: a save racing a logout or an
-            // expiry must not bring the session back.
-            let current =
-                live(&sessions, &revocations, &key, now)?.ok_or(tessera_core::Error::NotFound)?;
-            if current.version != expected {
-                return Err(tessera_core::Error::Conflict);
-            }
-            sessions.insert(&key, bytes.as_slice()).map_err(backend)?;
+        let fill = Fill {
+            record: record.clone(),
+            revoked: |revoked: &Option<Timestamp>| *revoked,
+        };
+        let touches = Touches::Key(key);
+        self.writer
+            .write(touches, Some(fill), move |txn| {
+                let mut sessions = txn.open_table(SESSIONS).map_err(backend)?;
+                let revocations = txn.open_table(REVOCATIONS).map_err(backend)?;
+                // Dead or absent means NotFound and no write: a save racing a logout or an
+                // expiry must not bring the session back.
+                let current = live(&sessions, &revocations, &key, now)?
+                    .ok_or(tessera_core::Error::NotFound)?;
+                // What a read of the record just written would pair it with (for the cache).
+                let revoked = match new_user.as_deref() {
+                    Some(u) => revoked_at(&revocations, u)?,
+                    None => None,
+                };
+                if current.version != expected {
+                    return Err(tessera_core::Error::Conflict);
+                }
+                sessions.insert(&key, bytes.as_slice()).map_err(backend)?;
 
-            let old_expires = current.expires_at().unix_millis();
-            if old_expires != new_expires {
-                let mut expiries = txn.open_table(EXPIRIES).map_err(backend)?;
-                expiries.remove((old_expires, &key)).map_err(backend)?;
-                expiries.insert((new_expires, &key), ()).map_err(backend)?;
-            }
-            let mut users = txn.open_table(USER_SESSIONS).map_err(backend)?;
-            if let Some(u) = current.user_id() {
-                users.remove((u, &key)).map_err(backend)?;
-            }
-            if let Some(u) = &new_user {
-                users
-                    .insert((u.as_str(), &key), new_expires)
-                    .map_err(backend)?;
-            }
-            Ok(())
-        })
-        .await
+                let old_expires = current.expires_at().unix_millis();
+                if old_expires != new_expires {
+                    let mut expiries = txn.open_table(EXPIRIES).map_err(backend)?;
+                    expiries.remove((old_expires, &key)).map_err(backend)?;
+                    expiries.insert((new_expires, &key), ()).map_err(backend)?;
+                }
+                // The user index holds (user, key) → expiry: unchanged when neither changed, the
+                // common case of a data edit, which then writes one table instead of two.
+                if current.user_id() == new_user.as_deref() && old_expires == new_expires {
+                    return Ok(revoked);
+                }
+                let mut users = txn.open_table(USER_SESSIONS).map_err(backend)?;
+                if let Some(u) = current.user_id() {
+                    users.remove((u, &key)).map_err(backend)?;
+                }
+                if let Some(u) = &new_user {
+                    users
+                        .insert((u.as_str(), &key), new_expires)
+                        .map_err(backend)?;
+                }
+                Ok(revoked)
+            })
+            .await
+            .map(|_revoked| ())
     }
 
     async fn delete(&self, key: &StoreKey, tombstone_until: Timestamp) -> StoreResult<()> {

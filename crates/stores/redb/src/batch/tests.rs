@@ -347,6 +347,79 @@ async fn a_failed_commit_fails_exactly_the_writes_of_its_batch() {
     assert_consistent(&store);
 }
 
+/// A committed `save` leaves its record in the read cache, and what comes after it in its
+/// batch (another save, a delete, a revocation of the user) wins there as it does in the file.
+#[tokio::test]
+async fn a_committed_save_leaves_its_record_in_the_cache_and_later_writes_win() {
+    let (_dir, store) = temp_store();
+    let (a, a1) = cached(&store).await;
+    let (b, b1) = cached(&store).await;
+    let (c, c1) = cached(&store).await;
+    let got = one_batch(
+        &store,
+        vec![
+            save(&store, &a, 1, &v(&a1, 2, "a2")),
+            save(&store, &b, 1, &v(&b1, 2, "b2")),
+            save(&store, &b, 2, &v(&b1, 3, "b3")),
+            save(&store, &c, 1, &v(&c1, 2, "c2")),
+            delete(&store, &c),
+        ],
+    )
+    .await;
+    assert!(got.iter().all(Result::is_ok), "{got:?}");
+    // In the cache without a read, and equal to what the file holds.
+    let (cached_a, revoked) = store.cache.get(a.as_bytes()).expect("a's save is cached");
+    assert_eq!((cached_a, revoked), (v(&a1, 2, "a2"), None));
+    assert_eq!(stored(&store, &a), Some(Stored::Live(v(&a1, 2, "a2"))));
+    assert_eq!(
+        store.cache.get(b.as_bytes()).map(|(r, _)| r),
+        Some(v(&b1, 3, "b3"))
+    );
+    assert!(
+        store.cache.get(c.as_bytes()).is_none(),
+        "a deleted key stays cached"
+    );
+    assert_eq!(store.load(&c, T0).await.unwrap(), None);
+
+    // A revocation after the save in the same batch: the cached save must not outlive it.
+    let user = a1.user_id().unwrap().to_owned();
+    let revoke: Op = {
+        let (s, user) = (store.clone(), user.clone());
+        Box::pin(async move {
+            s.revoke_user(&user, T0.saturating_add(Duration::from_secs(1)))
+                .await
+                .map(|()| 0)
+        })
+    };
+    let got = one_batch(&store, vec![save(&store, &a, 2, &v(&a1, 3, "a3")), revoke]).await;
+    assert!(got.iter().all(Result::is_ok), "{got:?}");
+    let later = T0.saturating_add(Duration::from_secs(2));
+    assert_eq!(store.load(&a, later).await.unwrap(), None);
+    assert_consistent(&store);
+}
+
+/// A save after a revocation of its user in the same batch caches the record with that
+/// revocation time, as a read would pair them.
+#[tokio::test]
+async fn a_save_cached_after_a_revocation_keeps_the_revocation_time() {
+    let (_dir, store) = temp_store();
+    let (a, a1) = cached(&store).await;
+    let user = a1.user_id().unwrap().to_owned();
+    // Before the session was created: it stays live, and the time is what it is paired with.
+    let at = tessera_core::Timestamp::from_unix_millis(T0.unix_millis() - 1000);
+    let revoke: Op = {
+        let (s, user) = (store.clone(), user.clone());
+        Box::pin(async move { s.revoke_user(&user, at).await.map(|()| 0) })
+    };
+    let got = one_batch(&store, vec![revoke, save(&store, &a, 1, &v(&a1, 2, "a2"))]).await;
+    assert!(got.iter().all(Result::is_ok), "{got:?}");
+    assert_eq!(
+        store.cache.get(a.as_bytes()),
+        Some((v(&a1, 2, "a2"), Some(at)))
+    );
+    assert_eq!(store.load(&a, T0).await.unwrap(), Some(v(&a1, 2, "a2")));
+}
+
 /// redb says a failed commit may still have been applied: the cache must then not keep
 /// serving what was there before.
 #[tokio::test]
