@@ -68,8 +68,14 @@ pub const LOG_TARGET: &str = "tessera::kask";
 /// ```
 #[must_use]
 pub fn key_digest(key: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(key);
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(16);
+    for b in digest.iter().take(8) {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// How the Kask-compatible API behaves.
@@ -233,17 +239,20 @@ fn key_of(path: &str) -> Result<Vec<u8>, BadKey> {
 /// Every request under [`PREFIX`] (and the prefix itself) comes here, and is logged.
 pub(crate) async fn handle(State(s): State<AppState>, req: Request) -> Response {
     let start = Instant::now();
-    let method = req.method().clone();
-    let key = key_of(req.uri().path()).ok();
-    let id = req.extensions().get::<RequestId>().cloned();
-    let (res, bytes) = respond(&s, req).await;
+    let (parts, body) = req.into_parts();
+    // Decoded once: the answer and the log line use the same key.
+    let key = key_of(parts.uri.path());
+    let (res, bytes) = respond(&s, &parts, &key, body).await;
     log_request(
-        &method,
-        key.as_deref(),
+        &parts.method,
+        key.as_deref().ok(),
         res.status(),
         bytes,
         start.elapsed(),
-        id.as_ref().map_or("-", RequestId::as_str),
+        parts
+            .extensions
+            .get::<RequestId>()
+            .map_or("-", RequestId::as_str),
     );
     res
 }
@@ -257,101 +266,106 @@ fn log_request(
     latency: Duration,
     request_id: &str,
 ) {
-    let key = key.map_or_else(|| "-".to_owned(), key_digest);
     let status_code = status.as_u16();
     let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    // The digest (a SHA-256) is computed only for a line that is written: most lines are at
+    // debug, off by default, and the Kask API's hot path should not pay for them.
     macro_rules! line {
-        ($level:ident) => {
-            tracing::$level!(
-                target: LOG_TARGET,
-                method = method.as_str(),
-                key_sha256 = key.as_str(),
-                status = status_code,
-                bytes,
-                latency_us,
-                request_id,
-                "Kask request"
-            )
+        ($level:ident, $lvl:expr) => {
+            if tracing::enabled!(target: LOG_TARGET, $lvl) {
+                let key = key.map_or_else(|| "-".to_owned(), key_digest);
+                tracing::$level!(
+                    target: LOG_TARGET,
+                    method = method.as_str(),
+                    key_sha256 = key.as_str(),
+                    status = status_code,
+                    bytes,
+                    latency_us,
+                    request_id,
+                    "Kask request"
+                )
+            }
         };
     }
     if status.is_server_error() {
-        line!(warn);
+        line!(warn, tracing::Level::WARN);
     } else if status.is_client_error()
         && !(status == StatusCode::NOT_FOUND && method == Method::GET)
     {
-        line!(info);
+        line!(info, tracing::Level::INFO);
     } else {
-        line!(debug);
+        line!(debug, tracing::Level::DEBUG);
     }
 }
 
 /// The response to a request, and the size of the value it carried (the body written, or
 /// the value read; 0 for none).
-async fn respond(s: &AppState, req: Request) -> (Response, usize) {
-    let path = req.uri().path().to_owned();
+async fn respond(
+    s: &AppState,
+    parts: &axum::http::request::Parts,
+    key: &Result<Vec<u8>, BadKey>,
+    body: axum::body::Body,
+) -> (Response, usize) {
+    let path = parts.uri.path();
     let settings = s.kask();
-    if settings.require_api_key && !s.bearer_ok(req.headers()) {
+    if settings.require_api_key && !s.bearer_ok(&parts.headers) {
         tracing::info!(target: "security", "Kask request without a valid API key");
         let mut res = problem(
             StatusCode::UNAUTHORIZED,
             "not_authorized",
             "Not authorized",
             "this endpoint needs a valid API key as Authorization: Bearer <key>",
-            &path,
+            path,
         );
         res.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return (res, 0);
     }
-    if req.uri().query().is_some() {
-        return (bad_request("query strings are not supported", &path), 0);
+    if parts.uri.query().is_some() {
+        return (bad_request("query strings are not supported", path), 0);
     }
-    let key = match key_of(&path) {
-        Ok(k) => k,
-        Err(bad) => return (bad.response(&path), 0),
+    let key = match key {
+        Ok(k) => k.as_slice(),
+        Err(bad) => return (bad.response(path), 0),
     };
-    let method = req.method().clone();
-    if !matches!(method, Method::GET | Method::POST | Method::DELETE) {
-        return (bad_request("unsupported method", &path), 0);
+    let method = &parts.method;
+    if !matches!(*method, Method::GET | Method::POST | Method::DELETE) {
+        return (bad_request("unsupported method", path), 0);
     }
     // The values live with the authenticated sessions' backend.
-    let store = s
-        .engine()
-        .stores()
-        .for_kind(SessionKind::Authenticated)
-        .clone();
+    let store = s.engine().stores().for_kind(SessionKind::Authenticated);
     let Some(kv) = store.as_kv() else {
         let res = problem(
             StatusCode::NOT_IMPLEMENTED,
             "server_error",
             "Not implemented",
             "the configured store has no key-value namespace",
-            &path,
+            path,
         );
         return (res, 0);
     };
     let now = s.clock().now();
-    match method {
-        Method::GET => get(kv, &key, now, &path).await,
+    match *method {
+        Method::GET => get(kv, key, now, path).await,
         Method::POST => {
             let limit = settings.max_value_bytes;
-            let Ok(body) = axum::body::to_bytes(req.into_body(), limit).await else {
+            let Ok(body) = axum::body::to_bytes(body, limit).await else {
                 let res = problem(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "bad_request",
                     "Value too large",
                     &format!("values may be at most {limit} bytes"),
-                    &path,
+                    path,
                 );
                 return (res, 0);
             };
             let bytes = body.len();
             let until = now.saturating_add(settings.ttl);
-            (post(kv, &key, body, now, until, &path).await, bytes)
+            (post(kv, key, body, now, until, path).await, bytes)
         }
-        _ => match kv.kv_delete(&key).await {
+        _ => match kv.kv_delete(key).await {
             Ok(()) => (StatusCode::NO_CONTENT.into_response(), 0),
-            Err(e) => (store_failed(&e, &path), 0),
+            Err(e) => (store_failed(&e, path), 0),
         },
     }
 }
