@@ -88,15 +88,7 @@ impl Engine {
         check_size(&base.data, &base.secrets, self.config.max_data_bytes)?;
         // Secrets are sealed to the session they belong to: re-sealed for the new one.
         let (handle, key, record) = self
-            .create_record_with(SessionKind::Authenticated, Write::Login, |k| {
-                let mut r = base.clone();
-                for (name, v) in &secrets {
-                    let sealed = self.seal_secret(name, v, k, r.absolute_expires_at)?;
-                    r.secrets.insert(name.clone(), sealed);
-                }
-                check_size(&r.data, &r.secrets, self.config.max_data_bytes)?;
-                Ok(r)
-            })
+            .create_resealed(SessionKind::Authenticated, Write::Login, &base, &secrets)
             .await?;
         let set = vec![self.set_cookie(&handle, &record, now)];
         let mut o = self.outcome(Some(stored(key, record)), set, Status::LoggedIn);

@@ -4,7 +4,6 @@ use tessera_core::Timestamp;
 
 use super::store::Write;
 use super::{Engine, Outcome, Status, TokenStatus, stored};
-use crate::limits::check_size;
 use crate::{Error, Result};
 
 impl Engine {
@@ -40,16 +39,7 @@ impl Engine {
         base.secrets.clear();
         base.version = 1;
         let (handle, key, record) = self
-            .create_record_with(base.kind, Write::Rotate, |k| {
-                let mut r = base.clone();
-                // Secrets are sealed to the session key they belong to.
-                for (name, v) in &secrets {
-                    let sealed = self.seal_secret(name, v, k, r.absolute_expires_at)?;
-                    r.secrets.insert(name.clone(), sealed);
-                }
-                check_size(&r.data, &r.secrets, self.config.max_data_bytes)?;
-                Ok(r)
-            })
+            .create_resealed(base.kind, Write::Rotate, &base, &secrets)
             .await?;
         let set = vec![self.set_cookie(&handle, &record, now)];
         let mut o = self.outcome(Some(stored(key, record)), set, Status::Rotated);

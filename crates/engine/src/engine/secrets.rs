@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use tessera_core::{SessionRecord, StoreKey, Timestamp};
+use tessera_core::{Handle, SessionKind, SessionRecord, StoreKey, Timestamp};
 
+use super::store::Write;
 use super::{Edits, Engine, LiveSession};
-use crate::anonymous;
-use crate::{Error, Result};
+use crate::limits::check_size;
+use crate::{Error, Result, anonymous};
 
 impl Engine {
     /// The session's secrets, opened. A secret that no longer opens (its sealing key was
@@ -62,6 +63,28 @@ impl Engine {
                 None
             }
         }
+    }
+
+    /// Stores a copy of `base` under a fresh handle, with `secrets` (opened from the session
+    /// it replaces, on login or rotation) sealed again: a secret is sealed to the session key
+    /// it belongs to. Checked against the size limit once sealed.
+    pub(super) async fn create_resealed(
+        &self,
+        kind: SessionKind,
+        reason: Write,
+        base: &SessionRecord,
+        secrets: &BTreeMap<String, Value>,
+    ) -> Result<(Handle, StoreKey, SessionRecord)> {
+        self.create_record_with(kind, reason, |k| {
+            let mut r = base.clone();
+            for (name, v) in secrets {
+                let sealed = self.seal_secret(name, v, k, r.absolute_expires_at)?;
+                r.secrets.insert(name.clone(), sealed);
+            }
+            check_size(&r.data, &r.secrets, self.config.max_data_bytes)?;
+            Ok(r)
+        })
+        .await
     }
 
     pub(super) fn open_secrets(

@@ -30,6 +30,18 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// A key with its private half, never retired or revoked.
+    fn with_secret(key: SigningKey, state: KeyState, valid_from: i64) -> Self {
+        Self {
+            public: key.public_key().clone(),
+            secret: Some(key),
+            state,
+            valid_from,
+            retired_at: None,
+            revoked_at: None,
+        }
+    }
+
     fn info(&self) -> KeyInfo {
         KeyInfo {
             kid: self.public.kid().clone(),
@@ -143,14 +155,8 @@ impl KeyringBuilder {
                 reason: "only next and active keys keep a private half",
             });
         }
-        self.entries.push(Entry {
-            public: key.public_key().clone(),
-            secret: Some(key),
-            state,
-            valid_from,
-            retired_at: None,
-            revoked_at: None,
-        });
+        self.entries
+            .push(Entry::with_secret(key, state, valid_from));
         self
     }
 

@@ -212,14 +212,8 @@ impl Keyring {
                 reason: "two keys with the same key id",
             });
         }
-        self.entries.push(Entry {
-            public: key.public_key().clone(),
-            secret: Some(key),
-            state,
-            valid_from,
-            retired_at: None,
-            revoked_at: None,
-        });
+        self.entries
+            .push(Entry::with_secret(key, state, valid_from));
         self.sort();
         Ok(())
     }
