@@ -235,7 +235,7 @@ mod tests {
         assert!(User::validate_id(&"x".repeat(255)).is_ok());
     }
 
-    fn record(idle: i64, absolute: i64) -> SessionRecord {
+    pub(super) fn record(idle: i64, absolute: i64) -> SessionRecord {
         SessionRecord {
             kind: SessionKind::Anonymous,
             user: None,
@@ -287,20 +287,7 @@ mod expiry_tests {
     use super::*;
 
     fn base() -> SessionRecord {
-        SessionRecord {
-            kind: SessionKind::Anonymous,
-            user: None,
-            claims: BTreeMap::new(),
-            created_at: Timestamp::from_unix_secs(0),
-            renewed_at: Timestamp::from_unix_secs(0),
-            idle_expires_at: Timestamp::from_unix_secs(20),
-            absolute_expires_at: Timestamp::from_unix_secs(30),
-            remember: false,
-            data: BTreeMap::new(),
-            secrets: BTreeMap::new(),
-            expiry: Expiry::Default,
-            version: 1,
-        }
+        tests::record(20, 30)
     }
 
     #[test]

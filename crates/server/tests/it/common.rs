@@ -74,6 +74,11 @@ impl TestServer {
             Arc::new(clock.clone()),
         )
         .unwrap();
+        Self::serve(state, clock).await
+    }
+
+    /// Serves `state` on a free loopback port until [`TestServer::stop`].
+    pub(crate) async fn serve(state: AppState, clock: ManualClock) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -266,24 +271,7 @@ pub(crate) async fn server_from_config(toml: &str) -> (TestServer, tempfile::Tem
         .await
         .unwrap();
     let state = prepared.state;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-    });
-    let server = TestServer {
-        base,
-        clock,
-        client: reqwest::Client::new(),
-        task,
-        shutdown: Some(tx),
-    };
+    let server = TestServer::serve(state, clock).await;
     (server, data)
 }
 
