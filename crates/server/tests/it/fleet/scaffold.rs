@@ -115,7 +115,6 @@ impl Node {
     }
 
     /// The process id.
-    #[allow(dead_code, reason = "for the failover and lease tests")]
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -127,13 +126,12 @@ impl Node {
     }
 
     /// Whether the process has exited.
-    #[allow(dead_code, reason = "for the failover and lease tests")]
+    #[allow(dead_code, reason = "kept for the fleet tests to come (helper keys)")]
     pub(crate) fn exited(&mut self) -> bool {
         self.child.try_wait().unwrap().is_some()
     }
 
     /// What the node logged so far.
-    #[allow(dead_code, reason = "for the failover and lease tests")]
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
