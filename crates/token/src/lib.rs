@@ -111,7 +111,7 @@
 //! | `sign` | [`Keyring::sign_at`] |
 //! | `cache` | [`VerifiedCache`] |
 //! | `verify` | [`Keyring::verify_at`], [`Keyring::verify_cached_at`]: the validation order; [`Verified`], [`Status`] |
-//! | [`seal`] | sealed values and [`seal::SealKeyring`] |
+//! | [`seal`] | sealed values (`mod.rs`: the format) and [`seal::SealKeyring`] (`keyring.rs`: the keys, their schedule) |
 //! | `dir` | both keyrings on disk: [`Keyring::load`], [`Keyring::save`], [`Keyring::lock_dir`] (`signing.rs`), [`seal::SealKeyring::load`] (`seal.rs`) |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
