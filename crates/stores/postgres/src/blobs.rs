@@ -26,7 +26,7 @@ fn version_error(e: std::num::TryFromIntError) -> tessera_core::Error {
 impl BlobStore for PostgresStore {
     async fn blob_get(&self, name: &str) -> StoreResult<Option<Blob>> {
         let row = self
-            .with_client(|c| async move {
+            .with_reader(|c| async move {
                 let st = c.prepare_cached(BLOB_GET).await.map_err(pg_error)?;
                 c.query_opt(&st, &[&name]).await.map_err(pg_error)
             })

@@ -103,7 +103,7 @@ SELECT count(*) FROM gone";
 impl KvStore for PostgresStore {
     async fn kv_get(&self, key: &[u8], now: Timestamp) -> StoreResult<Option<Vec<u8>>> {
         let row = self
-            .with_client(|c| async move {
+            .with_reader(|c| async move {
                 let st = c.prepare_cached(KV_GET).await.map_err(pg_error)?;
                 c.query_opt(&st, &[&key, &now.unix_millis()])
                     .await
@@ -153,7 +153,7 @@ impl KvStore for PostgresStore {
         now: Timestamp,
     ) -> StoreResult<Option<KvEntry>> {
         let row = self
-            .with_client(|c| async move {
+            .with_reader(|c| async move {
                 let st = c.prepare_cached(NS_GET).await.map_err(pg_error)?;
                 c.query_opt(
                     &st,
@@ -242,7 +242,7 @@ impl KvStore for PostgresStore {
 
     async fn ns_count(&self, ns: &KvNamespace, _now: Timestamp) -> StoreResult<u64> {
         let row = self
-            .with_client(|c| async move {
+            .with_reader(|c| async move {
                 let st = c.prepare_cached(NS_COUNT).await.map_err(pg_error)?;
                 c.query_opt(&st, &[&ns.as_str()]).await.map_err(pg_error)
             })

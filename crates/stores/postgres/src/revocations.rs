@@ -51,7 +51,7 @@ impl RevocationLog for PostgresStore {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
-            .with_client(|c| async move {
+            .with_reader(|c| async move {
                 let st = c
                     .prepare_cached(REVOCATIONS_SINCE)
                     .await

@@ -122,7 +122,7 @@ impl SessionStore for PostgresStore {
 
     async fn load(&self, key: &StoreKey, now: Timestamp) -> StoreResult<Option<SessionRecord>> {
         let row = self
-            .with_client(|c| async move {
+            .with_reader(|c| async move {
                 let st = c.prepare_cached(LOAD).await.map_err(pg_error)?;
                 c.query_opt(&st, &[&key.as_bytes().as_slice(), &now.unix_millis()])
                     .await
@@ -201,7 +201,7 @@ impl SessionStore for PostgresStore {
         now: Timestamp,
     ) -> StoreResult<Vec<(StoreKey, SessionRecord)>> {
         let rows = self
-            .with_client(|c| async move {
+            .with_reader(|c| async move {
                 let st = c.prepare_cached(LIST).await.map_err(pg_error)?;
                 c.query(&st, &[&user_id, &now.unix_millis()])
                     .await
@@ -240,7 +240,7 @@ impl SessionStore for PostgresStore {
 
     async fn user_revoked_at(&self, user_id: &str) -> StoreResult<Option<Timestamp>> {
         let row = self
-            .with_client(|c| async move {
+            .with_reader(|c| async move {
                 let st = c.prepare_cached(REVOKED_AT).await.map_err(pg_error)?;
                 c.query_opt(&st, &[&user_id]).await.map_err(pg_error)
             })
