@@ -196,9 +196,14 @@ impl RedisServer {
     }
 }
 
-/// A Redis Cluster of three masters (no replicas) on free loopback ports.
+/// A Redis Cluster of three masters on free loopback ports, without replicas
+/// ([`RedisCluster::start`]) or with one replica each ([`RedisCluster::start_with_replicas`]).
 pub struct RedisCluster {
-    ports: [u16; 3],
+    /// Every node's client port, in the order given to `redis-cli --cluster create` (the
+    /// three masters it made first).
+    ports: Vec<u16>,
+    /// Each node's process id, by the same index.
+    pids: Vec<u32>,
     _guard: Watchdog,
 }
 
@@ -225,15 +230,33 @@ impl RedisCluster {
     ///
     /// If `redis-server` or `redis-cli` is not installed, or the Cluster does not form.
     pub async fn start() -> Self {
+        Self::start_inner(0, 5000).await
+    }
+
+    /// A new Cluster of its own with one replica per master (six nodes), stopped when
+    /// dropped: ready once every node says `cluster_state:ok` and every replica has synced
+    /// with its master. Its `cluster-node-timeout` is 1 s, so a killed master's replica is
+    /// promoted within a few seconds ([`RedisCluster::kill_node`],
+    /// [`RedisCluster::wait_for_failover`]). Replication is Redis's own: asynchronous.
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisCluster::start`].
+    pub async fn start_with_replicas() -> Self {
+        Self::start_inner(1, 1000).await
+    }
+
+    async fn start_inner(replicas: usize, node_timeout_ms: u32) -> Self {
         let bin = redis_binary("redis-server");
         let cli = redis_binary("redis-cli");
+        let nodes = 3 * (1 + replicas);
         let mut last = String::new();
         'attempt: for _ in 0..ATTEMPTS {
             let dir = temp_dir("redis-cluster");
-            // Three client ports and three bus ports: the default bus port (port + 10000)
-            // can fall outside the port range, so each is given explicitly.
-            let all = free_ports::<6>();
-            let ports = [all[0], all[1], all[2]];
+            // Client ports and bus ports: the default bus port (port + 10000) can fall
+            // outside the port range, so each is given explicitly.
+            let all = free_ports::<12>();
+            let ports: Vec<u16> = all[..nodes].to_vec();
             let mut children = vec![];
             for (i, port) in ports.iter().enumerate() {
                 let node_dir = dir.join(format!("n{i}"));
@@ -242,15 +265,15 @@ impl RedisCluster {
                 cmd.args(["--port", &port.to_string()])
                     .args(base_args(&node_dir))
                     .args(["--cluster-enabled", "yes"])
-                    .args(["--cluster-port", &all[i + 3].to_string()])
+                    .args(["--cluster-port", &all[i + 6].to_string()])
                     .args(["--cluster-config-file"])
                     .arg(node_dir.join("nodes.conf"))
-                    .args(["--cluster-node-timeout", "5000"]);
+                    .args(["--cluster-node-timeout", &node_timeout_ms.to_string()]);
                 children.push(spawn_server(cmd, &node_dir));
             }
             let pids: Vec<u32> = children.iter().map(Child::id).collect();
             let guard = Watchdog::kill(&pids, &dir);
-            for ((child, port), i) in children.into_iter().zip(ports).zip(0..) {
+            for ((child, port), i) in children.into_iter().zip(ports.iter().copied()).zip(0..) {
                 if let Err(why) =
                     wait_until_up(child, port, &dir.join(format!("n{i}")), false).await
                 {
@@ -263,7 +286,7 @@ impl RedisCluster {
                 .arg("--cluster")
                 .arg("create")
                 .args(ports.iter().map(|p| format!("127.0.0.1:{p}")))
-                .args(["--cluster-replicas", "0", "--cluster-yes"])
+                .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
                 .stdin(Stdio::null())
                 .kill_on_drop(true);
             let out = tokio::time::timeout(Duration::from_secs(60), create.output())
@@ -278,10 +301,11 @@ impl RedisCluster {
                 );
                 continue;
             }
-            match wait_for_cluster(&ports).await {
+            match wait_for_cluster(&ports, replicas > 0).await {
                 Ok(()) => {
                     return Self {
                         ports,
+                        pids,
                         _guard: guard,
                     };
                 }
@@ -291,12 +315,121 @@ impl RedisCluster {
         panic!("the Redis Cluster did not form after {ATTEMPTS} attempts: {last}");
     }
 
-    /// The three masters' ports on 127.0.0.1.
+    /// The ports on 127.0.0.1 of the three masters the Cluster was created with (on a
+    /// Cluster with replicas, a failover may since have made others masters: see
+    /// [`RedisCluster::masters`]).
     pub fn ports(&self) -> [u16; 3] {
-        self.ports
+        [self.ports[0], self.ports[1], self.ports[2]]
     }
 
-    /// `redis+cluster://127.0.0.1:<p1>,127.0.0.1:<p2>,127.0.0.1:<p3>`.
+    /// Every node's port, masters and replicas.
+    pub fn all_ports(&self) -> &[u16] {
+        &self.ports
+    }
+
+    /// The nodes that answer `ROLE` as masters now, by port.
+    pub async fn masters(&self) -> Vec<u16> {
+        let mut out = vec![];
+        for port in &self.ports {
+            if role(*port).await.as_deref() == Some("master") {
+                out.push(*port);
+            }
+        }
+        out
+    }
+
+    /// The port of the node replicating the master on `master`, if one does (by `ROLE` on
+    /// every node).
+    pub async fn replica_of(&self, master: u16) -> Option<u16> {
+        for port in &self.ports {
+            let Ok(reply) = query(*port, &mut redis::cmd("ROLE")).await else {
+                continue;
+            };
+            let Ok((kind, _host, of)) =
+                redis::from_redis_value::<(String, String, u16)>(first_three(reply))
+            else {
+                continue;
+            };
+            if kind == "slave" && of == master {
+                return Some(*port);
+            }
+        }
+        None
+    }
+
+    /// The slot ranges (inclusive) the master on `master` serves, by `CLUSTER SLOTS` asked of
+    /// that node.
+    ///
+    /// # Panics
+    ///
+    /// If the node does not answer or the reply is not `CLUSTER SLOTS`'s shape.
+    pub async fn slots_of(&self, master: u16) -> Vec<std::ops::RangeInclusive<u16>> {
+        let reply = query(master, redis::cmd("CLUSTER").arg("SLOTS"))
+            .await
+            .expect("CLUSTER SLOTS");
+        let redis::Value::Array(ranges) = reply else {
+            panic!("CLUSTER SLOTS did not answer an array");
+        };
+        let mut out = vec![];
+        for range in ranges {
+            let redis::Value::Array(items) = range else {
+                panic!("a CLUSTER SLOTS entry is not an array");
+            };
+            let mut items = items.into_iter();
+            let (Some(start), Some(end), Some(node)) = (items.next(), items.next(), items.next())
+            else {
+                panic!("a CLUSTER SLOTS entry is too short");
+            };
+            let start: u16 = redis::from_redis_value(start).expect("a slot number");
+            let end: u16 = redis::from_redis_value(end).expect("a slot number");
+            let node = first_three(node);
+            let (_host, port, _id): (String, u16, String) =
+                redis::from_redis_value(node).expect("a CLUSTER SLOTS node");
+            if port == master {
+                out.push(start..=end);
+            }
+        }
+        out
+    }
+
+    /// Kills the node on `port` (`SIGKILL`): it loses what it held, and the Cluster sees it
+    /// fail after its node timeout.
+    ///
+    /// # Panics
+    ///
+    /// If `port` is not one of this Cluster's nodes.
+    pub fn kill_node(&self, port: u16) {
+        let i = self
+            .ports
+            .iter()
+            .position(|p| *p == port)
+            .unwrap_or_else(|| panic!("port {port} is not a node of this Cluster"));
+        signal("-KILL", [self.pids[i]]);
+    }
+
+    /// Waits (at most `timeout`) until `replica` answers `ROLE` as a master and every live
+    /// node but `dead` says `cluster_state:ok`: the failover is done. `true` if it happened
+    /// in time.
+    pub async fn wait_for_failover(&self, dead: u16, replica: u16, timeout: Duration) -> bool {
+        let live: Vec<u16> = self.ports.iter().copied().filter(|p| *p != dead).collect();
+        poll_until(timeout, Duration::from_millis(50), async || {
+            if role(replica).await.as_deref() != Some("master") {
+                return None;
+            }
+            for port in &live {
+                let info = cluster_info(*port).await;
+                if !info.contains("cluster_state:ok") {
+                    return None;
+                }
+            }
+            Some(())
+        })
+        .await
+        .is_some()
+    }
+
+    /// `redis+cluster://127.0.0.1:<p1>,127.0.0.1:<p2>,…`, every node listed (so a client can
+    /// start from any that is up).
     pub fn url(&self) -> String {
         let nodes: Vec<String> = self
             .ports
@@ -305,6 +438,31 @@ impl RedisCluster {
             .collect();
         format!("redis+cluster://{}", nodes.join(","))
     }
+}
+
+/// The node's role from `ROLE` (`master`, `slave`), `None` if it does not answer.
+async fn role(port: u16) -> Option<String> {
+    let reply = query(port, &mut redis::cmd("ROLE")).await.ok()?;
+    match reply {
+        redis::Value::Array(items) => redis::from_redis_value(items.into_iter().next()?).ok(),
+        _ => None,
+    }
+}
+
+/// The first three items of an array reply (`ROLE` of a replica: kind, master host, port).
+fn first_three(v: redis::Value) -> redis::Value {
+    match v {
+        redis::Value::Array(items) => redis::Value::Array(items.into_iter().take(3).collect()),
+        v => v,
+    }
+}
+
+async fn cluster_info(port: u16) -> String {
+    query(port, redis::cmd("CLUSTER").arg("INFO"))
+        .await
+        .ok()
+        .and_then(|v| redis::from_redis_value::<String>(v).ok())
+        .unwrap_or_default()
 }
 
 /// A CA and a server certificate for 127.0.0.1 (P-256 keys) in `dir`; returns the CA's PEM.
@@ -433,26 +591,33 @@ async fn wait_until_up(mut child: Child, port: u16, dir: &Path, tls: bool) -> Re
     up.unwrap_or_else(|| Err(format!("no answer on port {port}: {}", log())))
 }
 
-async fn wait_for_cluster(ports: &[u16]) -> Result<(), String> {
+async fn wait_for_cluster(ports: &[u16], replicas: bool) -> Result<(), String> {
     let formed = poll_until(START_TIMEOUT, Duration::from_millis(50), async || {
         for port in ports {
-            let info = query(*port, redis::cmd("CLUSTER").arg("INFO"))
-                .await
-                .ok()
-                .and_then(|v| redis::from_redis_value::<String>(v).ok())
-                .unwrap_or_default();
+            let info = cluster_info(*port).await;
             let ok = info.contains("cluster_state:ok")
                 && info.contains("cluster_slots_assigned:16384")
                 && info.contains(&format!("cluster_known_nodes:{}", ports.len()));
             if !ok {
                 return None;
             }
+            if replicas {
+                // A replica counts once its first sync is done.
+                let repl = query(*port, redis::cmd("INFO").arg("replication"))
+                    .await
+                    .ok()
+                    .and_then(|v| redis::from_redis_value::<String>(v).ok())
+                    .unwrap_or_default();
+                if repl.contains("role:slave") && !repl.contains("master_link_status:up") {
+                    return None;
+                }
+            }
         }
         Some(())
     });
-    formed
-        .await
-        .ok_or_else(|| "the Cluster never reported cluster_state:ok on every node".into())
+    formed.await.ok_or_else(|| {
+        "the Cluster never reported cluster_state:ok (and synced replicas) on every node".into()
+    })
 }
 
 /// One command on a fresh connection to 127.0.0.1:`port`.

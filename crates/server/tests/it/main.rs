@@ -12,6 +12,7 @@ mod concurrency;
 mod contract;
 mod edge;
 mod expiry;
+mod failover;
 mod faults;
 mod fleet;
 mod frameworks;
