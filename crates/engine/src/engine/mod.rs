@@ -139,6 +139,7 @@ impl Engine {
             } else {
                 TokenStatus::Disabled
             },
+            sid: None,
         }
     }
 

@@ -103,6 +103,10 @@ pub struct Outcome {
     pub status: Status,
     /// What the token check found (on `resolve`) or did (on `login`).
     pub token_status: TokenStatus,
+    /// The session's sid ([`Engine::sid`](crate::Engine::sid)) when the operation computed it
+    /// already (the token check of `resolve` does, to compare it with the token's), so that
+    /// an answer that shows it need not compute it again; `None` otherwise.
+    pub sid: Option<String>,
 }
 
 /// What the session token check found or did: the `token_status` of the API, the

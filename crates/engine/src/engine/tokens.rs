@@ -92,9 +92,10 @@ impl Engine {
             }
             Ok(v) => {
                 let subject = t.subject.subject(user_id);
+                let sid = self.sid(session);
                 let status = if v.claims.sub != subject {
                     TokenStatus::WrongUser
-                } else if v.claims.sid != self.sid(session) {
+                } else if v.claims.sid != sid {
                     TokenStatus::WrongSession
                 } else {
                     TokenStatus::Valid(v.status)
@@ -112,6 +113,7 @@ impl Engine {
                     }
                     _ => {}
                 }
+                o.sid = Some(sid);
                 status
             }
         };

@@ -30,9 +30,11 @@ impl AppState {
             .session
             .as_ref()
             .map(|s| self.engine().csrf_token(s, purpose, now));
+        // The token check of `resolve` computed it already (an HMAC).
+        let known_sid = out.sid;
         ApiJson(SessionResponse {
             session: out.session.map(|x| {
-                let sid = self.engine().sid(&x);
+                let sid = known_sid.unwrap_or_else(|| self.engine().sid(&x));
                 let secrets = with_secrets.then(|| self.engine().secrets(&x, now));
                 SessionView::new(x, sid, secrets)
             }),
