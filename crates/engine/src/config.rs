@@ -37,6 +37,10 @@ pub struct SessionConfig {
     pub max_data_bytes: usize,
     /// How long a CSRF token is accepted (default 12 h).
     pub csrf_max_age: Duration,
+    /// How often a service's schedule adds a new CSRF key (default 7 days; at least twice
+    /// `csrf_max_age`, so that at most two keys accept a token at once). An old key keeps
+    /// verifying for `csrf_max_age` after it stopped issuing.
+    pub csrf_rotate_every: Duration,
     /// How many compare-and-set conflicts one edit retries before giving up (default 100).
     pub max_conflict_retries: u32,
     /// Where new anonymous sessions live: in a sealed cookie (default) or in the store.
@@ -56,6 +60,7 @@ impl Default for SessionConfig {
             tombstone_ttl: Duration::from_secs(10 * 60),
             max_data_bytes: 64 * 1024,
             csrf_max_age: Duration::from_secs(12 * 3600),
+            csrf_rotate_every: Duration::from_secs(7 * 86400),
             max_conflict_retries: 100,
             anonymous: AnonymousMode::Client,
             anonymous_cookie_bytes: DEFAULT_COOKIE_BUDGET,
@@ -133,6 +138,12 @@ impl SessionConfig {
         self
     }
 
+    /// With how often the CSRF keys rotate (see [`SessionConfig::csrf_rotate_every`]).
+    pub fn with_csrf_rotate_every(mut self, csrf_rotate_every: Duration) -> Self {
+        self.csrf_rotate_every = csrf_rotate_every;
+        self
+    }
+
     /// With how many compare-and-set conflicts one edit retries (see [`SessionConfig::max_conflict_retries`]).
     pub fn with_max_conflict_retries(mut self, max_conflict_retries: u32) -> Self {
         self.max_conflict_retries = max_conflict_retries;
@@ -196,6 +207,10 @@ impl SessionConfig {
         check(
             self.csrf_max_age >= second,
             "csrf_max_age must be at least 1s",
+        )?;
+        check(
+            self.csrf_rotate_every >= self.csrf_max_age.saturating_mul(2),
+            "csrf_rotate_every must be at least twice csrf_max_age (so that at most two keys accept a token)",
         )?;
         check(
             (MIN_COOKIE_BUDGET..=MAX_COOKIE_BUDGET).contains(&self.anonymous_cookie_bytes),

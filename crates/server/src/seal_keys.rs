@@ -5,10 +5,16 @@
 //! from disk, rotate, save, swap in. So a copy of the directory changed by another process
 //! reaches the running service, and a removed directory is written back rather than
 //! replaced by keys that open nothing.
+//!
+//! The CSRF keys (`data_dir/keys/csrf.json`) follow the same schedule, in the same tick and
+//! under the same lock ([`SealSync::with_csrf`]); the sid key (`data_dir/csrf.key`) never
+//! changes.
 
 use std::path::PathBuf;
 
-use tessera::keys::SealKeys;
+use tessera::csrf::{CsrfKey, CsrfPolicy, CsrfRotation};
+use tessera::keys::files::{self, CSRF_KEYS_FILE};
+use tessera::keys::{CsrfKeys, SealKeys};
 use tessera_token::seal::{SealKeyring, SealPolicy, SealRotation};
 use tessera_token::{Keyring, SEAL_MANIFEST};
 
@@ -21,6 +27,19 @@ pub(crate) struct SealTick {
     pub(crate) reloaded: bool,
     /// Whether the sealing keys had vanished from disk and were written back from memory.
     pub(crate) restored: bool,
+    /// What the schedule changed in the CSRF keys.
+    pub(crate) csrf: CsrfRotation,
+    /// Whether the CSRF keys on disk differed from those in use and were swapped in.
+    pub(crate) csrf_reloaded: bool,
+}
+
+/// The CSRF keys a [`SealSync`] keeps in step with `keys/csrf.json`.
+#[derive(Debug)]
+struct CsrfDir {
+    ring: CsrfKeys,
+    policy: CsrfPolicy,
+    /// `csrf.key`: the one CSRF key of a data directory without `csrf.json` (of before).
+    legacy: CsrfKey,
 }
 
 /// Keeps a running service's sealing keys and their directory in step.
@@ -32,6 +51,7 @@ pub(crate) struct SealSync {
     /// `[tokens] rotate`: off, the schedule stops for the sealing keys too, and the service
     /// only follows the directory.
     rotate: bool,
+    csrf: Option<CsrfDir>,
 }
 
 impl SealSync {
@@ -41,7 +61,19 @@ impl SealSync {
             ring,
             policy,
             rotate: true,
+            csrf: None,
         }
+    }
+
+    /// Also keeps the CSRF keys `ring` in step with the directory, under `policy`; `legacy`
+    /// is `csrf.key`, the one CSRF key while there is no `csrf.json`.
+    pub(crate) fn with_csrf(mut self, ring: CsrfKeys, policy: CsrfPolicy, legacy: CsrfKey) -> Self {
+        self.csrf = Some(CsrfDir {
+            ring,
+            policy,
+            legacy,
+        });
+        self
     }
 
     /// Without the rotation schedule (`[tokens] rotate = false`).
@@ -77,7 +109,47 @@ impl SealSync {
         if tick.rotation.changed() || tick.reloaded {
             self.ring.replace(ring);
         }
+        if let Some(c) = &self.csrf {
+            self.csrf_tick(c, now, &mut tick)?;
+        }
         Ok(tick)
+    }
+
+    /// The CSRF keys' part of a tick, under the directory's lock.
+    fn csrf_tick(&self, c: &CsrfDir, now: i64, tick: &mut SealTick) -> tessera_token::Result<()> {
+        let fail = |e: files::KeyFileError| tessera_token::Error::Io {
+            path: self.dir.join(CSRF_KEYS_FILE),
+            source: std::io::Error::other(e),
+        };
+        let kids = |r: &tessera::csrf::CsrfKeyring| {
+            r.keys().map(|k| (k.kid, k.created_at)).collect::<Vec<_>>()
+        };
+        let in_use = kids(&c.ring.read());
+        let legacy_only =
+            in_use.len() == 1 && in_use.first().is_some_and(|k| k.0 == c.legacy.kid());
+        if !self.dir.join(CSRF_KEYS_FILE).exists() && !legacy_only {
+            // Written back: without it the directory would read as csrf.key alone, and the
+            // tokens of the keys in use would stop verifying.
+            files::save_csrf_keys(&self.dir, &c.ring.read()).map_err(fail)?;
+            tick.restored = true;
+        }
+        let mut ring =
+            files::load_csrf_keys(&self.dir, c.policy.clone(), c.legacy.clone()).map_err(fail)?;
+        tick.csrf_reloaded = kids(&ring) != in_use;
+        if self.rotate {
+            tick.csrf = ring
+                .rotate_at(now)
+                .map_err(|_| tessera_token::Error::KeyGeneration {
+                    reason: "the OS random source failed",
+                })?;
+        }
+        if tick.csrf.changed() {
+            files::save_csrf_keys(&self.dir, &ring).map_err(fail)?;
+        }
+        if tick.csrf.changed() || tick.csrf_reloaded {
+            c.ring.replace(ring);
+        }
+        Ok(())
     }
 }
 
@@ -175,5 +247,96 @@ mod tests {
         assert!(!created);
         assert_eq!(back.sealing_kid(), other.sealing_kid());
         assert_ne!(back.sealing_kid(), Some(first.as_str()));
+    }
+}
+
+#[cfg(test)]
+mod csrf_tests {
+    use std::time::Duration;
+
+    use tessera::SessionConfig;
+    use tessera::csrf::CsrfKeyring;
+    use tessera::keys::files::{self, load_or_generate_seal_keys, seal_policy};
+    use tessera_core::{StoreKey, Timestamp};
+
+    use super::*;
+
+    const T0: i64 = 1_800_000_000;
+    const DAY: i64 = 86_400;
+
+    /// A data directory of before the CSRF keys rotated (`csrf.key`, no `csrf.json`) and its
+    /// sync, with or without the schedule.
+    fn legacy_dir(rotate: bool) -> (tempfile::TempDir, SealSync, CsrfKeys, CsrfKey) {
+        let data = tempfile::tempdir().unwrap();
+        let (legacy, _) =
+            files::load_or_create_csrf_key(&data.path().join(files::CSRF_KEY_FILE)).unwrap();
+        let dir = data.path().join("keys");
+        let (seal, _) =
+            load_or_generate_seal_keys(&dir, seal_policy(&SessionConfig::default()), T0).unwrap();
+        let policy = files::csrf_policy(&SessionConfig::default(), Duration::from_secs(180));
+        let (_, ring, created) =
+            files::load_or_create_csrf_keys(data.path(), policy.clone(), T0).unwrap();
+        assert!(!created);
+        let ring = CsrfKeys::new(ring);
+        let sync = SealSync::new(
+            dir,
+            SealKeys::new(seal),
+            seal_policy(&SessionConfig::default()),
+        )
+        .with_csrf(ring.clone(), policy, legacy.clone());
+        let sync = if rotate {
+            sync
+        } else {
+            sync.without_rotation()
+        };
+        (data, sync, ring, legacy)
+    }
+
+    fn key() -> StoreKey {
+        StoreKey::from_ref(&"A".repeat(43)).unwrap()
+    }
+
+    #[test]
+    fn the_csrf_keys_rotate_ahead_saved_and_old_tokens_stay_valid() {
+        let (data, sync, ring, legacy) = legacy_dir(true);
+        let old = legacy.issue("p", &key(), Timestamp::from_unix_secs(T0));
+        // The legacy key is as old as can be: the first tick adds a key, three minutes ahead.
+        let t = sync.tick(T0 + 10).unwrap();
+        let new = t.csrf.generated.unwrap();
+        assert_eq!(ring.read().issuing_kid(T0 + 10), Some(legacy.kid()));
+        assert_eq!(ring.read().issuing_kid(T0 + 190), Some(new.clone()));
+        let age = Duration::from_secs(12 * 3600);
+        assert!(
+            ring.read()
+                .verify(&old, "p", &key(), age, Timestamp::from_unix_secs(T0 + 3600))
+        );
+        // Saved: a restart reads both keys.
+        let policy = files::csrf_policy(&SessionConfig::default(), Duration::from_secs(180));
+        let (_, loaded, _) = files::load_or_create_csrf_keys(data.path(), policy, T0).unwrap();
+        let kids = |r: &CsrfKeyring| r.keys().map(|k| k.kid).collect::<Vec<_>>();
+        assert_eq!(kids(&loaded), kids(&ring.read()));
+        // Nothing more until a week on; the legacy key goes 12 h and a minute after it
+        // stopped issuing.
+        let t = sync.tick(T0 + DAY).unwrap();
+        assert_eq!(t.csrf.dropped, vec![legacy.kid()], "{t:?}");
+        assert!(t.csrf.generated.is_none());
+        assert_eq!(kids(&ring.read()), vec![new]);
+    }
+
+    #[test]
+    fn without_rotation_the_csrf_keys_only_follow_the_directory() {
+        let (data, sync, ring, legacy) = legacy_dir(false);
+        let t = sync.tick(T0 + 90 * DAY).unwrap();
+        assert!(!t.csrf.changed() && !t.csrf_reloaded, "{t:?}");
+        assert_eq!(ring.read().keys().count(), 1);
+        // A rotation written by another process (`tessera keys rotate --kind csrf`) reaches it.
+        let mut other = CsrfKeyring::new(legacy, 0, CsrfPolicy::default());
+        other.publish_next_at(T0).unwrap();
+        {
+            let _lock = Keyring::lock_dir(&data.path().join("keys")).unwrap();
+            files::save_csrf_keys(&data.path().join("keys"), &other).unwrap();
+        }
+        assert!(sync.tick(T0 + 90 * DAY).unwrap().csrf_reloaded);
+        assert_eq!(ring.read().keys().count(), 2);
     }
 }

@@ -5,7 +5,7 @@ use prometheus_client::registry::Registry;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tessera::cookie::CookieConfig;
-use tessera::csrf::CsrfKey;
+use tessera::csrf::CsrfKeySet;
 use tessera::metrics::Metrics;
 use tessera::{Engine, SessionConfig, Stores};
 use tessera_core::{Clock, SessionKind};
@@ -162,7 +162,7 @@ impl AppState {
     pub fn new(
         stores: Stores,
         settings: Settings,
-        csrf: CsrfKey,
+        csrf: impl Into<CsrfKeySet>,
         api_keys: ApiKeys,
         clock: Arc<dyn Clock>,
     ) -> tessera::Result<Self> {
@@ -174,7 +174,7 @@ impl AppState {
         let mut builder = Engine::builder(stores)
             .with_config(settings.session)
             .with_cookie(settings.cookie)
-            .with_csrf_key(csrf)
+            .with_csrf_keys(csrf.into())
             .with_metrics(metrics)
             .with_clock(clock.clone());
         if let Some(t) = settings.tokens {

@@ -10,19 +10,20 @@
 //! just read, and only when something is due does the node take the rotation lease
 //! ([`KeyVault::take_lease`]) and write the result by compare-and-set at the version it
 //! read. One node rotates at a time; a node that loses the race reads the winner's keys at
-//! its next tick. The CSRF key never rotates (session `sid`s are derived from it).
+//! its next tick. The CSRF keys rotate with them; the sid key (session `sid`s are derived from
+//! it) never does.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use std::time::Duration;
-use tessera::csrf::CsrfKey;
+use tessera::csrf::CsrfKeySet;
 
 use sha2::{Digest as _, Sha256};
 use tessera::keys::stored::{
     KeyVault, StoredKeys, StoredKeysError, StoredPolicies, StoredRotation,
 };
-use tessera::keys::{SealKeys, TokenKeys};
+use tessera::keys::{CsrfKeys, SealKeys, TokenKeys};
 use tessera_core::{Handle, SessionKind, StoreKey};
 use zeroize::Zeroizing;
 
@@ -57,9 +58,9 @@ pub struct StoreTick {
     pub version: u64,
     /// Whether another node had changed the keys and they were swapped in.
     pub reloaded: bool,
-    /// Whether the stored CSRF key differs from the one in use (it cannot be swapped while
+    /// Whether the stored sid key differs from the one in use (it cannot be swapped while
     /// serving: a restart picks it up).
-    pub csrf_changed: bool,
+    pub sid_changed: bool,
     /// What this node's rotation wrote, if it rotated.
     pub rotation: Option<StoredRotation>,
     /// Whether a rotation was due but another node holds the lease.
@@ -86,8 +87,9 @@ pub struct StoreKeySync {
     policies: StoredPolicies,
     tokens: Option<(TokenKeys, tessera_token::Config)>,
     seal: SealKeys,
-    /// A probe of the CSRF key in use: its `sid` of a fixed store key.
-    csrf_probe: String,
+    csrf: CsrfKeys,
+    /// A probe of the sid key in use: its `sid` of a fixed store key.
+    sid_probe: String,
     probe_key: StoreKey,
     known: AtomicU64,
     /// The SHA-256 of the manifest's plaintext in use, when known: a manifest of the same
@@ -112,7 +114,7 @@ impl StoreKeySync {
         policies: StoredPolicies,
         tokens: Option<(TokenKeys, tessera_token::Config)>,
         seal: SealKeys,
-        csrf: &CsrfKey,
+        csrf: &CsrfKeySet,
         version: u64,
         rotation: Option<StoreRotation>,
     ) -> Result<Self, getrandom::Error> {
@@ -122,7 +124,8 @@ impl StoreKeySync {
             policies,
             tokens,
             seal,
-            csrf_probe: csrf.sid(&probe_key),
+            csrf: csrf.keys.clone(),
+            sid_probe: csrf.sid.sid(&probe_key),
             probe_key,
             known: AtomicU64::new(version),
             digest: Mutex::new(None),
@@ -178,7 +181,7 @@ impl StoreKeySync {
             })
             .await?;
         if let Some(keys) = fresh {
-            tick.csrf_changed = self.install(keys)?;
+            tick.sid_changed = self.install(keys)?;
             self.set_digest(Some(seen));
             tick.reloaded = true;
             tick.version = version;
@@ -210,11 +213,7 @@ impl StoreKeySync {
         if !r.changed() {
             return Ok(tick);
         }
-        match self
-            .vault
-            .write(version, &keys.tokens, &keys.seal, &keys.csrf)
-            .await
-        {
+        match self.vault.write(version, &keys).await {
             Ok(v) => {
                 keys.version = v;
                 self.install(keys)?;
@@ -260,12 +259,13 @@ impl StoreKeySync {
             })?
     }
 
-    /// Swaps `keys` in; returns whether their CSRF key differs from the one in use.
+    /// Swaps `keys` in; returns whether their sid key differs from the one in use.
     fn install(&self, keys: StoredKeys) -> Result<bool, StoredKeysError> {
         let _one = self.swapping.lock().unwrap_or_else(PoisonError::into_inner);
         let StoredKeys {
             tokens,
             seal,
+            sid,
             csrf,
             version,
             ..
@@ -286,8 +286,9 @@ impl StoreKeySync {
             ring.replace(tokens);
         }
         self.seal.replace(seal);
+        self.csrf.replace(csrf);
         self.known.store(version, Ordering::Release);
-        Ok(csrf.sid(&self.probe_key) != self.csrf_probe)
+        Ok(sid.sid(&self.probe_key) != self.sid_probe)
     }
 }
 
@@ -310,6 +311,7 @@ mod tests {
         StoredPolicies {
             tokens: RotationPolicy::default(),
             seal: SealPolicy::default(),
+            csrf: tessera::csrf::CsrfPolicy::default(),
         }
     }
 
@@ -331,6 +333,7 @@ mod tests {
             .unwrap();
         let tokens = TokenKeys::new(k.tokens);
         let seal = SealKeys::new(k.seal);
+        let csrf = CsrfKeySet::new(k.sid, CsrfKeys::new(k.csrf));
         let rotation = rotate.then(|| StoreRotation {
             holder: name.to_owned(),
             lease: Duration::from_secs(30),
@@ -341,7 +344,7 @@ mod tests {
             policies(),
             Some((tokens.clone(), codec())),
             seal.clone(),
-            &k.csrf,
+            &csrf,
             k.version,
             rotation,
         )
@@ -380,7 +383,7 @@ mod tests {
         // due in the keys it just read.
         let t = b.tick(later + 1).await.unwrap();
         assert!(
-            t.reloaded && t.rotation.is_none() && !t.csrf_changed,
+            t.reloaded && t.rotation.is_none() && !t.sid_changed,
             "{t:?}"
         );
         assert_eq!(t.version, 2);
@@ -489,7 +492,8 @@ mod tests {
                 policies: policies(),
                 tokens: n.tokens.clone(),
                 seal: n.seal.clone(),
-                csrf_probe: n.csrf_probe.clone(),
+                csrf: n.csrf.clone(),
+                sid_probe: n.sid_probe.clone(),
                 probe_key: n.probe_key,
                 known: AtomicU64::new(n.version()),
                 rotation: None,

@@ -10,8 +10,8 @@ use tessera_token::seal::{SealKey, SealKeyring};
 use super::store::Metered;
 use super::{Engine, Stores};
 use crate::cookie::CookieConfig;
-use crate::csrf::CsrfKey;
-use crate::keys::{SealKeys, files};
+use crate::csrf::{CsrfKey, CsrfKeySet};
+use crate::keys::{CsrfKeys, SealKeys, files};
 use crate::metrics::Metrics;
 use crate::token::TokenSettings;
 use crate::{Error, Result, SessionConfig, anonymous};
@@ -53,7 +53,7 @@ pub struct EngineBuilder {
     cookie: CookieConfig,
     anon_cookie: Option<String>,
     tokens: Option<TokenSettings>,
-    csrf: Option<CsrfKey>,
+    csrf: Option<CsrfKeySet>,
     seal: Option<SealKeys>,
     metrics: Option<Metrics>,
     clock: Arc<dyn Clock>,
@@ -138,9 +138,18 @@ impl EngineBuilder {
         self
     }
 
-    /// The CSRF key (instead of the one in the key directory).
+    /// The CSRF key (instead of the keys in the key directory): one key, both the CSRF key
+    /// and the key of session `sid`s, never rotated. For keys that rotate, use
+    /// [`with_csrf_keys`](Self::with_csrf_keys).
     pub fn with_csrf_key(mut self, key: CsrfKey) -> Self {
-        self.csrf = Some(key);
+        self.csrf = Some(key.into());
+        self
+    }
+
+    /// The sid key and the CSRF keys (instead of those in the key directory): a handle the
+    /// caller keeps to rotate the CSRF keys, as `tessera serve` does.
+    pub fn with_csrf_keys(mut self, keys: CsrfKeySet) -> Self {
+        self.csrf = Some(keys);
         self
     }
 
@@ -257,7 +266,8 @@ impl EngineBuilder {
             store: Metered::new(stores, metrics.clone(), config.tombstone_ttl),
             config,
             cookie,
-            csrf,
+            sid: csrf.sid,
+            csrf: csrf.keys,
             metrics,
             registry,
             clock,
@@ -273,16 +283,16 @@ fn missing_keys(
     dir: Option<PathBuf>,
     config: &SessionConfig,
     now: i64,
-    csrf: Option<CsrfKey>,
+    csrf: Option<CsrfKeySet>,
     seal: Option<SealKeys>,
-) -> Result<(CsrfKey, SealKeys)> {
+) -> Result<(CsrfKeySet, SealKeys)> {
     let Some(dir) = dir else {
         tracing::warn!(
             "tessera: ephemeral keys: CSRF tokens, anonymous cookies and secrets stop working at restart"
         );
         let csrf = match csrf {
             Some(k) => k,
-            None => CsrfKey::generate().map_err(Error::Random)?,
+            None => CsrfKey::generate().map_err(Error::Random)?.into(),
         };
         let seal = match seal {
             Some(k) => k,
@@ -296,12 +306,15 @@ fn missing_keys(
     let csrf = match csrf {
         Some(k) => k,
         None => {
-            let path = dir.join(files::CSRF_KEY_FILE);
-            let (key, created) = files::load_or_create_csrf_key(&path).map_err(Error::KeyFiles)?;
+            // No schedule runs in a bare engine: the keys are read as `tessera serve` left
+            // them (its schedule publishes minutes ahead).
+            let policy = files::csrf_policy(config, std::time::Duration::from_secs(180));
+            let (sid, ring, created) =
+                files::load_or_create_csrf_keys(&dir, policy, now).map_err(Error::KeyFiles)?;
             if created {
-                tracing::info!(path = %path.display(), "generated the CSRF key");
+                tracing::info!(path = %dir.display(), "generated the sid and CSRF keys");
             }
-            key
+            CsrfKeySet::new(sid, CsrfKeys::new(ring))
         }
     };
     let seal = match seal {

@@ -8,15 +8,20 @@ use crate::csrf;
 use crate::{Error, Result};
 
 impl Engine {
-    /// The session's `sid` (see [`CsrfKey::sid`](crate::csrf::CsrfKey::sid)).
+    /// The session's `sid` (see [`SidKey::sid`](crate::csrf::SidKey::sid)).
     pub fn sid(&self, session: &LiveSession) -> String {
-        self.csrf.sid(&session.key)
+        self.sid.sid(&session.key)
+    }
+
+    /// The CSRF keys the engine issues and checks tokens with.
+    pub fn csrf_keys(&self) -> &crate::keys::CsrfKeys {
+        &self.csrf
     }
 
     /// A CSRF token for the session, for `purpose`. Costs no write (and, for a client-side
     /// anonymous session, no read: its identity is inside its sealed cookie).
     pub fn csrf_token(&self, session: &LiveSession, purpose: &str, now: Timestamp) -> String {
-        self.csrf.issue(purpose, &session.key, now)
+        self.csrf.read().issue(purpose, &session.key, now)
     }
 
     /// Whether `token` is a CSRF token for `purpose` of the live session named by the cookie.
@@ -41,7 +46,7 @@ impl Engine {
         let Some(handle) = self.handle_from(cookie)? else {
             // A client-side anonymous session: its identity is inside the seal, no read.
             if let Anon::Open(state) = self.anon_from(cookie, now) {
-                let ok = self.csrf.verify(
+                let ok = self.csrf.read().verify(
                     token,
                     purpose,
                     &state.handle.store_key(),
@@ -62,6 +67,7 @@ impl Engine {
         }
         let ok = self
             .csrf
+            .read()
             .verify(token, purpose, &key, self.config.csrf_max_age, now);
         self.metrics
             .op("csrf_check", if ok { "valid" } else { "invalid" });

@@ -22,8 +22,8 @@ use prometheus_client::registry::Registry;
 use tessera_core::{Clock, Expiry, Handle, SessionKind, SessionRecord, StoreKey, Timestamp};
 
 use crate::cookie::{self, CookieConfig, Lookup};
-use crate::csrf::CsrfKey;
-use crate::keys::SealKeys;
+use crate::csrf::SidKey;
+use crate::keys::{CsrfKeys, SealKeys};
 use crate::metrics::Metrics;
 use crate::token::TokenSettings;
 use crate::{Error, Result, SessionConfig};
@@ -42,7 +42,10 @@ pub struct Engine {
     store: Metered,
     config: SessionConfig,
     cookie: CookieConfig,
-    csrf: CsrfKey,
+    /// The key of session `sid`s: never rotated.
+    sid: SidKey,
+    /// The CSRF keys; shared so a schedule can rotate them under a running engine.
+    csrf: CsrfKeys,
     metrics: Metrics,
     /// The registry the builder registered the metrics in, when the caller gave none.
     registry: Option<Registry>,

@@ -96,7 +96,7 @@ impl Engine {
             return Ok(());
         }
         let r = Revocation {
-            subject: RevokedSubject::Session(self.csrf.sid(key)),
+            subject: RevokedSubject::Session(self.sid.sid(key)),
             at: now,
         };
         self.store.log(record.kind, &r).await

@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! <data_dir>/            mode 0700 when created
-//!   csrf.key             the CSRF HMAC key: 32 bytes, unpadded base64url, mode 0600
+//!   csrf.key             the sid key (and the first CSRF key of a data directory made before
+//!                        the CSRF keys rotated): 32 bytes, unpadded base64url, mode 0600
 //!   keys/                the sealing keys (and `tessera serve`'s token keys), under one lock
+//!     csrf.json          the CSRF keys, mode 0600 (absent in a data directory of before: its
+//!                        one CSRF key is csrf.key)
 //! ```
 //!
 //! Files are created on a first start and refused when group or others can read them.
@@ -23,12 +26,14 @@ use tessera_token::seal::{SealKeyring, SealPolicy};
 use zeroize::Zeroizing;
 
 use crate::SessionConfig;
-use crate::csrf::CsrfKey;
+use crate::csrf::{CsrfKey, CsrfKeyring, CsrfPolicy, SidKey};
 
 /// The CSRF key's file in a data directory.
 pub const CSRF_KEY_FILE: &str = "csrf.key";
 /// The key directory in a data directory (sealing keys, and the service's token keys).
 pub const KEY_DIR: &str = "keys";
+/// The CSRF keys' file in the key directory.
+pub const CSRF_KEYS_FILE: &str = "csrf.json";
 
 /// Why a key file or the key directory could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +68,14 @@ pub enum KeyFileError {
     /// The OS random source failed while making a key.
     #[error("the OS random source failed")]
     Random(#[source] getrandom::Error),
+    /// The CSRF keys' file does not hold valid keys.
+    #[error("CSRF key file {path}: {reason}")]
+    CsrfKeys {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The sealing keys could not be loaded or generated.
     #[error("cannot load or generate the sealing keys in {path}")]
     SealKeys {
@@ -82,6 +95,7 @@ impl KeyFileError {
         "key-file-invalid",
         "key-random-failed",
         "seal-keys-unavailable",
+        "csrf-keys-invalid",
     ];
 
     /// A stable identifier for logs and runbooks.
@@ -92,6 +106,7 @@ impl KeyFileError {
             Self::Invalid { .. } => "key-file-invalid",
             Self::Random(_) => "key-random-failed",
             Self::SealKeys { .. } => "seal-keys-unavailable",
+            Self::CsrfKeys { .. } => "csrf-keys-invalid",
         }
     }
 }
@@ -209,6 +224,164 @@ pub fn load_or_create_csrf_key(path: &Path) -> Result<(CsrfKey, bool), KeyFileEr
     Ok((CsrfKey::from_bytes(*key), created))
 }
 
+/// The CSRF policy of `session` (`csrf_rotate_every`, `csrf_max_age`), each new key
+/// published `ahead` of its use.
+pub fn csrf_policy(session: &SessionConfig, ahead: Duration) -> CsrfPolicy {
+    CsrfPolicy::new(session.csrf_rotate_every, session.csrf_max_age, ahead)
+}
+
+/// The sid key and the CSRF keys of the data directory `data_dir`: `csrf.key` is the sid key
+/// (created on a first run); the CSRF keys are in `keys/csrf.json`, or, in a data directory
+/// of before the CSRF keys rotated (no such file), `csrf.key` is the one CSRF key too, as
+/// old as can be (the schedule's first run adds a new one), so its tokens and sids stay
+/// valid. On a first run a CSRF key of its own is made and saved, under the key
+/// directory's lock. The flag says whether `csrf.key` was created.
+///
+/// # Errors
+///
+/// As [`load_or_create_csrf_key`] and [`load_csrf_keys`]; saving failures.
+pub fn load_or_create_csrf_keys(
+    data_dir: &Path,
+    policy: CsrfPolicy,
+    now: i64,
+) -> Result<(SidKey, CsrfKeyring, bool), KeyFileError> {
+    let (legacy, created) = load_or_create_csrf_key(&data_dir.join(CSRF_KEY_FILE))?;
+    let sid = legacy.to_sid_key();
+    let dir = data_dir.join(KEY_DIR);
+    if created {
+        let _lock = lock(&dir)?;
+        if !dir.join(CSRF_KEYS_FILE).exists() {
+            let ring = CsrfKeyring::generate_at(now, policy).map_err(KeyFileError::Random)?;
+            save_csrf_keys(&dir, &ring)?;
+            return Ok((sid, ring, created));
+        }
+    }
+    let ring = load_csrf_keys(&dir, policy, legacy)?;
+    Ok((sid, ring, created))
+}
+
+fn lock(dir: &Path) -> Result<tessera_token::KeyringLock, KeyFileError> {
+    Keyring::lock_dir(dir).map_err(|source| KeyFileError::SealKeys {
+        path: dir.to_owned(),
+        source,
+    })
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CsrfFile {
+    format: u32,
+    keys: Vec<CsrfFileKey>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CsrfFileKey {
+    kid: String,
+    created_at: i64,
+    key: super::Secret,
+}
+
+/// The CSRF keys in the key directory `dir` ([`CSRF_KEYS_FILE`], mode 0600), or a ring of
+/// `legacy` alone if there is no such file (a data directory of before).
+///
+/// # Errors
+///
+/// [`KeyFileError::Invalid`] for a file others can read; [`KeyFileError::Io`];
+/// [`KeyFileError::CsrfKeys`] for a file that does not hold valid keys.
+pub fn load_csrf_keys(
+    dir: &Path,
+    policy: CsrfPolicy,
+    legacy: CsrfKey,
+) -> Result<CsrfKeyring, KeyFileError> {
+    let path = dir.join(CSRF_KEYS_FILE);
+    let text = match read_secret(&path) {
+        Ok(t) => t,
+        Err(KeyFileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(CsrfKeyring::new(legacy, 0, policy));
+        }
+        Err(e) => return Err(e),
+    };
+    let bad = |reason: String| KeyFileError::CsrfKeys {
+        path: path.clone(),
+        reason,
+    };
+    let file: CsrfFile =
+        serde_json::from_str(&text).map_err(|e| bad(format!("unexpected shape: {e}")))?;
+    if file.format != 1 {
+        return Err(bad(format!("unknown format {}", file.format)));
+    }
+    let mut ring: Option<CsrfKeyring> = None;
+    for k in file.keys {
+        let bytes = decode_key32(
+            k.key.text(),
+            &path,
+            "a CSRF key is not 32 bytes of base64url",
+        )?;
+        let key = CsrfKey::from_bytes(*bytes);
+        if key.kid() != k.kid {
+            return Err(bad(format!("key {} is another key", k.kid)));
+        }
+        ring = Some(match ring {
+            None => CsrfKeyring::new(key, k.created_at, policy.clone()),
+            Some(r) => r.with_key(key, k.created_at),
+        });
+    }
+    ring.ok_or_else(|| bad("lists no key".to_owned()))
+}
+
+/// Saves the CSRF keys to the key directory `dir` ([`CSRF_KEYS_FILE`], mode 0600,
+/// atomically). Call it under the directory's lock ([`Keyring::lock_dir`]).
+///
+/// # Errors
+///
+/// [`KeyFileError::Io`]; [`KeyFileError::DataDir`] if `dir` cannot be created.
+pub fn save_csrf_keys(dir: &Path, ring: &CsrfKeyring) -> Result<(), KeyFileError> {
+    create_private_dir(dir)?;
+    let file = CsrfFile {
+        format: 1,
+        keys: ring
+            .secret_keys()
+            .map(|(k, created_at)| CsrfFileKey {
+                kid: k.kid(),
+                created_at,
+                key: super::Secret::of(k.expose_bytes()),
+            })
+            .collect(),
+    };
+    let path = dir.join(CSRF_KEYS_FILE);
+    let io = |source| KeyFileError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut text =
+        Zeroizing::new(
+            serde_json::to_vec_pretty(&file).map_err(|e| KeyFileError::CsrfKeys {
+                path: path.clone(),
+                reason: format!("cannot encode: {e}"),
+            })?,
+        );
+    text.push(b'\n');
+    // `.tmp`: the name the key directory's other writers clean up after a crash.
+    let tmp = dir.join("csrf.json.tmp");
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    f.write_all(&text).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    fs::rename(&tmp, &path).map_err(io)?;
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+}
+
 /// How long a sealing key must keep opening after it stopped sealing: the longest life of
 /// anything it sealed (an anonymous cookie lives at most `absolute_timeout`; a secret as long
 /// as its session, up to `remember_absolute_timeout`), plus clock skew.
@@ -262,7 +435,7 @@ mod tests {
         let (again, created) = load_or_create_csrf_key(&file).unwrap();
         assert!(!created);
         let key = tessera_core::StoreKey::from_ref(&"A".repeat(43)).unwrap();
-        assert_eq!(first.sid(&key), again.sid(&key));
+        assert_eq!(first.to_sid_key().sid(&key), again.to_sid_key().sid(&key));
 
         fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
         let err = load_or_create_csrf_key(&file).unwrap_err();
@@ -272,6 +445,77 @@ mod tests {
         fs::write(&file, "short\n").unwrap();
         let err = load_or_create_csrf_key(&file).unwrap_err();
         assert!(err.to_string().contains("32 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_first_run_makes_a_sid_key_and_a_csrf_key_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        create_private_dir(&data).unwrap();
+        let policy = csrf_policy(&SessionConfig::default(), Duration::from_secs(180));
+        let (sid, ring, created) = load_or_create_csrf_keys(&data, policy.clone(), 10).unwrap();
+        assert!(created);
+        let file = data.join(KEY_DIR).join(CSRF_KEYS_FILE);
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let (legacy, _) = load_or_create_csrf_key(&data.join(CSRF_KEY_FILE)).unwrap();
+        assert_ne!(ring.issuing_kid(10), Some(legacy.kid()));
+        let key = tessera_core::StoreKey::from_ref(&"A".repeat(43)).unwrap();
+        assert_eq!(sid.sid(&key), legacy.to_sid_key().sid(&key));
+        // Read back as saved, a rotation saved and read back too.
+        let (_, again, created) = load_or_create_csrf_keys(&data, policy.clone(), 20).unwrap();
+        assert!(!created);
+        assert_eq!(
+            again.keys().collect::<Vec<_>>(),
+            ring.keys().collect::<Vec<_>>()
+        );
+        let mut rotated = again;
+        rotated.publish_next_at(30).unwrap().unwrap();
+        save_csrf_keys(&data.join(KEY_DIR), &rotated).unwrap();
+        let (_, loaded, _) = load_or_create_csrf_keys(&data, policy, 40).unwrap();
+        assert_eq!(loaded.keys().count(), 2);
+        assert_eq!(
+            loaded.keys().collect::<Vec<_>>(),
+            rotated.keys().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_data_dir_of_before_keeps_csrf_key_as_its_one_csrf_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        create_private_dir(&data).unwrap();
+        let (legacy, _) = load_or_create_csrf_key(&data.join(CSRF_KEY_FILE)).unwrap();
+        let policy = csrf_policy(&SessionConfig::default(), Duration::from_secs(180));
+        let (sid, ring, created) = load_or_create_csrf_keys(&data, policy, 10).unwrap();
+        assert!(!created);
+        assert!(!data.join(KEY_DIR).join(CSRF_KEYS_FILE).exists());
+        let keys: Vec<_> = ring.keys().collect();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].kid, legacy.kid());
+        let s = tessera_core::StoreKey::from_ref(&"A".repeat(43)).unwrap();
+        let t = legacy.issue("p", &s, tessera_core::Timestamp::from_unix_secs(100));
+        assert!(ring.verify(
+            &t,
+            "p",
+            &s,
+            Duration::from_secs(60),
+            tessera_core::Timestamp::from_unix_secs(120)
+        ));
+        assert_eq!(sid.sid(&s), legacy.to_sid_key().sid(&s));
+        // A file others can read is refused.
+        save_csrf_keys(&data.join(KEY_DIR), &ring).unwrap();
+        let file = data.join(KEY_DIR).join(CSRF_KEYS_FILE);
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        let policy = csrf_policy(&SessionConfig::default(), Duration::from_secs(180));
+        assert_eq!(
+            load_or_create_csrf_keys(&data, policy, 10)
+                .unwrap_err()
+                .code(),
+            "key-file-invalid"
+        );
     }
 
     #[test]
@@ -306,6 +550,10 @@ mod tests {
             KeyFileError::SealKeys {
                 path: PathBuf::new(),
                 source: tessera_token::Error::NoSigningKey,
+            },
+            KeyFileError::CsrfKeys {
+                path: PathBuf::new(),
+                reason: String::new(),
             },
         ];
         for e in &all {

@@ -1,12 +1,14 @@
 //! The engine's keys: the handle it shares them through, and the files they live in.
 //!
-//! - The token signing keys and the sealing keys of anonymous cookies and secrets are
+//! - The token signing keys, the sealing keys of anonymous cookies and secrets, and the
+//!   CSRF keys are
 //!   shared with whatever rotates them behind one handle type, [`SharedKeys`]. A handle is
 //!   cheap to clone; clones see the same keys, so a key schedule (the service's
 //!   key-directory sync, a test) swaps keys under a running engine with
 //!   [`SharedKeys::replace`] or [`SharedKeys::update`], and the next request uses them.
 //! - On disk, keys follow the layout of `tessera serve`'s data directory ([`files`]): the
-//!   CSRF key in `csrf.key`, the sealing keys in `keys/`.
+//!   sid key (and first CSRF key) in `csrf.key`, the sealing keys and the rotated CSRF keys
+//!   in `keys/`.
 
 use std::fmt;
 use std::ops::Deref;
@@ -21,6 +23,8 @@ pub use files::KeyFileError;
 pub type TokenKeys = SharedKeys<tessera_token::Keyring>;
 /// The sealing keys of anonymous cookies and secrets.
 pub type SealKeys = SharedKeys<tessera_token::seal::SealKeyring>;
+/// The CSRF keys (the key of session `sid`s is apart: it never rotates).
+pub type CsrfKeys = SharedKeys<crate::csrf::CsrfKeyring>;
 
 /// A keyring shared between readers (every request) and a writer (rotation).
 ///
@@ -76,5 +80,43 @@ impl<T: fmt::Debug> fmt::Debug for SharedKeys<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The keyrings' own Debug prints key ids only.
         f.debug_tuple("SharedKeys").field(&*self.read()).finish()
+    }
+}
+
+/// A secret string in a key file or record (unpadded base64url of key bytes): zeroized on
+/// drop, never printed.
+pub(crate) struct Secret(zeroize::Zeroizing<String>);
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // The string is moved into the zeroizing wrapper, not copied.
+        String::deserialize(d).map(|s| Self(zeroize::Zeroizing::new(s)))
+    }
+}
+
+impl Secret {
+    pub(crate) fn of(bytes: &[u8]) -> Self {
+        use base64::Engine as _;
+        Self(zeroize::Zeroizing::new(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+        ))
+    }
+
+    pub(crate) fn bytes(&self) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(self.0.as_bytes())
+            .ok()
+            .map(zeroize::Zeroizing::new)
+    }
+
+    pub(crate) fn text(&self) -> &str {
+        &self.0
     }
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// `tessera --version`: the crate's version and the commit it was built from (`unknown`
 /// outside a git checkout; see build.rs).
@@ -40,14 +40,15 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Manage the token signing keys in DATA_DIR/keys (a running `serve` picks changes up
-    /// within a minute).
+    /// Manage the token signing keys, the sealing keys and the CSRF keys: in DATA_DIR/keys
+    /// (a running `serve` picks changes up within a minute), or with `[keys] storage =
+    /// "store"` in the store (every node picks them up within `[keys] refresh`).
     Keys {
         /// What to do with them.
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Mint or inspect session tokens with the keys in DATA_DIR/keys.
+    /// Mint or inspect session tokens with the keys in DATA_DIR/keys (or in the store).
     Token {
         /// What to do.
         #[command(subcommand)]
@@ -68,35 +69,80 @@ pub enum Command {
     },
 }
 
+/// Which keys a `tessera keys` command works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum KeyKind {
+    /// The token signing keys (published in the JWKS).
+    #[default]
+    Signing,
+    /// The sealing keys of anonymous cookies and stored secrets.
+    Sealing,
+    /// The CSRF keys (the sid key, `csrf.key`, never changes).
+    Csrf,
+}
+
+impl KeyKind {
+    /// The name the command line and the output use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Signing => "signing",
+            Self::Sealing => "sealing",
+            Self::Csrf => "CSRF",
+        }
+    }
+}
+
 /// `tessera keys …`.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Create the keyring: one active key of `[tokens] algorithm`, signing from now.
+    /// Create the keys: for signing keys a keyring with one active key of
+    /// `[tokens] algorithm`, signing from now; for sealing and CSRF keys one key, used from
+    /// now.
     Generate {
-        /// Replace an existing keyring. Its keys are discarded: every token they signed
-        /// stops verifying, here and at every edge.
+        /// Replace the existing keys. They are discarded: every token (or cookie, secret, CSRF
+        /// token) they made stops verifying, here and at every edge.
         #[arg(long)]
         overwrite: bool,
+        /// Which keys.
+        #[arg(long, value_enum, default_value_t)]
+        kind: KeyKind,
     },
     /// Run the rotation schedule now: drop expired keys, promote a due next key, publish a
     /// new next key when the active one is due.
     Rotate {
         /// Start a rotation now: publish a new next key (valid from now plus
         /// `[tokens] publish_ahead`, so verifiers see it first) unless one is pending. The
-        /// schedule promotes it when it is due.
+        /// schedule promotes it when it is due. CSRF keys: a new key that issues a few
+        /// minutes from now; sealing keys: a new key that seals at once.
         #[arg(long)]
         force: bool,
         /// Make the pending next key sign now and retire the active one. Verifiers that
         /// fetched the JWKS before the key was published refuse its tokens until they
-        /// fetch it again.
+        /// fetch it again. CSRF keys: the pending key issues now.
         #[arg(long)]
         promote: bool,
+        /// Which keys.
+        #[arg(long, value_enum, default_value_t)]
+        kind: KeyKind,
+    },
+    /// Revoke a key now: a signing key's tokens fail with `revoked` (it stays listed); a
+    /// sealing or CSRF key is removed (what it made no longer opens or verifies). A key that
+    /// was in use is replaced first.
+    Revoke {
+        /// The key's id (`tessera keys list`).
+        kid: String,
+        /// Which keys.
+        #[arg(long, value_enum, default_value_t)]
+        kind: KeyKind,
     },
     /// List the keys: id, algorithm, state, valid from.
     List {
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Which keys.
+        #[arg(long, value_enum, default_value_t)]
+        kind: KeyKind,
     },
     /// Print the JWKS exactly as `GET /.well-known/jwks.json` serves it.
     Jwks,
@@ -111,6 +157,14 @@ pub enum KeysCommand {
     MasterKey {
         /// The file to create.
         path: PathBuf,
+    },
+    /// With `[keys] storage = "store"`: seal the fleet's key record again under the master
+    /// key in FILE (the same keys; docs/fleet.md, "rotating the master key"). Nodes that
+    /// know neither FILE's key as their master key nor as `[keys] other_master_key_file`
+    /// refuse the record from then on.
+    Reseal {
+        /// The new master key file (`tessera keys master-key FILE` makes one).
+        to: PathBuf,
     },
 }
 

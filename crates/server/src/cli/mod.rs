@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `args.rs` | the clap definitions of every command |
 //! | [`serve`] | `tessera serve`, `tessera verifier` |
-//! | [`keys`] | `tessera keys generate / rotate / list / jwks / import / master-key` (`stored_keys.rs`: on the store) |
+//! | [`keys`] | `tessera keys generate / rotate / revoke / list / jwks / import / master-key / reseal` (`stored_keys.rs`: on the store; `key_changes.rs`: what each does to each kind of key) |
 //! | [`token`] | `tessera token mint / inspect` |
 //! | [`config`] | `tessera config check` |
 //! | [`backup`] | `tessera backup`, `tessera restore` |
@@ -22,14 +22,15 @@ mod args;
 pub mod backup;
 pub mod config;
 mod error;
+mod key_changes;
 pub mod keys;
 pub mod serve;
 mod stored_keys;
 pub mod token;
 
 pub use args::{
-    Cli, Command, ConfigCommand, InspectArgs, KeysCommand, MintArgs, TokenCommand, VERSION,
-    parse_claim,
+    Cli, Command, ConfigCommand, InspectArgs, KeyKind, KeysCommand, MintArgs, TokenCommand,
+    VERSION, parse_claim,
 };
 pub use error::{Error, Result};
 

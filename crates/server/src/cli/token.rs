@@ -23,12 +23,9 @@ const EXIT_USAGE: u8 = 2;
 /// No keyring; a bad subject, claim or lifetime; signing failures.
 #[allow(clippy::print_stdout)]
 pub fn mint(config: &Config, args: &MintArgs) -> Result<ExitCode> {
-    if config.keys.storage == crate::config::KeyStorage::Store {
-        return Err(keys::KeysError::InStore.into());
-    }
     note_disabled(config);
     let dir = KeyDir::new(config);
-    let (ring, _) = dir.load()?;
+    let ring = signing_keys(config, &dir)?;
     let sub = match (&args.sub, &args.user) {
         (Some(s), _) => s.clone(),
         (None, Some(u)) => config.tokens.subject.subject(u),
@@ -38,6 +35,14 @@ pub fn mint(config: &Config, args: &MintArgs) -> Result<ExitCode> {
     let token = keys::mint(&dir, &ring, &sub, claims, args.ttl, now())?;
     println!("{token}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The signing keys of `config`: in the key directory, or in the store.
+fn signing_keys(config: &Config, dir: &KeyDir) -> Result<tessera_token::Keyring> {
+    if config.keys.storage == crate::config::KeyStorage::Store {
+        return super::stored_keys::signing_keys(config);
+    }
+    Ok(dir.load()?.0)
 }
 
 /// Reads the token from standard input, bounded, without echoing it anywhere.
@@ -88,12 +93,9 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_USAGE));
     }
     let config = load(cli)?;
-    if config.keys.storage == crate::config::KeyStorage::Store {
-        return Err(keys::KeysError::InStore.into());
-    }
     note_disabled(&config);
     let dir = KeyDir::new(&config);
-    let (ring, _) = dir.load()?;
+    let ring = signing_keys(&config, &dir)?;
     let token = read_token()?;
     let now = now();
     let found = keys::inspect(&dir, &ring, &token, now);

@@ -43,6 +43,7 @@ pub(super) struct File {
 pub(super) struct FileKeys {
     pub(super) storage: Option<String>,
     pub(super) master_key_file: Option<PathBuf>,
+    pub(super) other_master_key_file: Option<PathBuf>,
     pub(super) refresh: Option<String>,
 }
 
@@ -112,6 +113,7 @@ pub(super) struct FileSession {
     pub(super) remember_absolute_timeout: Option<String>,
     pub(super) tombstone_ttl: Option<String>,
     pub(super) csrf_max_age: Option<String>,
+    pub(super) csrf_rotate_every: Option<String>,
     pub(super) max_data_bytes: Option<usize>,
     pub(super) purge_interval: Option<String>,
     pub(super) anonymous: Option<String>,

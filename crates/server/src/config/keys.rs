@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::error::{ConfigError, invalid};
 use super::file::FileKeys;
-use super::settings::{KEYS_MASTER_KEY_FILE, KEYS_REFRESH, KEYS_STORAGE};
+use super::settings::{
+    KEYS_MASTER_KEY_FILE, KEYS_OTHER_MASTER_KEY_FILE, KEYS_REFRESH, KEYS_STORAGE,
+};
 use super::source::{Env, duration, pick};
 use super::{TokensConfig, VerifyConfig};
 
@@ -43,6 +45,9 @@ pub struct KeysConfig {
     pub storage: KeyStorage,
     /// The master key file (`TESSERA_MASTER_KEY_FILE`), required with [`KeyStorage::Store`].
     pub master_key_file: Option<PathBuf>,
+    /// Another master key file (`TESSERA_OTHER_MASTER_KEY_FILE`) the node opens the key
+    /// record with but never seals with: set while a fleet moves to a new master key.
+    pub other_master_key_file: Option<PathBuf>,
     /// How often a node reads the key manifest from the store (and rotates, when it holds
     /// the rotation lease). Default 10 s; 1 s to 10 min.
     pub refresh: Duration,
@@ -53,6 +58,7 @@ impl Default for KeysConfig {
         Self {
             storage: KeyStorage::Dir,
             master_key_file: None,
+            other_master_key_file: None,
             refresh: DEFAULT_KEYS_REFRESH,
         }
     }
@@ -79,6 +85,10 @@ pub(super) fn build(
         .var(&KEYS_MASTER_KEY_FILE)
         .map(PathBuf::from)
         .or_else(|| env.file(&KEYS_MASTER_KEY_FILE, f.master_key_file));
+    let other_master_key_file = env
+        .var(&KEYS_OTHER_MASTER_KEY_FILE)
+        .map(PathBuf::from)
+        .or_else(|| env.file(&KEYS_OTHER_MASTER_KEY_FILE, f.other_master_key_file));
     let refresh = duration(env, &KEYS_REFRESH, f.refresh, DEFAULT_KEYS_REFRESH)?;
     if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&refresh) {
         return Err(invalid(KEYS_REFRESH.key, "must be between 1s and 10m"));
@@ -107,6 +117,7 @@ pub(super) fn build(
     Ok(KeysConfig {
         storage,
         master_key_file,
+        other_master_key_file,
         refresh,
     })
 }

@@ -10,9 +10,10 @@ use super::error::{ConfigError, invalid};
 use super::file::{FileCookie, FileSession};
 use super::settings::{
     COOKIE_DEVELOPMENT, COOKIE_NAME, COOKIE_SAME_SITE, COOKIE_SECURE, SESSION_ABSOLUTE_TIMEOUT,
-    SESSION_ANONYMOUS, SESSION_ANONYMOUS_COOKIE_BYTES, SESSION_CSRF_MAX_AGE, SESSION_IDLE_TIMEOUT,
-    SESSION_MAX_DATA_BYTES, SESSION_PURGE_INTERVAL, SESSION_REMEMBER_ABSOLUTE_TIMEOUT,
-    SESSION_REMEMBER_IDLE_TIMEOUT, SESSION_TOMBSTONE_TTL,
+    SESSION_ANONYMOUS, SESSION_ANONYMOUS_COOKIE_BYTES, SESSION_CSRF_MAX_AGE,
+    SESSION_CSRF_ROTATE_EVERY, SESSION_IDLE_TIMEOUT, SESSION_MAX_DATA_BYTES,
+    SESSION_PURGE_INTERVAL, SESSION_REMEMBER_ABSOLUTE_TIMEOUT, SESSION_REMEMBER_IDLE_TIMEOUT,
+    SESSION_TOMBSTONE_TTL,
 };
 use super::source::{Env, boolean, duration, number, pick};
 
@@ -71,6 +72,11 @@ pub(super) fn session(
             d.max_data_bytes,
         )?)
         .with_csrf_max_age(dur(&SESSION_CSRF_MAX_AGE, s.csrf_max_age, d.csrf_max_age)?)
+        .with_csrf_rotate_every(dur(
+            &SESSION_CSRF_ROTATE_EVERY,
+            s.csrf_rotate_every,
+            d.csrf_rotate_every,
+        )?)
         .with_anonymous(anonymous)
         .with_anonymous_cookie_bytes(anonymous_cookie_bytes);
     session.validate().map_err(|e| {

@@ -100,6 +100,7 @@ settings! {
     SESSION_REMEMBER_ABSOLUTE_TIMEOUT = "session.remember_absolute_timeout", "TESSERA_REMEMBER_ABSOLUTE_TIMEOUT", Duration, "30d";
     SESSION_TOMBSTONE_TTL = "session.tombstone_ttl", "TESSERA_TOMBSTONE_TTL", Duration, "10m";
     SESSION_CSRF_MAX_AGE = "session.csrf_max_age", "TESSERA_CSRF_MAX_AGE", Duration, "12h";
+    SESSION_CSRF_ROTATE_EVERY = "session.csrf_rotate_every", "TESSERA_CSRF_ROTATE_EVERY", Duration, "7d";
     SESSION_MAX_DATA_BYTES = "session.max_data_bytes", "TESSERA_MAX_DATA_BYTES", Integer, "65536";
     SESSION_PURGE_INTERVAL = "session.purge_interval", "TESSERA_PURGE_INTERVAL", Duration, "5m";
     SESSION_ANONYMOUS = "session.anonymous", "TESSERA_ANONYMOUS", String, "client";
@@ -125,6 +126,7 @@ settings! {
 
     KEYS_STORAGE = "keys.storage", "TESSERA_KEYS", String, "dir";
     KEYS_MASTER_KEY_FILE = "keys.master_key_file", "TESSERA_MASTER_KEY_FILE", Path, "none";
+    KEYS_OTHER_MASTER_KEY_FILE = "keys.other_master_key_file", "TESSERA_OTHER_MASTER_KEY_FILE", Path, "none";
     KEYS_REFRESH = "keys.refresh", "TESSERA_KEYS_REFRESH", Duration, "10s";
 
     REVOCATIONS_KEEP = "revocations.keep", "TESSERA_REVOCATIONS_KEEP", Duration, "245m";
@@ -255,6 +257,7 @@ pub(super) fn values(c: &Config) -> Vec<(&'static Setting, String)> {
         ),
         (&SESSION_TOMBSTONE_TTL, d(s.tombstone_ttl)),
         (&SESSION_CSRF_MAX_AGE, d(s.csrf_max_age)),
+        (&SESSION_CSRF_ROTATE_EVERY, d(s.csrf_rotate_every)),
         (&SESSION_MAX_DATA_BYTES, s.max_data_bytes.to_string()),
         (&SESSION_PURGE_INTERVAL, d(c.purge_interval)),
         (
@@ -294,6 +297,15 @@ pub(super) fn values(c: &Config) -> Vec<(&'static Setting, String)> {
             or_none(
                 c.keys
                     .master_key_file
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+            ),
+        ),
+        (
+            &KEYS_OTHER_MASTER_KEY_FILE,
+            or_none(
+                c.keys
+                    .other_master_key_file
                     .as_ref()
                     .map(|p| p.display().to_string()),
             ),

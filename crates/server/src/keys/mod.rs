@@ -72,13 +72,27 @@ pub enum KeysError {
     /// The OS random source failed.
     #[error("the OS random source failed")]
     Random(#[source] getrandom::Error),
-    /// The keys live in the store (`[keys] storage = "store"`), which these commands do not
-    /// manage yet.
+    /// A command that works only on the store (`[keys] storage = "store"`).
     #[error(
-        "the keys are in the store ([keys] storage = \"store\"): `tessera keys` and `tessera token` work on key \
-         directories only for now; a running fleet rotates its stored keys on schedule (docs/fleet.md)"
+        "`tessera keys {0}` works on keys in the store: set TESSERA_KEYS=store and \
+         TESSERA_MASTER_KEY_FILE"
     )]
-    InStore,
+    StoreOnly(&'static str),
+    /// `keys revoke` found no key of that id.
+    #[error("no {kind} key {kid}; `tessera keys list` with the same --kind shows them")]
+    UnknownKey {
+        /// Which keys.
+        kind: &'static str,
+        /// The id asked for.
+        kid: String,
+    },
+    /// The rotation lease stayed taken, or another writer changed the keys in the store at
+    /// every attempt.
+    #[error(
+        "the rotation lease stayed taken, or the keys in the store changed at every attempt \
+         (nodes rotating?); nothing was written: run it again"
+    )]
+    Contended,
 }
 
 impl KeysError {
@@ -91,7 +105,9 @@ impl KeysError {
         "keys-no-next-key",
         "keys-invalid-input",
         "keys-random-failed",
-        "keys-in-store",
+        "keys-store-only",
+        "keys-unknown-key",
+        "keys-store-contended",
     ];
 
     /// A stable identifier for logs and runbooks.
@@ -104,7 +120,9 @@ impl KeysError {
             Self::NoNextKey => "keys-no-next-key",
             Self::InvalidInput(_) => "keys-invalid-input",
             Self::Random(_) => "keys-random-failed",
-            Self::InStore => "keys-in-store",
+            Self::StoreOnly(_) => "keys-store-only",
+            Self::UnknownKey { .. } => "keys-unknown-key",
+            Self::Contended => "keys-store-contended",
         }
     }
 }
@@ -244,27 +262,7 @@ impl KeyDir {
         let _lock = self.lock()?;
         let (mut ring, _) = self.load()?;
         let mut keys = self.tokens.key_source();
-        let mut out = Rotation::default();
-        if options.force {
-            merge(
-                &mut out,
-                ring.publish_next_at(now, &mut keys)
-                    .map_err(|e| self.err(e))?,
-            );
-        }
-        merge(
-            &mut out,
-            ring.rotate_at(now, &mut keys).map_err(|e| self.err(e))?,
-        );
-        // A due next key the schedule just promoted is the promotion asked for: promoting
-        // yet another one would retire a key that has not signed anything.
-        if options.promote && out.promoted.is_none() {
-            let promoted = ring.promote_next_at(now);
-            if promoted.promoted.is_none() {
-                return Err(KeysError::NoNextKey);
-            }
-            merge(&mut out, promoted);
-        }
+        let out = rotate_ring(&mut ring, now, options, &mut keys, &self.path)?;
         if out.changed() {
             ring.save(&self.path).map_err(|e| self.err(e))?;
         }
@@ -287,6 +285,42 @@ impl KeyDir {
         let (ring, _) = self.load()?;
         Ok(ring.jwks(&self.codec(&ring)))
     }
+}
+
+/// `keys rotate` on `ring` in memory (in a directory or the store, `place` for errors):
+/// [`RotateOptions::force`] first publishes a `next` key now, then the schedule runs at
+/// `now`, then [`RotateOptions::promote`] makes the pending `next` key sign now.
+///
+/// # Errors
+///
+/// [`KeysError::NoNextKey`] when asked to promote without a `next` key; key generation
+/// failures ([`KeysError::Token`]). The caller saves `ring` only on success.
+pub fn rotate_ring(
+    ring: &mut Keyring,
+    now: i64,
+    options: RotateOptions,
+    keys: &mut dyn tessera_token::KeySource,
+    place: &Path,
+) -> Result<Rotation, KeysError> {
+    let err = |source| KeysError::Token {
+        path: place.to_owned(),
+        source,
+    };
+    let mut out = Rotation::default();
+    if options.force {
+        merge(&mut out, ring.publish_next_at(now, keys).map_err(err)?);
+    }
+    merge(&mut out, ring.rotate_at(now, keys).map_err(err)?);
+    // A due next key the schedule just promoted is the promotion asked for: promoting
+    // yet another one would retire a key that has not signed anything.
+    if options.promote && out.promoted.is_none() {
+        let promoted = ring.promote_next_at(now);
+        if promoted.promoted.is_none() {
+            return Err(KeysError::NoNextKey);
+        }
+        merge(&mut out, promoted);
+    }
+    Ok(out)
 }
 
 fn merge(into: &mut Rotation, r: Rotation) {
@@ -373,7 +407,12 @@ mod tests {
             KeysError::NoNextKey,
             KeysError::InvalidInput(String::new()),
             KeysError::Random(getrandom::Error::UNSUPPORTED),
-            KeysError::InStore,
+            KeysError::StoreOnly("reseal"),
+            KeysError::UnknownKey {
+                kind: "CSRF",
+                kid: String::new(),
+            },
+            KeysError::Contended,
         ];
         crate::codes::check(KeysError::CODES, all.iter().map(KeysError::code));
     }

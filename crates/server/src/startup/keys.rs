@@ -1,14 +1,14 @@
 //! The keys a service starts with: from the key directory or the store (a fleet), PEM keys for
 //! `/v1/verify`, and the token settings they sign with.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera::csrf::CsrfKey;
+use tessera::csrf::{CsrfKeySet, CsrfPolicy};
 use tessera::keys::files::{self};
 use tessera::keys::stored::{KeyVault, MasterKey, StoredKeys, StoredPolicies};
-use tessera::keys::{SealKeys, TokenKeys};
+use tessera::keys::{CsrfKeys, SealKeys, TokenKeys};
 use tessera::token::TokenSettings;
 use tessera_core::SessionStore;
 
@@ -70,7 +70,7 @@ pub(super) async fn pem_keys(
 
 /// The keys a node starts with, and what keeps them in step while it serves.
 pub(super) struct Keys {
-    pub(super) csrf: CsrfKey,
+    pub(super) csrf: CsrfKeySet,
     pub(super) tokens: Option<TokenSettings>,
     pub(super) seal: SealKeys,
     pub(super) dir_sync: Option<KeySync>,
@@ -78,18 +78,52 @@ pub(super) struct Keys {
     pub(super) store_sync: Option<(Arc<StoreKeySync>, Duration)>,
 }
 
-/// `[keys] storage = "dir"`: the CSRF key in `data_dir/csrf.key`, the token and sealing keys
-/// in `data_dir/keys` (each generated on a first run).
+/// How far ahead of its use a new CSRF key is in the keys of every node reading the key
+/// directory (it checks every [`super::tasks::KEY_SYNC_INTERVAL`]): two checks and a minute
+/// of clock skew.
+pub(crate) fn dir_csrf_ahead() -> Duration {
+    tasks::KEY_SYNC_INTERVAL * 2 + Duration::from_secs(60)
+}
+
+/// The same for nodes reading the store every `[keys] refresh`.
+pub(crate) fn store_csrf_ahead(config: &Config) -> Duration {
+    config.keys.refresh * 2 + Duration::from_secs(60)
+}
+
+/// The policies of the keys in the store under `config`.
+pub(crate) fn stored_policies(config: &Config) -> StoredPolicies {
+    StoredPolicies {
+        tokens: config.tokens.rotation_policy(),
+        seal: files::seal_policy(&config.session),
+        csrf: files::csrf_policy(&config.session, store_csrf_ahead(config)),
+    }
+}
+
+/// `[keys] storage = "dir"`: the sid key in `data_dir/csrf.key`, the token, sealing and CSRF
+/// keys in `data_dir/keys` (each generated on a first run; a data directory of before the
+/// CSRF keys rotated has `csrf.key` as its one CSRF key until the schedule adds another).
 pub(super) fn dir_keys(
     config: &Config,
     now: i64,
     notes: &mut Vec<String>,
 ) -> Result<Keys, StartupError> {
     let csrf_path = config.data_dir.join(files::CSRF_KEY_FILE);
-    let (csrf, created) = files::load_or_create_csrf_key(&csrf_path)?;
+    let csrf_policy: CsrfPolicy = files::csrf_policy(&config.session, dir_csrf_ahead());
+    let (sid, csrf_ring, created) =
+        files::load_or_create_csrf_keys(&config.data_dir, csrf_policy.clone(), now)?;
     if created {
-        notes.push(format!("generated the CSRF key in {}", csrf_path.display()));
+        notes.push(format!(
+            "generated the sid key in {} and the CSRF keys in {}",
+            csrf_path.display(),
+            config
+                .data_dir
+                .join(files::KEY_DIR)
+                .join(files::CSRF_KEYS_FILE)
+                .display()
+        ));
     }
+    let (legacy, _) = files::load_or_create_csrf_key(&csrf_path)?;
+    let csrf_keys = CsrfKeys::new(csrf_ring);
     let (tokens, dir_sync) = if config.tokens.enabled {
         let dir = KeyDir::new(config);
         let (ring, version, created) = dir.load_or_generate(now).map_err(StartupError::Keys)?;
@@ -118,19 +152,48 @@ pub(super) fn dir_keys(
         dir.display()
     ));
     let seal = SealKeys::new(seal);
+    let sync =
+        SealSync::new(dir, seal.clone(), policy).with_csrf(csrf_keys.clone(), csrf_policy, legacy);
     Ok(Keys {
-        csrf,
+        csrf: CsrfKeySet::new(sid, csrf_keys),
         tokens,
-        seal: seal.clone(),
+        seal,
         dir_sync,
         seal_sync: Some(if config.tokens.rotate {
-            SealSync::new(dir, seal, policy)
+            sync
         } else {
-            // `[tokens] rotate = false` stops the sealing keys' schedule too.
-            SealSync::new(dir, seal, policy).without_rotation()
+            // `[tokens] rotate = false` stops the sealing and CSRF keys' schedule too.
+            sync.without_rotation()
         }),
         store_sync: None,
     })
+}
+
+/// The fleet's keys in `store` under the master key of `[keys] master_key_file` (and, if
+/// set, also opening records sealed under `[keys] other_master_key_file`); and the master
+/// key file's path.
+///
+/// # Errors
+///
+/// No master key file configured, an unreadable or insecure one, a store without blobs.
+pub(crate) fn vault(
+    config: &Config,
+    store: Arc<dyn SessionStore>,
+) -> Result<(KeyVault, &Path), StartupError> {
+    let path = config
+        .keys
+        .master_key_file
+        .as_deref()
+        .ok_or_else(|| StartupError::BadKeyFile {
+            path: PathBuf::new(),
+            message: "[keys] storage = \"store\" needs TESSERA_MASTER_KEY_FILE".to_owned(),
+        })?;
+    let master = MasterKey::load(path)?;
+    let mut vault = KeyVault::new(store, master).map_err(StartupError::StoredKeys)?;
+    if let Some(other) = &config.keys.other_master_key_file {
+        vault = vault.with_other_master(MasterKey::load(other)?);
+    }
+    Ok((vault, path))
 }
 
 /// `[keys] storage = "store"`: every key in the fleet's sealed manifest in `store`, under
@@ -141,20 +204,9 @@ pub(super) async fn store_keys(
     now: i64,
     notes: &mut Vec<String>,
 ) -> Result<Keys, StartupError> {
-    let path = config
-        .keys
-        .master_key_file
-        .as_deref()
-        .ok_or_else(|| StartupError::BadKeyFile {
-            path: PathBuf::new(),
-            message: "[keys] storage = \"store\" needs TESSERA_MASTER_KEY_FILE".to_owned(),
-        })?;
-    let master = MasterKey::load(path)?;
-    let vault = Arc::new(KeyVault::new(store, master).map_err(StartupError::StoredKeys)?);
-    let policies = StoredPolicies {
-        tokens: config.tokens.rotation_policy(),
-        seal: files::seal_policy(&config.session),
-    };
+    let (vault, path) = vault(config, store)?;
+    let vault = Arc::new(vault);
+    let policies = stored_policies(config);
     let (stored, created) = vault
         .load_or_create(&policies, now, &mut config.tokens.key_source())
         .await
@@ -169,11 +221,13 @@ pub(super) async fn store_keys(
     let StoredKeys {
         tokens: ring,
         seal,
+        sid,
         csrf,
         version,
         ..
     } = stored;
     let seal = SealKeys::new(seal);
+    let csrf = CsrfKeySet::new(sid, CsrfKeys::new(csrf));
     let (tokens, sync_tokens) = if config.tokens.enabled {
         let codec = config.tokens.codec(ring.keys().map(|k| k.algorithm));
         let ring = TokenKeys::new(ring);
@@ -183,7 +237,8 @@ pub(super) async fn store_keys(
         notes.push("session tokens are disabled ([tokens] enabled = false)".to_owned());
         (None, None)
     };
-    // `[tokens] rotate = false` stops every scheduled rotation, the sealing keys' too.
+    // `[tokens] rotate = false` stops every scheduled rotation, the sealing and CSRF keys'
+    // too.
     let rotation = if config.tokens.rotate {
         Some(StoreRotation {
             holder: random_holder().map_err(StartupError::Random)?,
@@ -220,7 +275,7 @@ pub(super) async fn store_keys(
 }
 
 /// A node's name in the rotation lease: random, so two processes never share one.
-pub(super) fn random_holder() -> Result<String, getrandom::Error> {
+pub(crate) fn random_holder() -> Result<String, getrandom::Error> {
     let mut b = [0u8; 12];
     getrandom::fill(&mut b)?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())

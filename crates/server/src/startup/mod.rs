@@ -35,6 +35,7 @@ mod serve;
 mod tasks;
 
 use keys::{Keys, dir_keys, pem_keys, store_keys};
+pub(crate) use keys::{dir_csrf_ahead, random_holder, stored_policies, vault};
 pub(crate) use serve::serve_router;
 pub use serve::{bind, serve, serve_with_grace};
 pub(crate) use tasks::{spawn_key_refresh, spawn_revocation_refresh};

@@ -115,6 +115,12 @@ pub(super) fn spawn_seal_sync(sync: Arc<SealSync>, state: AppState) -> tokio::ta
             if r.changed() {
                 tracing::info!(generated = ?r.generated, dropped = ?r.dropped, "rotated the sealing keys");
             }
+            if t.csrf.changed() {
+                tracing::info!(generated = ?t.csrf.generated, dropped = ?t.csrf.dropped, "rotated the CSRF keys");
+            }
+            if t.csrf_reloaded {
+                tracing::info!("the CSRF keys changed on disk; now using them");
+            }
             if t.reloaded {
                 tracing::info!("the sealing keys changed on disk; now using them");
             }
@@ -146,6 +152,7 @@ pub(super) fn spawn_store_key_sync(
                             promoted = ?r.tokens.promoted.as_ref().map(ToString::to_string),
                             generated = ?r.tokens.generated.as_ref().map(ToString::to_string),
                             sealing_generated = ?r.seal.generated,
+                            csrf_generated = ?r.csrf.generated,
                             "rotated the keys in the store"
                         );
                     }
@@ -155,11 +162,11 @@ pub(super) fn spawn_store_key_sync(
                             "the keys in the store changed; now using them"
                         );
                     }
-                    if t.csrf_changed {
+                    if t.sid_changed {
                         tracing::error!(
-                            code = "keys-csrf-changed",
-                            "the CSRF key in the store changed; this node keeps its own until \
-                             a restart, so its CSRF tokens and sids differ from the fleet's"
+                            code = "keys-sid-changed",
+                            "the sid key in the store changed; this node keeps its own until \
+                             a restart, so the sids of its tokens differ from the fleet's"
                         );
                     }
                 }

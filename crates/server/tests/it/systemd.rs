@@ -512,12 +512,26 @@ async fn every_runbook_of_docs_operations_md_runs_as_written() {
         host.ok("/v1/session/csrf/check", check.clone()).await["valid"],
         true
     );
-    let csrf_key = std::fs::read(host.data("csrf.key")).unwrap();
-    host.run(&mut books, "replace-csrf-key");
-    assert_ne!(std::fs::read(host.data("csrf.key")).unwrap(), csrf_key);
+    let sid_key = std::fs::read(host.data("csrf.key")).unwrap();
+    let csrf_keys = std::fs::read(host.data("keys/csrf.json")).unwrap();
+    host.run(&mut books, "replace-csrf-keys");
+    assert_ne!(
+        std::fs::read(host.data("keys/csrf.json")).unwrap(),
+        csrf_keys
+    );
+    assert_eq!(
+        std::fs::read(host.data("csrf.key")).unwrap(),
+        sid_key,
+        "the sid key never changes"
+    );
     assert_eq!(
         host.ok("/v1/session/csrf/check", check).await["valid"],
         false
+    );
+    assert_eq!(
+        host.resolve(&alice).await.0.as_deref(),
+        Some("alice"),
+        "sessions are untouched"
     );
 
     let old_key = host.api_keys()[0].clone();

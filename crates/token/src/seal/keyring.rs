@@ -199,6 +199,20 @@ impl SealKeyring {
         self.entries.insert(0, SealEntry { key, created_at });
     }
 
+    /// Removes key `kid` (one that may have leaked): what it sealed no longer opens. The
+    /// sealing key stays (add a new one with [`SealKeyring::rotate`] first); returns whether
+    /// a key was removed.
+    pub fn remove(&mut self, kid: &str) -> bool {
+        let before = self.entries.len();
+        let mut first = true;
+        self.entries.retain(|e| {
+            let keep = first || e.key.kid != kid;
+            first = false;
+            keep
+        });
+        self.entries.len() != before
+    }
+
     /// Keeps only the `n` newest keys (at least one).
     pub fn retain_newest(&mut self, n: usize) {
         self.entries.truncate(n.max(1));

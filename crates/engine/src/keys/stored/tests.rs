@@ -1,10 +1,14 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::sync::Arc;
 
-use tessera_core::{SessionKind, SessionStore};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+use tessera_core::{BlobStore as _, SessionKind, SessionStore};
 use tessera_store_memory::MemoryStore;
 use tessera_token::OsKeySource;
 
+use super::record::Envelope;
 use super::*;
 
 const T0: i64 = 1_800_000_000;
@@ -13,6 +17,7 @@ fn policies() -> StoredPolicies {
     StoredPolicies {
         tokens: RotationPolicy::default(),
         seal: SealPolicy::default(),
+        csrf: CsrfPolicy::default(),
     }
 }
 
@@ -51,7 +56,8 @@ async fn keys_are_created_once_and_every_node_reads_the_same() {
     let s = tessera_core::Handle::generate(SessionKind::Anonymous)
         .unwrap()
         .store_key();
-    assert_eq!(first.csrf.sid(&s), again.csrf.sid(&s));
+    assert_eq!(first.sid.sid(&s), again.sid.sid(&s));
+    assert_eq!(first.csrf.issuing_kid(T0), again.csrf.issuing_kid(T0));
     // A token signed from one copy verifies with the other.
     let signing = first.tokens.signing_key_at(T0).unwrap().kid().clone();
     assert_eq!(again.tokens.signing_key_at(T0).unwrap().kid(), &signing);
@@ -90,14 +96,17 @@ async fn the_store_never_holds_a_secret_in_clear() {
         .unwrap();
     let blob = raw(&store).await;
     let text = String::from_utf8(blob.value.clone()).unwrap();
-    let mut secrets: Vec<Vec<u8>> = vec![k.csrf.expose_bytes().to_vec()];
+    let mut secrets: Vec<Vec<u8>> = vec![k.sid.expose_bytes().to_vec()];
+    for (ck, _) in k.csrf.secret_keys() {
+        secrets.push(ck.expose_bytes().to_vec());
+    }
     for (sk, _) in k.seal.secret_keys() {
         secrets.push(sk.expose_bytes().to_vec());
     }
     for sk in k.tokens.secret_keys() {
         secrets.push(sk.to_pkcs8_der().unwrap().to_vec());
     }
-    assert_eq!(secrets.len(), 3);
+    assert_eq!(secrets.len(), 4);
     for secret in &secrets {
         let b64 = URL_SAFE_NO_PAD.encode(secret);
         assert!(!text.contains(&b64), "a secret in base64url in the store");
@@ -133,7 +142,7 @@ async fn an_altered_or_replayed_record_is_refused() {
         .unwrap();
     let v1 = raw(&store).await;
     // A rotation writes version 2.
-    assert_eq!(v.write(1, &k.tokens, &k.seal, &k.csrf).await.unwrap(), 2);
+    assert_eq!(v.write(1, &k).await.unwrap(), 2);
     // Replaying version 1's bytes (keys rotated away) as version 3 is refused.
     assert_eq!(store.blob_put(KEYS_BLOB, 2, &v1.value).await.unwrap(), 3);
     let err = v.load(&policies()).await.unwrap_err();
@@ -204,8 +213,8 @@ async fn writes_are_compare_and_set() {
         .load_or_create(&policies(), T0, &mut OsKeySource::default())
         .await
         .unwrap();
-    assert_eq!(v.write(1, &k.tokens, &k.seal, &k.csrf).await.unwrap(), 2);
-    let err = v.write(1, &k.tokens, &k.seal, &k.csrf).await.unwrap_err();
+    assert_eq!(v.write(1, &k).await.unwrap(), 2);
+    let err = v.write(1, &k).await.unwrap_err();
     assert!(
         matches!(err, StoredKeysError::Store(tessera_core::Error::Conflict)),
         "{err:?}"
@@ -398,21 +407,18 @@ async fn the_schedule_runs_on_a_copy_and_is_written_by_compare_and_set() {
     )
     .unwrap();
     assert!(r.changed() && r.tokens.generated.is_some(), "{r:?}");
-    assert_eq!(
-        v.write(version, &next.tokens, &next.seal, &next.csrf)
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(v.write(version, &next).await.unwrap(), 2);
     let again = v.load(&policies()).await.unwrap().unwrap();
     assert_eq!(again.version, 2);
     assert_eq!(jwks(&again), jwks(&next));
     assert_eq!(again.tokens.signing_key_at(later).unwrap().kid(), &active);
-    // The CSRF key never rotates with them.
+    // The CSRF keys rotate (a week is up); the sid key never does.
+    assert!(r.csrf.generated.is_some(), "{r:?}");
+    assert_eq!(again.csrf.keys().count(), 2);
     let s = tessera_core::Handle::generate(SessionKind::Anonymous)
         .unwrap()
         .store_key();
-    assert_eq!(again.csrf.sid(&s), k.csrf.sid(&s));
+    assert_eq!(again.sid.sid(&s), k.sid.sid(&s));
     // A second node that computed the same step from version 1 loses the race.
     let (late, _) = KeyVault::rotate_plain(
         &plain,
@@ -423,11 +429,110 @@ async fn the_schedule_runs_on_a_copy_and_is_written_by_compare_and_set() {
     )
     .unwrap();
     assert!(matches!(
-        v.write(version, &late.tokens, &late.seal, &late.csrf).await,
+        v.write(version, &late).await,
         Err(StoredKeysError::Store(tessera_core::Error::Conflict))
     ));
     assert_eq!(
         jwks(&v.load(&policies()).await.unwrap().unwrap()),
         jwks(&next)
+    );
+}
+
+/// The record of a fleet of before the CSRF keys rotated: the plaintext's `csrf` is the one
+/// key of CSRF tokens and sids, and there is no `csrf_keys`.
+async fn legacy_record(store: &MemoryStore, v: &KeyVault, key: [u8; 32]) -> StoredKeys {
+    let (k, _) = v
+        .load_or_create(&policies(), T0, &mut OsKeySource::default())
+        .await
+        .unwrap();
+    let (plain, version) = v.read().await.unwrap().unwrap();
+    let mut json: Value = serde_json::from_slice(&plain).unwrap();
+    let obj = json.as_object_mut().unwrap();
+    obj.remove("sid").unwrap();
+    obj.remove("csrf_keys").unwrap();
+    obj.insert("csrf".into(), Value::String(URL_SAFE_NO_PAD.encode(key)));
+    let bytes = serde_json::to_vec(&json).unwrap();
+    let record = seal_record(&v.master, KEYS_BLOB, version + 1, &bytes).unwrap();
+    store.blob_put(KEYS_BLOB, version, &record).await.unwrap();
+    k
+}
+
+#[tokio::test]
+async fn a_record_of_before_keeps_its_csrf_tokens_and_sids() {
+    use crate::csrf::CsrfKey;
+    use tessera_core::Timestamp;
+    let store = Arc::new(MemoryStore::new());
+    let v = vault(&store, 1);
+    legacy_record(&store, &v, [8; 32]).await;
+    let legacy = CsrfKey::from_bytes([8; 32]);
+    let s = tessera_core::Handle::generate(SessionKind::Anonymous)
+        .unwrap()
+        .store_key();
+    let token = legacy.issue("p", &s, Timestamp::from_unix_secs(T0));
+    let age = std::time::Duration::from_secs(12 * 3600);
+    let k = v.load(&policies()).await.unwrap().unwrap();
+    assert_eq!(k.sid.sid(&s), legacy.to_sid_key().sid(&s));
+    assert!(
+        k.csrf
+            .verify(&token, "p", &s, age, Timestamp::from_unix_secs(T0 + 60))
+    );
+    // The schedule's first run adds a CSRF key and writes today's shape; the old token and
+    // the sids stay valid.
+    let (plain, version) = v.read().await.unwrap().unwrap();
+    let (next, r) = KeyVault::rotate_plain(
+        &plain,
+        version,
+        &policies(),
+        T0 + 60,
+        &mut OsKeySource::default(),
+    )
+    .unwrap();
+    assert!(r.csrf.generated.is_some(), "{r:?}");
+    v.write(version, &next).await.unwrap();
+    let (plain, _) = v.read().await.unwrap().unwrap();
+    let json: Value = serde_json::from_slice(&plain).unwrap();
+    assert!(json.get("csrf").is_none() && json.get("sid").is_some());
+    let k = v.load(&policies()).await.unwrap().unwrap();
+    assert_eq!(k.sid.sid(&s), legacy.to_sid_key().sid(&s));
+    assert!(
+        k.csrf
+            .verify(&token, "p", &s, age, Timestamp::from_unix_secs(T0 + 3600))
+    );
+    assert_ne!(k.csrf.issuing_kid(T0 + 3600), Some(legacy.kid()));
+}
+
+#[tokio::test]
+async fn a_record_resealed_under_a_new_master_key_opens_where_that_key_is_known() {
+    let store = Arc::new(MemoryStore::new());
+    let old = vault(&store, 1);
+    let (k, _) = old
+        .load_or_create(&policies(), T0, &mut OsKeySource::default())
+        .await
+        .unwrap();
+    // Step 1: every node also knows the new key; step 2: the record moves to it.
+    let both = vault(&store, 1).with_other_master(MasterKey::from_bytes([2; 32]));
+    assert_eq!(
+        old.reseal(&MasterKey::from_bytes([2; 32])).await.unwrap(),
+        2
+    );
+    let moved = both.load(&policies()).await.unwrap().unwrap();
+    assert_eq!(jwks(&moved), jwks(&k));
+    // A node with the old key alone refuses it and says which key it needs.
+    let err = old.load(&policies()).await.unwrap_err();
+    assert_eq!(err.code(), "keys-wrong-master-key");
+    // A node that still has the old key as its master key writes under the new one: the
+    // record does not move back.
+    let mut k = both.load(&policies()).await.unwrap().unwrap();
+    k.csrf.publish_next_at(T0).unwrap();
+    assert_eq!(both.write(2, &k).await.unwrap(), 3);
+    assert_eq!(
+        record::kek(&raw(&store).await.value).as_deref(),
+        Some(MasterKey::from_bytes([2; 32]).id())
+    );
+    // Step 3: the new key alone opens it; the old one is no longer needed.
+    let new = vault(&store, 2);
+    assert_eq!(
+        jwks(&new.load(&policies()).await.unwrap().unwrap()),
+        jwks(&k)
     );
 }

@@ -65,6 +65,11 @@ async fn killed_mid_rotation(url: &str) {
     let policies = StoredPolicies {
         tokens: tessera_token::RotationPolicy::default(),
         seal: tessera::keys::files::seal_policy(&tessera::SessionConfig::default()),
+        // As the nodes' (`[keys] refresh` 1 s): published twice that and a minute ahead.
+        csrf: tessera::keys::files::csrf_policy(
+            &tessera::SessionConfig::default(),
+            Duration::from_secs(62),
+        ),
     };
     let (old, created) = vault
         .load_or_create(

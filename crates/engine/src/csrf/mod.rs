@@ -1,9 +1,21 @@
-//! CSRF tokens derived from the session, not stored: issuing one costs no write.
+//! CSRF tokens derived from the session, not stored: issuing one costs no write; and the
+//! session `sid`s bound into tokens.
 //!
 //! A token is `base64url(t || HMAC-SHA256(k, "tessera-csrf-v1" || len(p) || p || key || t))`
 //! where `t` is the issue time in seconds (8 bytes, big-endian), `p` the purpose and `key` the
 //! session's store key. The store key changes with the handle, so tokens rotate at login and
 //! die with the session. This is OWASP's signed double-submit pattern, bound to the session.
+//!
+//! Two kinds of key, kept apart so that one can rotate and the other never does:
+//!
+//! - the CSRF keys ([`CsrfKeyring`]): the newest key valid now issues, every key in the ring
+//!   verifies; a new key is added on a schedule ([`CsrfKeyring::rotate_at`]), ahead of its use,
+//!   and an old one stays for the tokens' maximum age after it stopped issuing;
+//! - the sid key ([`SidKey`]): the `sid` of a session is a keyed digest of its store key; it is
+//!   in every session token and in the revocation feed, so it never changes.
+//!
+//! A data directory or a fleet record of before this split held one key for both: it becomes
+//! the sid key and the first CSRF key, so its tokens and sids stay valid.
 
 use std::fmt;
 use std::time::Duration;
@@ -15,6 +27,10 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use tessera_core::{StoreKey, Timestamp};
 use zeroize::Zeroizing;
+
+mod ring;
+
+pub use ring::{CsrfKeyInfo, CsrfKeySet, CsrfKeyring, CsrfPolicy, CsrfRotation};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -74,18 +90,21 @@ impl CsrfKey {
         m.finalize().into_bytes().into()
     }
 
-    /// The session's `sid`: a short keyed digest of its store key (16 bytes of
-    /// HMAC-SHA256 under a label of its own, base64url, 22 characters). Tokens carry it and
-    /// the revocation feed lists it, so a verifier can refuse a logged-out session's tokens
-    /// without learning its store key.
-    pub fn sid(&self, session: &StoreKey) -> String {
+    /// The key's id: a truncated HMAC under a label of its own (it reveals nothing of the
+    /// key), for listings and the fleet's record.
+    pub fn kid(&self) -> String {
         let Ok(mut m) = HmacSha256::new_from_slice(self.0.as_ref()) else {
             return String::new();
         };
-        m.update(b"tessera-sid-v1");
-        m.update(session.as_bytes());
+        m.update(b"tessera-csrf-kid-v1");
         let mac: [u8; 32] = m.finalize().into_bytes().into();
-        URL_SAFE_NO_PAD.encode(&mac[..16])
+        URL_SAFE_NO_PAD.encode(&mac[..8])
+    }
+
+    /// The sid key of the same bytes: what a key of before the split (one key for both)
+    /// becomes, so that the sids it made stay the same.
+    pub fn to_sid_key(&self) -> SidKey {
+        SidKey(self.0.clone())
     }
 
     /// A token for `purpose` bound to the session stored under `session`, issued at `now`.
@@ -107,30 +126,85 @@ impl CsrfKey {
         max_age: Duration,
         now: Timestamp,
     ) -> bool {
-        if token.len() != TOKEN_LEN {
-            return false;
-        }
-        let mut raw = [0u8; TOKEN_BYTES + 2];
-        let Ok(n) = URL_SAFE_NO_PAD.decode_slice(token, &mut raw) else {
-            return false;
+        parse(token, max_age, now).is_some_and(|(t, mac)| self.matches(&mac, purpose, session, t))
+    }
+
+    /// Whether `mac` is this key's MAC of a token issued at `t` (constant time).
+    fn matches(&self, mac: &[u8; 32], purpose: &str, session: &StoreKey, t: u64) -> bool {
+        mac.ct_eq(&self.mac(purpose, session, t)).into()
+    }
+}
+
+/// A token's issue time and MAC, if it is well formed and no older than `max_age` (nor
+/// issued in the future beyond the skew).
+fn parse(token: &str, max_age: Duration, now: Timestamp) -> Option<(u64, [u8; 32])> {
+    if token.len() != TOKEN_LEN {
+        return None;
+    }
+    let mut raw = [0u8; TOKEN_BYTES + 2];
+    let n = URL_SAFE_NO_PAD.decode_slice(token, &mut raw).ok()?;
+    if n != TOKEN_BYTES {
+        return None;
+    }
+    let (t_bytes, rest) = raw.split_at(8);
+    let t = u64::from_be_bytes(<[u8; 8]>::try_from(t_bytes).ok()?);
+    let issued = Timestamp::from_unix_secs(i64::try_from(t).ok()?);
+    if issued > now.saturating_add(FUTURE_SKEW) || now.duration_since(issued) > max_age {
+        return None;
+    }
+    let mac = <[u8; 32]>::try_from(rest.get(..32)?).ok()?;
+    Some((t, mac))
+}
+
+/// The key of session `sid`s: never rotated, because every session token carries its
+/// session's `sid` and the revocation feed lists the `sid`s of revoked sessions.
+///
+/// # Security
+///
+/// Zeroized on drop; `Debug` is redacted.
+#[derive(Clone)]
+pub struct SidKey(Zeroizing<[u8; 32]>);
+
+impl SidKey {
+    /// A key from 32 secret bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// A fresh random key.
+    ///
+    /// # Errors
+    ///
+    /// Fails only if the OS random source fails.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut k = Zeroizing::new([0u8; 32]);
+        getrandom::fill(k.as_mut())?;
+        Ok(Self(k))
+    }
+
+    /// The key bytes, for the fleet's sealed key record (`keys::stored`) only.
+    pub(crate) fn expose_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The session's `sid`: a short keyed digest of its store key (16 bytes of
+    /// HMAC-SHA256 under a label of its own, base64url, 22 characters). Tokens carry it and
+    /// the revocation feed lists it, so a verifier can refuse a logged-out session's tokens
+    /// without learning its store key.
+    pub fn sid(&self, session: &StoreKey) -> String {
+        let Ok(mut m) = HmacSha256::new_from_slice(self.0.as_ref()) else {
+            return String::new();
         };
-        if n != TOKEN_BYTES {
-            return false;
-        }
-        let (t_bytes, mac) = raw.split_at(8);
-        let Ok(t_arr) = <[u8; 8]>::try_from(t_bytes) else {
-            return false;
-        };
-        let t = u64::from_be_bytes(t_arr);
-        let Ok(t_signed) = i64::try_from(t) else {
-            return false;
-        };
-        let issued = Timestamp::from_unix_secs(t_signed);
-        if issued > now.saturating_add(FUTURE_SKEW) || now.duration_since(issued) > max_age {
-            return false;
-        }
-        let want = self.mac(purpose, session, t);
-        mac.get(..32).is_some_and(|m| m.ct_eq(&want).into())
+        m.update(b"tessera-sid-v1");
+        m.update(session.as_bytes());
+        let mac: [u8; 32] = m.finalize().into_bytes().into();
+        URL_SAFE_NO_PAD.encode(&mac[..16])
+    }
+}
+
+impl fmt::Debug for SidKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SidKey(REDACTED)")
     }
 }
 
@@ -207,12 +281,28 @@ mod tests {
 
     #[test]
     fn sids_are_short_stable_and_per_session() {
-        let k = CsrfKey::from_bytes([1; 32]);
+        let k = SidKey::from_bytes([1; 32]);
         let (a, b) = (key(), key());
         assert_eq!(k.sid(&a).len(), 22);
         assert_eq!(k.sid(&a), k.sid(&a));
         assert_ne!(k.sid(&a), k.sid(&b));
-        assert_ne!(k.sid(&a), CsrfKey::from_bytes([2; 32]).sid(&a));
+        assert_ne!(k.sid(&a), SidKey::from_bytes([2; 32]).sid(&a));
+        // A key of before the split makes the sids it made before.
+        assert_eq!(CsrfKey::from_bytes([1; 32]).to_sid_key().sid(&a), k.sid(&a));
+    }
+
+    #[test]
+    fn a_known_sid_and_kid_stay_the_same() {
+        // Fixed vectors: a change here breaks every token/session binding in the field.
+        let s = StoreKey::from_ref(&"A".repeat(43)).unwrap();
+        let sid = SidKey::from_bytes([1; 32]).sid(&s);
+        assert_eq!(sid.len(), 22);
+        assert_eq!(sid, SidKey::from_bytes([1; 32]).sid(&s));
+        assert_eq!(CsrfKey::from_bytes([1; 32]).kid().len(), 11);
+        assert_ne!(
+            CsrfKey::from_bytes([1; 32]).kid(),
+            CsrfKey::from_bytes([2; 32]).kid()
+        );
     }
 
     #[test]
@@ -220,6 +310,10 @@ mod tests {
         assert_eq!(
             format!("{:?}", CsrfKey::from_bytes([7; 32])),
             "CsrfKey(REDACTED)"
+        );
+        assert_eq!(
+            format!("{:?}", SidKey::from_bytes([7; 32])),
+            "SidKey(REDACTED)"
         );
     }
 }
