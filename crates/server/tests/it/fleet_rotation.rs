@@ -7,7 +7,7 @@
 //! - `tessera keys rotate --force --promote` during load on three nodes behind nginx: no
 //!   request is refused, tokens of the old key verify on every node until they expire (a
 //!   short `tokens.exp` here, so that the test sees them expire), new tokens verify on every
-//!   node. (`tessera verifier` at the edge is not in this test.)
+//!   node and on a `tessera verifier` at the edge that gets the keys through nginx.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,8 +17,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use tessera_test_support::postgres::PostgresServer;
+use tessera_test_support::process::poll_until;
+use tokio::time::Instant;
 
-use crate::fleet::scaffold::{API_KEY, Client, Fleet, Jar, cli, jwks_kids, verify};
+use crate::fleet::scaffold::{API_KEY, Client, Edge, Fleet, Jar, cli, jwks_kids, verify};
 
 /// `tessera keys …` on the fleet's store, from a machine of its own (an empty data directory).
 fn keys(fleet: &Fleet, args: &[&str]) -> std::process::Output {
@@ -209,6 +211,12 @@ async fn keys_rotate_force_promote_on_the_store_during_load_refuses_nothing() {
     let http = reqwest::Client::new();
     let mut client = Client::of(&nginx);
     let base = client.base.clone();
+    // A verifier at the edge, with the JWKS and the revocation feed from the fleet through
+    // nginx, and its JWKS refresh at the default (5 min): it follows the rotation by
+    // fetching the keys again when a token names a key it does not hold, at most once per
+    // `verify.unknown_kid_cooldown` (2 s here, 30 s by default).
+    let cooldown = Duration::from_secs(2);
+    let edge = Edge::start(&base, &[("TESSERA_VERIFY_UNKNOWN_KID_COOLDOWN", "2s")]).await;
 
     // Users logged in before the rotation: their tokens are signed by the old key.
     let mut users = Vec::new();
@@ -219,15 +227,15 @@ async fn keys_rotate_force_promote_on_the_store_during_load_refuses_nothing() {
     let old_tokens: Vec<String> = users.iter().map(|u| u.token.clone()).collect();
 
     // The load: each user resolves, checks a CSRF token and verifies its token through
-    // nginx, without pause, until told to stop. Every answer but a 200 (and a valid CSRF
-    // token, an `ok` token status) is counted as refused.
+    // nginx and at the edge, without pause, until told to stop. Every answer but a 200 (and
+    // a valid CSRF token, an `ok` token status) is counted as refused.
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let mut load = Vec::new();
     for user in users {
         let (stop, done, refused) = (stop.clone(), done.clone(), refused.clone());
-        let (http, base) = (http.clone(), base.clone());
+        let (http, base, edge) = (http.clone(), base.clone(), edge.base.clone());
         load.push(tokio::spawn(async move {
             let mut failures = Vec::new();
             while !stop.load(Ordering::Relaxed) {
@@ -246,16 +254,22 @@ async fn keys_rotate_force_promote_on_the_store_during_load_refuses_nothing() {
                 )
                 .await;
                 let (vs, code) = verify(&http, &base, &user.token).await;
+                let (es, edge_code) = verify(&http, &edge, &user.token).await;
+                let valid = |code: &str| code == "ok" || code == "soft_expired";
                 let ok = s == 200
                     && v["session"]["user"].is_object()
                     && c == 200
                     && check["valid"] == true
                     && vs == 200
-                    && (code == "ok" || code == "soft_expired");
+                    && valid(&code)
+                    && es == 200
+                    && valid(&edge_code);
                 done.fetch_add(1, Ordering::Relaxed);
                 if !ok {
                     refused.fetch_add(1, Ordering::Relaxed);
-                    failures.push(format!("resolve {s}, csrf {c} {check}, verify {vs} {code}"));
+                    failures.push(format!(
+                        "resolve {s}, csrf {c} {check}, verify {vs} {code}, edge {es} {edge_code}"
+                    ));
                 }
             }
             failures
@@ -318,6 +332,24 @@ async fn keys_rotate_force_promote_on_the_store_during_load_refuses_nothing() {
             assert_eq!(verify(&http, &n.base, t).await, (200, "ok".to_owned()));
         }
     }
+    // The edge follows: a promoted key skipped the publication ahead, so the edge first
+    // refuses the new key's token as `unknown_kid`, until its cooldown since its last fetch
+    // has passed and the token makes it fetch the keys again.
+    let since = Instant::now();
+    let followed = poll_until(
+        cooldown + Duration::from_secs(1),
+        Duration::from_millis(50),
+        async || (verify(&http, &edge.base, &fresh).await == (200, "ok".to_owned())).then_some(()),
+    )
+    .await;
+    eprintln!(
+        "the edge verifier accepted the new key's token {:?} after the first check",
+        since.elapsed()
+    );
+    assert!(followed.is_some(), "{}", edge.log());
+    for t in &old_tokens {
+        assert_eq!(verify(&http, &edge.base, t).await, (200, "ok".to_owned()));
+    }
     // The old key's tokens verify until they expire (`soft_expired` past `sxp`: still
     // valid), then fail as expired (not as an unknown or revoked key) once past `exp` and the
     // 60 s leeway: the test takes two minutes and a half for that.
@@ -331,6 +363,12 @@ async fn keys_rotate_force_promote_on_the_store_during_load_refuses_nothing() {
         c["exp"].as_i64().unwrap()
     };
     let exp = old_tokens.iter().map(|t| exp_of(t)).max().unwrap();
+    let checkers: Vec<&str> = fleet
+        .nodes
+        .iter()
+        .map(|n| n.base.as_str())
+        .chain([edge.base.as_str()])
+        .collect();
     let first_exp = exp_of(&old_tokens[0]);
     loop {
         let now = tessera_core::Clock::now(&tessera_core::SystemClock).unix_secs();
@@ -338,15 +376,14 @@ async fn keys_rotate_force_promote_on_the_store_during_load_refuses_nothing() {
         if now > exp + 61 {
             break;
         }
-        for n in &fleet.nodes {
-            let (s, code) = verify(&http, &n.base, &old_tokens[0]).await;
+        for &checker in &checkers {
+            let (s, code) = verify(&http, checker, &old_tokens[0]).await;
             let now = tessera_core::Clock::now(&tessera_core::SystemClock).unix_secs();
             if now < first_exp - 1 {
                 // Past `sxp` the token is `soft_expired`: valid still, re-issued on resolve.
                 assert!(
                     s == 200 && (code == "ok" || code == "soft_expired"),
-                    "before exp on {}: {s} {code}",
-                    n.base
+                    "before exp on {checker}: {s} {code}"
                 );
             }
         }
@@ -356,17 +393,16 @@ async fn keys_rotate_force_promote_on_the_store_during_load_refuses_nothing() {
     // token lifetime plus skew) has ended and the schedule dropped it; never `revoked`.
     let latest = login(&mut client, "latest").await.token;
     assert_eq!(header_kid(&latest), new_kid);
-    for n in &fleet.nodes {
+    for &checker in &checkers {
         for t in &old_tokens {
-            let (_, code) = verify(&http, &n.base, t).await;
+            let (_, code) = verify(&http, checker, t).await;
             assert!(
                 code == "expired" || code == "unknown_kid",
-                "on {}: {code}",
-                n.base
+                "on {checker}: {code}"
             );
         }
         assert_eq!(
-            verify(&http, &n.base, &latest).await,
+            verify(&http, checker, &latest).await,
             (200, "ok".to_owned())
         );
     }
