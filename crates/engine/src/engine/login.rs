@@ -129,11 +129,16 @@ impl Engine {
         if let Some(h) = handle {
             let key = h.store_key();
             // Only a session that exists gets a tombstone: a never-issued handle costs no write.
+            // The revocation goes first: once the tombstone is written a retried logout finds
+            // nothing to end, so a failure between the two would leave the session's tokens
+            // verifying until they expire. This way a failed delete leaves a live record whose
+            // tokens are already refused, and a retry ends it (a second entry for the same
+            // `sid` changes nothing for a verifier).
             if let Some(record) = self.store.load(h.kind(), &key, now).await? {
+                self.log_session_end(&key, &record, now).await?;
                 self.store
                     .delete(h.kind(), &key, now, Write::Logout)
                     .await?;
-                self.log_session_end(&key, &record, now).await?;
             }
         }
         // A client-side anonymous session has nothing stored: clearing its cookie ends it.
@@ -166,6 +171,9 @@ impl Engine {
             let Some(record) = self.store.load(kind, &key, now).await? else {
                 return Ok(None);
             };
+            // Revoked before it is expired, for the reason `logout` gives: once expired, a
+            // retry finds nothing to end.
+            self.log_session_end(&key, &record, now).await?;
             let mut sealed = record.clone();
             sealed.idle_expires_at = now;
             sealed.version = record.version.saturating_add(1);
@@ -176,7 +184,6 @@ impl Engine {
             {
                 Ok(()) => {
                     self.store.delete(kind, &key, now, reason).await?;
-                    self.log_session_end(&key, &record, now).await?;
                     return Ok(Some(record));
                 }
                 Err(Error::Store(tessera_core::Error::Conflict)) => {

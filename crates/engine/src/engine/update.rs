@@ -138,6 +138,9 @@ impl Engine {
         record: &tessera_core::SessionRecord,
         now: Timestamp,
     ) -> Result<bool> {
+        // Revoked before it is expired, as `logout` does: once expired, a retry finds nothing
+        // to end.
+        self.log_session_end(key, record, now).await?;
         let mut sealed = record.clone();
         sealed.idle_expires_at = now;
         sealed.version = record.version.saturating_add(1);
@@ -148,7 +151,6 @@ impl Engine {
         {
             Ok(()) => {
                 self.store.delete(kind, key, now, Write::Logout).await?;
-                self.log_session_end(key, record, now).await?;
                 Ok(true)
             }
             Err(Error::Store(tessera_core::Error::Conflict)) => Ok(false),

@@ -47,8 +47,9 @@ impl Engine {
         let kind = SessionKind::Authenticated;
         let found = match self.store.load(kind, &key, now).await? {
             Some(r) if r.user_id() == Some(user_id) => {
-                self.store.delete(kind, &key, now, Write::Revoke).await?;
+                // Revoked before the tombstone, as `logout` does.
                 self.log_session_end(&key, &r, now).await?;
+                self.store.delete(kind, &key, now, Write::Revoke).await?;
                 true
             }
             _ => false,

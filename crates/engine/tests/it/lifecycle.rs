@@ -171,3 +171,112 @@ async fn switching_the_kind_letter_names_no_session() {
             .is_some()
     );
 }
+
+/// A memory store whose `delete` fails while `failing` is set: a logout that fails after the
+/// session's end was published.
+#[derive(Debug, Default)]
+struct FailingDelete {
+    inner: MemoryStore,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl SessionStore for FailingDelete {
+    fn backend(&self) -> &'static str {
+        "failing-delete"
+    }
+    fn as_revocation_log(&self) -> Option<&dyn tessera_core::RevocationLog> {
+        self.inner.as_revocation_log()
+    }
+    async fn create(
+        &self,
+        key: &tessera_core::StoreKey,
+        record: &tessera_core::SessionRecord,
+    ) -> tessera_core::Result<()> {
+        self.inner.create(key, record).await
+    }
+    async fn load(
+        &self,
+        key: &tessera_core::StoreKey,
+        now: Timestamp,
+    ) -> tessera_core::Result<Option<tessera_core::SessionRecord>> {
+        self.inner.load(key, now).await
+    }
+    async fn save(
+        &self,
+        key: &tessera_core::StoreKey,
+        expected: u64,
+        record: &tessera_core::SessionRecord,
+        now: Timestamp,
+    ) -> tessera_core::Result<()> {
+        self.inner.save(key, expected, record, now).await
+    }
+    async fn delete(
+        &self,
+        key: &tessera_core::StoreKey,
+        tombstone_until: Timestamp,
+    ) -> tessera_core::Result<()> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(tessera_core::Error::Timeout);
+        }
+        self.inner.delete(key, tombstone_until).await
+    }
+    async fn list_user_sessions(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> tessera_core::Result<Vec<(tessera_core::StoreKey, tessera_core::SessionRecord)>> {
+        self.inner.list_user_sessions(user_id, now).await
+    }
+    async fn revoke_user(&self, user_id: &str, at: Timestamp) -> tessera_core::Result<()> {
+        self.inner.revoke_user(user_id, at).await
+    }
+    async fn user_revoked_at(&self, user_id: &str) -> tessera_core::Result<Option<Timestamp>> {
+        self.inner.user_revoked_at(user_id).await
+    }
+    async fn purge_expired(&self, now: Timestamp) -> tessera_core::Result<u64> {
+        self.inner.purge_expired(now).await
+    }
+}
+
+#[tokio::test]
+async fn a_logout_that_fails_after_its_revocation_leaves_it_published_and_a_retry_ends_the_session()
+{
+    let store = Arc::new(FailingDelete::default());
+    let e = engine(
+        Stores::single(store.clone()),
+        SessionConfig::default(),
+        CookieConfig::default(),
+    );
+    let o = e.login("", login("alice"), NOW).await.unwrap();
+    let c = cookie(&o);
+    let log = store.as_revocation_log().unwrap();
+    assert!(log.revocations_since(0, 10).await.unwrap().is_empty());
+
+    // The store fails the tombstone: the caller gets an error, but the session's end is in
+    // the revocation log already, so its tokens are refused from now on.
+    store
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(e.logout(&c, NOW).await.is_err());
+    let published = log.revocations_since(0, 10).await.unwrap();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert!(
+        matches!(
+            published[0].1.subject,
+            tessera_core::RevokedSubject::Session(_)
+        ),
+        "{published:?}"
+    );
+
+    // The record is still there, so a retry finds it and ends it.
+    store
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let o = e.logout(&c, NOW).await.unwrap();
+    assert_eq!(o.status, Status::LoggedOut);
+    let after = e.resolve(&c, IfMissing::Nothing, NOW).await.unwrap();
+    assert!(after.session.is_none(), "{after:?}");
+    let published = log.revocations_since(0, 10).await.unwrap();
+    assert_eq!(published[0].1.subject, published.last().unwrap().1.subject);
+}
