@@ -17,9 +17,9 @@
 //! this, concurrent writers split into two alternating groups: the callers answered by one
 //! commit come back while the next is in flight, which holds only those that queued during
 //! the one before, so each commit (one fsync, about 2 ms on the benchmark machine) carried
-//! about half of them (17.5 writes a commit with 32 writers). A commit costs the same for 1
-//! write or 32: waiting a fraction of one for the callers on their way costs less than the
-//! extra commit. When they stop coming, the gap ends the wait at once.
+//! about half of them (15 to 17.5 writes a commit with 32 writers, BENCHMARKS.md). A commit
+//! costs the same for 1 write or 32: waiting a fraction of one for the callers on their way
+//! costs less than the extra commit. When they stop coming, the gap ends the wait at once.
 //!
 //! # What a caller waits for
 //!

@@ -34,7 +34,8 @@
 //!
 //! Writes go through one writer thread per store. Writes that arrive while a commit is in
 //! flight are applied together in the next write transaction and made durable by one commit
-//! (one fsync); a lone write is committed at once, with no timer. Each operation keeps its
+//! (one fsync); a lone write is committed at once, and after a batch of several writes the
+//! writer waits at most 1 ms for the writes still on their way. Each operation keeps its
 //! own semantics inside a batch: it sees the writes before it, and a refusal
 //! (`AlreadyExists`, `Conflict`, `NotFound`) or a failure of its own fails it alone. A failed
 //! commit fails exactly the writes of its batch ([`BatchError`]). [`RedbStore::commit_stats`]
