@@ -15,7 +15,7 @@ use tessera_core::{Handle, SessionKind};
 use tessera_token::seal::SealKeyring;
 
 use super::key_changes::{self, Changed, KeySet, Policies};
-use super::{Error, KeysCommand, Result, now};
+use super::{Error, KeyKind, KeysCommand, Result, now};
 use crate::config::Config;
 use crate::keys::{KeyDir, KeysError, RotateOptions};
 use crate::startup::StartupError;
@@ -95,6 +95,9 @@ pub(super) fn run(config: &Config, command: &KeysCommand) -> Result<ExitCode> {
                 promote,
                 kind,
             } => {
+                if *promote && *kind == KeyKind::Signing {
+                    return publish_then_promote(config, &vault, &policies, *force).await;
+                }
                 let options = RotateOptions {
                     force: *force,
                     promote: *promote,
@@ -195,6 +198,69 @@ async fn edit(
     match version {
         Some(v) => println!(
             "written to the store as version {v}; every node uses it within [keys] refresh ({}s)",
+            config.keys.refresh.as_secs()
+        ),
+        None => println!("the store is unchanged"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `keys rotate --promote` of the signing keys on the store, in two writes under one lease:
+/// the new key is published, and promoted only once every node has read it (two
+/// `[keys] refresh` periods and a second later). Promoted in one write, a node that had read
+/// it would sign with a key that a node still on the older record does not hold, and that
+/// node would refuse the token (`unknown_kid`) until its next refresh.
+#[allow(clippy::print_stdout)]
+async fn publish_then_promote(
+    config: &Config,
+    vault: &KeyVault,
+    policies: &StoredPolicies,
+    force: bool,
+) -> Result<ExitCode> {
+    let place = std::path::Path::new(PLACE);
+    let holder = format!(
+        "tessera-keys-{}",
+        crate::startup::random_holder().map_err(KeysError::Random)?
+    );
+    take_lease(config, vault, &holder).await?;
+    let done = async {
+        let publish = RotateOptions {
+            force,
+            promote: false,
+        };
+        let (published, version) = edit_leased(config, vault, policies, &mut |set, p, now| {
+            key_changes::rotate(KeyKind::Signing, publish, set, p, now, place)
+        })
+        .await?;
+        published.print();
+        let wait = config.keys.refresh * 2 + Duration::from_secs(1);
+        if let Some(v) = version {
+            println!(
+                "written to the store as version {v}; promoting in {}s, once every node holds                  the new key (twice [keys] refresh, {}s, and a second)",
+                wait.as_secs(),
+                config.keys.refresh.as_secs()
+            );
+            tokio::time::sleep(wait).await;
+            // The same holder takes it again: renewed for the second write.
+            take_lease(config, vault, &holder).await?;
+        }
+        let promote = RotateOptions {
+            force: false,
+            promote: true,
+        };
+        edit_leased(config, vault, policies, &mut |set, p, now| {
+            key_changes::rotate(KeyKind::Signing, promote, set, p, now, place)
+        })
+        .await
+    }
+    .await;
+    let released = vault.release_lease(&holder).await.map_err(stored);
+    let (promoted, version) = done?;
+    released?;
+    promoted.print();
+    match version {
+        Some(v) => println!(
+            "written to the store as version {v}; every node signs with the new key within              [keys] refresh ({}s)",
             config.keys.refresh.as_secs()
         ),
         None => println!("the store is unchanged"),

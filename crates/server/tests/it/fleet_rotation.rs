@@ -275,9 +275,41 @@ async fn keys_rotate_force_promote_on_the_store_during_load_refuses_nothing() {
             failures
         }));
     }
+    // And new users log in through nginx all along: a token each, signed by whichever key
+    // the answering node signs with, checked on every node directly and at the edge. Before
+    // the promotion they are of the old key; after it, of the new one, which every node must
+    // hold by then.
+    let node_bases: Vec<String> = fleet.nodes.iter().map(|n| n.base.clone()).collect();
+    let logins = {
+        let (stop, refused) = (stop.clone(), refused.clone());
+        let (http, edge) = (http.clone(), edge.base.clone());
+        let mut client = Client {
+            http: http.clone(),
+            base: base.clone(),
+            seen: std::collections::BTreeSet::new(),
+        };
+        tokio::spawn(async move {
+            let (mut kids, mut failures) = (Vec::new(), Vec::new());
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let token = login(&mut client, &format!("new-{n}")).await.token;
+                kids.push(header_kid(&token));
+                for checker in node_bases.iter().chain([&edge]) {
+                    let (s, code) = verify(&http, checker, &token).await;
+                    if s != 200 || code != "ok" {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                        failures.push(format!("new login's token on {checker}: {s} {code}"));
+                    }
+                }
+            }
+            (kids, failures)
+        })
+    };
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    // The rotation, from the command line, on the store, during the load.
+    // The rotation, from the command line, on the store, during the load: the new key is
+    // published, and promoted once every node has read it.
     let (url, master) = (fleet.url.clone(), fleet.master.clone());
     let out = tokio::task::spawn_blocking(move || {
         let dir = tempfile::tempdir().unwrap();
@@ -300,12 +332,16 @@ async fn keys_rotate_force_promote_on_the_store_during_load_refuses_nothing() {
     for l in load {
         failures.extend(l.await.unwrap());
     }
+    let (login_kids, login_failures) = logins.await.unwrap();
+    failures.extend(login_failures);
     let (done, refused) = (
         done.load(Ordering::Relaxed),
         refused.load(Ordering::Relaxed),
     );
     eprintln!(
-        "load during the rotation: {done} rounds (resolve, CSRF check, verify), {refused} refused"
+        "load during the rotation: {done} rounds (resolve, CSRF check, verify), {} logins \
+         whose tokens were checked on every node and at the edge, {refused} refused",
+        login_kids.len()
     );
     assert!(done > 20, "only {done} rounds of load");
     assert_eq!(
@@ -325,6 +361,10 @@ async fn keys_rotate_force_promote_on_the_store_during_load_refuses_nothing() {
     let fresh = login(&mut client, "after").await.token;
     let new_kid = header_kid(&fresh);
     assert_ne!(new_kid, old_kid);
+    // The logins of the load saw both keys: tokens of the new key were checked on every node
+    // while the nodes took the promotion up.
+    assert!(login_kids.contains(&old_kid), "{login_kids:?}");
+    assert!(login_kids.contains(&new_kid), "{login_kids:?}");
     assert_eq!(kids.first(), Some(&new_kid), "newest first: {kids:?}");
     for n in &fleet.nodes {
         assert_eq!(verify(&http, &n.base, &fresh).await, (200, "ok".to_owned()));
