@@ -9,7 +9,7 @@ import { OPERATIONS } from "./operations.js";
 
 /** Milliseconds for one attempt of a request: connecting, sending and reading the answer. */
 export const DEFAULT_TIMEOUT = 5000;
-/** How many times an answer of 503 is retried (the store was unavailable: nothing was written). */
+/** How many times an answer of 503 is retried (the store failed or timed out; repeating is safe, see the README). */
 export const DEFAULT_RETRIES = 2;
 /** The first retry waits up to this many milliseconds; each next one up to twice as long. */
 export const DEFAULT_BACKOFF = 100;

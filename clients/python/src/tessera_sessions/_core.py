@@ -27,7 +27,7 @@ from .models import (
 DEFAULT_TIMEOUT = 5.0
 """Seconds for connecting, and for each read and write."""
 DEFAULT_RETRIES = 2
-"""How many times a 503 is retried (the store was unavailable: nothing was written)."""
+"""How many times a 503 is retried (the store failed or timed out; repeating is safe: README)."""
 DEFAULT_BACKOFF = 0.1
 """The first retry waits up to this many seconds; each next one up to twice as long."""
 MAX_BACKOFF = 2.0
@@ -98,7 +98,7 @@ def backoff(attempt: int, base: float) -> float:
 
 def retry_wait(r: httpx.Response, attempt: int, retries: int, base: float) -> float | None:
     """How long to wait before sending again, or ``None`` to take this answer: only a 503 (the
-    store was unavailable, nothing was written) is retried, ``retries`` times at most."""
+    store failed or timed out; repeating is safe) is retried, ``retries`` times at most."""
     if r.status_code != 503 or attempt >= retries:
         return None
     return backoff(attempt, base)

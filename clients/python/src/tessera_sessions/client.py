@@ -30,8 +30,9 @@ class Client:
         url: the service's base URL (default: the ``TESSERA_URL`` environment variable).
         api_key: the management API key (default: ``TESSERA_API_KEY``).
         timeout: seconds for connecting and for each read and write (or an ``httpx.Timeout``).
-        retries: how many times an answer of 503 (the store unavailable; nothing was written)
-            is retried, with exponential backoff and full jitter. Nothing else is retried.
+        retries: how many times an answer of 503 (the store failed or timed out; repeating
+            is safe) is retried, with exponential backoff and full jitter. Nothing else is
+            retried.
         backoff: the first retry waits up to this many seconds, each next one up to twice as
             long (at most 2 s).
         transport: an ``httpx`` transport, for tests.
