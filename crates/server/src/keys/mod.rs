@@ -6,7 +6,8 @@
 //! ([`Keyring::lock_dir`]), so the service and a command never overwrite each other's keys.
 //! A running service checks the directory every minute ([`KeySync::tick`]): when the
 //! manifest changed it loads the keys and swaps them in, so `tessera keys rotate` and
-//! `tessera keys generate --overwrite` reach it without a restart.//!
+//! `tessera keys generate --overwrite` reach it without a restart.
+//!
 //! | module | what |
 //! |---|---|
 //! | `mod.rs` | [`KeyDir`]: the directory's keyring, changed under its lock; [`KeysError`] |

@@ -241,8 +241,9 @@ impl KvStore for PostgresStore {
     }
 
     async fn ns_count(&self, ns: &KvNamespace, _now: Timestamp) -> StoreResult<u64> {
+        // A count over the namespace: on a connection of its own, off the read lanes.
         let row = self
-            .with_reader(|c| async move {
+            .with_client(|c| async move {
                 let st = c.prepare_cached(NS_COUNT).await.map_err(pg_error)?;
                 c.query_opt(&st, &[&ns.as_str()]).await.map_err(pg_error)
             })

@@ -61,9 +61,11 @@
 //! second query. Statements are prepared once per pooled connection and cached
 //! (`prepare_cached`), so a call sends only `Bind`/`Execute`/`Sync`, in one write.
 //! tokio-postgres pipelines the statements of concurrent callers that share a connection:
-//! reads (`load`, `user_revoked_at`, listing, the key-value and blob reads, the revocation
-//! feed) share a few *read lanes*, pooled connections held by the store
-//! ([`PostgresConfig::with_read_lanes`], default [`DEFAULT_READ_LANES`]), round-robin, each
+//! point reads (`load`, `user_revoked_at`, the key-value and blob reads) share a few *read
+//! lanes*, pooled connections held by the store ([`PostgresConfig::with_read_lanes`],
+//! default [`DEFAULT_READ_LANES`]; scans, a user's sessions, a page of the revocation feed
+//! and a namespace count, take a connection of their own, so that a long read never holds up
+//! the point reads behind it), round-robin, each
 //! carrying the statements of many concurrent requests without waiting for the answers in
 //! between. That spares a connection checkout per read and, above all, a Postgres backend
 //! woken for every single statement: on a 2-core machine under 32 concurrent `resolve`s it

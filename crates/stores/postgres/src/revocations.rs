@@ -50,8 +50,10 @@ impl RevocationLog for PostgresStore {
     ) -> StoreResult<Vec<(u64, Revocation)>> {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // A page of up to 10,000 entries, read by every edge verifier: on a connection of its
+        // own, so that it never holds up the point reads of a read lane.
         let rows = self
-            .with_reader(|c| async move {
+            .with_client(|c| async move {
                 let st = c
                     .prepare_cached(REVOCATIONS_SINCE)
                     .await

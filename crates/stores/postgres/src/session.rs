@@ -200,8 +200,11 @@ impl SessionStore for PostgresStore {
         user_id: &str,
         now: Timestamp,
     ) -> StoreResult<Vec<(StoreKey, SessionRecord)>> {
+        // A scan (every session of a user) on a connection of its own, not a read lane: a
+        // Postgres backend runs a connection's statements one after the other, so a long
+        // read on a lane would hold up the point reads queued behind it.
         let rows = self
-            .with_reader(|c| async move {
+            .with_client(|c| async move {
                 let st = c.prepare_cached(LIST).await.map_err(pg_error)?;
                 c.query(&st, &[&user_id, &now.unix_millis()])
                     .await

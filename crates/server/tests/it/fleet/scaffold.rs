@@ -125,12 +125,6 @@ impl Node {
         let _ = self.child.wait();
     }
 
-    /// Whether the process has exited.
-    #[allow(dead_code, reason = "kept for the fleet tests to come (helper keys)")]
-    pub(crate) fn exited(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_some()
-    }
-
     /// What the node logged so far.
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
@@ -472,10 +466,9 @@ pub(crate) async fn put_manifest(url: &str, expected: u64, value: &[u8]) {
 /// A fresh master key file `dir/name`, made by `tessera keys master-key` (mode 0600 checked).
 pub(crate) fn master_key_file(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+    let out = crate::common::tessera_command()
         .args(["keys", "master-key"])
         .arg(&path)
-        .env_remove("TESSERA_KEYS")
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
