@@ -93,6 +93,7 @@ impl Status {
 /// The result of a session operation: the session (if one is live afterwards) and the
 /// `Set-Cookie` values the application must send back, in order.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 #[must_use = "the Set-Cookie values must reach the browser"]
 pub struct Outcome {
     /// The live session after the operation.
@@ -103,10 +104,19 @@ pub struct Outcome {
     pub status: Status,
     /// What the token check found (on `resolve`) or did (on `login`).
     pub token_status: TokenStatus,
-    /// The session's sid ([`Engine::sid`](crate::Engine::sid)) when the operation computed it
+    /// The session's sid when the operation computed it already: see [`Outcome::known_sid`].
+    pub(crate) sid: Option<String>,
+}
+
+impl Outcome {
+    /// The session's sid ([`Engine::sid`](crate::Engine::sid)) if the operation computed it
     /// already (the token check of `resolve` does, to compare it with the token's), so that
-    /// an answer that shows it need not compute it again; `None` otherwise.
-    pub sid: Option<String>,
+    /// an answer that shows it need not compute it again (an HMAC); `None` otherwise, and
+    /// then `Engine::sid` gives it.
+    #[must_use]
+    pub fn known_sid(&self) -> Option<&str> {
+        self.sid.as_deref()
+    }
 }
 
 /// What the session token check found or did: the `token_status` of the API, the

@@ -31,7 +31,7 @@ impl AppState {
             .as_ref()
             .map(|s| self.engine().csrf_token(s, purpose, now));
         // The token check of `resolve` computed it already (an HMAC).
-        let known_sid = out.sid;
+        let known_sid = out.known_sid().map(str::to_owned);
         ApiJson(SessionResponse {
             session: out.session.map(|x| {
                 let sid = known_sid.unwrap_or_else(|| self.engine().sid(&x));
