@@ -21,6 +21,7 @@
 
 mod failover;
 mod lease;
+mod master_key;
 mod one_service;
 mod revocation;
 pub(crate) mod scaffold;
