@@ -42,13 +42,7 @@ impl Node {
     async fn start(store: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let stderr = dir.path().join("stderr.txt");
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("TESSERA_") {
-                cmd.env_remove(k);
-            }
-        }
-        let child = cmd
+        let mut child = crate::common::tessera_command()
             .arg("serve")
             .env("TESSERA_LISTEN", "127.0.0.1:0")
             .env("TESSERA_DATA_DIR", dir.path().join("data"))
@@ -62,23 +56,13 @@ impl Node {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .unwrap();
-        let mut node = Self {
-            base: String::new(),
+        let addr =
+            crate::common::wait_listening(&mut child, &[&stderr], Duration::from_secs(30)).await;
+        Self {
+            base: format!("http://{addr}"),
             child,
             _dir: dir,
-        };
-        for _ in 0..1500 {
-            let out = std::fs::read_to_string(&stderr).unwrap_or_default();
-            if let Some(addr) = crate::common::listening_addr(&out) {
-                node.base = format!("http://{addr}");
-                return node;
-            }
-            if let Some(status) = node.child.try_wait().unwrap() {
-                panic!("tessera exited ({status}):\n{out}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("tessera did not start within 30 s");
     }
 
     /// Still the process the test started: not exited.
