@@ -129,7 +129,9 @@ pub enum KeysCommand {
     /// sealing or CSRF key is removed (what it made no longer opens or verifies). A key that
     /// was in use is replaced first.
     Revoke {
-        /// The key's id (`tessera keys list`).
+        /// The key's id (`tessera keys list`). Key ids are base64url and may begin with `-`:
+        /// taken as the id, not as an option.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         /// Which keys.
         #[arg(long, value_enum, default_value_t)]
@@ -242,4 +244,26 @@ pub enum ConfigCommand {
         #[arg(long)]
         print: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn a_key_id_that_begins_with_a_dash_is_the_id() {
+        // Key ids are base64url: one in 64 begins with `-` (this one failed a CI run).
+        let cli =
+            Cli::try_parse_from(["tessera", "keys", "revoke", "--kind", "csrf", "-vAbc"]).unwrap();
+        let Command::Keys {
+            command: KeysCommand::Revoke { kid, kind },
+            ..
+        } = cli.command
+        else {
+            panic!("not keys revoke: {cli:?}");
+        };
+        assert_eq!((kid.as_str(), kind), ("-vAbc", KeyKind::Csrf));
+    }
 }
