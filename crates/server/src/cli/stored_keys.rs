@@ -34,20 +34,8 @@ const PLACE: &str = "store:tessera/keys";
 /// The store's, the master key's and the key directory's errors.
 #[allow(clippy::print_stdout)]
 pub(super) fn run(config: &Config, command: &KeysCommand) -> Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
-    rt.block_on(async {
-        let store = crate::startup::open_store(
-            &config.store,
-            "session",
-            config.store_timeout,
-            "session",
-            &mut Vec::new(),
-        )
-        .await?;
-        let (vault, _) = crate::startup::vault(config, store)?;
+    runtime()?.block_on(async {
+        let vault = open_vault(config).await?;
         let policies = crate::startup::stored_policies(config);
         let place = std::path::Path::new(PLACE);
         match command {
@@ -119,26 +107,36 @@ pub(super) fn run(config: &Config, command: &KeysCommand) -> Result<ExitCode> {
     })
 }
 
+/// A current-thread runtime for one command.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
+}
+
+/// The fleet's key record on the configured session store.
+async fn open_vault(config: &Config) -> Result<KeyVault> {
+    let store = crate::startup::open_store(
+        &config.store,
+        "session",
+        config.store_timeout,
+        "session",
+        &mut Vec::new(),
+    )
+    .await?;
+    let (vault, _) = crate::startup::vault(config, store)?;
+    Ok(vault)
+}
+
 /// The fleet's token signing keys, read from the store (`tessera token mint | inspect`).
 ///
 /// # Errors
 ///
 /// The store's and the master key's errors; a store without keys.
 pub(super) fn signing_keys(config: &Config) -> Result<tessera_token::Keyring> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
-    rt.block_on(async {
-        let store = crate::startup::open_store(
-            &config.store,
-            "session",
-            config.store_timeout,
-            "session",
-            &mut Vec::new(),
-        )
-        .await?;
-        let (vault, _) = crate::startup::vault(config, store)?;
+    runtime()?.block_on(async {
+        let vault = open_vault(config).await?;
         let keys = vault
             .load(&crate::startup::stored_policies(config))
             .await
