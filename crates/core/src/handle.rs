@@ -193,12 +193,7 @@ impl StoreKey {
 
     /// Lowercase hex, for backends whose keys are text.
     pub fn to_hex(&self) -> String {
-        use fmt::Write as _;
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            let _ = write!(s, "{b:02x}");
-        }
-        s
+        crate::hex::to_hex(&self.0)
     }
 }
 

@@ -20,6 +20,7 @@
 mod blob;
 mod error;
 mod handle;
+mod hex;
 mod kv;
 mod record;
 mod revocation;
@@ -39,6 +40,7 @@ pub mod fuzzing;
 pub use blob::{Blob, BlobStore, MAX_BLOB_NAME_LEN};
 pub use error::{BoxError, Error, Result};
 pub use handle::{HANDLE_LEN, Handle, SessionKind, StoreKey};
+pub use hex::{push_hex, to_hex};
 pub use kv::{
     InvalidNamespace, KvEntry, KvKey, KvNamespace, KvStore, MAX_KV_KEY_LEN, MAX_KV_NAMESPACE_LEN,
 };

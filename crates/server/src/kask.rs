@@ -68,14 +68,8 @@ pub const LOG_TARGET: &str = "tessera::kask";
 /// ```
 #[must_use]
 pub fn key_digest(key: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(key);
-    let mut out = String::with_capacity(16);
-    for b in digest.iter().take(8) {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    out
+    tessera_core::to_hex(digest.get(..8).unwrap_or_default())
 }
 
 /// How the Kask-compatible API behaves.

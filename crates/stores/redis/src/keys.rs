@@ -1,25 +1,6 @@
 //! Key names. See the crate documentation for the layout and why it suits a Cluster.
 
-use tessera_core::{KvKey, KvNamespace, StoreKey};
-
-/// A store key in lowercase hex, as [`StoreKey::to_hex`] writes it.
-pub(crate) fn store_key_hex(key: &StoreKey) -> String {
-    let mut s = String::with_capacity(64);
-    push_hex(&mut s, key.as_bytes());
-    s
-}
-
-/// Appends `bytes` in lowercase hex. A table lookup: `write!("{b:02x}")` a byte cost about
-/// 200 instructions through the formatter, 6,400 per session key on every request (callgrind
-/// of `tessera serve` on Redis, 2026-12-04).
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(2 * bytes.len());
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-}
+use tessera_core::{KvKey, KvNamespace, StoreKey, push_hex};
 
 /// Builds every key name from one prefix.
 #[derive(Debug, Clone)]
@@ -232,18 +213,26 @@ mod tests {
     }
 
     #[test]
-    fn hex_is_what_store_key_to_hex_writes() {
+    fn session_names_spell_the_key_in_lowercase_hex() {
         for seed in 0u8..=255 {
             let bytes: [u8; 32] =
                 std::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8 * 7));
             let key = StoreKey::from_bytes(bytes);
-            assert_eq!(store_key_hex(&key), key.to_hex());
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
             let k = Keys::new("p:".into());
+            assert_eq!(k.session(&key), format!("p:s:{{{hex}}}"));
             assert_eq!(k.session(&key), k.session_hex(&key.to_hex()));
-            let mut kv = String::new();
-            push_hex(&mut kv, &bytes[..(seed as usize % 33)]);
-            assert_eq!(kv.len(), 2 * (seed as usize % 33));
         }
+    }
+
+    #[test]
+    fn kask_names_spell_the_key_in_lowercase_hex_whatever_its_bytes() {
+        let k = Keys::new("p:".into());
+        assert_eq!(k.kv(b""), "p:k:{}");
+        assert_eq!(k.kv(b"w:{a}\xff"), "p:k:{773a7b617dff}");
+        let all: Vec<u8> = (0..=u8::MAX).collect();
+        let hex: String = all.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(k.kv(&all), format!("p:k:{{{hex}}}"));
     }
 
     #[test]

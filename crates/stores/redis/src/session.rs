@@ -28,7 +28,7 @@ impl SessionStore for RedisStore {
 
     async fn create(&self, key: &StoreKey, record: &SessionRecord) -> StoreResult<()> {
         let json = encode(record)?;
-        let hex = keys::store_key_hex(key);
+        let hex = key.to_hex();
         let expires = record.expires_at();
         // The engine writes a new record at its creation time.
         let ttl = ttl_ms(expires, record.created_at.max(record.renewed_at));
@@ -123,7 +123,7 @@ impl SessionStore for RedisStore {
         now: Timestamp,
     ) -> StoreResult<()> {
         let json = encode(record)?;
-        let hex = keys::store_key_hex(key);
+        let hex = key.to_hex();
         let name = self.keys.session_hex(&hex);
         let expires = record.expires_at();
         let ttl = ttl_ms(expires, now);
@@ -211,7 +211,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, key: &StoreKey, tombstone_until: Timestamp) -> StoreResult<()> {
-        let hex = keys::store_key_hex(key);
+        let hex = key.to_hex();
         if !self.is_cluster() {
             // One script: the tombstone and the un-indexing.
             return self
