@@ -81,7 +81,7 @@ pub(crate) fn remove_stale_copies(store: &std::path::Path) -> usize {
 fn random_name() -> Result<String, getrandom::Error> {
     let mut b = [0u8; 12];
     getrandom::fill(&mut b)?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    Ok(tessera_core::to_hex(&b))
 }
 
 /// `GET /v1/admin/backup[?store=session|anonymous]`: the copy as `application/octet-stream`,

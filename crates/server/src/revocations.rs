@@ -148,11 +148,7 @@ pub async fn feed(
     let digest = Sha256::digest(&bytes);
     let etag = format!(
         "\"{}\"",
-        digest
-            .iter()
-            .take(12)
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+        tessera_core::to_hex(digest.get(..12).unwrap_or_default())
     );
     let cache = [(
         header::CACHE_CONTROL,

@@ -278,7 +278,7 @@ pub(super) async fn store_keys(
 pub(crate) fn random_holder() -> Result<String, getrandom::Error> {
     let mut b = [0u8; 12];
     getrandom::fill(&mut b)?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    Ok(tessera_core::to_hex(&b))
 }
 
 /// The token settings of `config` for the keyring `ring`, whose tokens use `codec`.

@@ -1,7 +1,6 @@
 //! The versioned blobs of a Redis store: `<prefix>b:{<name, hex>}`, a hash (`v` the value,
 //! `n` the version), in the blob's own slot; no TTL.
 
-use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
@@ -31,9 +30,7 @@ impl RedisStore {
         let mut key = String::with_capacity(prefix.len() + 4 + 2 * name.len());
         key.push_str(prefix);
         key.push_str("b:{");
-        for b in name.bytes() {
-            let _ = write!(key, "{b:02x}");
-        }
+        tessera_core::push_hex(&mut key, name.as_bytes());
         key.push('}');
         key
     }

@@ -45,7 +45,7 @@ fn sha256_of(path: &Path) -> BResult<(u64, String)> {
     let mut f = std::fs::File::open(path).map_err(io(path))?;
     let mut h = Sha256::new();
     let n = std::io::copy(&mut f, &mut h).map_err(io(path))?;
-    let hex = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = tessera_core::to_hex(&h.finalize());
     Ok((n, hex))
 }
 
