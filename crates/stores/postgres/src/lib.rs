@@ -52,17 +52,22 @@
 //!   record was live in the statement's snapshot, which tells
 //!   [`Conflict`](tessera_core::Error::Conflict) (it was: another write won, or one landed
 //!   since the snapshot) from [`NotFound`](tessera_core::Error::NotFound) when nothing was
-//!   written.
+//!   written. Batched with other saves (see *Round trips*), the statement first locks the
+//!   batch's rows (`FOR NO KEY UPDATE SKIP LOCKED`) and writes only those it locked, with
+//!   the same conditions per row; a save whose row it could not lock is sent again alone, as
+//!   the statement above. The batch is one transaction: its saves commit together.
 //!
 //! # Round trips
 //!
-//! Every operation but a purge is one statement, so one round trip: a record and its user's
+//! Every operation but a purge is one statement, so one round trip (a batch of saves: one for
+//! all of them): a record and its user's
 //! revocation time are read together (`LEFT JOIN`, or the `NOT EXISTS` of `save`), never by a
 //! second query. Statements are prepared once per pooled connection and cached
 //! (`prepare_cached`), so a call sends only `Bind`/`Execute`/`Sync`, in one write.
 //! tokio-postgres pipelines the statements of concurrent callers that share a connection:
-//! point reads (`load`, `user_revoked_at`, the key-value and blob reads) share a few *read
-//! lanes*, pooled connections held by the store ([`PostgresConfig::with_read_lanes`],
+//! point reads (`user_revoked_at`, the key-value and blob reads; `load` when not batched)
+//! share a few *read lanes*, pooled connections held by the store
+//! ([`PostgresConfig::with_read_lanes`],
 //! default [`DEFAULT_READ_LANES`]; scans, a user's sessions, a page of the revocation feed
 //! and a namespace count, take a connection of their own, so that a long read never holds up
 //! the point reads behind it), round-robin, each
@@ -70,11 +75,26 @@
 //! between. That spares a connection checkout per read and, above all, a Postgres backend
 //! woken for every single statement: on a 2-core machine under 32 concurrent `resolve`s it
 //! about doubled the requests per second and halved Postgres's CPU per read (figures in
-//! docs/stores.md). Writes each take a connection of their own, so
-//! they still run on several backends at once and concurrent commits still wait for one WAL
-//! flush together (its flush covers every commit waiting for it; `commit_delay` widens the
-//! group); on a lane, each commit would wait for the one before it. Writes are not batched
-//! in the store: each is its own transaction.
+//! docs/stores.md).
+//!
+//! `save`s are **batched**: at most [`PostgresConfig::with_write_batches`] batches (default
+//! [`DEFAULT_WRITE_BATCHES`]) are in flight, each one statement on a connection of its own;
+//! the saves that arrive while they are all in flight are sent together in the next, one
+//! `UPDATE … FROM unnest(…)` (one transaction, one commit, one round trip) that returns each
+//! save's own outcome, so a conflict fails that save only. No timer: a save that finds a
+//! slot free is sent at once. A batch never waits for a row lock (it locks its rows with
+//! `SKIP LOCKED` and sends a save whose row another transaction holds again alone), never
+//! holds two saves of one key (the second waits for the next batch, so it sees the first),
+//! and a failed statement fails the saves of that batch only. [`PostgresStore::write_stats`]
+//! counts the batches and their sizes. The other writes each take a connection of their own
+//! and are their own transaction.
+//!
+//! `load`s are batched the same way ([`PostgresConfig::with_read_batches`], default
+//! [`DEFAULT_READ_BATCHES`]; 0 puts them back on the read lanes): the loads that arrive while
+//! the batches in flight are out go together as one `SELECT … FROM unnest(…) JOIN …`, each
+//! with its own `now`; [`PostgresStore::read_stats`] counts them. Under 32 concurrent
+//! `resolve`s that is about one statement (and one implicit transaction) per 8 requests
+//! instead of one per request.
 //! - `delete` is an upsert to a tombstone that keeps an existing later end.
 //! - `load` and `list_user_sessions` join the revocation table, so they see a record and its
 //!   user's revocation time in one snapshot.
@@ -100,6 +120,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod batch;
 mod blobs;
 mod kv;
 mod revocations;
@@ -120,6 +141,7 @@ use tessera_core::{SessionRecord, Timestamp};
 use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 
+pub use batch::{BatchError, BatchStats};
 pub use schema::SCHEMA_VERSION;
 
 /// How long one store operation may take, unless [`PostgresConfig::with_timeout`] says
@@ -133,6 +155,14 @@ pub const DEFAULT_POOL_SIZE: usize = 16;
 /// Connections of the pool that reads share, pipelined, unless
 /// [`PostgresConfig::with_read_lanes`] says otherwise.
 pub const DEFAULT_READ_LANES: usize = 2;
+
+/// Batches of `save`s in flight at once, unless [`PostgresConfig::with_write_batches`] says
+/// otherwise.
+pub const DEFAULT_WRITE_BATCHES: usize = 2;
+
+/// Batches of `load`s in flight at once, unless [`PostgresConfig::with_read_batches`] says
+/// otherwise.
+pub const DEFAULT_READ_BATCHES: usize = 2;
 
 /// Rows deleted per statement by `purge_expired`.
 const PURGE_BATCH: i64 = 5_000;
@@ -234,6 +264,8 @@ pub struct PostgresConfig {
     pg: tokio_postgres::Config,
     pool_size: usize,
     read_lanes: usize,
+    write_batches: usize,
+    read_batches: usize,
     timeout: Duration,
     redacted: String,
 }
@@ -244,6 +276,8 @@ impl fmt::Debug for PostgresConfig {
             .field("url", &self.redacted)
             .field("pool_size", &self.pool_size)
             .field("read_lanes", &self.read_lanes)
+            .field("write_batches", &self.write_batches)
+            .field("read_batches", &self.read_batches)
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -277,6 +311,8 @@ impl PostgresConfig {
             pg,
             pool_size: DEFAULT_POOL_SIZE,
             read_lanes: DEFAULT_READ_LANES,
+            write_batches: DEFAULT_WRITE_BATCHES,
+            read_batches: DEFAULT_READ_BATCHES,
             timeout: DEFAULT_TIMEOUT,
             redacted,
         })
@@ -297,6 +333,26 @@ impl PostgresConfig {
     /// less one: one connection is always left for writes.
     pub fn with_read_lanes(mut self, lanes: usize) -> Self {
         self.read_lanes = lanes;
+        self
+    }
+
+    /// How many batches of `save`s may be in flight at once, each a statement on a pooled
+    /// connection of its own (default [`DEFAULT_WRITE_BATCHES`], at least 1). A `save` that
+    /// arrives while that many are in flight waits for the first to finish, then goes with
+    /// every other save queued by then, in one statement: one transaction and one round trip
+    /// for all of them, each with its own outcome (see the crate documentation). A `save`
+    /// that finds a slot free is sent at once.
+    pub fn with_write_batches(mut self, batches: usize) -> Self {
+        self.write_batches = batches.max(1);
+        self
+    }
+
+    /// How many batches of `load`s may be in flight at once (default
+    /// [`DEFAULT_READ_BATCHES`]; 0: no batching, each `load` is a statement of its own on a
+    /// read lane). As for saves, the `load`s that arrive while that many are in flight go
+    /// together in the next, one statement (`unnest` joined to the table) for all of them.
+    pub fn with_read_batches(mut self, batches: usize) -> Self {
+        self.read_batches = batches;
         self
     }
 
@@ -336,6 +392,10 @@ pub struct PostgresStore {
     /// one, taken from the pool on first use and replaced when it closes.
     lanes: Box<[Mutex<Option<Arc<Object>>>]>,
     next_lane: AtomicUsize,
+    /// The queue of `save`s and their batches in flight.
+    batcher: Arc<batch::Batcher<batch::Saves>>,
+    /// The queue of `load`s and their batches in flight, unless loads are not batched.
+    loads: Option<Arc<batch::Batcher<batch::Loads>>>,
     timeout: Duration,
     redacted: String,
 }
@@ -408,6 +468,8 @@ impl PostgresStore {
             mut pg,
             pool_size,
             read_lanes,
+            write_batches,
+            read_batches,
             timeout,
             redacted,
         } = config;
@@ -433,6 +495,9 @@ impl PostgresStore {
             .map(|_| Mutex::new(None))
             .collect();
         let store = Self {
+            batcher: Arc::new(batch::Batcher::new(pool.clone(), timeout, write_batches)),
+            loads: (read_batches > 0)
+                .then(|| Arc::new(batch::Batcher::new(pool.clone(), timeout, read_batches))),
             pool,
             lanes,
             next_lane: AtomicUsize::new(0),
@@ -459,6 +524,18 @@ impl PostgresStore {
             source,
         })?;
         schema::migrate(&mut client).await
+    }
+
+    /// Counters of the batched `save`s since the store was opened: how many statements
+    /// carried how many saves.
+    pub fn write_stats(&self) -> BatchStats {
+        self.batcher.stats()
+    }
+
+    /// Counters of the batched `load`s since the store was opened (all zero when loads are
+    /// not batched).
+    pub fn read_stats(&self) -> BatchStats {
+        self.loads.as_ref().map(|b| b.stats()).unwrap_or_default()
     }
 
     /// Runs `op` on a pooled connection of its own within the timeout: for writes (and

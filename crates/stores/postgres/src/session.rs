@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use tessera_core::{KvStore, RevocationLog, SessionRecord, SessionStore, StoreKey, Timestamp};
 
+use crate::batch::{LoadOp, Loaded, SaveOp, Saved};
 use crate::{PostgresStore, StoreResult, decode, encode, pg_error};
 
 const CREATE: &str = "
@@ -121,19 +122,21 @@ impl SessionStore for PostgresStore {
     }
 
     async fn load(&self, key: &StoreKey, now: Timestamp) -> StoreResult<Option<SessionRecord>> {
-        let row = self
-            .with_reader(|c| async move {
-                let st = c.prepare_cached(LOAD).await.map_err(pg_error)?;
-                c.query_opt(&st, &[&key.as_bytes().as_slice(), &now.unix_millis()])
+        let found = match &self.loads {
+            Some(loads) => {
+                let op = LoadOp {
+                    key: *key.as_bytes(),
+                    now: now.unix_millis(),
+                };
+                tokio::time::timeout(self.timeout, loads.submit(op))
                     .await
-                    .map_err(pg_error)
-            })
-            .await?;
-        let Some(row) = row else {
+                    .unwrap_or(Err(tessera_core::Error::Timeout))?
+            }
+            None => self.load_alone(key, now).await?,
+        };
+        let Some((json, revoked)) = found else {
             return Ok(None);
         };
-        let json: String = row.try_get(0).map_err(pg_error)?;
-        let revoked: Option<i64> = row.try_get(1).map_err(pg_error)?;
         let record = decode(&json)?;
         Ok(record
             .is_live(now, revoked.map(Timestamp::from_unix_millis))
@@ -150,35 +153,32 @@ impl SessionStore for PostgresStore {
         let (json, version) = encode(record)?;
         // A version past i64::MAX cannot be stored, so nothing stored has it: a conflict.
         let expected = i64::try_from(expected).map_err(|_| tessera_core::Error::Conflict)?;
-        self.with_client(|c| async move {
-            let key = key.as_bytes().as_slice();
-            let st = c.prepare_cached(SAVE_OR_WHY).await.map_err(pg_error)?;
-            let row = c
-                .query_one(
-                    &st,
-                    &[
-                        &key,
-                        &expected,
-                        &version,
-                        &record.user_id(),
-                        &record.created_at.unix_millis(),
-                        &record.expires_at().unix_millis(),
-                        &json,
-                        &now.unix_millis(),
-                    ],
-                )
-                .await
-                .map_err(pg_error)?;
-            let written: bool = row.try_get(0).map_err(pg_error)?;
-            let live: bool = row.try_get(1).map_err(pg_error)?;
-            // Nothing written: a live record means another version won.
-            match (written, live) {
-                (true, _) => Ok(()),
-                (false, true) => Err(tessera_core::Error::Conflict),
-                (false, false) => Err(tessera_core::Error::NotFound),
+        let op = SaveOp {
+            key: *key.as_bytes(),
+            expected,
+            version,
+            user_id: record.user_id().map(str::to_owned),
+            created_at: record.created_at.unix_millis(),
+            dead_at: record.expires_at().unix_millis(),
+            record: json,
+            now: now.unix_millis(),
+        };
+        // One deadline for the batch and, after a busy answer, the save sent alone.
+        let work = async {
+            match self.batcher.submit(op).await? {
+                Saved::Ok => Ok(()),
+                Saved::Conflict => Err(tessera_core::Error::Conflict),
+                Saved::NotFound => Err(tessera_core::Error::NotFound),
+                Saved::Busy => {
+                    // Another transaction holds the row: the single statement waits for it.
+                    self.batcher.count_busy();
+                    self.save_alone(key, expected, version, record, now).await
+                }
             }
-        })
-        .await
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .unwrap_or(Err(tessera_core::Error::Timeout))
     }
 
     async fn delete(&self, key: &StoreKey, tombstone_until: Timestamp) -> StoreResult<()> {
@@ -255,5 +255,64 @@ impl SessionStore for PostgresStore {
 
     async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
         self.purge_in_batches(PURGE, now).await
+    }
+}
+
+impl PostgresStore {
+    /// `load` as one statement of its own, on a read lane: when loads are not batched.
+    async fn load_alone(&self, key: &StoreKey, now: Timestamp) -> StoreResult<Loaded> {
+        let row = self
+            .with_reader(|c| async move {
+                let st = c.prepare_cached(LOAD).await.map_err(pg_error)?;
+                c.query_opt(&st, &[&key.as_bytes().as_slice(), &now.unix_millis()])
+                    .await
+                    .map_err(pg_error)
+            })
+            .await?;
+        row.map(|row| Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get(1)?)))
+            .transpose()
+            .map_err(pg_error)
+    }
+
+    /// `save` as one statement of its own, which waits for a row another transaction holds:
+    /// for a save its batch found busy.
+    async fn save_alone(
+        &self,
+        key: &StoreKey,
+        expected: i64,
+        version: i64,
+        record: &SessionRecord,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let json = encode(record)?.0;
+        self.with_client(|c| async move {
+            let key = key.as_bytes().as_slice();
+            let st = c.prepare_cached(SAVE_OR_WHY).await.map_err(pg_error)?;
+            let row = c
+                .query_one(
+                    &st,
+                    &[
+                        &key,
+                        &expected,
+                        &version,
+                        &record.user_id(),
+                        &record.created_at.unix_millis(),
+                        &record.expires_at().unix_millis(),
+                        &json,
+                        &now.unix_millis(),
+                    ],
+                )
+                .await
+                .map_err(pg_error)?;
+            let written: bool = row.try_get(0).map_err(pg_error)?;
+            let live: bool = row.try_get(1).map_err(pg_error)?;
+            // Nothing written: a live record means another version won.
+            match (written, live) {
+                (true, _) => Ok(()),
+                (false, true) => Err(tessera_core::Error::Conflict),
+                (false, false) => Err(tessera_core::Error::NotFound),
+            }
+        })
+        .await
     }
 }

@@ -8,7 +8,7 @@ use tessera_store_postgres::{PostgresConfig, PostgresStore, SCHEMA_VERSION};
 use tessera_test_support::postgres::PostgresServer;
 
 /// A plain client on `url`, for looking at what the store wrote.
-async fn raw(url: &str) -> tokio_postgres::Client {
+pub(crate) async fn raw(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .unwrap();
