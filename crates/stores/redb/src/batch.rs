@@ -488,7 +488,12 @@ fn run(
         let mut batch = vec![first];
         batch.extend(jobs.try_iter().take(MAX_BATCH - 1));
         if last_len > 1 {
-            gather(jobs, &mut batch, (last_took / 2).min(GATHER_MAX));
+            gather(
+                jobs,
+                &mut batch,
+                (last_took / 2).min(GATHER_MAX),
+                GATHER_GAP,
+            );
         }
         let started = Instant::now();
         let applied =
@@ -521,12 +526,13 @@ fn run(
     }
 }
 
-/// Adds to `batch` the writes that keep arriving, each within [`GATHER_GAP`] of the one
-/// before, for at most `budget` (and [`MAX_BATCH`] writes).
+/// Adds to `batch` the writes that keep arriving, each within `gap` ([`GATHER_GAP`]) of the
+/// one before, for at most `budget` (and [`MAX_BATCH`] writes).
 fn gather(
     jobs: &mpsc::Receiver<Box<dyn Pending>>,
     batch: &mut Vec<Box<dyn Pending>>,
     budget: Duration,
+    gap: Duration,
 ) {
     let deadline = Instant::now() + budget;
     while batch.len() < MAX_BATCH {
@@ -536,7 +542,7 @@ fn gather(
         }
         // A timeout ends the gathering; so does a closed queue (the store is closing: run
         // what there is).
-        let Ok(job) = jobs.recv_timeout(GATHER_GAP.min(left)) else {
+        let Ok(job) = jobs.recv_timeout(gap.min(left)) else {
             break;
         };
         batch.push(job);

@@ -8,7 +8,11 @@
 //! A new record encoding gets a new byte; old bytes stay readable. Anything else decodes to
 //! [`Error::Decode`], never a panic.
 
-use tessera_core::{Error, SessionRecord, Timestamp};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use tessera_core::{Error, Expiry, SessionKind, SessionRecord, Timestamp, User};
 
 const FORMAT_RECORD_JSON: u8 = 1;
 const FORMAT_TOMBSTONE: u8 = 2;
@@ -61,6 +65,69 @@ pub(crate) fn encode_tombstone(until: Timestamp) -> Vec<u8> {
     out
 }
 
+/// The fields of a stored record's JSON that [`decode_head`] keeps; serde skips the others
+/// (`data`, `claims`, `secrets`, `remember`, the user's name and provider) as serde's
+/// `IgnoredAny` does, which checks they are JSON but builds nothing. The names and defaults are [`SessionRecord`]'s.
+#[derive(Deserialize)]
+struct Head<'a> {
+    kind: SessionKind,
+    #[serde(default, borrow)]
+    user: Option<HeadUser<'a>>,
+    created_at: Timestamp,
+    renewed_at: Timestamp,
+    idle_expires_at: Timestamp,
+    absolute_expires_at: Timestamp,
+    #[serde(default)]
+    expiry: Expiry,
+    version: u64,
+}
+
+#[derive(Deserialize)]
+struct HeadUser<'a> {
+    // Borrowed unless the id has escapes.
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+}
+
+/// Decodes what [`encode_record`] or [`encode_tombstone`] wrote, but of a record only its
+/// head: for the writer's compare-and-set and delete, which need the stored record's version,
+/// expiry, creation time and user, not its data. The record in [`Stored::Live`] is the stored
+/// one with empty `data`, `claims` and `secrets`, `remember` false and no user name or
+/// provider, so what is decided on it ([`SessionRecord::is_live`],
+/// [`SessionRecord::expires_at`]) is decided by [`SessionRecord`]'s own rules.
+pub(crate) fn decode_head(bytes: &[u8]) -> Result<Stored, Error> {
+    let fail = |e: DecodeError| Error::Decode(Box::new(e));
+    let (format, body) = bytes
+        .split_first()
+        .ok_or_else(|| fail(DecodeError::Empty))?;
+    match *format {
+        FORMAT_RECORD_JSON => {
+            let h: Head<'_> =
+                serde_json::from_slice(body).map_err(|e| fail(DecodeError::Json(e)))?;
+            Ok(Stored::Live(SessionRecord {
+                kind: h.kind,
+                user: h.user.map(|u| User {
+                    id: u.id.into_owned(),
+                    name: None,
+                    provider: None,
+                }),
+                claims: BTreeMap::new(),
+                created_at: h.created_at,
+                renewed_at: h.renewed_at,
+                idle_expires_at: h.idle_expires_at,
+                absolute_expires_at: h.absolute_expires_at,
+                remember: false,
+                data: BTreeMap::new(),
+                secrets: BTreeMap::new(),
+                expiry: h.expiry,
+                version: h.version,
+            }))
+        }
+        // A tombstone, or an error: nothing to skip there.
+        _ => decode(bytes),
+    }
+}
+
 /// Decodes what [`encode_record`] or [`encode_tombstone`] wrote.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Stored, Error> {
     let fail = |e: DecodeError| Error::Decode(Box::new(e));
@@ -102,6 +169,72 @@ mod tests {
             let bytes = encode_record(&r).unwrap();
             assert_eq!(bytes[0], FORMAT_RECORD_JSON);
             assert_eq!(decode(&bytes).unwrap(), Stored::Live(r));
+        }
+    }
+
+    /// What [`decode_head`] keeps of `r`.
+    fn head(r: &SessionRecord) -> SessionRecord {
+        SessionRecord {
+            user: r.user.as_ref().map(|u| User {
+                id: u.id.clone(),
+                name: None,
+                provider: None,
+            }),
+            claims: BTreeMap::new(),
+            remember: false,
+            data: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            ..r.clone()
+        }
+    }
+
+    #[test]
+    fn a_head_is_the_record_without_its_data() {
+        let mut authed = record(Some("al\\ice \"q\" \u{e9}"), T0);
+        authed
+            .claims
+            .insert("rlc".into(), serde_json::json!(["a", {"b": 1}]));
+        authed.remember = true;
+        authed.expiry = Expiry::At(T0.saturating_add(std::time::Duration::from_secs(60)));
+        authed.version = 7;
+        if let Some(u) = authed.user.as_mut() {
+            u.provider = Some("idp".into());
+        }
+        let mut idle = record(None, T0);
+        idle.expiry = Expiry::Idle(90);
+        for r in [record(None, T0), authed, idle] {
+            let bytes = encode_record(&r).unwrap();
+            let Stored::Live(h) = decode_head(&bytes).unwrap() else {
+                panic!("not a record")
+            };
+            assert_eq!(h, head(&r));
+            assert_eq!(h.expires_at(), r.expires_at());
+            assert_eq!(h.user_id(), r.user_id());
+            assert_eq!(h.version, r.version);
+        }
+        let until = T0;
+        assert_eq!(
+            decode_head(&encode_tombstone(until)).unwrap(),
+            Stored::Tombstone { until }
+        );
+    }
+
+    #[test]
+    fn a_head_of_garbage_is_a_decode_error() {
+        let good = encode_record(&record(None, T0)).unwrap();
+        let cases: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0],
+            vec![3, b'{', b'}'],
+            vec![FORMAT_RECORD_JSON],
+            vec![FORMAT_RECORD_JSON, b'{', b'}'],
+            [&[FORMAT_RECORD_JSON][..], b"not json"].concat(),
+            good[..good.len() - 1].to_vec(),
+            [&good[..], b" trailing"].concat(),
+            vec![FORMAT_TOMBSTONE],
+        ];
+        for c in cases {
+            assert!(matches!(decode_head(&c), Err(Error::Decode(_))), "{c:?}");
         }
     }
 
@@ -165,6 +298,19 @@ mod tests {
         fn decode_never_panics_on_json_bodies(body in "\\PC{0,256}") {
             let bytes = [&[FORMAT_RECORD_JSON][..], body.as_bytes()].concat();
             let _ = decode(&bytes);
+            let _ = decode_head(&bytes);
+        }
+
+        /// Whatever decodes whole decodes to the same head.
+        #[test]
+        fn a_head_agrees_with_the_whole_decode(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(whole) = decode(&bytes) {
+                let expect = match whole {
+                    Stored::Live(r) => Stored::Live(head(&r)),
+                    t => t,
+                };
+                prop_assert_eq!(decode_head(&bytes).unwrap(), expect);
+            }
         }
 
         #[test]

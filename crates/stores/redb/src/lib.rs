@@ -542,6 +542,39 @@ fn revoked_at(
         .map(|v| Timestamp::from_unix_millis(v.value())))
 }
 
+/// The head of the entry under `key` ([`codec::decode_head`]), if any: for the writer, which
+/// needs a stored record's liveness and version, not its data.
+fn get_head(
+    sessions: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+    key: &[u8; 32],
+) -> StoreResult<Option<Stored>> {
+    match sessions.get(key).map_err(backend)? {
+        Some(v) => codec::decode_head(v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The head of the live record under `key` at `now` ([`SessionRecord::is_live`] on it, as
+/// [`live`] decides for the whole record), if any, and its user's revocation time.
+fn live_head(
+    sessions: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+    revocations: &impl ReadableTable<&'static str, i64>,
+    key: &[u8; 32],
+    now: Timestamp,
+) -> StoreResult<Option<(SessionRecord, Option<Timestamp>)>> {
+    let Some(Stored::Live(r)) = get_head(sessions, key)? else {
+        return Ok(None);
+    };
+    if r.is_expired(now) {
+        return Ok(None);
+    }
+    let revoked = match r.user_id() {
+        Some(u) => revoked_at(revocations, u)?,
+        None => None,
+    };
+    Ok(r.is_live(now, revoked).then_some((r, revoked)))
+}
+
 /// The live record under `key` at `now` ([`SessionRecord::is_live`]), if any.
 fn live(
     sessions: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
@@ -662,11 +695,14 @@ impl SessionStore for RedbStore {
                 let mut sessions = txn.open_table(SESSIONS).map_err(backend)?;
                 let revocations = txn.open_table(REVOCATIONS).map_err(backend)?;
                 // Dead or absent means NotFound and no write: a save racing a logout or an
-                // expiry must not bring the session back.
-                let current = live(&sessions, &revocations, &key, now)?
+                // expiry must not bring the session back. Only the head is decoded: the
+                // check needs the version and the liveness, and the write replaces the data.
+                let (current, current_revoked) = live_head(&sessions, &revocations, &key, now)?
                     .ok_or(tessera_core::Error::NotFound)?;
-                // What a read of the record just written would pair it with (for the cache).
+                // What a read of the record just written would pair it with (for the cache):
+                // its user's revocation time, read above when the user stays the same.
                 let revoked = match new_user.as_deref() {
+                    Some(u) if current.user_id() == Some(u) => current_revoked,
                     Some(u) => revoked_at(&revocations, u)?,
                     None => None,
                 };
@@ -706,7 +742,7 @@ impl SessionStore for RedbStore {
         self.write(Touches::Key(key), move |txn| {
             let mut sessions = txn.open_table(SESSIONS).map_err(backend)?;
             let mut expiries = txn.open_table(EXPIRIES).map_err(backend)?;
-            match get_stored(&sessions, &key)? {
+            match get_head(&sessions, &key)? {
                 Some(Stored::Live(r)) => {
                     expiries
                         .remove((r.expires_at().unix_millis(), &key))

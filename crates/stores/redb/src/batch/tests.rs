@@ -492,3 +492,100 @@ fn batch_error_codes_are_listed_unique_and_kebab_case() {
     ];
     tessera_test_support::assert_error_codes(BatchError::CODES, all.iter().map(BatchError::code));
 }
+
+/// A write that does nothing, and the receiver of its answer.
+fn noop_job() -> (
+    Box<dyn super::Pending>,
+    tokio::sync::oneshot::Receiver<tessera_core::Result<()>>,
+) {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job = super::Job {
+        op: |_: &redb::WriteTransaction| Ok(()),
+        touches: super::Touches::Nothing,
+        fill: None,
+        outcome: None,
+        reply,
+    };
+    (Box::new(job), answer)
+}
+
+#[test]
+// The writes come from a plain thread, as the writer thread takes them: no runtime to block.
+#[allow(clippy::disallowed_methods)]
+fn the_gather_takes_the_writes_that_arrive_within_the_gap_and_stops_after_one_gap_without() {
+    // Generous times, so that a loaded machine does not make the writes miss the gap.
+    let gap = Duration::from_millis(400);
+    let (queue, jobs) = std::sync::mpsc::channel();
+    let sender = std::thread::spawn(move || {
+        let mut answers = vec![];
+        for pause in [10, 10, 0] {
+            std::thread::sleep(Duration::from_millis(pause));
+            let (job, answer) = noop_job();
+            queue.send(job).unwrap();
+            answers.push(answer);
+        }
+        // Well after the gap: the gathering has ended without it.
+        std::thread::sleep(Duration::from_secs(2));
+        let (job, answer) = noop_job();
+        queue.send(job).unwrap();
+        answers.push(answer);
+        (queue, answers)
+    });
+    let (first, _answer) = noop_job();
+    let mut batch = vec![first];
+    let started = std::time::Instant::now();
+    super::gather(&jobs, &mut batch, Duration::from_secs(30), gap);
+    let took = started.elapsed();
+    assert_eq!(
+        batch.len(),
+        4,
+        "the first write and the three within the gap"
+    );
+    // It ended one gap after the last of them, not at the budget nor at the late write.
+    assert!(took >= gap, "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let (_queue, _answers) = sender.join().unwrap();
+    assert_eq!(
+        jobs.try_iter().count(),
+        1,
+        "the late write is left for the next batch"
+    );
+}
+
+#[test]
+// The writes come from a plain thread, as the writer thread takes them: no runtime to block.
+#[allow(clippy::disallowed_methods)]
+fn the_gather_ends_at_its_budget_while_writes_keep_coming() {
+    let (queue, jobs) = std::sync::mpsc::channel();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut answers = vec![];
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let (job, answer) = noop_job();
+                if queue.send(job).is_err() {
+                    break;
+                }
+                answers.push(answer);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            answers.len()
+        })
+    };
+    let (first, _answer) = noop_job();
+    let mut batch = vec![first];
+    let budget = Duration::from_millis(200);
+    let started = std::time::Instant::now();
+    super::gather(&jobs, &mut batch, budget, Duration::from_secs(1));
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let sent = sender.join().unwrap();
+    assert!(took >= budget, "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        batch.len() > 1 && batch.len() <= sent + 1,
+        "{} of {sent}",
+        batch.len()
+    );
+}
