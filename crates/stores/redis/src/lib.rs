@@ -40,7 +40,8 @@
 //!
 //! # Atomicity, and why it holds on a Cluster
 //!
-//! Every step is one Lua script (`EVALSHA`, loaded again on `NOSCRIPT`) or one command, and
+//! Every step is one Lua script (`EVALSHA`, loaded again on `NOSCRIPT`), one command or one
+//! `MULTI`/`EXEC` of commands on one key (a Kask write: the entry and its TTL), and
 //! each touches the keys of **one** slot, so it is atomic on a shard and needs nothing from
 //! the others. What lives in one slot is decided atomically there:
 //!
@@ -405,6 +406,11 @@ impl RedisStore {
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> StoreResult<T> {
         let mut conn = self.conn.clone();
         self.bounded(cmd.query_async(&mut conn)).await
+    }
+
+    async fn pipeline<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> StoreResult<T> {
+        let mut conn = self.conn.clone();
+        self.bounded(pipe.query_async(&mut conn)).await
     }
 
     /// Indexes `hex` under `user` with `score` (its expiry) and returns the user's revocation

@@ -54,6 +54,53 @@ async fn records_indexes_and_revocations_have_the_documented_keys_and_ttls() {
     let score: f64 = raw.zscore(&index, &hex).await.unwrap();
     assert_eq!(score as i64, renewed.expires_at().unix_millis());
 
+    // A data edit at T0 + 45 min (same expiry, same owner) writes the record's fields alone:
+    // the TTLs stay as the renewal set them (an hour and a half, not the 75 minutes a TTL
+    // set again from this "now" would be), and so does the index entry.
+    let mut edited = renewed.clone();
+    edited.version = 3;
+    edited
+        .data
+        .insert("edit".into(), serde_json::json!("only the record"));
+    s.save(&k, 2, &edited, now.saturating_add(HOUR / 4))
+        .await
+        .unwrap();
+    let fields: std::collections::BTreeMap<String, String> = raw.hgetall(&name).await.unwrap();
+    assert_eq!(fields["v"], "3");
+    assert_eq!(fields["u"], user);
+    assert_eq!(fields["e"], edited.expires_at().unix_millis().to_string());
+    assert!(fields["r"].contains("only the record"), "{}", fields["r"]);
+    let ttl = pttl(&mut raw, &name).await;
+    assert!((5_390_000..=5_400_000).contains(&ttl), "{ttl}");
+    // Set in the same step as the record's, read a moment later.
+    assert!(pttl(&mut raw, &index).await >= ttl - 1_000);
+    let score: f64 = raw.zscore(&index, &hex).await.unwrap();
+    assert_eq!(score as i64, edited.expires_at().unix_millis());
+    assert_eq!(s.load(&k, now).await.unwrap(), Some(edited.clone()));
+
+    // Another owner: the new owner's index lists it, the old one's no longer does.
+    let other = fresh_user();
+    let mut moved = edited.clone();
+    moved.version = 4;
+    if let Some(u) = moved.user.as_mut() {
+        u.id.clone_from(&other);
+    }
+    s.save(&k, 3, &moved, now).await.unwrap();
+    let fields: std::collections::BTreeMap<String, String> = raw.hgetall(&name).await.unwrap();
+    assert_eq!(fields["u"], other);
+    let gone: Option<f64> = raw.zscore(&index, &hex).await.unwrap();
+    assert_eq!(gone, None, "the old owner's index no longer lists it");
+    let other_index = format!("tessera:u:{{{other}}}:i");
+    let score: f64 = raw.zscore(&other_index, &hex).await.unwrap();
+    assert_eq!(score as i64, moved.expires_at().unix_millis());
+    // And back, for what follows.
+    let mut back = moved.clone();
+    back.version = 5;
+    back.user.clone_from(&edited.user);
+    s.save(&k, 4, &back, now).await.unwrap();
+    let score: f64 = raw.zscore(&index, &hex).await.unwrap();
+    assert_eq!(score as i64, back.expires_at().unix_millis());
+
     s.revoke_user(&user, T0).await.unwrap();
     let revoked: i64 = raw.get(format!("tessera:u:{{{user}}}:r")).await.unwrap();
     assert_eq!(revoked, T0.unix_millis());
@@ -210,4 +257,62 @@ async fn the_keyed_store_has_the_documented_keys_and_ttls_in_one_slot_per_namesp
         .await
         .unwrap();
     assert!(!registered);
+}
+
+/// A Kask entry is a hash of its value and expiry with a TTL from the engine's clock, written
+/// in one step (`MULTI`/`EXEC`), also on a Cluster; writing it again replaces both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kask_entry_is_its_value_and_expiry_with_a_ttl() {
+    use tessera_core::KvStore as _;
+    for s in [crate::standalone().await, crate::cluster().await] {
+        let key = format!("wiki:MWSession:{}", fresh_user());
+        let name = {
+            let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();
+            format!("tessera:k:{{{hex}}}")
+        };
+        s.kv_put(key.as_bytes(), b"v1", T0.saturating_add(HOUR), T0)
+            .await
+            .unwrap();
+        s.kv_put(key.as_bytes(), b"v2", T0.saturating_add(2 * HOUR), T0)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.kv_get(key.as_bytes(), T0).await.unwrap().as_deref(),
+            Some(&b"v2"[..])
+        );
+        let (fields, ttl) = if s.is_cluster() {
+            let c = tessera_test_support::redis::RedisCluster::shared().await;
+            let client = redis::cluster::ClusterClient::new(
+                c.ports()
+                    .iter()
+                    .map(|p| format!("redis://127.0.0.1:{p}"))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+            let mut conn = client.get_async_connection().await.unwrap();
+            let fields: std::collections::BTreeMap<String, Vec<u8>> =
+                conn.hgetall(&name).await.unwrap();
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(&name)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            (fields, ttl)
+        } else {
+            let mut raw = crate::raw().await;
+            let fields: std::collections::BTreeMap<String, Vec<u8>> =
+                raw.hgetall(&name).await.unwrap();
+            (fields, pttl(&mut raw, &name).await)
+        };
+        assert_eq!(fields.len(), 2, "{fields:?}");
+        assert_eq!(fields["v"], b"v2");
+        assert_eq!(
+            fields["e"],
+            T0.saturating_add(2 * HOUR)
+                .unix_millis()
+                .to_string()
+                .into_bytes()
+        );
+        assert!((7_190_000..=7_200_000).contains(&ttl), "{ttl}");
+    }
 }
