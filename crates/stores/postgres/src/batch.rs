@@ -19,9 +19,8 @@
 //! returns per op decides that op alone:
 //!
 //! - **written**: `Ok`.
-//! - **locked by the batch, not written**: live in the statement's snapshot → `Conflict`
-//!   (another version won, or a write landed since the snapshot, as for the single `save`),
-//!   else `NotFound`.
+//! - **locked by the batch, not written**: live as locked (the row's latest version, which
+//!   the batch holds) → `Conflict` (another version won), else `NotFound`.
 //! - **not locked** (another transaction holds the row: `FOR NO KEY UPDATE SKIP LOCKED`): not
 //!   live in the snapshot → `NotFound` (no write makes a dead record live again); live →
 //!   [`Saved::Busy`], and the caller sends its save again alone, as the single statement that
@@ -69,31 +68,37 @@ macro_rules! batch_live_condition {
 /// user ids, creation times, ends, records (JSON text) and `now`s, one array element an op
 /// (no key twice). Returns one row per op, in order: `(n, written, locked, live)`; see the
 /// module docs. The rows the batch writes are locked first (`SKIP LOCKED`: a row another
-/// transaction holds is left out, not waited for), and only locked rows are written.
+/// transaction holds is left out, not waited for), and only locked rows are written. A
+/// locked row's liveness is read from the version locked (the latest: a row changed since
+/// the statement's snapshot is locked as it is now), an unlocked one's from the snapshot,
+/// and only for those.
 pub(crate) const SAVE_BATCH: &str = concat!(
     "WITH i AS MATERIALIZED (
     SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[],
                          $6::bigint[], $7::text[], $8::bigint[])
         WITH ORDINALITY AS i(key, expected, version, user_id, created_at, dead_at, record, now, n)),
 locked AS MATERIALIZED (
-    SELECT s.key FROM tessera_sessions s WHERE s.key = ANY($1::bytea[])
-    FOR NO KEY UPDATE SKIP LOCKED),
+    SELECT s.key, (",
+    batch_live_condition!(),
+    ") AS live
+    FROM i JOIN tessera_sessions s ON s.key = i.key
+    FOR NO KEY UPDATE OF s SKIP LOCKED),
 written AS (
     UPDATE tessera_sessions s
     SET version = i.version, user_id = i.user_id, created_at = i.created_at,
         dead_at = i.dead_at, record = i.record::json
     FROM i, locked l
-    WHERE s.key = i.key AND l.key = i.key AND s.version = i.expected AND ",
+    WHERE s.key = i.key AND l.key = i.key AND l.live AND s.version = i.expected AND ",
     batch_live_condition!(),
     "
     RETURNING s.key)
-SELECT i.n,
-       i.key IN (SELECT w.key FROM written w),
-       i.key IN (SELECT l.key FROM locked l),
-       EXISTS (SELECT 1 FROM tessera_sessions s WHERE s.key = i.key AND ",
+SELECT i.n, w.key IS NOT NULL, l.key IS NOT NULL,
+       CASE WHEN l.key IS NOT NULL THEN l.live
+            ELSE EXISTS (SELECT 1 FROM tessera_sessions s WHERE s.key = i.key AND ",
     batch_live_condition!(),
-    ")
-FROM i ORDER BY i.n"
+    ") END
+FROM i LEFT JOIN locked l ON l.key = i.key LEFT JOIN written w ON w.key = i.key
+ORDER BY i.n"
 );
 
 /// Counters of one kind of batched operation since the store was opened, from
