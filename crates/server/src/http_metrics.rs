@@ -28,15 +28,33 @@ pub(crate) struct BackendLabels {
 }
 
 /// Service metrics: HTTP request counts and latencies by route (the matched pattern, never the raw path,
-/// so user ids and references do not become labels).
+/// so user ids and references do not become labels). One `Arc`: the middleware clones it
+/// for every request.
 #[derive(Debug, Clone)]
-pub(crate) struct HttpMetrics {
+pub(crate) struct HttpMetrics(std::sync::Arc<Metrics>);
+
+#[derive(Debug)]
+struct Metrics {
     requests: Family<RequestLabels, Counter>,
+    /// The request counter of each (route label, method label, status of
+    /// [`CACHED_STATUSES`]), in the order of [`route_labels`], [`METHODS`] and
+    /// [`CACHED_STATUSES`]: taken from `requests` the first time, so later requests count
+    /// without hashing their labels into the family (the same counter, shared).
+    counts: Box<[std::sync::OnceLock<Counter>]>,
     /// The latency histogram of each route label, in the order of [`route_labels`]: made
     /// once, so a request finds its own without a lookup in the family.
-    latency: std::sync::Arc<[Histogram]>,
+    latency: Box<[Histogram]>,
     purged: Family<BackendLabels, Counter>,
 }
+
+/// The method labels, in the order of the index [`method_label`] gives.
+const METHODS: [&str; 6] = ["GET", "POST", "DELETE", "PUT", "HEAD", "other"];
+
+/// The statuses whose counters [`Metrics::counts`] keeps at hand; others go through the
+/// family.
+const CACHED_STATUSES: [u16; 16] = [
+    200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 412, 413, 422, 429, 500, 503,
+];
 
 /// Every route label: the router's patterns, then `unmatched` and `other`.
 fn route_labels() -> impl Iterator<Item = &'static str> {
@@ -72,17 +90,44 @@ impl HttpMetrics {
         let latency = route_labels()
             .map(|route| latency.get_or_create_owned(&RouteLabels { route }))
             .collect();
-        Self {
+        let counts = (0..route_labels().count() * METHODS.len() * CACHED_STATUSES.len())
+            .map(|_| std::sync::OnceLock::new())
+            .collect();
+        Self(std::sync::Arc::new(Metrics {
             requests,
+            counts,
             latency,
             purged,
-        }
+        }))
     }
 
     pub(crate) fn purged(&self, backend: &'static str, n: u64) {
-        self.purged
+        self.0
+            .purged
             .get_or_create(&BackendLabels { backend })
             .inc_by(n);
+    }
+
+    /// Counts one request of route label `route` (at `index` in [`route_labels`]) and
+    /// method label [`METHODS`]`[method]` that answered `status`.
+    fn count(&self, index: usize, route: &'static str, method: usize, status: u16) {
+        let labels = || RequestLabels {
+            method: METHODS.get(method).copied().unwrap_or("other"),
+            route,
+            status,
+        };
+        let slot = CACHED_STATUSES
+            .iter()
+            .position(|s| *s == status)
+            .map(|s| (index * METHODS.len() + method) * CACHED_STATUSES.len() + s)
+            .filter(|_| method < METHODS.len())
+            .and_then(|i| self.0.counts.get(i));
+        match slot {
+            Some(cell) => cell
+                .get_or_init(|| self.0.requests.get_or_create(&labels()).clone())
+                .inc(),
+            None => self.0.requests.get_or_create(&labels()).inc(),
+        };
     }
 }
 
@@ -93,21 +138,30 @@ fn route_label(req: &Request) -> (usize, &'static str) {
     let Some(m) = req.extensions().get::<MatchedPath>() else {
         return (unmatched, "unmatched");
     };
-    crate::ROUTES
-        .iter()
-        .enumerate()
-        .find(|(_, r)| **r == m.as_str())
-        .map_or((unmatched + 1, "other"), |(i, r)| (i, *r))
+    // A map rather than a scan of the patterns: a scan compared about 25 strings a request.
+    static INDEX: std::sync::LazyLock<std::collections::HashMap<&'static str, usize>> =
+        std::sync::LazyLock::new(|| {
+            crate::ROUTES
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (*r, i))
+                .collect()
+        });
+    INDEX
+        .get(m.as_str())
+        .and_then(|i| crate::ROUTES.get(*i).map(|r| (*i, *r)))
+        .unwrap_or((unmatched + 1, "other"))
 }
 
-fn method_label(m: &axum::http::Method) -> &'static str {
+/// The method's label: its index in [`METHODS`].
+fn method_label(m: &axum::http::Method) -> usize {
     match *m {
-        axum::http::Method::GET => "GET",
-        axum::http::Method::POST => "POST",
-        axum::http::Method::DELETE => "DELETE",
-        axum::http::Method::PUT => "PUT",
-        axum::http::Method::HEAD => "HEAD",
-        _ => "other",
+        axum::http::Method::GET => 0,
+        axum::http::Method::POST => 1,
+        axum::http::Method::DELETE => 2,
+        axum::http::Method::PUT => 3,
+        axum::http::Method::HEAD => 4,
+        _ => 5,
     }
 }
 
@@ -194,25 +248,62 @@ where
                 None => ApiError::headers_too_large(limit).into_response(),
             };
             let elapsed = start.elapsed();
-            if let Some(h) = metrics.latency.get(index) {
+            if let Some(h) = metrics.0.latency.get(index) {
                 h.observe(elapsed.as_secs_f64());
             }
             let status = res.status().as_u16();
-            metrics
-                .requests
-                .get_or_create(&RequestLabels {
-                    method,
-                    route,
-                    status,
-                })
-                .inc();
+            metrics.count(index, route, method, status);
             if access_log {
                 let bytes = res.body().size_hint().exact();
+                let method = METHODS.get(method).copied().unwrap_or("other");
                 crate::logs::access(method, route, status, elapsed, bytes, &id);
             }
             res.headers_mut()
-                .insert(crate::logs::REQUEST_ID_HEADER, id.header_value());
+                .insert(crate::logs::REQUEST_ID, id.header_value());
             Ok(res)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request counted through the kept counter and one counted through the family land
+    /// in the same series of `tessera_http_requests_total`, with the same labels.
+    #[test]
+    fn kept_counters_are_the_family_s() {
+        let mut registry = Registry::default();
+        let m = HttpMetrics::register(&mut registry);
+        let verify = crate::ROUTES
+            .iter()
+            .position(|r| *r == "/v1/verify")
+            .unwrap();
+        for _ in 0..3 {
+            m.count(verify, "/v1/verify", 0, 200);
+        }
+        // 299 is not kept at hand: the family directly.
+        m.count(verify, "/v1/verify", 0, 299);
+        m.count(verify, "/v1/verify", 5, 401);
+        let unmatched = crate::ROUTES.len();
+        m.count(unmatched, "unmatched", 1, 404);
+        // The family's own counter for the same labels is the kept one.
+        m.0.requests
+            .get_or_create(&RequestLabels {
+                method: "GET",
+                route: "/v1/verify",
+                status: 200,
+            })
+            .inc();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            r#"tessera_http_requests_total{method="GET",route="/v1/verify",status="200"} 4"#,
+            r#"tessera_http_requests_total{method="GET",route="/v1/verify",status="299"} 1"#,
+            r#"tessera_http_requests_total{method="other",route="/v1/verify",status="401"} 1"#,
+            r#"tessera_http_requests_total{method="POST",route="unmatched",status="404"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
     }
 }
