@@ -93,8 +93,8 @@
 //! [`DEFAULT_READ_BATCHES`]; 0 puts them back on the read lanes): the loads that arrive while
 //! the batches in flight are out go together as one `SELECT … FROM unnest(…) JOIN …`, each
 //! with its own `now`; [`PostgresStore::read_stats`] counts them. Under 32 concurrent
-//! `resolve`s that is about one statement (and one implicit transaction) per 8 requests
-//! instead of one per request.
+//! `resolve`s that was about one statement (and one implicit transaction) per 10 requests
+//! instead of one per request, and a fraction of Postgres's CPU (docs/stores.md).
 //! - `delete` is an upsert to a tombstone that keeps an existing later end.
 //! - `load` and `list_user_sessions` join the revocation table, so they see a record and its
 //!   user's revocation time in one snapshot.
@@ -157,12 +157,14 @@ pub const DEFAULT_POOL_SIZE: usize = 16;
 pub const DEFAULT_READ_LANES: usize = 2;
 
 /// Batches of `save`s in flight at once, unless [`PostgresConfig::with_write_batches`] says
-/// otherwise.
-pub const DEFAULT_WRITE_BATCHES: usize = 2;
+/// otherwise. One, as redb's single writer: Postgres's CPU goes mostly to each statement and
+/// transaction, not to its rows, so fewer and larger batches cost it less (with 1 instead of
+/// 2, about half the Postgres CPU per `update` in a run on 2 cores; docs/stores.md).
+pub const DEFAULT_WRITE_BATCHES: usize = 1;
 
 /// Batches of `load`s in flight at once, unless [`PostgresConfig::with_read_batches`] says
 /// otherwise.
-pub const DEFAULT_READ_BATCHES: usize = 2;
+pub const DEFAULT_READ_BATCHES: usize = 1;
 
 /// Rows deleted per statement by `purge_expired`.
 const PURGE_BATCH: i64 = 5_000;

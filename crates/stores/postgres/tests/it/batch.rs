@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tessera_core::testing::{T0, fresh_key, fresh_user, record};
 use tessera_core::{Error, SessionKind, SessionRecord, SessionStore, StoreKey};
-use tessera_store_postgres::{PostgresConfig, PostgresStore};
+use tessera_store_postgres::{BatchError, PostgresConfig, PostgresStore};
 use tessera_test_support::postgres::PostgresServer;
 
 use crate::operations::raw;
@@ -269,4 +269,66 @@ async fn concurrent_loads_form_batches_and_each_finds_its_own() {
     // A revocation is seen by the batched read as by the single one.
     s.revoke_user(&user, T0).await.unwrap();
     assert_eq!(s.load(&want[0].0, T0).await.unwrap(), None);
+}
+
+/// A batch statement that fails (here a trigger raises on one of its rows) fails the saves of
+/// that batch, and only those: nothing of it is applied, and the batches after it go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_fails_its_own_saves_only() {
+    let url = PostgresServer::shared().await.fresh_schema_url().await;
+    let s = one_batch_store(&url).await;
+    raw(&url)
+        .await
+        .batch_execute(
+            "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF NEW.record::text LIKE '%boom%' THEN RAISE EXCEPTION 'boom'; END IF;
+                 RETURN NEW;
+             END $$;
+             CREATE TRIGGER boom BEFORE UPDATE ON tessera_sessions
+                 FOR EACH ROW EXECUTE FUNCTION boom();",
+        )
+        .await
+        .unwrap();
+    let r = record(None, T0);
+    let keys: Vec<StoreKey> = (0..4).map(|_| fresh_key(SessionKind::Anonymous)).collect();
+    for k in &keys {
+        s.create(k, &r).await.unwrap();
+    }
+    let mut boom = version(&r, 2, 0);
+    boom.data.insert("boom".into(), serde_json::json!(true));
+
+    let release = hold_table(&url).await;
+    let before = s.write_stats();
+    let first = {
+        let (s, k, next) = (s.clone(), keys[0], version(&r, 2, 0));
+        tokio::spawn(async move { s.save(&k, 1, &next, T0).await })
+    };
+    wait_for_a_blocked_batch(&url).await;
+    let mut queued = vec![];
+    for (k, next) in [(keys[1], version(&r, 2, 1)), (keys[2], boom)] {
+        let s = s.clone();
+        queued.push(tokio::spawn(async move { s.save(&k, 1, &next, T0).await }));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(release);
+    first.await.unwrap().unwrap();
+    for t in queued {
+        let out = t.await.unwrap();
+        let code = match &out {
+            Err(Error::Backend(e)) => e.downcast_ref::<BatchError>().map(BatchError::code),
+            _ => None,
+        };
+        assert_eq!(code, Some("postgres-batch-statement"), "{out:?}");
+    }
+    let after = s.write_stats();
+    assert_eq!(after.batches - before.batches, 2, "{after:?}");
+    assert_eq!(after.failed_batches - before.failed_batches, 1, "{after:?}");
+    // Nothing of the failed batch was applied; the next batch is not affected.
+    assert_eq!(s.load(&keys[1], T0).await.unwrap(), Some(r.clone()));
+    assert_eq!(s.load(&keys[2], T0).await.unwrap(), Some(r.clone()));
+    s.save(&keys[1], 1, &version(&r, 2, 1), T0).await.unwrap();
+    s.save(&keys[3], 1, &version(&r, 2, 3), T0).await.unwrap();
+    assert_eq!(s.load(&keys[1], T0).await.unwrap(), Some(version(&r, 2, 1)));
 }
