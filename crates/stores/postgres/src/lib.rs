@@ -326,13 +326,14 @@ impl PostgresConfig {
         self
     }
 
-    /// How many of the pool's connections reads share (default [`DEFAULT_READ_LANES`]; 0:
-    /// every read takes a connection of its own, as writes do). Reads of concurrent requests
+    /// How many of the pool's connections point reads share (default [`DEFAULT_READ_LANES`];
+    /// 0: every such read takes a connection of its own). Reads of concurrent requests
     /// are spread over these connections and pipelined on each (tokio-postgres sends a
     /// statement without waiting for the answers before it), so a read costs Postgres no
-    /// connection hand-off and fewer wake-ups. Writes always take a connection of their own,
-    /// so concurrent commits still wait for one WAL flush together. At most the pool size
-    /// less one: one connection is always left for writes.
+    /// connection hand-off and fewer wake-ups. `load` uses them only when its batching is off
+    /// ([`PostgresConfig::with_read_batches`] 0); batches of loads and of saves take a pooled
+    /// connection each. At most the pool size less one: one connection is always left for
+    /// writes.
     pub fn with_read_lanes(mut self, lanes: usize) -> Self {
         self.read_lanes = lanes;
         self
