@@ -526,8 +526,17 @@ fn get_stored(
     sessions: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
     key: &[u8; 32],
 ) -> StoreResult<Option<Stored>> {
+    get_decoded(sessions, key, codec::decode)
+}
+
+/// The entry under `key`, if any, read by `decode` (the whole record, or only its head).
+fn get_decoded(
+    sessions: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+    key: &[u8; 32],
+    decode: fn(&[u8]) -> StoreResult<Stored>,
+) -> StoreResult<Option<Stored>> {
     match sessions.get(key).map_err(backend)? {
-        Some(v) => codec::decode(v.value()).map(Some),
+        Some(v) => decode(v.value()).map(Some),
         None => Ok(None),
     }
 }
@@ -548,10 +557,7 @@ fn get_head(
     sessions: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
     key: &[u8; 32],
 ) -> StoreResult<Option<Stored>> {
-    match sessions.get(key).map_err(backend)? {
-        Some(v) => codec::decode_head(v.value()).map(Some),
-        None => Ok(None),
-    }
+    get_decoded(sessions, key, codec::decode_head)
 }
 
 /// The head of the live record under `key` at `now` ([`SessionRecord::is_live`] on it, as
